@@ -1,0 +1,176 @@
+//! Assembly: the shared state, `build` (config in, a bound server out) and graceful shutdown.
+//! `build` binds before it returns, so tests can ask for port 0 and read the real address.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    audit::Audit,
+    auth::{Auth, AuthParts, Settings},
+    clock::SharedClock,
+    config::Config,
+    store::Db,
+};
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub auth: Arc<Auth>,
+    pub audit: Audit,
+    pub clock: SharedClock,
+}
+
+pub struct App {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// Set when the first start created the admin account with a random password.
+    pub generated_admin_password: Option<String>,
+    shutdown: CancellationToken,
+}
+
+/// Refuses production start-up on unsafe settings, opens and migrates the database, bootstraps the admin
+/// account, and binds the listener.
+pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+    if config.is_production() {
+        let findings = config.findings();
+        if !findings.is_empty() {
+            let list: Vec<String> = findings.iter().map(|f| format!("  - {f}")).collect();
+            bail!(
+                "refusing to start in production (ENVIRONMENT=production):\n{}",
+                list.join("\n")
+            );
+        }
+    }
+    let db = Db::connect(&config.effective_database_url()).await?;
+    db.migrate().await?;
+    let secret = signing_secret(&config)?;
+    let audit = Audit::start(db.clone(), clock.clone());
+    let auth = Auth::new(AuthParts {
+        db: db.clone(),
+        clock: clock.clone(),
+        secret,
+        issuer: config.public_url.clone(),
+        django_secret: config
+            .django_secret_key
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes().to_vec()),
+        hash_concurrency: config.password_hash_concurrency,
+        ip_per_minute: config.login_ip_per_minute,
+        settings: Settings {
+            session_ms: i64::try_from(config.session_hours).unwrap_or(24) * 3_600_000,
+            access_secs: i64::try_from(config.access_token_minutes).unwrap_or(15) * 60,
+            max_failures: i64::from(config.login_max_failures.max(1)),
+            lock_ms: i64::try_from(config.login_lock.as_millis()).unwrap_or(300_000),
+        },
+        audit: audit.clone(),
+    })
+    .await?;
+    let generated_admin_password = auth
+        .bootstrap_admin(
+            config
+                .admin_password
+                .as_ref()
+                .map(|p| p.expose_secret().to_string()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        config: Arc::new(config),
+        db,
+        auth: Arc::new(auth),
+        audit,
+        clock,
+    };
+    Ok(App {
+        listener,
+        addr,
+        state,
+        generated_admin_password,
+        shutdown: CancellationToken::new(),
+    })
+}
+
+impl App {
+    /// A handle that stops the server (gracefully) when cancelled.
+    pub fn shutdown_handle(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown handle is cancelled, then lets in-flight requests finish.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let router = crate::http::router(self.state.clone());
+        let auth = self.state.auth.clone();
+        let stop = self.shutdown.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => auth.prune_revoked(),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        let stop = self.shutdown.clone();
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("serving")?;
+        pruner.abort();
+        self.state.audit.flush().await;
+        self.state.db.pool.close().await;
+        Ok(())
+    }
+}
+
+/// JWT_SECRET_KEY, or in development a random key kept in the data dir (mode 0600) so restarts keep sessions.
+fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &config.jwt_secret {
+        return Ok(s.expose_secret().as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt_secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = B64
+            .decode(text.trim())
+            .context("data dir jwt_secret is not base64")?;
+        if key.len() >= 32 {
+            return Ok(key);
+        }
+    }
+    let key: [u8; 48] = rand::random();
+    write_private(&path, &B64.encode(key))?;
+    Ok(key.to_vec())
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}

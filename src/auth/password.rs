@@ -1,0 +1,224 @@
+//! Passwords: Argon2id (OWASP: m=19456 KiB, t=2, p=1) for new hashes; seed bcrypt hashes verified once and
+//! then rehashed; SHA-256 for service-client secrets (256-bit random, so a slow hash adds nothing).
+//!
+//! Hashing runs on blocking threads behind a semaphore, with a bounded queue in front of it, so a login flood
+//! can neither starve the async workers nor grow memory without limit.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
+};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+/// Longest password accepted, in characters (ASVS 6.2 asks for at least 64).
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// Shortest password accepted when one is set (logins accept any length up to the maximum).
+pub const MIN_NEW_PASSWORD_CHARS: usize = 8;
+
+/// A password as offered, checked for length before any hashing; never printed.
+pub struct Password(SecretString);
+
+impl Password {
+    /// For a login attempt: any non-empty password up to the maximum, byte for byte (no trimming, no case change).
+    pub fn parse(raw: String) -> Result<Password, String> {
+        let chars = raw.chars().count();
+        if chars == 0 {
+            return Err("password must not be empty".into());
+        }
+        if chars > MAX_PASSWORD_CHARS {
+            return Err(format!(
+                "password must be at most {MAX_PASSWORD_CHARS} characters"
+            ));
+        }
+        Ok(Password(raw.into()))
+    }
+
+    /// For a new password: also at least the minimum length.
+    pub fn parse_new(raw: String) -> Result<Password, String> {
+        if raw.chars().count() < MIN_NEW_PASSWORD_CHARS {
+            return Err(format!(
+                "password must be at least {MIN_NEW_PASSWORD_CHARS} characters"
+            ));
+        }
+        Password::parse(raw)
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Match { needs_rehash: bool },
+    Mismatch,
+}
+
+/// Hashing was refused because too many requests already wait for it.
+#[derive(Debug)]
+pub struct Busy;
+
+pub struct Hasher {
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    /// Verified against for unknown users, so they cost the same as known ones.
+    dummy_hash: String,
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+impl Hasher {
+    pub fn new(concurrency: usize) -> Arc<Hasher> {
+        let dummy_hash = argon2()
+            .hash_password(b"warden-dummy-password")
+            .expect("hashing works")
+            .to_string();
+        Arc::new(Hasher {
+            permits: Semaphore::new(concurrency.max(1)),
+            waiting: AtomicUsize::new(0),
+            max_waiting: 64 * concurrency.max(1),
+            dummy_hash,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Busy);
+        }
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|_| Busy)?;
+        tokio::task::spawn_blocking(work).await.map_err(|_| Busy)
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<String, Busy> {
+        let pw = password.expose().to_string();
+        self.run(move || {
+            argon2()
+                .hash_password(pw.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|_| Busy)
+        })
+        .await?
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash when there is none.
+    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verdict, Busy> {
+        let pw = password.expose().to_string();
+        let (stored, real) = match stored {
+            Some(s) => (s.to_string(), true),
+            None => (self.dummy_hash.clone(), false),
+        };
+        if let Some(hex_digest) = stored.strip_prefix("sha256$") {
+            return Ok(if real && sha256_matches(&pw, hex_digest) {
+                Verdict::Match {
+                    needs_rehash: false,
+                }
+            } else {
+                Verdict::Mismatch
+            });
+        }
+        self.run(move || {
+            let ok = if stored.starts_with("$2a$")
+                || stored.starts_with("$2b$")
+                || stored.starts_with("$2y$")
+            {
+                // bcrypt reads at most 72 bytes; longer passwords never match an imported hash.
+                pw.len() <= 72 && bcrypt::verify(&pw, &stored).unwrap_or(false)
+            } else {
+                PasswordHash::new(&stored)
+                    .is_ok_and(|h| argon2().verify_password(pw.as_bytes(), &h).is_ok())
+            };
+            match (ok && real, stored.starts_with("$argon2id$")) {
+                (true, is_argon) => Verdict::Match {
+                    needs_rehash: !is_argon,
+                },
+                (false, _) => Verdict::Mismatch,
+            }
+        })
+        .await
+    }
+}
+
+/// Stored form of a high-entropy secret (service-client secrets).
+pub fn sha256_hash(secret: &str) -> String {
+    format!("sha256${}", hex::encode(Sha256::digest(secret.as_bytes())))
+}
+
+fn sha256_matches(secret: &str, hex_digest: &str) -> bool {
+    let actual = hex::encode(Sha256::digest(secret.as_bytes()));
+    actual.as_bytes().ct_eq(hex_digest.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn argon2_round_trip_and_mismatch() {
+        let h = Hasher::new(1);
+        let pw = Password::parse("correct horse".into()).unwrap();
+        let stored = h.hash(&pw).await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(
+            h.verify(&pw, Some(&stored)).await.unwrap(),
+            Verdict::Match {
+                needs_rehash: false
+            }
+        );
+        let wrong = Password::parse("Correct horse".into()).unwrap();
+        assert_eq!(
+            h.verify(&wrong, Some(&stored)).await.unwrap(),
+            Verdict::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn seed_bcrypt_hashes_match_and_ask_for_rehash() {
+        let h = Hasher::new(1);
+        let stored = bcrypt::hash("root", 4).unwrap();
+        let pw = Password::parse("root".into()).unwrap();
+        assert_eq!(
+            h.verify(&pw, Some(&stored)).await.unwrap(),
+            Verdict::Match { needs_rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_users_never_match_even_the_dummy_password() {
+        let h = Hasher::new(1);
+        let pw = Password::parse("warden-dummy-password".into()).unwrap();
+        assert_eq!(h.verify(&pw, None).await.unwrap(), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn long_passwords_are_kept_whole_and_too_long_ones_refused() {
+        let long = "p".repeat(MAX_PASSWORD_CHARS);
+        assert_eq!(Password::parse(long.clone()).unwrap().expose(), long);
+        assert!(Password::parse("p".repeat(MAX_PASSWORD_CHARS + 1)).is_err());
+        assert!(Password::parse_new("short".into()).is_err());
+        assert!(format!("{:?}", Password::parse("hunter22".into()).unwrap()).contains("redacted"));
+    }
+}

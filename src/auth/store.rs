@@ -1,0 +1,412 @@
+//! The SQL of the accounts tables: users, roles, sessions, refresh tokens, login throttle, external identities.
+//! Other features call `auth`'s functions, never these tables.
+
+use sqlx::{AnyPool, FromRow};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub username_canonical: String,
+    pub kind: String,
+    pub password_hash: String,
+    pub role: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub is_active: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+    pub login_count: i64,
+}
+
+const USER_COLUMNS: &str = "id, username, username_canonical, kind, password_hash, role, email, full_name, is_active, \
+     created_at, updated_at, last_login_at, login_count";
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub username_canonical: &'a str,
+    pub kind: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+    pub email: Option<&'a str>,
+    pub full_name: Option<&'a str>,
+    pub now: i64,
+}
+
+pub async fn insert_user(pool: &AnyPool, u: &NewUser<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username, username_canonical, kind, password_hash, role, email, full_name, is_active, \
+         created_at, updated_at, login_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, 0)",
+    )
+    .bind(u.id)
+    .bind(u.username)
+    .bind(u.username_canonical)
+    .bind(u.kind)
+    .bind(u.password_hash)
+    .bind(u.role)
+    .bind(u.email)
+    .bind(u.full_name)
+    .bind(u.now)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find_user(pool: &AnyPool, id: &str) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_user_by_canonical(
+    pool: &AnyPool,
+    canonical: &str,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username_canonical = $1"
+    )))
+    .bind(canonical)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_all_users(pool: &AnyPool) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id"
+    )))
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn count_active_admins(pool: &AnyPool) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1 AND kind = 'person'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}
+
+pub async fn update_password_hash(
+    pool: &AnyPool,
+    id: &str,
+    hash: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(hash)
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn update_profile(
+    pool: &AnyPool,
+    id: &str,
+    email: Option<&str>,
+    full_name: Option<&str>,
+    role: &str,
+    is_active: bool,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE users SET email = $1, full_name = $2, role = $3, is_active = $4, updated_at = $5 WHERE id = $6")
+        .bind(email)
+        .bind(full_name)
+        .bind(role)
+        .bind(i64::from(is_active))
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn update_login_success(pool: &AnyPool, id: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET last_login_at = $1, login_count = login_count + 1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+pub async fn delete_user(pool: &AnyPool, id: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+// Roles and permissions.
+
+pub async fn find_role_permissions(pool: &AnyPool, role: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT permission FROM role_permissions WHERE role = $1 ORDER BY permission",
+    )
+    .bind(role)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(p,)| p).collect())
+}
+
+pub async fn find_all_roles(pool: &AnyPool) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT name, description FROM roles ORDER BY name")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn is_role(pool: &AnyPool, role: &str) -> sqlx::Result<bool> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM roles WHERE name = $1")
+        .bind(role)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Creates the role if needed and replaces its permissions, in one transaction.
+pub async fn replace_role_permissions(
+    pool: &AnyPool,
+    role: &str,
+    description: &str,
+    permissions: &[String],
+    now: i64,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO roles (name, description, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET description = $2")
+        .bind(role)
+        .bind(description)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM role_permissions WHERE role = $1")
+        .bind(role)
+        .execute(&mut *tx)
+        .await?;
+    for p in permissions {
+        sqlx::query("INSERT INTO role_permissions (role, permission) VALUES ($1, $2)")
+            .bind(role)
+            .bind(p)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+// Sessions and refresh tokens.
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub kind: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+pub async fn insert_session(pool: &AnyPool, s: &NewSession<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, kind, created_at, expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.kind)
+    .bind(s.now)
+    .bind(s.expires_at)
+    .bind(s.client_ip)
+    .bind(s.user_agent)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub async fn find_session(pool: &AnyPool, id: &str) -> sqlx::Result<Option<SessionRow>> {
+    sqlx::query_as("SELECT id, user_id, expires_at, revoked_at FROM sessions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Revoked sessions that have not yet expired: the revocation cache's contents at start.
+pub async fn find_revoked_sessions(pool: &AnyPool, now: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT id, expires_at FROM sessions WHERE revoked_at IS NOT NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes one session; returns its expiry if it was live.
+pub async fn revoke_session(
+    pool: &AnyPool,
+    id: &str,
+    reason: &str,
+    now: i64,
+) -> sqlx::Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL RETURNING expires_at",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(e,)| e))
+}
+
+/// Revokes every live session of a user except `keep`; returns the revoked ids and expiries.
+pub async fn revoke_user_sessions(
+    pool: &AnyPool,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4 \
+         RETURNING id, expires_at",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .bind(keep.unwrap_or(""))
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn insert_refresh_token(
+    pool: &AnyPool,
+    hash: &str,
+    session_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash)
+        .bind(session_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+/// Marks a refresh token used if it is unused and unexpired. Exactly one concurrent caller gets `true`:
+/// the conditional UPDATE takes the row lock and re-checks `used_at` after it.
+pub async fn consume_refresh_token(
+    pool: &AnyPool,
+    hash: &str,
+    now: i64,
+) -> sqlx::Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING session_id",
+    )
+    .bind(now)
+    .bind(hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(s,)| s))
+}
+
+/// The session a refresh token belongs to, whatever its state (to revoke the family on reuse).
+pub async fn find_refresh_token_session(
+    pool: &AnyPool,
+    hash: &str,
+) -> sqlx::Result<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(s,)| s))
+}
+
+// Login throttle (per canonical name; survives restarts).
+
+pub async fn find_lock(pool: &AnyPool, canonical: &str) -> sqlx::Result<i64> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT locked_until FROM login_throttle WHERE name_canonical = $1")
+            .bind(canonical)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(l,)| l).unwrap_or(0))
+}
+
+/// Counts one failure; returns the failure count after it.
+pub async fn record_failure(pool: &AnyPool, canonical: &str, now: i64) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "INSERT INTO login_throttle (name_canonical, failures, locked_until, updated_at) VALUES ($1, 1, 0, $2) \
+         ON CONFLICT (name_canonical) DO UPDATE SET failures = login_throttle.failures + 1, updated_at = $2 RETURNING failures",
+    )
+    .bind(canonical)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}
+
+pub async fn update_lock(pool: &AnyPool, canonical: &str, locked_until: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE name_canonical = $2")
+        .bind(locked_until)
+        .bind(canonical)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+pub async fn delete_throttle(pool: &AnyPool, canonical: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM login_throttle WHERE name_canonical = $1")
+        .bind(canonical)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+// External identities.
+
+pub async fn find_external_user(
+    pool: &AnyPool,
+    issuer: &str,
+    subject: &str,
+) -> sqlx::Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2",
+    )
+    .bind(issuer)
+    .bind(subject)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(u,)| u))
+}
+
+pub async fn insert_external_identity(
+    pool: &AnyPool,
+    issuer: &str,
+    subject: &str,
+    user_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO external_identities (issuer, subject, user_id) VALUES ($1, $2, $3)")
+        .bind(issuer)
+        .bind(subject)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}

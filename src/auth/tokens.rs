@@ -1,0 +1,220 @@
+//! Signed tokens (RFC 8725): HS256 only, algorithm pinned; `iss`, `aud`, `sub`, `sid`, `jti`, `iat`, `nbf`,
+//! `exp` and `typ` all required; times checked against the application `Clock` with a fixed leeway.
+//!
+//! Token kinds never pass for each other: a bearer `access` token is not a browser `session` cookie, and
+//! refresh tokens are opaque random values that are not JWTs at all. Django simplejwt tokens are verified with
+//! their own key and accepted only as `token_type == "access"`.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Clock skew tolerated on `exp` and `nbf`, seconds.
+pub const LEEWAY_SECS: i64 = 30;
+/// Longer tokens are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Bearer access token for programs.
+    Access,
+    /// The browser's HttpOnly cookie; lives as long as its session.
+    Session,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Session => "session",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub typ: String,
+}
+
+/// Any reason a token is not accepted; callers answer all of them with one generic 401.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejected;
+
+pub struct TokenKeys {
+    issuer: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    django: Option<(DecodingKey, Validation)>,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], issuer: &str, django_secret: Option<&[u8]>) -> TokenKeys {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Time is checked by us against the application clock; the library would read the system clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[issuer]);
+        validation.set_required_spec_claims(&["iss", "aud", "sub", "exp", "nbf"]);
+        let django = django_secret.map(|s| {
+            let mut v = Validation::new(Algorithm::HS256);
+            v.validate_exp = false;
+            v.validate_nbf = false;
+            v.validate_aud = false;
+            v.leeway = 0;
+            v.set_required_spec_claims(&["exp"]);
+            (DecodingKey::from_secret(s), v)
+        });
+        TokenKeys {
+            issuer: issuer.to_string(),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            django,
+        }
+    }
+
+    /// Signs a token of `kind` for a user's session, valid from `now_secs` until `exp_secs`.
+    pub fn issue(
+        &self,
+        kind: TokenKind,
+        user_id: &str,
+        session_id: &str,
+        now_secs: i64,
+        exp_secs: i64,
+    ) -> String {
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.issuer.clone(),
+            sub: user_id.to_string(),
+            sid: session_id.to_string(),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            iat: now_secs,
+            nbf: now_secs,
+            exp: exp_secs,
+            typ: kind.as_str().to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, kind and times.
+    pub fn verify(&self, token: &str, kind: TokenKind, now_secs: i64) -> Result<Claims, Rejected> {
+        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(Rejected);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| Rejected)?;
+        let claims = data.claims;
+        if claims.typ != kind.as_str()
+            || !times_ok(claims.nbf, claims.exp, now_secs)
+            || claims.sub.is_empty()
+        {
+            return Err(Rejected);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a Django simplejwt access token; returns its `user_id` as text and its `jti`.
+    pub fn verify_django(&self, token: &str, now_secs: i64) -> Result<(String, String), Rejected> {
+        let (key, validation) = self.django.as_ref().ok_or(Rejected)?;
+        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(Rejected);
+        }
+        let data =
+            jsonwebtoken::decode::<DjangoClaims>(token, key, validation).map_err(|_| Rejected)?;
+        let c = data.claims;
+        if c.token_type != "access" || !times_ok(c.nbf.unwrap_or(i64::MIN), c.exp, now_secs) {
+            return Err(Rejected);
+        }
+        let user_id = match c.user_id {
+            serde_json::Value::Number(n) if n.is_i64() => n.to_string(),
+            serde_json::Value::String(s) if !s.is_empty() && s.len() <= 128 => s,
+            _ => return Err(Rejected),
+        };
+        Ok((user_id, c.jti.unwrap_or_default()))
+    }
+}
+
+#[derive(Deserialize)]
+struct DjangoClaims {
+    token_type: String,
+    user_id: serde_json::Value,
+    exp: i64,
+    nbf: Option<i64>,
+    jti: Option<String>,
+}
+
+fn times_ok(nbf: i64, exp: i64, now: i64) -> bool {
+    now.saturating_add(LEEWAY_SECS) >= nbf && now < exp.saturating_add(LEEWAY_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&[7u8; 32], "http://warden.test", Some(&[9u8; 32]))
+    }
+
+    #[test]
+    fn a_fresh_token_verifies_with_its_claims() {
+        let k = keys();
+        let t = k.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+        let c = k.verify(&t, TokenKind::Access, NOW).unwrap();
+        assert_eq!(
+            (c.sub.as_str(), c.sid.as_str(), c.typ.as_str()),
+            ("u1", "s1", "access")
+        );
+    }
+
+    #[test]
+    fn kinds_do_not_pass_for_each_other() {
+        let k = keys();
+        let t = k.issue(TokenKind::Session, "u1", "s1", NOW, NOW + 900);
+        assert_eq!(k.verify(&t, TokenKind::Access, NOW).unwrap_err(), Rejected);
+    }
+
+    #[test]
+    fn expiry_and_not_before_respect_the_leeway_exactly() {
+        let k = keys();
+        let t = k.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+        assert!(
+            k.verify(&t, TokenKind::Access, NOW + 900 + LEEWAY_SECS - 1)
+                .is_ok()
+        );
+        assert!(
+            k.verify(&t, TokenKind::Access, NOW + 900 + LEEWAY_SECS)
+                .is_err()
+        );
+        assert!(
+            k.verify(&t, TokenKind::Access, NOW - LEEWAY_SECS - 1)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn another_issuer_key_fails() {
+        let other = TokenKeys::new(&[8u8; 32], "http://warden.test", None);
+        let t = other.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+        assert!(keys().verify(&t, TokenKind::Access, NOW).is_err());
+    }
+
+    #[test]
+    fn our_tokens_are_not_django_tokens() {
+        let k = keys();
+        let t = k.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+        assert!(k.verify_django(&t, NOW).is_err());
+    }
+}

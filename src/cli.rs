@@ -1,0 +1,330 @@
+//! The `warden` command: serve (the default), migrate, user, client, doctor.
+//! Passwords are read from standard input or a prompt, never from the command line.
+
+use std::{io::BufRead, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    app,
+    auth::{Auth, AuthParts, Settings, UserChange},
+    clock::{SharedClock, SystemClock},
+    config::{Config, LogFormat},
+    store::Db,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "Self-hosted backend for using AI agents and their tools safely"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and web UI (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage service clients (OAuth2 client credentials).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Check the configuration and print what production would refuse.
+    Doctor,
+    /// Serve a bare constant handler (the benchmark's baseline).
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        bind: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input or a prompt.
+    Create {
+        username: String,
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Link an external identity, as ISSUER:SUBJECT (e.g. django:42).
+        #[arg(long)]
+        external: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (read from standard input or a prompt); their sessions end.
+    SetPassword { username: String },
+    /// Set a user's role; their sessions end.
+    SetRole { username: String, role: String },
+    /// Disable a user; their sessions end.
+    Disable { username: String },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create a service client; prints its id and secret once.
+    Create {
+        name: String,
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warden: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warden: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!("warn,warden={}", config.log_level))
+        })
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match command {
+        Command::Serve => serve(config, clock).await,
+        Command::Migrate => {
+            let db = Db::connect(&config.effective_database_url()).await?;
+            let applied = db.migrate().await?;
+            println!("migrations applied: {applied:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => Ok(doctor(&config)),
+        Command::User(cmd) => user(cmd, config, clock).await,
+        Command::Client(ClientCommand::Create { name, role }) => {
+            let auth = open_auth(&config, clock).await?;
+            let client = auth.create_client(&name, &role).await?;
+            println!("client_id: {}", client.client_id);
+            println!("client_secret: {}", client.client_secret);
+            println!("(the secret is shown once; store it now)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchBaseline { bind } => {
+            let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+            let listener = tokio::net::TcpListener::bind(&bind).await?;
+            axum::serve(listener, router).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<ExitCode> {
+    let app = app::build(config, clock).await?;
+    if let Some(password) = &app.generated_admin_password {
+        // Printed once, on the terminal only, never through the log.
+        println!("Created the admin account. Username: admin  Password: {password}");
+        println!("Store it now; it is not shown again. Set ADMIN_PASSWORD to choose it yourself.");
+    }
+    tracing::info!(address = %app.addr, database = ?app.state.db.backend, "warden serving on http://{}", app.addr);
+    let stop = app.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    app.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn doctor(config: &Config) -> ExitCode {
+    println!("environment: {:?}", config.environment);
+    println!(
+        "database: {}",
+        crate::config::redact_url(&config.effective_database_url())
+    );
+    println!("bind: {}  public url: {}", config.bind, config.public_url);
+    let findings = config.findings();
+    if findings.is_empty() {
+        println!("ok: production would start with these settings");
+        return ExitCode::SUCCESS;
+    }
+    println!("production would refuse to start:");
+    for f in &findings {
+        println!("  - {f}");
+    }
+    if config.is_production() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> {
+    // The CLI shares the server's database and signing key, so its changes (and revocations) are real.
+    let db = Db::connect(&config.effective_database_url()).await?;
+    db.migrate().await?;
+    let audit = crate::audit::Audit::start(db.clone(), clock.clone());
+    Auth::new(AuthParts {
+        db,
+        clock,
+        secret: rand::random::<[u8; 32]>().to_vec(),
+        issuer: config.public_url.clone(),
+        django_secret: None,
+        hash_concurrency: 1,
+        ip_per_minute: u32::MAX,
+        settings: Settings {
+            session_ms: 0,
+            access_secs: 0,
+            max_failures: 5,
+            lock_ms: 0,
+        },
+        audit,
+    })
+    .await
+}
+
+async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::Result<ExitCode> {
+    let auth = open_auth(&config, clock).await?;
+    match cmd {
+        UserCommand::Create {
+            username,
+            role,
+            external,
+        } => {
+            let password = read_password("Password for the new user: ")?;
+            let row = auth
+                .create_user(&username, password, &role, None, None)
+                .await?;
+            if let Some(ext) = external {
+                let (issuer, subject) = ext
+                    .split_once(':')
+                    .context("--external takes ISSUER:SUBJECT")?;
+                auth.link_external(issuer, subject, &row.id).await?;
+            }
+            println!(
+                "created user {} ({}) with role {}",
+                row.username, row.id, row.role
+            );
+        }
+        UserCommand::List => {
+            println!(
+                "{:<38} {:<24} {:<10} {:<8} {:<7} logins",
+                "id", "username", "role", "kind", "active"
+            );
+            for u in auth.list_users().await? {
+                println!(
+                    "{:<38} {:<24} {:<10} {:<8} {:<7} {}",
+                    u.id,
+                    u.username,
+                    u.role,
+                    u.kind,
+                    u.is_active == 1,
+                    u.login_count
+                );
+            }
+        }
+        UserCommand::SetPassword { username } => {
+            let row = auth.find_user_by_name(&username).await?;
+            let password = read_password("New password: ")?;
+            auth.set_password(None, &row.id, password, None).await?;
+            println!(
+                "password changed for {}; their sessions have ended",
+                row.username
+            );
+        }
+        UserCommand::SetRole { username, role } => {
+            let row = auth.find_user_by_name(&username).await?;
+            auth.update_user(
+                "cli",
+                &row.id,
+                UserChange {
+                    role: Some(role.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            println!(
+                "{} now has role {role}; their sessions have ended",
+                row.username
+            );
+        }
+        UserCommand::Disable { username } => {
+            let row = auth.find_user_by_name(&username).await?;
+            auth.update_user(
+                "cli",
+                &row.id,
+                UserChange {
+                    is_active: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            println!("{} is disabled; their sessions have ended", row.username);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// From a prompt on a terminal, else the first line of standard input.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt).context("reading the password");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}

@@ -1,0 +1,584 @@
+//! Every setting, read once from the environment (and `.env`), validated, with secrets redacted.
+//!
+//! `Config::from_lookup` takes a lookup function so tests build configs without touching the process
+//! environment. `Config::findings` lists what production would refuse; `serve` refuses on any of them when
+//! `ENVIRONMENT=production`, and `warden doctor` prints them.
+
+use std::{net::IpAddr, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Known default or sample secrets from the seeds and common tutorials: never accepted in production.
+const KNOWN_DEFAULT_SECRETS: &[&str] = &[
+    "secret",
+    "changeme",
+    "change-me",
+    "your-secret-key",
+    "your-secret-key-here",
+    "your-secret-key-change-in-production",
+    "your-super-secret-key",
+    "supersecret",
+    "jwt-secret",
+    "jwt_secret_key",
+    "dev-secret",
+    "development-secret",
+    "test-secret",
+    "bench-secret-key-bench-secret-key",
+    "mysecretkey",
+];
+
+/// Admin passwords that production refuses.
+const DEFAULT_ADMIN_PASSWORDS: &[&str] = &[
+    "admin",
+    "root",
+    "password",
+    "changeme",
+    "admin123",
+    "password123",
+    "12345678",
+    "123456",
+    "letmein",
+    "secret",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A network (address and prefix length) from TRUSTED_PROXIES.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> anyhow::Result<IpNet> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .with_context(|| format!("not an IP address: {text}"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .with_context(|| format!("bad prefix: {text}"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An external issuer whose tokens map to local users (access tokens only).
+#[derive(Clone)]
+pub struct JwksIssuer {
+    pub url: String,
+    pub issuer: String,
+    pub audience: Option<String>,
+}
+
+/// The validated settings. Secrets are `SecretString` and the `Debug` output hides them.
+#[derive(Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None` means the embedded SQLite file under `data_dir`.
+    pub database_url: Option<String>,
+    pub jwt_secret: Option<SecretString>,
+    /// Lifetime of a login session (refresh tokens and the browser cookie), hours.
+    pub session_hours: u64,
+    /// Lifetime of a bearer access token, minutes.
+    pub access_token_minutes: u64,
+    /// `None`: Secure follows the environment (on in production).
+    pub cookie_secure: Option<bool>,
+    pub cookie_samesite: SameSite,
+    pub admin_password: Option<SecretString>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_origins: Vec<String>,
+    /// `iss` and `aud` of this server's own tokens.
+    pub public_url: String,
+    pub django_secret_key: Option<SecretString>,
+    pub jwks_issuer: Option<JwksIssuer>,
+    pub login_max_failures: u32,
+    pub login_lock: Duration,
+    pub login_ip_per_minute: u32,
+    pub password_hash_concurrency: usize,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
+    // Settings of later features, read and validated here so one place documents them all.
+    pub enable_tool_logging: bool,
+    pub log_dir: PathBuf,
+    pub mcp_server_url: Option<String>,
+    pub mcp_servers_file: Option<PathBuf>,
+    pub redis_url: Option<String>,
+    pub openai_api_key: Option<SecretString>,
+    pub groq_api_key: Option<SecretString>,
+    pub llm_api_url: Option<String>,
+    pub llm_model: Option<String>,
+    pub llm_provider: Option<String>,
+    pub sms_provider: String,
+    pub telesign_customer_id: Option<String>,
+    pub telesign_api_key: Option<SecretString>,
+    pub telesign_sender_id: Option<String>,
+    pub telesign_api_url: Option<String>,
+    pub encryption_key: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &Option<SecretString>| if s.is_some() { "<redacted>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("environment", &self.environment)
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("jwt_secret", &redact(&self.jwt_secret))
+            .field("session_hours", &self.session_hours)
+            .field("access_token_minutes", &self.access_token_minutes)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_samesite", &self.cookie_samesite)
+            .field("admin_password", &redact(&self.admin_password))
+            .field("public_url", &self.public_url)
+            .field("django_secret_key", &redact(&self.django_secret_key))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password part of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!(
+                "{}://{}:<redacted>@{}",
+                &url[..scheme],
+                user,
+                &url[at + 1..]
+            )
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// One thing production would refuse: which variable, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present) into the process environment, then the environment.
+    pub fn from_env() -> anyhow::Result<Config> {
+        let _ = dotenvy::dotenv();
+        Config::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let get = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let secret = |key: &str| get(key).map(SecretString::from);
+        let environment = match get("ENVIRONMENT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("development") | Some("dev") | Some("local") | Some("test") => {
+                Environment::Development
+            }
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => bail!("ENVIRONMENT must be development or production, not {other:?}"),
+        };
+        let bind: SocketAddr = get("WARDEN_BIND")
+            .unwrap_or_else(|| "127.0.0.1:8000".into())
+            .parse()
+            .context("WARDEN_BIND must be an address like 127.0.0.1:8000")?;
+        let cookie_samesite = match get("COOKIE_SAMESITE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("lax") => SameSite::Lax,
+            Some("strict") => SameSite::Strict,
+            Some("none") => SameSite::None,
+            Some(other) => bail!("COOKIE_SAMESITE must be lax, strict or none, not {other:?}"),
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("pretty") | Some("text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("LOG_FORMAT must be json or pretty, not {other:?}"),
+        };
+        let trusted_proxies = list(get("TRUSTED_PROXIES"))
+            .iter()
+            .map(|s| IpNet::parse(s))
+            .collect::<Result<_, _>>()?;
+        let jwks_issuer = match (get("EXTERNAL_JWKS_URL"), get("EXTERNAL_JWKS_ISSUER")) {
+            (Some(url), Some(issuer)) => Some(JwksIssuer {
+                url,
+                issuer,
+                audience: get("EXTERNAL_JWKS_AUDIENCE"),
+            }),
+            (None, None) => None,
+            _ => bail!("EXTERNAL_JWKS_URL and EXTERNAL_JWKS_ISSUER go together"),
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Ok(Config {
+            environment,
+            bind,
+            data_dir: get("WARDEN_DATA_DIR")
+                .unwrap_or_else(|| "./data".into())
+                .into(),
+            database_url: get("DATABASE_URL"),
+            jwt_secret: secret("JWT_SECRET_KEY"),
+            session_hours: number(&get, "JWT_EXPIRY_HOURS", 24)?,
+            access_token_minutes: number(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15)?,
+            cookie_secure: get("COOKIE_SECURE")
+                .map(|v| parse_bool("COOKIE_SECURE", &v))
+                .transpose()?,
+            cookie_samesite,
+            admin_password: secret("ADMIN_PASSWORD"),
+            log_level: get("LOG_LEVEL")
+                .unwrap_or_else(|| "info".into())
+                .to_ascii_lowercase(),
+            log_format,
+            trusted_proxies,
+            cors_origins: list(get("CORS_ORIGINS")),
+            public_url: get("WARDEN_PUBLIC_URL")
+                .unwrap_or_else(|| format!("http://{bind}"))
+                .trim_end_matches('/')
+                .into(),
+            django_secret_key: secret("DJANGO_SECRET_KEY"),
+            jwks_issuer,
+            login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 5)?,
+            login_lock: Duration::from_secs(number(&get, "LOGIN_LOCK_SECONDS", 300)?),
+            login_ip_per_minute: number(&get, "LOGIN_IP_PER_MINUTE", 30)?,
+            password_hash_concurrency: number(
+                &get,
+                "PASSWORD_HASH_CONCURRENCY",
+                (cores / 2).max(1),
+            )?
+            .max(1),
+            max_body_bytes: number(&get, "MAX_BODY_BYTES", 1024 * 1024)?,
+            max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024)?,
+            request_timeout: Duration::from_secs(number(&get, "REQUEST_TIMEOUT_SECONDS", 30)?),
+            enable_tool_logging: get("ENABLE_TOOL_LOGGING")
+                .map(|v| parse_bool("ENABLE_TOOL_LOGGING", &v))
+                .transpose()?
+                .unwrap_or(true),
+            log_dir: get("WARDEN_LOG_DIR")
+                .unwrap_or_else(|| "./logs".into())
+                .into(),
+            mcp_server_url: get("MCP_SERVER_URL"),
+            mcp_servers_file: get("MCP_SERVERS_FILE").map(PathBuf::from),
+            redis_url: get("REDIS_URL"),
+            openai_api_key: secret("OPENAI_API_KEY"),
+            groq_api_key: secret("GROQ_API_KEY"),
+            llm_api_url: get("LLM_API_URL"),
+            llm_model: get("LLM_MODEL"),
+            llm_provider: get("LLM_PROVIDER"),
+            sms_provider: get("SMS_PROVIDER").unwrap_or_else(|| "console".into()),
+            telesign_customer_id: get("TELESIGN_CUSTOMER_ID"),
+            telesign_api_key: secret("TELESIGN_API_KEY"),
+            telesign_sender_id: get("TELESIGN_SENDER_ID"),
+            telesign_api_url: get("TELESIGN_API_URL"),
+            encryption_key: secret("WARDEN_ENCRYPTION_KEY"),
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Secure cookies: on in production unless turned off (which production then refuses); SameSite=None forces it.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure.unwrap_or(self.is_production()) || self.cookie_samesite == SameSite::None
+    }
+
+    /// The cookie carrying the browser session: `__Host-` prefixed whenever it is Secure.
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.cookie_secure() {
+            "__Host-auth_token"
+        } else {
+            "auth_token"
+        }
+    }
+
+    /// The SQLite file used when no DATABASE_URL is set.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("warden.db").display()
+            ),
+        }
+    }
+
+    /// What production refuses to start with. Empty means production may start.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        match &self.jwt_secret {
+            None => out.push(Finding {
+                variable: "JWT_SECRET_KEY",
+                message: "is not set; set it to a random value of at least 32 bytes (e.g. `openssl rand -base64 48`)".into(),
+            }),
+            Some(s) if is_known_default(s.expose_secret()) => out.push(Finding {
+                variable: "JWT_SECRET_KEY",
+                message: "is a known default value; set it to a fresh random value of at least 32 bytes".into(),
+            }),
+            Some(s) if s.expose_secret().len() < 32 => out.push(Finding {
+                variable: "JWT_SECRET_KEY",
+                message: format!("is {} bytes long; it must be at least 32 bytes", s.expose_secret().len()),
+            }),
+            Some(_) => {}
+        }
+        if let (Some(ours), Some(django)) = (&self.jwt_secret, &self.django_secret_key)
+            && ours.expose_secret() == django.expose_secret()
+        {
+            out.push(Finding {
+                variable: "DJANGO_SECRET_KEY",
+                message: "equals JWT_SECRET_KEY; the two must differ so neither side's tokens pass as the other's".into(),
+            });
+        }
+        if self.cookie_secure == Some(false) {
+            out.push(Finding {
+                variable: "COOKIE_SECURE",
+                message: "is false; production cookies must be Secure (remove it or set COOKIE_SECURE=true)".into(),
+            });
+        }
+        if let Some(p) = &self.admin_password {
+            let p = p.expose_secret();
+            if DEFAULT_ADMIN_PASSWORDS
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(p))
+            {
+                out.push(Finding {
+                    variable: "ADMIN_PASSWORD",
+                    message: "is a default password; choose one of at least 12 characters, or unset it to get a random one".into(),
+                });
+            } else if p.chars().count() < 12 {
+                out.push(Finding {
+                    variable: "ADMIN_PASSWORD",
+                    message: "is shorter than 12 characters; choose a longer one, or unset it to get a random one".into(),
+                });
+            }
+        }
+        if !self.public_url.starts_with("https://") {
+            out.push(Finding {
+                variable: "WARDEN_PUBLIC_URL",
+                message: format!(
+                    "is {:?}; production needs the https:// address clients use",
+                    self.public_url
+                ),
+            });
+        }
+        out
+    }
+}
+
+fn is_known_default(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    KNOWN_DEFAULT_SECRETS.contains(&lower.as_str())
+        || lower.starts_with("django-insecure-")
+        || lower.starts_with("your-")
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+) -> anyhow::Result<T> {
+    match get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .ok()
+            .with_context(|| format!("{key} must be a whole number, not {v:?}")),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> anyhow::Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{key} must be true or false, not {value:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn development_needs_no_settings() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert!(!c.cookie_secure());
+        assert_eq!(c.session_cookie_name(), "auth_token");
+    }
+
+    #[test]
+    fn production_secure_cookies_use_the_host_prefix() {
+        let c = config(&[("ENVIRONMENT", "production")]).unwrap();
+        assert!(c.cookie_secure());
+        assert_eq!(c.session_cookie_name(), "__Host-auth_token");
+    }
+
+    #[test]
+    fn samesite_none_forces_secure() {
+        let c = config(&[("COOKIE_SAMESITE", "none"), ("COOKIE_SECURE", "false")]).unwrap();
+        assert!(c.cookie_secure());
+    }
+
+    #[test]
+    fn findings_name_each_variable() {
+        let c = config(&[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET_KEY", "short"),
+            ("COOKIE_SECURE", "false"),
+            ("ADMIN_PASSWORD", "admin"),
+        ])
+        .unwrap();
+        let vars: Vec<_> = c.findings().iter().map(|f| f.variable).collect();
+        assert!(vars.contains(&"JWT_SECRET_KEY"));
+        assert!(vars.contains(&"COOKIE_SECURE"));
+        assert!(vars.contains(&"ADMIN_PASSWORD"));
+    }
+
+    #[test]
+    fn a_known_default_secret_is_refused_even_when_long() {
+        let c = config(&[("JWT_SECRET_KEY", "your-secret-key-change-in-production")]).unwrap();
+        assert!(
+            c.findings()
+                .iter()
+                .any(|f| f.variable == "JWT_SECRET_KEY" && f.message.contains("default"))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_not_defaults() {
+        assert!(config(&[("COOKIE_SAMESITE", "sometimes")]).is_err());
+        assert!(config(&[("JWT_EXPIRY_HOURS", "ten")]).is_err());
+        assert!(config(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxy_networks_match_addresses() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(
+            IpNet::parse("127.0.0.1")
+                .unwrap()
+                .contains("::ffff:127.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db"),
+            "postgres://u:<redacted>@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,418 @@
+//! Sign-in and sessions: `/auth/*`, `/api/login`, `/api/logout`, `/api/status`, `/api/me`, `/api/profile`.
+//! Response shapes are the union of the seed shapes (seed-003 `token`/`message`, seed-004 `access_token`/
+//! `token_type`), so existing clients keep working.
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    error::{AppError, AppResult},
+    extract::{ClientIp, Json, MaybePrincipal, cookie},
+    users::user_json,
+};
+use crate::{
+    app::AppState,
+    auth::{Credential, Issued, Principal, SessionMode, Tokens},
+    clock::rfc3339,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/api/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/verify", post(verify))
+        .route("/auth/logout", post(logout))
+        .route("/api/logout", post(logout))
+        .route("/auth/logout-all", post(logout_all))
+        .route("/auth/token", post(client_token))
+        .route("/api/status", get(status))
+        .route("/api/me", get(me))
+        .route("/api/profile", get(me))
+        .route("/api/me/password", post(change_password))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Json(body): Json<LoginBody>,
+) -> AppResult<Response> {
+    let mode = match body.mode.as_deref() {
+        None | Some("token") | Some("bearer") => SessionMode::Bearer,
+        Some("cookie") => SessionMode::Cookie,
+        Some(_) => {
+            return Err(AppError::Unprocessable(
+                "mode must be \"cookie\" or \"token\"".into(),
+            ));
+        }
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let issued = state
+        .auth
+        .login(&body.username, body.password, mode, ip, user_agent)
+        .await?;
+    // A browser that logs in again gets a new session; the one its old cookie named ends.
+    if mode == SessionMode::Cookie
+        && let Some(old) = cookie(&headers, state.config.session_cookie_name())
+        && let Ok(p) = state.auth.authenticate(old, Credential::Cookie).await
+    {
+        state.auth.revoke_session(&p.session_id, "relogin").await?;
+    }
+    Ok(issued_response(&state, issued))
+}
+
+/// The login/refresh answer: bearer tokens in the body, or the session cookie plus a CSRF token.
+fn issued_response(state: &AppState, issued: Issued) -> Response {
+    let a = &issued.account;
+    let mut body = json!({
+        "success": true,
+        "message": "Login successful",
+        "user_id": a.id,
+        "username": a.username,
+        "role": a.role,
+        "session_expires_at": rfc3339(issued.session_expires_at),
+    });
+    match issued.tokens {
+        Tokens::Bearer {
+            access_token,
+            access_expires_at,
+            refresh_token,
+        } => {
+            let expires_in = ((access_expires_at - state.clock.now_ms()) / 1000).max(0);
+            body["token"] = json!(access_token);
+            body["access_token"] = json!(access_token);
+            body["token_type"] = json!("bearer");
+            body["expires_in"] = json!(expires_in);
+            body["expires_at"] = json!(rfc3339(access_expires_at));
+            if let Some(r) = refresh_token {
+                body["refresh_token"] = json!(r);
+            }
+            axum::Json(body).into_response()
+        }
+        Tokens::Cookie {
+            cookie_token,
+            csrf_token,
+        } => {
+            body["csrf_token"] = json!(csrf_token);
+            body["expires_at"] = json!(rfc3339(issued.session_expires_at));
+            let max_age = (issued.session_expires_at - state.clock.now_ms()) / 1000;
+            let mut response = axum::Json(body).into_response();
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                session_cookie(state, &cookie_token, max_age),
+            );
+            response
+        }
+    }
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {
+    let c = &state.config;
+    let secure = if c.cookie_secure() { "; Secure" } else { "" };
+    let text = format!(
+        "{}={}; HttpOnly; Path=/; SameSite={}; Max-Age={}{}",
+        c.session_cookie_name(),
+        value,
+        c.cookie_samesite.as_str(),
+        max_age_secs.max(0),
+        secure
+    );
+    HeaderValue::from_str(&text).expect("cookie text is ASCII")
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshBody>,
+) -> AppResult<Response> {
+    let issued = state.auth.refresh(&body.refresh_token).await?;
+    Ok(issued_response(&state, issued))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+}
+
+/// Seed 003: `{valid, user_id, username, message}`; an invalid token is a 200 with `valid: false`.
+async fn verify(State(state): State<AppState>, Json(body): Json<TokenBody>) -> Json200 {
+    match state
+        .auth
+        .authenticate(&body.token, Credential::Bearer)
+        .await
+    {
+        Ok(p) => Json200(json!({
+            "valid": true,
+            "user_id": p.account.id,
+            "username": p.account.username,
+            "role": p.account.role,
+            "message": "Token is valid",
+        })),
+        Err(_) => Json200(json!({ "valid": false, "message": "Invalid or expired token" })),
+    }
+}
+
+pub struct Json200(Value);
+impl IntoResponse for Json200 {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Ends the caller's session: named by the credential sent (cookie or bearer), or by a seed-003 body
+/// `{token}`, or a `{refresh_token}`.
+async fn logout(
+    State(state): State<AppState>,
+    MaybePrincipal(principal): MaybePrincipal,
+    body: Bytes,
+) -> AppResult<Response> {
+    let principal = match principal {
+        Some(p) => p,
+        None => {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Some(token) = body.get("token").and_then(Value::as_str) {
+                state.auth.authenticate(token, Credential::Bearer).await?
+            } else if let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) {
+                let session_id = state
+                    .auth
+                    .refresh_token_session(refresh)
+                    .await?
+                    .ok_or(AppError::Unauthorized)?;
+                state.auth.revoke_session(&session_id, "logout").await?;
+                return Ok(logged_out(&state));
+            } else {
+                return Err(AppError::Unauthorized);
+            }
+        }
+    };
+    if principal.credential == Credential::External {
+        return Err(AppError::BadRequest(
+            "External tokens are ended by their issuer".into(),
+        ));
+    }
+    state.auth.logout(&principal).await?;
+    Ok(logged_out(&state))
+}
+
+fn logged_out(state: &AppState) -> Response {
+    let mut response = axum::Json(json!({ "success": true, "message": "Logged out successfully" }))
+        .into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(state, "", 0));
+    response
+}
+
+async fn logout_all(State(state): State<AppState>, principal: Principal) -> AppResult<Response> {
+    let n = state.auth.logout_all(&principal).await?;
+    let mut response = logged_out(&state);
+    *response.body_mut() = axum::body::Body::from(
+        json!({ "success": true, "message": "Logged out of all sessions", "sessions_ended": n })
+            .to_string(),
+    );
+    Ok(response)
+}
+
+/// OAuth2 client credentials (RFC 6749 §4.4): form or JSON body, or HTTP Basic client authentication.
+async fn client_token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        let mut r = (
+            status,
+            axum::Json(json!({ "success": false, "error": error, "error_description": description, "code": error })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"warden\""),
+            );
+        }
+        r
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let fields: Vec<(String, String)> = if is_json {
+        match serde_json::from_slice::<serde_json::Map<String, Value>>(&body) {
+            Ok(map) => map
+                .into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                .collect(),
+            Err(_) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "malformed JSON body",
+                );
+            }
+        }
+    } else {
+        form_urlencoded(&body)
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if field("grant_type").as_deref() != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
+    }
+    let (id, secret) = match basic_credentials(&headers)
+        .or_else(|| Some((field("client_id")?, field("client_secret")?)))
+    {
+        Some(c) => c,
+        None => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            );
+        }
+    };
+    match state.auth.client_credentials(&id, &secret, ip).await {
+        Ok(issued) => match issued.tokens {
+            Tokens::Bearer {
+                access_token,
+                access_expires_at,
+                ..
+            } => axum::Json(json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": (access_expires_at - state.clock.now_ms()) / 1000,
+            }))
+            .into_response(),
+            Tokens::Cookie { .. } => {
+                AppError::Internal(anyhow::anyhow!("client token issued as a cookie"))
+                    .into_response()
+            }
+        },
+        Err(crate::auth::AuthError::Unauthorized) => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        ),
+        Err(e) => AppError::from(e).into_response(),
+    }
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                )
+            {
+                out.push(b);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// Seed 000's status probe: who is calling and, for a browser session, a fresh CSRF token bound to it.
+/// The raw token is never returned (the seed did, which undid HttpOnly).
+async fn status(
+    State(state): State<AppState>,
+    MaybePrincipal(principal): MaybePrincipal,
+) -> Json200 {
+    match principal {
+        Some(p) => Json200(json!({
+            "status": "ok",
+            "authenticated": true,
+            "csrf_token": (p.credential == Credential::Cookie).then(|| state.auth.issue_csrf(&p.session_id)),
+            "user_id": p.account.id,
+            "username": p.account.username,
+            "role": p.account.role,
+        })),
+        None => Json200(json!({ "status": "ok", "authenticated": false, "csrf_token": null })),
+    }
+}
+
+async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Response> {
+    let row = state.auth.find_user(&principal.account.id).await?;
+    let mut body = user_json(&row);
+    body["success"] = json!(true);
+    body["permissions"] = json!(principal.account.permissions);
+    body["session_id"] = json!(principal.session_id);
+    Ok(axum::Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<ChangePasswordBody>,
+) -> AppResult<Response> {
+    state
+        .auth
+        .change_own_password(&principal, body.current_password, body.new_password)
+        .await?;
+    Ok(axum::Json(json!({ "success": true, "message": "Password changed; other sessions have been signed out" })).into_response())
+}

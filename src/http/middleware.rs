@@ -1,0 +1,174 @@
+//! The edge every request passes: a request id, header-size limit, cross-site check on state changes,
+//! security headers and one log line (method, path without query, status, latency; never headers).
+
+use std::time::Instant;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::Instrument;
+
+use super::error::AppError;
+use crate::app::AppState;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path);
+
+    let response = if header_bytes(request.headers()) > state.config.max_header_bytes {
+        let mut r = AppError::BadRequest("Request headers too large".into()).into_response();
+        *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        r
+    } else if !method_is_safe(&method)
+        && is_cross_site(request.headers(), &state.config.cors_origins)
+    {
+        AppError::Forbidden("Cross-site request refused".into()).into_response()
+    } else {
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
+        next.run(request).instrument(span.clone()).await
+    };
+
+    let mut response = response;
+    let secure = state.config.cookie_secure();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    if secure {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, latency_ms, "request");
+        } else {
+            tracing::debug!(status, latency_ms, "request");
+        }
+    });
+    response
+}
+
+/// The request id, for handlers that log.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+fn method_is_safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// A state change sent by a browser from another site: `Sec-Fetch-Site: cross-site`, or an `Origin` that is
+/// neither this host nor a configured CORS origin.
+fn is_cross_site(headers: &HeaderMap, cors_origins: &[String]) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let allowed = |o: &str| cors_origins.iter().any(|c| c == o);
+    if let Some(o) = origin
+        && allowed(o)
+    {
+        return false;
+    }
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return true;
+    }
+    match origin {
+        None => false,
+        Some("null") => true,
+        Some(o) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let origin_host = o.split_once("://").map(|(_, rest)| rest).unwrap_or(o);
+            origin_host != host
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn same_origin_and_originless_requests_pass() {
+        assert!(!is_cross_site(
+            &headers(&[("host", "a.test"), ("origin", "https://a.test")]),
+            &[]
+        ));
+        assert!(!is_cross_site(&headers(&[("host", "a.test")]), &[]));
+    }
+
+    #[test]
+    fn foreign_origins_and_cross_site_fetches_are_refused() {
+        assert!(is_cross_site(
+            &headers(&[("host", "a.test"), ("origin", "https://evil.test")]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "a.test"), ("sec-fetch-site", "cross-site")]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "a.test"), ("origin", "null")]),
+            &[]
+        ));
+    }
+
+    #[test]
+    fn configured_cors_origins_pass() {
+        let cors = vec!["https://app.test".to_string()];
+        assert!(!is_cross_site(
+            &headers(&[
+                ("host", "a.test"),
+                ("origin", "https://app.test"),
+                ("sec-fetch-site", "cross-site")
+            ]),
+            &cors
+        ));
+    }
+}

@@ -1,0 +1,61 @@
+//! The web face: the router, the edge middleware, extractors, the error type, and one file per resource.
+//! Handlers are thin: extract, authorise, validate, call a service, map to the response.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod system;
+pub mod users;
+
+use axum::{Router, extract::DefaultBodyLimit, http::StatusCode};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    timeout::TimeoutLayer,
+};
+
+use crate::app::AppState;
+
+/// Every route, behind the edge middleware, body limit, timeout and (when configured) CORS.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let mut router = Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(system::router())
+        .fallback(|| async { error::AppError::NotFound("Not found".into()) })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ));
+    if !config.cors_origins.is_empty() {
+        let origins = config
+            .cors_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect::<Vec<_>>();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([
+                    axum::http::Method::GET,
+                    axum::http::Method::POST,
+                    axum::http::Method::PUT,
+                    axum::http::Method::DELETE,
+                ])
+                .allow_headers([
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderName::from_static(extract::CSRF_HEADER),
+                ]),
+        );
+    }
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::edge,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,285 @@
+//! Seed-004 admin routes: users and role permissions. All need `users:manage`.
+//! Replies keep the seed's `{status, data}` envelope and add `success`.
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, put},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    error::{AppError, AppResult},
+    extract::{Json, Require, UsersManage},
+};
+use crate::{
+    app::AppState,
+    auth::{DEFAULT_ROLE, UserChange, store::UserRow},
+    clock::rfc3339,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/users", get(list_users).post(create_user))
+        .route(
+            "/api/users/{id}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
+        .route("/api/users/{id}/password", put(set_password))
+        .route(
+            "/api/permissions",
+            get(list_permissions).post(set_permissions),
+        )
+        .route("/api/permissions/user/{id}", get(user_permissions))
+}
+
+/// The public view of a user: never the password hash.
+pub fn user_json(u: &UserRow) -> Value {
+    json!({
+        "id": u.id,
+        "user_id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "full_name": u.full_name,
+        "role": u.role,
+        "is_admin": u.role == crate::auth::ADMIN_ROLE,
+        "is_active": u.is_active == 1,
+        "kind": u.kind,
+        "created_at": rfc3339(u.created_at),
+        "last_login": u.last_login_at.map(rfc3339),
+        "login_count": u.login_count,
+    })
+}
+
+fn envelope(data: Value) -> axum::Json<Value> {
+    axum::Json(json!({ "success": true, "status": "success", "data": data }))
+}
+
+/// Ids are UUIDs; anything longer is not one of ours, and answers like a missing id.
+fn user_id(id: &str) -> AppResult<&str> {
+    if id.is_empty() || id.len() > 64 {
+        Err(AppError::NotFound("User not found".into()))
+    } else {
+        Ok(id)
+    }
+}
+
+fn user_not_found(e: AppError) -> AppError {
+    match e {
+        AppError::NotFound(_) => AppError::NotFound("User not found".into()),
+        other => other,
+    }
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: Require<UsersManage>,
+) -> AppResult<axum::Json<Value>> {
+    let users: Vec<Value> = state
+        .auth
+        .list_users()
+        .await?
+        .iter()
+        .map(user_json)
+        .collect();
+    Ok(envelope(json!({ "users": users, "total": users.len() })))
+}
+
+#[derive(Deserialize)]
+struct CreateUser {
+    username: String,
+    password: String,
+    email: Option<String>,
+    full_name: Option<String>,
+    role: Option<String>,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Json(body): Json<CreateUser>,
+) -> AppResult<Response> {
+    let email = validated_text("email", body.email, 254)?;
+    let full_name = validated_text("full_name", body.full_name, 200)?;
+    let role = body.role.unwrap_or_else(|| DEFAULT_ROLE.into());
+    let row = state
+        .auth
+        .create_user(
+            &body.username,
+            body.password,
+            &role,
+            email.as_deref(),
+            full_name.as_deref(),
+        )
+        .await?;
+    tracing::info!(actor = %admin.account.id, user = %row.id, "user created");
+    Ok((
+        StatusCode::CREATED,
+        envelope(json!({ "user": user_json(&row) })),
+    )
+        .into_response())
+}
+
+fn validated_text(field: &str, value: Option<String>, max: usize) -> AppResult<Option<String>> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(AppError::Unprocessable(format!(
+            "{field} must be at most {max} characters"
+        ))),
+        Some(v) if v.chars().any(char::is_control) => Err(AppError::Unprocessable(format!(
+            "{field} must not contain control characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    _admin: Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let row = state
+        .auth
+        .find_user(user_id(&id)?)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(envelope(json!({ "user": user_json(&row) })))
+}
+
+#[derive(Deserialize)]
+struct UpdateUser {
+    email: Option<String>,
+    full_name: Option<String>,
+    role: Option<String>,
+    is_active: Option<bool>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateUser>,
+) -> AppResult<axum::Json<Value>> {
+    let change = UserChange {
+        email: validated_text("email", body.email, 254)?,
+        full_name: validated_text("full_name", body.full_name, 200)?,
+        role: body.role,
+        is_active: body.is_active,
+    };
+    let row = state
+        .auth
+        .update_user(&admin.account.id, user_id(&id)?, change)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(envelope(json!({ "user": user_json(&row) })))
+}
+
+#[derive(Deserialize)]
+struct SetPassword {
+    new_password: String,
+}
+
+async fn set_password(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+    Json(body): Json<SetPassword>,
+) -> AppResult<axum::Json<Value>> {
+    let id = user_id(&id)?;
+    // An admin resetting their own password keeps the session they are using.
+    let keep = (id == admin.account.id).then_some(admin.session_id.as_str());
+    state
+        .auth
+        .set_password(Some(&admin.account.id), id, body.new_password, keep)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(axum::Json(
+        json!({ "success": true, "status": "success", "message": "Password updated" }),
+    ))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    state
+        .auth
+        .delete_user(&admin.account.id, user_id(&id)?)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(axum::Json(
+        json!({ "success": true, "status": "success", "message": "User deleted" }),
+    ))
+}
+
+/// Permissions the server checks today; roles may hold any others (for features to come) and globs.
+pub const KNOWN_PERMISSIONS: &[&str] = &[
+    "*",
+    "users:manage",
+    "analytics:read",
+    "chat:use",
+    "tools:call:*",
+    "mcp:manage",
+    "sms:send",
+];
+
+async fn list_permissions(
+    State(state): State<AppState>,
+    _admin: Require<UsersManage>,
+) -> AppResult<axum::Json<Value>> {
+    let roles: Vec<Value> = state
+        .auth
+        .roles()
+        .await?
+        .into_iter()
+        .map(|r| json!({ "name": r.name, "description": r.description, "permissions": r.permissions }))
+        .collect();
+    Ok(envelope(
+        json!({ "roles": roles, "permissions": KNOWN_PERMISSIONS }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SetPermissions {
+    role: String,
+    #[serde(default)]
+    description: String,
+    permissions: Vec<String>,
+}
+
+async fn set_permissions(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Json(body): Json<SetPermissions>,
+) -> AppResult<axum::Json<Value>> {
+    state
+        .auth
+        .set_role_permissions(
+            &admin.account.id,
+            &body.role,
+            &body.description,
+            body.permissions.clone(),
+        )
+        .await?;
+    Ok(envelope(
+        json!({ "role": body.role, "permissions": body.permissions }),
+    ))
+}
+
+async fn user_permissions(
+    State(state): State<AppState>,
+    _admin: Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let account = state
+        .auth
+        .account(user_id(&id)?)
+        .await?
+        .ok_or_else(|| AppError::NotFound("User not found".into()))?;
+    Ok(envelope(
+        json!({ "user_id": account.id, "username": account.username, "role": account.role, "permissions": account.permissions }),
+    ))
+}

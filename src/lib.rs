@@ -1,0 +1,13 @@
+//! Warden: one binary that lets a team use an AI agent and its tools safely.
+//! See DESIGN.md beside the repository for the parts; arrows point down only:
+//! `cli → app → http → services (auth, audit) → store, config, clock`.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod store;

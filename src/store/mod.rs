@@ -1,0 +1,150 @@
+//! The database: one sqlx `Any` pool over SQLite (default, a file under the data dir) or PostgreSQL (by URL),
+//! and the migrations of both, kept in step (same numbers, same meaning).
+//!
+//! Only bool, integers, floats, text and bytes cross the `Any` driver: times are epoch milliseconds (BIGINT),
+//! ids and JSON are TEXT, flags are 0/1 integers. Ids and times are made in Rust, never by the database.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The shared pool and which database it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Every migration, in order. Never edit one that has shipped: add the next number.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "core",
+    sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_core.sql"),
+}];
+
+impl Db {
+    /// Connects (creating the SQLite file and its folder if needed). Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:");
+        };
+        if backend == Backend::Sqlite
+            && let Some(path) = sqlite_path(url)
+            && let Some(parent) = std::path::Path::new(&path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; busy_timeout queues writers instead of failing.
+                        conn.execute(sqlx::raw_sql(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+                        ))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Applies the migrations not yet applied, each in its own transaction.
+    pub async fn migrate(&self) -> anyhow::Result<Vec<i64>> {
+        let create = match self.backend {
+            Backend::Sqlite => {
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            }
+            Backend::Postgres => {
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            }
+        };
+        self.pool
+            .execute(sqlx::raw_sql(create))
+            .await
+            .context("creating schema_migrations")?;
+        let mut applied = Vec::new();
+        for m in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<(i64,)> =
+                sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            tx.execute(sqlx::raw_sql(sql))
+                .await
+                .with_context(|| format!("migration {} {}", m.version, m.name))?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::clock::Clock::now_ms(&crate::clock::SystemClock))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            applied.push(m.version);
+        }
+        Ok(applied)
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn is_ready(&self) -> bool {
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(&self.pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// True when an insert or update failed on a uniqueness constraint.
+    pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
