@@ -42,6 +42,8 @@ use username::Username;
 /// Role given to new users unless another is named.
 pub const DEFAULT_ROLE: &str = "user";
 pub const ADMIN_ROLE: &str = "admin";
+/// A used refresh token shown again within this window is refused without revoking its family.
+pub const REFRESH_REUSE_GRACE_MS: i64 = 2_000;
 /// Issuer name under which Django simplejwt subjects are mapped to local users.
 pub const DJANGO_ISSUER: &str = "django";
 
@@ -56,6 +58,9 @@ pub enum AuthError {
     RateLimited { retry_after_secs: u64 },
     #[error("The server is busy; try again shortly")]
     Busy,
+    /// Refused before any work (e.g. a password over the maximum length).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -335,11 +340,15 @@ impl Auth {
                 .record(Event::new("login.rate_limited", "denied").ip(ip));
             AuthError::RateLimited { retry_after_secs }
         })?;
-        let password = Password::parse(raw_password).map_err(AuthError::Invalid)?;
+        let password = Password::parse(raw_password).map_err(AuthError::BadRequest)?;
         let canonical = username::canonical(raw_username);
-        if canonical.is_empty() || canonical.chars().count() > username::MAX_USERNAME_CHARS * 4 {
-            return Err(AuthError::Invalid(
-                "username must be 1 to 64 characters".into(),
+        // Control characters (NUL above all, which PostgreSQL refuses in text) never name an account.
+        if canonical.is_empty()
+            || canonical.chars().count() > username::MAX_USERNAME_CHARS * 4
+            || canonical.chars().any(char::is_control)
+        {
+            return Err(AuthError::BadRequest(
+                "username must be 1 to 64 characters, without control characters".into(),
             ));
         }
         let locked = store::find_lock(&self.db.pool, &canonical).await? > now;
@@ -359,16 +368,20 @@ impl Auth {
                 u
             }
             (_, user) => {
-                let failures = store::record_failure(&self.db.pool, &canonical, now).await?;
-                let over = failures - self.settings.max_failures;
-                if over >= 0 {
-                    let lock = self.settings.lock_ms.saturating_mul(1 << over.min(6));
-                    store::update_lock(&self.db.pool, &canonical, now + lock).await?;
-                    self.audit.record(
-                        Event::new("login.locked", "denied")
-                            .subject(&canonical)
-                            .ip(ip),
-                    );
+                // Attempts during a lock are refused without counting, so the lock lifts on time even
+                // under attack; each failure after it locks again for twice as long.
+                if !locked {
+                    let failures = store::record_failure(&self.db.pool, &canonical, now).await?;
+                    let over = failures - self.settings.max_failures;
+                    if over >= 0 {
+                        let lock = self.settings.lock_ms.saturating_mul(1 << over.min(6));
+                        store::update_lock(&self.db.pool, &canonical, now + lock).await?;
+                        self.audit.record(
+                            Event::new("login.locked", "denied")
+                                .subject(&canonical)
+                                .ip(ip),
+                        );
+                    }
                 }
                 let reason = match &user {
                     None => "unknown_user",
@@ -486,7 +499,7 @@ impl Auth {
     }
 
     /// Rotates a refresh token. Exactly one of several concurrent uses wins; presenting a used token again
-    /// revokes its whole family (the session and every token issued for it).
+    /// (after the grace window) revokes its whole family (the session and every token issued for it).
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, AuthError> {
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Err(AuthError::Unauthorized);
@@ -495,8 +508,11 @@ impl Auth {
         let hash = token_hash(refresh_token);
         let Some(session_id) = store::consume_refresh_token(&self.db.pool, &hash, now).await?
         else {
-            if let Some(session_id) =
-                store::find_refresh_token_session(&self.db.pool, &hash).await?
+            // A used token shown again is theft (RFC 9700 §4.14.2), unless it is a concurrent retry of the
+            // same rotation (two tabs, a retried request) within a short grace window: that one only fails.
+            if let Some((session_id, used_at)) =
+                store::find_refresh_token(&self.db.pool, &hash).await?
+                && used_at.is_some_and(|used| now - used > REFRESH_REUSE_GRACE_MS)
             {
                 self.revoke_session(&session_id, "refresh_token_reuse")
                     .await?;
@@ -539,7 +555,8 @@ impl Auth {
         &self,
         refresh_token: &str,
     ) -> Result<Option<String>, AuthError> {
-        Ok(store::find_refresh_token_session(&self.db.pool, &token_hash(refresh_token)).await?)
+        let found = store::find_refresh_token(&self.db.pool, &token_hash(refresh_token)).await?;
+        Ok(found.map(|(session_id, _)| session_id))
     }
 
     pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<(), AuthError> {
@@ -627,7 +644,11 @@ impl Auth {
         self.limiter
             .check(ip, self.now())
             .map_err(|retry_after_secs| AuthError::RateLimited { retry_after_secs })?;
-        let row = if client_id.len() <= 64 {
+        let plausible_id = client_id.len() <= 64
+            && client_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let row = if plausible_id {
             store::find_user(&self.db.pool, client_id).await?
         } else {
             None

@@ -325,17 +325,15 @@ pub async fn consume_refresh_token(
     Ok(row.map(|(s,)| s))
 }
 
-/// The session a refresh token belongs to, whatever its state (to revoke the family on reuse).
-pub async fn find_refresh_token_session(
+/// The session a refresh token belongs to and when it was used, whatever its state.
+pub async fn find_refresh_token(
     pool: &AnyPool,
     hash: &str,
-) -> sqlx::Result<Option<String>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(s,)| s))
+) -> sqlx::Result<Option<(String, Option<i64>)>> {
+    sqlx::query_as("SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await
 }
 
 // Login throttle (per canonical name; survives restarts).

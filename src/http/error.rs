@@ -75,6 +75,7 @@ impl From<AuthError> for AppError {
                 AppError::TooManyRequests { retry_after_secs }
             }
             AuthError::Busy => AppError::Busy,
+            AuthError::BadRequest(m) => AppError::BadRequest(m),
             AuthError::Invalid(m) => AppError::Unprocessable(m),
             AuthError::Conflict(m) => AppError::Conflict(m),
             AuthError::NotFound => AppError::not_found(),

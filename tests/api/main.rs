@@ -1,1 +1,12 @@
+//! One integration binary: every test starts the real server on 127.0.0.1:0 and talks HTTP to it, on SQLite
+//! and on PostgreSQL (`db_tests!`).
 
+mod helpers;
+
+mod auth_flow;
+mod browser;
+mod lifecycle;
+mod secrets;
+mod throttle;
+mod tokens;
+mod users;

@@ -1,0 +1,301 @@
+//! Browser sessions (security.md cases 10–12): cookie flags, a new session at every login, CSRF tokens bound
+//! to the session, and cross-site state changes refused.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::db_tests;
+use crate::helpers::{ADMIN_PASSWORD, DbKind, TestApp, expect_error, spawn_app, spawn_app_with};
+
+db_tests!(
+    development_cookies_are_httponly_and_lax,
+    secure_cookies_use_the_host_prefix_and_configured_samesite,
+    every_login_gets_a_new_session_and_ends_the_old_cookie,
+    status_with_a_cookie_returns_a_working_csrf_token_and_never_the_token,
+    cookie_state_changes_need_this_sessions_csrf_token,
+    cross_site_state_changes_are_refused,
+    get_never_changes_state,
+);
+
+async fn development_cookies_are_httponly_and_lax(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    assert!(s.set_cookie.starts_with("auth_token="), "{}", s.set_cookie);
+    assert!(s.set_cookie.contains("HttpOnly"));
+    assert!(s.set_cookie.contains("SameSite=Lax"));
+    assert!(s.set_cookie.contains("Path=/"));
+    assert!(!s.set_cookie.contains("Secure"));
+}
+
+async fn secure_cookies_use_the_host_prefix_and_configured_samesite(kind: DbKind) {
+    let app = spawn_app_with(
+        kind,
+        &[("COOKIE_SECURE", "true"), ("COOKIE_SAMESITE", "strict")],
+    )
+    .await;
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    assert!(
+        s.set_cookie.starts_with("__Host-auth_token="),
+        "{}",
+        s.set_cookie
+    );
+    assert!(s.set_cookie.contains("; Secure"));
+    assert!(s.set_cookie.contains("SameSite=Strict"));
+    assert!(s.set_cookie.contains("HttpOnly"));
+    // The login answer carries the CSRF token and no bearer token.
+    let r = app
+        .post(
+            "/auth/login",
+            json!({ "username": "admin", "password": ADMIN_PASSWORD, "mode": "cookie" }),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert!(body["csrf_token"].is_string());
+    assert!(
+        body.get("token").is_none()
+            && body.get("access_token").is_none()
+            && body.get("refresh_token").is_none()
+    );
+    let me = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", s.cookie.replace("__Host-", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the unprefixed name is not read when Secure"
+    );
+}
+
+async fn session_id(app: &TestApp, cookie: &str) -> String {
+    let me: Value = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["session_id"].as_str().unwrap().to_string()
+}
+
+async fn every_login_gets_a_new_session_and_ends_the_old_cookie(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let first = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let first_sid = session_id(&app, &first.cookie).await;
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("cookie", &first.cookie)
+        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD, "mode": "cookie" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let second_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(second_cookie, first.cookie);
+    assert_ne!(session_id(&app, &second_cookie).await, first_sid);
+    let old = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", &first.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn status_with_a_cookie_returns_a_working_csrf_token_and_never_the_token(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let anonymous: Value = app
+        .client
+        .get(app.url("/api/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(anonymous["status"], json!("ok"));
+    assert_eq!(anonymous["authenticated"], json!(false));
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let r = app
+        .client
+        .get(app.url("/api/status"))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["authenticated"], json!(true));
+    assert!(
+        !text.contains(s.cookie.split_once('=').unwrap().1),
+        "the raw token is never returned"
+    );
+    let csrf = body["csrf_token"].as_str().unwrap();
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let bad = app
+        .client
+        .get(app.url("/api/status"))
+        .header("authorization", "Bearer bad.token.here")
+        .send()
+        .await
+        .unwrap();
+    expect_error(bad, StatusCode::UNAUTHORIZED).await;
+}
+
+async fn cookie_state_changes_need_this_sessions_csrf_token(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let mine = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let other = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let logout_all = |csrf: Option<&str>| {
+        let mut r = app
+            .client
+            .post(app.url("/auth/logout-all"))
+            .header("cookie", &mine.cookie);
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    for csrf in [
+        None,
+        Some(""),
+        Some("forged.token"),
+        Some(other.csrf.as_str()),
+    ] {
+        let body = expect_error(logout_all(csrf).await.unwrap(), StatusCode::FORBIDDEN).await;
+        assert_eq!(body["error"], json!("Invalid CSRF token"));
+    }
+    // No side effect: both sessions still work.
+    for s in [&mine, &other] {
+        let r = app
+            .client
+            .get(app.url("/api/me"))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        logout_all(Some(&mine.csrf)).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", &other.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn cross_site_state_changes_are_refused(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let host = app.base.trim_start_matches("http://").to_string();
+    let attempts = [
+        ("origin", "https://evil.test".to_string()),
+        ("origin", "null".to_string()),
+        ("sec-fetch-site", "cross-site".to_string()),
+    ];
+    for (name, value) in attempts {
+        let r = app
+            .client
+            .post(app.url("/auth/logout"))
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf)
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::FORBIDDEN).await;
+    }
+    // A login form posted from another site is refused too (login CSRF).
+    let r = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("origin", "https://evil.test")
+        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::FORBIDDEN).await;
+    // Same origin passes.
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", &s.csrf)
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn get_never_changes_state(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    for path in [
+        "/auth/logout",
+        "/auth/logout-all",
+        "/api/logout",
+        "/auth/login",
+        "/auth/refresh",
+    ] {
+        let r = app
+            .client
+            .get(app.url(path))
+            .header("cookie", &s.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -1,0 +1,397 @@
+//! The test harness: `spawn_app` starts the real server on 127.0.0.1:0 against a fresh SQLite file or a fresh
+//! PostgreSQL database, with a clock the test controls. `db_tests!` runs a test on both databases.
+//!
+//! PostgreSQL: WARDEN_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) is used to
+//! create and drop one database per test. Without a reachable server the PostgreSQL half is not run and a
+//! line on standard error says so, unless WARDEN_REQUIRE_POSTGRES=1 (as in CI), where it fails.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Executor;
+use tokio_util::sync::CancellationToken;
+use warden::{
+    app::{self, AppState},
+    clock::ManualClock,
+    config::Config,
+    store::Db,
+};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each named `async fn(DbKind)` as two tests, `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! db_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::DbKind::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::helpers::postgres_available().await {
+                        super::$name($crate::helpers::DbKind::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("WARDEN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Whether the PostgreSQL half can run; fails when it is required and cannot.
+pub async fn postgres_available() -> bool {
+    static AVAILABLE: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+    *AVAILABLE
+        .get_or_init(|| async {
+            sqlx::any::install_default_drivers();
+            let ok = tokio::time::timeout(std::time::Duration::from_secs(5), sqlx::AnyPool::connect(&postgres_admin_url()))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if !ok {
+                if std::env::var("WARDEN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                    panic!("PostgreSQL is required (WARDEN_REQUIRE_POSTGRES=1) but {} is not reachable", postgres_admin_url());
+                }
+                // Written past the test harness's capture on purpose: this must be seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** PostgreSQL half NOT RUN: {} is not reachable (set WARDEN_TEST_POSTGRES_URL, or WARDEN_REQUIRE_POSTGRES=1 to fail) ***\n",
+                    postgres_admin_url()
+                );
+            }
+            ok
+        })
+        .await
+}
+
+/// Every log line the server wrote in this process (debug level and up).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get_or_init(Default::default).lock().unwrap()).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let buffer = LOGS.get_or_init(Default::default).clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn,warden=debug,tower_http=debug")
+            .with_writer(move || LogWriter(buffer.clone()))
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub kind: DbKind,
+    settings: HashMap<String, String>,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+    data_dir: Arc<tempfile::TempDir>,
+    pg_database: Option<Arc<PgDatabase>>,
+}
+
+/// A PostgreSQL database made for one test and dropped when the test ends.
+struct PgDatabase {
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived thread with its own runtime does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::AnyPool::connect(&postgres_admin_url()).await {
+                    let _ = pool
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub async fn spawn_app(kind: DbKind) -> TestApp {
+    spawn_app_with(kind, &[]).await
+}
+
+/// Starts the app with the test defaults plus `extra` settings (environment-variable names and values).
+pub async fn spawn_app_with(kind: DbKind, extra: &[(&str, &str)]) -> TestApp {
+    init_logs();
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings: HashMap<String, String> = [
+        ("WARDEN_BIND", "127.0.0.1:0"),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("PASSWORD_HASH_CONCURRENCY", "2"),
+        ("LOGIN_IP_PER_MINUTE", "1000"),
+        ("WARDEN_PUBLIC_URL", "http://warden.test"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    settings.insert(
+        "WARDEN_DATA_DIR".into(),
+        data_dir.path().display().to_string(),
+    );
+    let pg_database = match kind {
+        DbKind::Sqlite => None,
+        DbKind::Postgres => {
+            let name = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = sqlx::AnyPool::connect(&postgres_admin_url())
+                .await
+                .expect("PostgreSQL reachable");
+            admin
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .await
+                .unwrap();
+            admin.close().await;
+            let base = postgres_admin_url();
+            let url = format!("{}/{}", &base[..base.rfind('/').unwrap()], name);
+            settings.insert("DATABASE_URL".into(), url);
+            Some(Arc::new(PgDatabase { name }))
+        }
+    };
+    for (k, v) in extra {
+        settings.insert(k.to_string(), v.to_string());
+    }
+    start(kind, settings, ManualClock::new(), data_dir, pg_database).await
+}
+
+async fn start(
+    kind: DbKind,
+    settings: HashMap<String, String>,
+    clock: Arc<ManualClock>,
+    data_dir: Arc<tempfile::TempDir>,
+    pg_database: Option<Arc<PgDatabase>>,
+) -> TestApp {
+    let config = Config::from_lookup(|k| settings.get(k).cloned()).expect("test config is valid");
+    let app = app::build(config, clock.clone()).await.expect("app builds");
+    let base = format!("http://{}", app.addr);
+    let state = app.state.clone();
+    let shutdown = app.shutdown_handle();
+    let server = tokio::spawn(async move { app.run().await.expect("server runs") });
+    TestApp {
+        base,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        clock,
+        state,
+        kind,
+        settings,
+        shutdown,
+        server: Some(server),
+        data_dir,
+        pg_database,
+    }
+}
+
+/// The result of `POST /auth/login` in token mode.
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+/// A browser session: the cookie header to send and the CSRF token.
+pub struct BrowserSession {
+    pub cookie: String,
+    pub csrf: String,
+    pub set_cookie: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Stops the server and starts a new one on the same database, data dir and clock.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+        let (kind, settings, clock) = (self.kind, self.settings.clone(), self.clock.clone());
+        let (data_dir, pg) = (self.data_dir.clone(), self.pg_database.clone());
+        drop(self);
+        start(kind, settings, clock, data_dir, pg).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login_raw(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/auth/login",
+            json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Tokens {
+        let r = self.login_raw(username, password).await;
+        assert_eq!(r.status(), StatusCode::OK, "login of {username} failed");
+        let body: Value = r.json().await.unwrap();
+        Tokens {
+            access: body["access_token"].as_str().unwrap().to_string(),
+            refresh: body["refresh_token"].as_str().unwrap().to_string(),
+            user_id: body["user_id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    pub async fn admin(&self) -> Tokens {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn login_cookie(&self, username: &str, password: &str) -> BrowserSession {
+        let r = self
+            .post(
+                "/auth/login",
+                json!({ "username": username, "password": password, "mode": "cookie" }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let set_cookie = r
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        let body: Value = r.json().await.unwrap();
+        BrowserSession {
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_string(),
+            set_cookie,
+        }
+    }
+
+    /// Creates a user through the admin API and returns its id.
+    pub async fn create_user(&self, username: &str, password: &str, role: &str) -> String {
+        let admin = self.admin().await;
+        let r = self
+            .client
+            .post(self.url("/api/users"))
+            .bearer_auth(&admin.access)
+            .json(&json!({ "username": username, "password": password, "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let body: Value = r.json().await.unwrap();
+        body["data"]["user"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Every text value in every table, for "no secret is stored in clear" checks.
+    pub async fn all_table_text(&self) -> String {
+        self.state.audit.flush().await;
+        let tables = [
+            "users",
+            "roles",
+            "role_permissions",
+            "sessions",
+            "refresh_tokens",
+            "login_throttle",
+            "external_identities",
+            "audit_events",
+        ];
+        let mut out = String::new();
+        for t in tables {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {t}")))
+                .fetch_all(&self.db().pool)
+                .await
+                .unwrap();
+            for row in rows {
+                use sqlx::{Column, Row};
+                for (i, col) in row.columns().iter().enumerate() {
+                    if let Ok(Some(v)) = row.try_get::<Option<String>, _>(i) {
+                        out.push_str(&format!("{t}.{}={v}\n", col.name()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts a status and the common error shape; returns the body.
+pub async fn expect_error(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status, "unexpected status for {}", r.url());
+    let body: Value = r.json().await.expect("error bodies are JSON");
+    assert_eq!(body["success"], json!(false), "{body}");
+    assert!(
+        body["error"].is_string() && body["code"].is_string(),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,544 @@
+//! Seed-004 admin routes: users and permissions (shapes, errors, and that admin routes need `users:manage`).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::db_tests;
+use crate::helpers::{DbKind, TestApp, expect_error, spawn_app};
+
+db_tests!(
+    admins_list_create_read_update_and_delete_users,
+    duplicate_and_invalid_users_are_refused_with_409_and_422,
+    every_admin_route_refuses_normal_users_with_403,
+    every_protected_route_refuses_anonymous_callers_with_401,
+    deleting_admins_or_oneself_is_refused,
+    role_change_disabling_and_password_reset_end_every_session,
+    role_permissions_are_read_from_server_state_at_once,
+    sql_looking_input_is_an_ordinary_4xx,
+);
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap()
+}
+
+async fn admins_list_create_read_update_and_delete_users(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let r = call(&app, Method::POST, "/api/users", &admin.access, Some(json!({ "username": "frank", "password": "frank-password", "email": "f@example.test", "full_name": "Frank" }))).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["status"], json!("success"));
+    let user = &created["data"]["user"];
+    let id = user["id"].as_str().unwrap().to_string();
+    assert_eq!(user["username"], json!("frank"));
+    assert_eq!(user["email"], json!("f@example.test"));
+    assert_eq!(user["role"], json!("user"));
+    assert!(user.get("password_hash").is_none());
+
+    let list: Value = call(&app, Method::GET, "/api/users", &admin.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["data"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "frank"]);
+
+    let one: Value = call(
+        &app,
+        Method::GET,
+        &format!("/api/users/{id}"),
+        &admin.access,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(one["data"]["user"]["full_name"], json!("Frank"));
+
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}"),
+        &admin.access,
+        Some(json!({ "full_name": "Frank F." })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["data"]["user"]["full_name"],
+        json!("Frank F.")
+    );
+
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}/password"),
+        &admin.access,
+        Some(json!({ "new_password": "frank-password-2" })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.login("frank", "frank-password-2").await;
+
+    let r = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/users/{id}"),
+        &admin.access,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let gone = call(
+        &app,
+        Method::GET,
+        &format!("/api/users/{id}"),
+        &admin.access,
+        None,
+    )
+    .await;
+    let body = expect_error(gone, StatusCode::NOT_FOUND).await;
+    assert_eq!(body["error"], json!("User not found"));
+    assert_eq!(
+        app.login_raw("frank", "frank-password-2").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for path in [
+        format!("/api/users/{id}"),
+        format!("/api/users/{}", uuid::Uuid::new_v4()),
+    ] {
+        expect_error(
+            call(&app, Method::PUT, &path, &admin.access, Some(json!({}))).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        expect_error(
+            call(&app, Method::DELETE, &path, &admin.access, None).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        expect_error(
+            call(
+                &app,
+                Method::PUT,
+                &format!("{path}/password"),
+                &admin.access,
+                Some(json!({ "new_password": "long-enough-1" })),
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        expect_error(
+            call(
+                &app,
+                Method::GET,
+                &path.replace("/api/users/", "/api/permissions/user/"),
+                &admin.access,
+                None,
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+}
+
+async fn duplicate_and_invalid_users_are_refused_with_409_and_422(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    app.create_user("grace", "grace-password", "user").await;
+    for name in ["grace", "GRACE", "ｇｒａｃｅ"] {
+        let r = call(
+            &app,
+            Method::POST,
+            "/api/users",
+            &admin.access,
+            Some(json!({ "username": name, "password": "another-password" })),
+        )
+        .await;
+        let body = expect_error(r, StatusCode::CONFLICT).await;
+        assert_eq!(body["error"], json!("username already exists"));
+    }
+    let bad = [
+        json!({ "username": "h", "password": "short" }),
+        json!({ "username": "", "password": "long-enough-password" }),
+        json!({ "username": "has space", "password": "long-enough-password" }),
+        json!({ "username": "x".repeat(65), "password": "long-enough-password" }),
+        json!({ "username": "h", "password": "long-enough-password", "role": "emperor" }),
+        json!({ "username": "h", "password": "long-enough-password", "email": "e".repeat(300) }),
+        json!({ "username": "h" }),
+        json!({ "username": "h", "password": 12345678 }),
+    ];
+    for body in bad {
+        let r = call(
+            &app,
+            Method::POST,
+            "/api/users",
+            &admin.access,
+            Some(body.clone()),
+        )
+        .await;
+        expect_error(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let r = app
+        .client
+        .post(app.url("/api/users"))
+        .bearer_auth(&admin.access)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST).await;
+}
+
+/// The admin routes, from the same table the OpenAPI document is built from.
+fn admin_routes() -> Vec<(Method, String)> {
+    warden::http::system::ROUTES
+        .iter()
+        .filter(|(_, _, _, auth)| *auth == "users:manage")
+        .map(|(m, p, _, _)| {
+            (
+                m.to_uppercase().parse().unwrap(),
+                p.replace("{id}", &uuid::Uuid::new_v4().to_string()),
+            )
+        })
+        .collect()
+}
+
+async fn every_admin_route_refuses_normal_users_with_403(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("henry", "henry-password", "user").await;
+    let henry = app.login("henry", "henry-password").await;
+    let routes = admin_routes();
+    assert!(routes.len() >= 9);
+    for (method, path) in routes {
+        let r = call(&app, method.clone(), &path, &henry.access, Some(json!({ "role": "user", "permissions": ["*"], "username": "x", "password": "xxxxxxxxxx", "new_password": "xxxxxxxxxx" }))).await;
+        let body = expect_error(r, StatusCode::FORBIDDEN).await;
+        assert!(
+            body["error"].as_str().unwrap().contains("users:manage"),
+            "{method} {path}: {body}"
+        );
+    }
+    let perms: Value = call(&app, Method::GET, "/api/me", &henry.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        perms["role"],
+        json!("user"),
+        "nothing was changed by the refused calls"
+    );
+}
+
+async fn every_protected_route_refuses_anonymous_callers_with_401(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    for (method, path, _, auth) in warden::http::system::ROUTES {
+        if ["none", "optional", "client"].contains(auth) {
+            continue;
+        }
+        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let method: Method = method.to_uppercase().parse().unwrap();
+        let r = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_error(r, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(
+            body["error"],
+            json!("Unauthorized - Invalid or missing token"),
+            "{method} {path}"
+        );
+    }
+}
+
+async fn deleting_admins_or_oneself_is_refused(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let body = expect_error(
+        call(
+            &app,
+            Method::DELETE,
+            &format!("/api/users/{}", admin.user_id),
+            &admin.access,
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(body["error"].as_str().unwrap().contains("yourself"));
+    let other_admin = app.create_user("ivy", "ivy-password", "admin").await;
+    let body = expect_error(
+        call(
+            &app,
+            Method::DELETE,
+            &format!("/api/users/{other_admin}"),
+            &admin.access,
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(body["error"].as_str().unwrap().contains("admin"));
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{}", admin.user_id),
+        &admin.access,
+        Some(json!({ "role": "user" })),
+    )
+    .await;
+    expect_error(r, StatusCode::FORBIDDEN).await;
+}
+
+async fn role_change_disabling_and_password_reset_end_every_session(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let id = app.create_user("jack", "jack-password", "user").await;
+    let cases = [json!({ "role": "admin" }), json!({ "is_active": false })];
+    for change in cases {
+        let t = app.login_raw("jack", "jack-password").await;
+        if t.status() != StatusCode::OK {
+            // Re-enable after the disable case.
+            call(
+                &app,
+                Method::PUT,
+                &format!("/api/users/{id}"),
+                &admin.access,
+                Some(json!({ "is_active": true })),
+            )
+            .await;
+        }
+        let t = app.login("jack", "jack-password").await;
+        let browser = app.login_cookie("jack", "jack-password").await;
+        assert_eq!(
+            app.get_bearer("/api/me", &t.access).await.status(),
+            StatusCode::OK
+        );
+        let r = call(
+            &app,
+            Method::PUT,
+            &format!("/api/users/{id}"),
+            &admin.access,
+            Some(change.clone()),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{change}");
+        assert_eq!(
+            app.get_bearer("/api/me", &t.access).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "{change}"
+        );
+        let r = app
+            .client
+            .get(app.url("/api/me"))
+            .header("cookie", &browser.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{change}");
+        expect_error(
+            app.post("/auth/refresh", json!({ "refresh_token": t.refresh }))
+                .await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
+    assert_eq!(
+        app.login_raw("jack", "jack-password").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "disabled users cannot log in"
+    );
+    call(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}"),
+        &admin.access,
+        Some(json!({ "is_active": true })),
+    )
+    .await;
+    let t = app.login("jack", "jack-password").await;
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}/password"),
+        &admin.access,
+        Some(json!({ "new_password": "jack-password-2" })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_bearer("/api/me", &t.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_bearer("/api/me", &admin.access).await.status(),
+        StatusCode::OK,
+        "the admin's own session is untouched"
+    );
+}
+
+async fn role_permissions_are_read_from_server_state_at_once(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let id = app.create_user("kim", "kim-password", "user").await;
+    let kim = app.login("kim", "kim-password").await;
+    assert_eq!(
+        call(&app, Method::GET, "/api/users", &kim.access, None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let r = call(
+        &app,
+        Method::POST,
+        "/api/permissions",
+        &admin.access,
+        Some(json!({ "role": "user", "permissions": ["chat:use", "users:manage"] })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Kim's existing token now carries the new permission: it comes from the server, not the token.
+    assert_eq!(
+        call(&app, Method::GET, "/api/users", &kim.access, None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let p: Value = call(
+        &app,
+        Method::GET,
+        &format!("/api/permissions/user/{id}"),
+        &admin.access,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(p["data"]["role"], json!("user"));
+    assert_eq!(
+        p["data"]["permissions"],
+        json!(["chat:use", "users:manage"])
+    );
+
+    let r = call(&app, Method::POST, "/api/permissions", &admin.access, Some(json!({ "role": "auditor", "description": "Reads analytics", "permissions": ["analytics:read"] }))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let all: Value = call(&app, Method::GET, "/api/permissions", &admin.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let roles: Vec<&str> = all["data"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["admin", "auditor", "user"]);
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}"),
+        &admin.access,
+        Some(json!({ "role": "auditor" })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    for bad in [
+        json!({ "role": "bad role", "permissions": [] }),
+        json!({ "role": "x", "permissions": ["no spaces"] }),
+        json!({ "role": "x" }),
+    ] {
+        expect_error(
+            call(
+                &app,
+                Method::POST,
+                "/api/permissions",
+                &admin.access,
+                Some(bad),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let r = call(
+        &app,
+        Method::POST,
+        "/api/permissions",
+        &admin.access,
+        Some(json!({ "role": "admin", "permissions": ["chat:use"] })),
+    )
+    .await;
+    expect_error(r, StatusCode::FORBIDDEN).await;
+}
+
+async fn sql_looking_input_is_an_ordinary_4xx(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let evil = [
+        "' OR '1'='1",
+        "1; DROP TABLE users; --",
+        "\" OR \"\"=\"",
+        "admin'--",
+        "%27%20OR%201%3D1",
+    ];
+    for e in evil {
+        let encoded = e
+            .replace('%', "%25")
+            .replace(' ', "%20")
+            .replace('"', "%22")
+            .replace(';', "%3B")
+            .replace('\'', "%27");
+        for path in [
+            format!("/api/users/{encoded}"),
+            format!("/api/permissions/user/{encoded}"),
+        ] {
+            let r = call(&app, Method::GET, &path, &admin.access, None).await;
+            let body = expect_error(r, StatusCode::NOT_FOUND).await;
+            assert!(
+                !body.to_string().to_lowercase().contains("select"),
+                "{body}"
+            );
+        }
+        let r = app.login_raw(e, e).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{e}");
+        let r = call(&app, Method::POST, "/api/users", &admin.access, Some(json!({ "username": e.replace(' ', ""), "password": "long-enough-password", "full_name": e }))).await;
+        assert!(
+            r.status() == StatusCode::CREATED
+                || r.status() == StatusCode::UNPROCESSABLE_ENTITY
+                || r.status() == StatusCode::CONFLICT,
+            "{e}: {}",
+            r.status()
+        );
+    }
+    let list = call(&app, Method::GET, "/api/users", &admin.access, None).await;
+    assert_eq!(list.status(), StatusCode::OK, "the users table is intact");
+}
