@@ -114,10 +114,17 @@ impl App {
         let auth = self.state.auth.clone();
         let stop = self.shutdown.clone();
         let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            // Other processes' revocations reach this one within a second; expired ones are dropped hourly.
+            let mut sync = tokio::time::interval(Duration::from_secs(1));
+            let mut prune = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => auth.prune_revoked(),
+                    _ = sync.tick() => {
+                        if let Err(e) = auth.sync_changes().await {
+                            tracing::warn!(error = %e, "reading other instances' changes failed");
+                        }
+                    }
+                    _ = prune.tick() => auth.prune_revoked(),
                     _ = stop.cancelled() => return,
                 }
             }

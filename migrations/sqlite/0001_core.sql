@@ -3,7 +3,8 @@
 CREATE TABLE roles (
     name TEXT PRIMARY KEY,
     description TEXT NOT NULL DEFAULT '',
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE role_permissions (
     role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
@@ -41,7 +42,8 @@ CREATE TABLE sessions (
     user_agent TEXT
 );
 CREATE INDEX sessions_user ON sessions(user_id);
-CREATE INDEX sessions_revoked ON sessions(revoked_at, expires_at);
+CREATE INDEX sessions_revoked ON sessions(revoked_at);
+CREATE INDEX users_updated ON users(updated_at);
 
 CREATE TABLE refresh_tokens (
     token_hash TEXT PRIMARY KEY,

@@ -5,18 +5,22 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-pub struct CsrfKey(Vec<u8>);
+/// Keyed once; cloned per token.
+pub struct CsrfKey(Hmac<Sha256>);
 
 impl CsrfKey {
     /// Derived from the signing secret under its own label, so the two uses never share a key.
     pub fn derive(secret: &[u8]) -> CsrfKey {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(b"warden csrf key v1");
-        CsrfKey(mac.finalize().into_bytes().to_vec())
+        CsrfKey(
+            Hmac::<Sha256>::new_from_slice(&mac.finalize().into_bytes())
+                .expect("HMAC takes any key length"),
+        )
     }
 
     fn mac(&self, session_id: &str, nonce: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.0.clone();
         mac.update(session_id.as_bytes());
         mac.update(b".");
         mac.update(nonce.as_bytes());

@@ -181,6 +181,15 @@ pub struct Auth {
     accounts: RwLock<HashMap<String, Arc<Account>>>,
     /// Bumped on every account change, so a load that raced a change is not cached.
     accounts_generation: AtomicU64,
+    /// How far `sync_changes` has read: newest session revocation, user change and role change seen.
+    watermarks: parking_lot::Mutex<Watermarks>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Watermarks {
+    revoked_at: i64,
+    user_updated_at: i64,
+    role_updated_at: i64,
 }
 
 pub struct AuthParts {
@@ -203,6 +212,13 @@ impl Auth {
             .await?
             .into_iter()
             .collect();
+        let (revoked_at, user_updated_at) = store::find_watermarks(&p.db.pool).await?;
+        let role_updated_at = store::find_roles_updated_max(&p.db.pool).await?;
+        let watermarks = Watermarks {
+            revoked_at,
+            user_updated_at,
+            role_updated_at,
+        };
         Ok(Auth {
             keys: TokenKeys::new(&p.secret, &p.issuer, p.django_secret.as_deref()),
             csrf: csrf::CsrfKey::derive(&p.secret),
@@ -215,6 +231,7 @@ impl Auth {
             revoked: RwLock::new(revoked),
             accounts: RwLock::new(HashMap::new()),
             accounts_generation: AtomicU64::new(0),
+            watermarks: parking_lot::Mutex::new(watermarks),
         })
     }
 
@@ -602,6 +619,34 @@ impl Auth {
                 .detail(json!({"sessions": n})),
         );
         Ok(n)
+    }
+
+    /// Picks up revocations and account changes made by other processes sharing the database (another
+    /// instance, the CLI). Changes made here are applied at once; this closes the gap for the others.
+    pub async fn sync_changes(&self) -> Result<(), AuthError> {
+        let seen = *self.watermarks.lock();
+        let mut next = seen;
+        let revoked = store::find_sessions_revoked_since(&self.db.pool, seen.revoked_at).await?;
+        if !revoked.is_empty() {
+            let mut set = self.revoked.write();
+            for (id, expires_at, revoked_at) in revoked {
+                next.revoked_at = next.revoked_at.max(revoked_at);
+                set.insert(id, expires_at);
+            }
+        }
+        for (id, updated_at) in
+            store::find_users_updated_since(&self.db.pool, seen.user_updated_at).await?
+        {
+            next.user_updated_at = next.user_updated_at.max(updated_at);
+            self.forget_accounts(Some(&id));
+        }
+        let role_updated_at = store::find_roles_updated_max(&self.db.pool).await?;
+        if role_updated_at > seen.role_updated_at {
+            next.role_updated_at = role_updated_at;
+            self.forget_accounts(None);
+        }
+        *self.watermarks.lock() = next;
+        Ok(())
     }
 
     /// Drops expired entries from the revoked set (they fail on `exp` anyway).

@@ -180,12 +180,15 @@ pub async fn replace_role_permissions(
     now: i64,
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO roles (name, description, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET description = $2")
-        .bind(role)
-        .bind(description)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO roles (name, description, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (name) DO UPDATE SET description = $2, updated_at = $3",
+    )
+    .bind(role)
+    .bind(description)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM role_permissions WHERE role = $1")
         .bind(role)
         .execute(&mut *tx)
@@ -407,4 +410,44 @@ pub async fn insert_external_identity(
         .execute(pool)
         .await
         .map(|_| ())
+}
+
+// Changes made by other processes (another instance, the CLI), found by polling from a watermark.
+
+/// Sessions revoked at or after `since`: (id, expires_at, revoked_at).
+pub async fn find_sessions_revoked_since(
+    pool: &AnyPool,
+    since: i64,
+) -> sqlx::Result<Vec<(String, i64, i64)>> {
+    sqlx::query_as("SELECT id, expires_at, revoked_at FROM sessions WHERE revoked_at >= $1")
+        .bind(since)
+        .fetch_all(pool)
+        .await
+}
+
+/// Users changed at or after `since`: (id, updated_at).
+pub async fn find_users_updated_since(
+    pool: &AnyPool,
+    since: i64,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT id, updated_at FROM users WHERE updated_at >= $1")
+        .bind(since)
+        .fetch_all(pool)
+        .await
+}
+
+/// The newest role change.
+pub async fn find_roles_updated_max(pool: &AnyPool) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(updated_at), 0) FROM roles")
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+pub async fn find_watermarks(pool: &AnyPool) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT COALESCE(MAX(revoked_at), 0) FROM sessions), (SELECT COALESCE(MAX(updated_at), 0) FROM users)",
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -1,12 +1,15 @@
-//! Signed tokens (RFC 8725): HS256 only, algorithm pinned; `iss`, `aud`, `sub`, `sid`, `jti`, `iat`, `nbf`,
+//! Signed tokens (RFC 8725): HS256 only, the header pinned byte for byte; `iss`, `aud`, `sub`, `sid`, `jti`, `iat`, `nbf`,
 //! `exp` and `typ` all required; times checked against the application `Clock` with a fixed leeway.
 //!
 //! Token kinds never pass for each other: a bearer `access` token is not a browser `session` cookie, and
 //! refresh tokens are opaque random values that are not JWTs at all. Django simplejwt tokens are verified with
 //! their own key and accepted only as `token_type == "access"`.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 /// Clock skew tolerated on `exp` and `nbf`, seconds.
 pub const LEEWAY_SECS: i64 = 30;
@@ -49,24 +52,20 @@ pub struct Rejected;
 
 pub struct TokenKeys {
     issuer: String,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    /// Keyed once; cloned per token (saves hashing the key on every request).
+    mac: Hmac<Sha256>,
     django: Option<(DecodingKey, Validation)>,
 }
 
+/// The one header this server signs and accepts, byte for byte: `{"typ":"JWT","alg":"HS256"}`. Comparing
+/// the encoded header pins the algorithm and leaves no `kid`, `jku` or `x5u` to interpret.
+const HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
+
 impl TokenKeys {
     pub fn new(secret: &[u8], issuer: &str, django_secret: Option<&[u8]>) -> TokenKeys {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Time is checked by us against the application clock; the library would read the system clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[issuer]);
-        validation.set_required_spec_claims(&["iss", "aud", "sub", "exp", "nbf"]);
         let django = django_secret.map(|s| {
             let mut v = Validation::new(Algorithm::HS256);
+            // Time is checked by us against the application clock; the library would read the system clock.
             v.validate_exp = false;
             v.validate_nbf = false;
             v.validate_aud = false;
@@ -76,9 +75,7 @@ impl TokenKeys {
         });
         TokenKeys {
             issuer: issuer.to_string(),
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
             django,
         }
     }
@@ -103,21 +100,37 @@ impl TokenKeys {
             exp: exp_secs,
             typ: kind.as_str().to_string(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing cannot fail")
+        let payload = serde_json::to_vec(&claims).expect("claims serialise");
+        let signing_input = format!("{HEADER_B64}.{}", B64.encode(payload));
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            B64.encode(mac.finalize().into_bytes())
+        )
     }
 
-    /// Verifies signature, algorithm, issuer, audience, kind and times.
+    /// Verifies header, signature, issuer, audience, kind and times.
     pub fn verify(&self, token: &str, kind: TokenKind, now_secs: i64) -> Result<Claims, Rejected> {
-        if token.len() > MAX_TOKEN_BYTES || token.bytes().filter(|b| *b == b'.').count() != 2 {
+        if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejected);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| Rejected)?;
-        let claims = data.claims;
-        if claims.typ != kind.as_str()
-            || !times_ok(claims.nbf, claims.exp, now_secs)
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(Rejected)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(Rejected)?;
+        if header != HEADER_B64 || payload.contains('.') {
+            return Err(Rejected);
+        }
+        let signature = B64.decode(signature).map_err(|_| Rejected)?;
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| Rejected)?;
+        let payload = B64.decode(payload).map_err(|_| Rejected)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Rejected)?;
+        if claims.iss != self.issuer
+            || claims.aud != self.issuer
+            || claims.typ != kind.as_str()
             || claims.sub.is_empty()
+            || !times_ok(claims.nbf, claims.exp, now_secs)
         {
             return Err(Rejected);
         }
@@ -209,6 +222,19 @@ mod tests {
         let other = TokenKeys::new(&[8u8; 32], "http://warden.test", None);
         let t = other.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
         assert!(keys().verify(&t, TokenKind::Access, NOW).is_err());
+    }
+
+    #[test]
+    fn the_header_is_the_one_jsonwebtoken_writes_so_standard_libraries_read_our_tokens() {
+        let t = keys().issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+        let header = jsonwebtoken::decode_header(&t).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.set_audience(&["http://warden.test"]);
+        let data =
+            jsonwebtoken::decode::<Claims>(&t, &DecodingKey::from_secret(&[7u8; 32]), &v).unwrap();
+        assert_eq!(data.claims.sub, "u1");
     }
 
     #[test]

@@ -265,6 +265,32 @@ impl TestApp {
         start(kind, settings, clock, data_dir, pg).await
     }
 
+    /// A second server on the same database and data dir (as behind a load balancer), running beside this one.
+    pub async fn another_instance(&self) -> TestApp {
+        let (data_dir, pg) = (self.data_dir.clone(), self.pg_database.clone());
+        start(
+            self.kind,
+            self.settings.clone(),
+            self.clock.clone(),
+            data_dir,
+            pg,
+        )
+        .await
+    }
+
+    /// Polls `check` every 100 ms for up to 5 s; true once it holds.
+    pub async fn eventually<F: std::future::Future<Output = bool>>(
+        mut check: impl FnMut() -> F,
+    ) -> bool {
+        for _ in 0..50 {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.client
             .post(self.url(path))

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 use warden::{clock::ManualClock, config::Config};
 
 use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, expect_error, spawn_app, spawn_app_with};
+use crate::helpers::{ADMIN_PASSWORD, DbKind, TestApp, expect_error, spawn_app, spawn_app_with};
 
 db_tests!(
     a_restart_keeps_sessions_refresh_tokens_and_lockouts,
+    another_instance_sees_revocations_and_role_changes_within_seconds,
     health_ready_and_docs_answer,
     ready_is_503_when_the_database_is_gone,
     every_response_has_a_request_id_and_security_headers,
@@ -73,6 +74,52 @@ async fn a_restart_keeps_sessions_refresh_tokens_and_lockouts(kind: DbKind) {
         app.login_raw("nina", "nina-password").await.status(),
         StatusCode::UNAUTHORIZED,
         "the lock survives"
+    );
+}
+
+async fn another_instance_sees_revocations_and_role_changes_within_seconds(kind: DbKind) {
+    let a = spawn_app(kind).await;
+    let b = a.another_instance().await;
+    a.create_user("uma", "uma-password", "user").await;
+    let uma = a.login("uma", "uma-password").await;
+    let admin = a.admin().await;
+    assert_eq!(
+        b.get_bearer("/api/me", &uma.access).await.status(),
+        StatusCode::OK,
+        "tokens work on every instance"
+    );
+    assert_eq!(
+        b.get_bearer("/api/users", &uma.access).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let r = a
+        .client
+        .post(a.url("/api/permissions"))
+        .bearer_auth(&admin.access)
+        .json(&json!({ "role": "user", "permissions": ["chat:use", "users:manage"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        TestApp::eventually(|| async {
+            b.get_bearer("/api/users", &uma.access).await.status() == StatusCode::OK
+        })
+        .await
+    );
+
+    a.client
+        .post(a.url("/auth/logout"))
+        .bearer_auth(&uma.access)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        TestApp::eventually(|| async {
+            b.get_bearer("/api/me", &uma.access).await.status() == StatusCode::UNAUTHORIZED
+        })
+        .await
     );
 }
 
@@ -388,8 +435,6 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
     assert!(ok);
     let (ok, _) = run(&["user", "set-role", "olga", "admin"], "");
     assert!(ok);
-    let (ok, text) = run(&["user", "disable", "olga"], "");
-    assert!(ok, "{text}");
     let (ok, text) = run(&["client", "create", "bot"], "");
     assert!(
         ok && text.contains("client_id: ") && text.contains("client_secret: "),
@@ -400,7 +445,7 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
     let (ok, text) = run(&["migrate"], "");
     assert!(ok, "{text}");
 
-    // The server sees what the CLI did.
+    // A running server sees what the CLI does, within seconds: here, disabling a signed-in user.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let data = dir.path().display().to_string();
@@ -418,9 +463,51 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
         )
         .await
         .unwrap();
-        let users = app.state.auth.list_users().await.unwrap();
-        let olga = users.iter().find(|u| u.username == "olga").unwrap();
-        assert_eq!((olga.role.as_str(), olga.is_active), ("admin", 0));
+        let base = format!("http://{}", app.addr);
+        let stop = app.shutdown_handle();
+        let server = tokio::spawn(app.run());
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{base}/auth/login"))
+            .json(&json!({ "username": "olga", "password": "olga-password-2" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let token = r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let me: Value = client
+            .get(format!("{base}/api/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["role"], json!("admin"), "set-role took effect");
+
+        let (ok, text) = run(&["user", "disable", "olga"], "");
+        assert!(ok, "{text}");
+        let revoked = TestApp::eventually(|| async {
+            client
+                .get(format!("{base}/api/me"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == StatusCode::UNAUTHORIZED
+        })
+        .await;
+        assert!(
+            revoked,
+            "the CLI's disable ended the running server's session"
+        );
+        stop.cancel();
+        server.await.unwrap().unwrap();
     });
 }
 
