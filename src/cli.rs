@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API and web UI (the default).
+    /// Serve the API (the default).
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -66,6 +66,8 @@ enum UserCommand {
     SetRole { username: String, role: String },
     /// Disable a user; their sessions end.
     Disable { username: String },
+    /// Link an external identity (ISSUER:SUBJECT, e.g. django:42) to an existing user.
+    Link { username: String, external: String },
 }
 
 #[derive(Subcommand)]
@@ -208,7 +210,8 @@ fn doctor(config: &Config) -> ExitCode {
 }
 
 async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> {
-    // The CLI shares the server's database and signing key, so its changes (and revocations) are real.
+    // The CLI shares the server's database, so its changes and revocations reach running servers (which poll
+    // for them). It issues no tokens, so it needs no signing key: a throwaway one is used.
     let db = Db::connect(&config.effective_database_url()).await?;
     db.migrate().await?;
     let audit = crate::audit::Audit::start(db.clone(), clock.clone());
@@ -253,6 +256,14 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
                 "created user {} ({}) with role {}",
                 row.username, row.id, row.role
             );
+        }
+        UserCommand::Link { username, external } => {
+            let row = auth.find_user_by_name(&username).await?;
+            let (issuer, subject) = external
+                .split_once(':')
+                .context("the identity takes ISSUER:SUBJECT")?;
+            auth.link_external(issuer, subject, &row.id).await?;
+            println!("{} is now {issuer}:{subject}", row.username);
         }
         UserCommand::List => {
             println!(

@@ -243,7 +243,10 @@ impl std::fmt::Display for Finding {
 impl Config {
     /// Reads `.env` (if present) into the process environment, then the environment.
     pub fn from_env() -> anyhow::Result<Config> {
-        let _ = dotenvy::dotenv();
+        // Only ./.env: dotenvy's default would also pick up a .env from any parent folder.
+        if std::path::Path::new(".env").is_file() {
+            dotenvy::from_path(".env").context("reading .env")?;
+        }
         Config::from_lookup(|key| std::env::var(key).ok())
     }
 
@@ -279,7 +282,7 @@ impl Config {
             Some("none") => SameSite::None,
             Some(other) => bail!("COOKIE_SAMESITE must be lax, strict or none, not {other:?}"),
         };
-        let log_format = match get("LOG_FORMAT").as_deref() {
+        let log_format = match get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(other) => bail!("LOG_FORMAT must be json or pretty, not {other:?}"),
@@ -297,6 +300,21 @@ impl Config {
             (None, None) => None,
             _ => bail!("EXTERNAL_JWKS_URL and EXTERNAL_JWKS_ISSUER go together"),
         };
+        let log_level = get("LOG_LEVEL")
+            .unwrap_or_else(|| "info".into())
+            .to_ascii_lowercase();
+        if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) {
+            bail!("LOG_LEVEL must be trace, debug, info, warn or error, not {log_level:?}");
+        }
+        let cors_origins = list(get("CORS_ORIGINS"));
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
+            bail!(
+                "CORS_ORIGINS entries must be origins like https://app.example.com (no path), not {bad:?}"
+            );
+        }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -308,28 +326,26 @@ impl Config {
                 .into(),
             database_url: get("DATABASE_URL"),
             jwt_secret: secret("JWT_SECRET_KEY"),
-            session_hours: number(&get, "JWT_EXPIRY_HOURS", 24)?,
-            access_token_minutes: number(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15)?,
+            session_hours: bounded(&get, "JWT_EXPIRY_HOURS", 24, 1, 24 * 365)?,
+            access_token_minutes: bounded(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15, 1, 24 * 60)?,
             cookie_secure: get("COOKIE_SECURE")
                 .map(|v| parse_bool("COOKIE_SECURE", &v))
                 .transpose()?,
             cookie_samesite,
             admin_password: secret("ADMIN_PASSWORD"),
-            log_level: get("LOG_LEVEL")
-                .unwrap_or_else(|| "info".into())
-                .to_ascii_lowercase(),
+            log_level,
             log_format,
             trusted_proxies,
-            cors_origins: list(get("CORS_ORIGINS")),
+            cors_origins,
             public_url: get("WARDEN_PUBLIC_URL")
                 .unwrap_or_else(|| format!("http://{bind}"))
                 .trim_end_matches('/')
                 .into(),
             django_secret_key: secret("DJANGO_SECRET_KEY"),
             jwks_issuer,
-            login_max_failures: number(&get, "LOGIN_MAX_FAILURES", 5)?,
-            login_lock: Duration::from_secs(number(&get, "LOGIN_LOCK_SECONDS", 300)?),
-            login_ip_per_minute: number(&get, "LOGIN_IP_PER_MINUTE", 30)?,
+            login_max_failures: bounded(&get, "LOGIN_MAX_FAILURES", 5, 1, 100)?,
+            login_lock: Duration::from_secs(bounded(&get, "LOGIN_LOCK_SECONDS", 300, 1, 86_400)?),
+            login_ip_per_minute: bounded(&get, "LOGIN_IP_PER_MINUTE", 30, 1, u32::MAX)?,
             password_hash_concurrency: number(
                 &get,
                 "PASSWORD_HASH_CONCURRENCY",
@@ -486,6 +502,21 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// A number within `min..=max`, or the default when unset.
+fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<T> {
+    let value = number(get, key, default)?;
+    if value < min || value > max {
+        bail!("{key} must be between {min} and {max}, not {value}");
+    }
+    Ok(value)
+}
+
 fn parse_bool(key: &str, value: &str) -> anyhow::Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -559,6 +590,14 @@ mod tests {
         assert!(config(&[("COOKIE_SAMESITE", "sometimes")]).is_err());
         assert!(config(&[("JWT_EXPIRY_HOURS", "ten")]).is_err());
         assert!(config(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).is_err());
+        assert!(config(&[("LOG_LEVEL", "verbose")]).is_err());
+        assert!(config(&[("LOGIN_IP_PER_MINUTE", "0")]).is_err());
+        assert!(config(&[("JWT_EXPIRY_HOURS", "99999999999")]).is_err());
+        assert!(config(&[("CORS_ORIGINS", "app.example.com")]).is_err());
+        assert_eq!(
+            config(&[("LOG_FORMAT", "JSON")]).unwrap().log_format,
+            LogFormat::Json
+        );
     }
 
     #[test]

@@ -350,14 +350,16 @@ pub async fn find_lock(pool: &AnyPool, canonical: &str) -> sqlx::Result<i64> {
     Ok(row.map(|(l,)| l).unwrap_or(0))
 }
 
-/// Counts one failure; returns the failure count after it.
+/// Counts one failure; returns the failure count after it. Failures older than a day are forgotten.
 pub async fn record_failure(pool: &AnyPool, canonical: &str, now: i64) -> sqlx::Result<i64> {
     let (n,): (i64,) = sqlx::query_as(
         "INSERT INTO login_throttle (name_canonical, failures, locked_until, updated_at) VALUES ($1, 1, 0, $2) \
-         ON CONFLICT (name_canonical) DO UPDATE SET failures = login_throttle.failures + 1, updated_at = $2 RETURNING failures",
+         ON CONFLICT (name_canonical) DO UPDATE SET updated_at = $2, \
+         failures = CASE WHEN login_throttle.updated_at < $3 THEN 1 ELSE login_throttle.failures + 1 END RETURNING failures",
     )
     .bind(canonical)
     .bind(now)
+    .bind(now - 86_400_000)
     .fetch_one(pool)
     .await?;
     Ok(n)

@@ -151,7 +151,7 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/docs", "This OpenAPI document", "none"),
 ];
 
-async fn docs() -> axum::Json<Value> {
+async fn docs(State(state): State<AppState>) -> axum::Json<Value> {
     let mut paths = serde_json::Map::new();
     for (method, path, summary, auth) in ROUTES {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
@@ -174,7 +174,7 @@ async fn docs() -> axum::Json<Value> {
         "components": {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
-                "cookie": { "type": "apiKey", "in": "cookie", "name": "auth_token" }
+                "cookie": { "type": "apiKey", "in": "cookie", "name": state.config.session_cookie_name() }
             },
             "schemas": {
                 "Error": { "type": "object", "required": ["success", "error", "code"], "properties": {

@@ -288,7 +288,8 @@ fn production(extra: &[(&str, &str)]) -> Config {
 
 #[tokio::test]
 async fn production_refuses_unsafe_settings_naming_the_variable() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (&[("JWT_SECRET_KEY", "")], "JWT_SECRET_KEY", "is not set"),
         (
             &[("JWT_SECRET_KEY", "too-short-secret")],
@@ -435,6 +436,10 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
     assert!(ok);
     let (ok, _) = run(&["user", "set-role", "olga", "admin"], "");
     assert!(ok);
+    let (ok, text) = run(&["user", "link", "olga", "django:7"], "");
+    assert!(ok && text.contains("django:7"), "{text}");
+    let (ok, text) = run(&["user", "link", "olga", "django:7"], "");
+    assert!(!ok && text.contains("already linked"), "{text}");
     let (ok, text) = run(&["client", "create", "bot"], "");
     assert!(
         ok && text.contains("client_id: ") && text.contains("client_secret: "),

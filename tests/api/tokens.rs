@@ -306,15 +306,15 @@ async fn malformed_tokens_get_a_fast_4xx(kind: DbKind) {
     refused(&app, &big).await;
     // A 1 MB header is refused at the edge (431) or by the HTTP layer, never with a 5xx.
     let huge = "x".repeat(1024 * 1024);
-    match app
+    // (The connection may instead be closed for an oversized head, which is fine too.)
+    if let Ok(r) = app
         .client
         .get(app.url("/api/me"))
         .bearer_auth(&huge)
         .send()
         .await
     {
-        Ok(r) => assert!(r.status().is_client_error(), "{}", r.status()),
-        Err(_) => {} // the connection may be closed for an oversized head
+        assert!(r.status().is_client_error(), "{}", r.status());
     }
     for header in ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer"] {
         let r = app
