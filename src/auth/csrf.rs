@@ -64,6 +64,13 @@ mod tests {
         assert!(!key.verify("s1", &tampered));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_input_panics_or_passes(token in ".{0,300}", session in ".{0,64}") {
+            proptest::prop_assert!(!CsrfKey::derive(b"k").verify(&session, &token));
+        }
+    }
+
     #[test]
     fn another_key_does_not_verify() {
         let t = CsrfKey::derive(b"k1").issue("s1");

@@ -58,6 +58,9 @@ pub enum AuthError {
     RateLimited { retry_after_secs: u64 },
     #[error("The server is busy; try again shortly")]
     Busy,
+    /// The database cannot be reached: fail closed, and recover when it is back.
+    #[error("Service unavailable")]
+    Unavailable,
     /// Refused before any work (e.g. a password over the maximum length).
     #[error("{0}")]
     BadRequest(String),
@@ -75,7 +78,11 @@ pub enum AuthError {
 
 impl From<sqlx::Error> for AuthError {
     fn from(e: sqlx::Error) -> Self {
-        AuthError::Internal(e.into())
+        if crate::store::is_unavailable(&e) {
+            AuthError::Unavailable
+        } else {
+            AuthError::Internal(e.into())
+        }
     }
 }
 

@@ -215,6 +215,29 @@ mod tests {
         assert_eq!(h.verify(&pw, None).await.unwrap(), Verdict::Mismatch);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_beyond_the_queue_is_refused_not_queued_without_bound() {
+        let h = Hasher::new(1);
+        let attempts = (0..200).map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.verify(&Password::parse("guess".into()).unwrap(), None)
+                    .await
+            })
+        });
+        let results = futures::future::join_all(attempts).await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(Busy))))
+            .count();
+        assert!(busy > 0, "a queue of 64 cannot hold 200 waiting hashes");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Ok(Ok(Verdict::Mismatch)) | Ok(Err(Busy))))
+        );
+    }
+
     #[test]
     fn long_passwords_are_kept_whole_and_too_long_ones_refused() {
         let long = "p".repeat(MAX_PASSWORD_CHARS);

@@ -237,6 +237,32 @@ mod tests {
         assert_eq!(data.claims.sub, "u1");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_input_panics_or_passes(token in ".{0,600}") {
+            let k = keys();
+            proptest::prop_assert!(k.verify(&token, TokenKind::Access, NOW).is_err());
+            proptest::prop_assert!(k.verify_django(&token, NOW).is_err());
+        }
+
+        #[test]
+        fn flipping_any_character_of_a_real_token_breaks_it(pos in 0usize..300, c in proptest::char::any()) {
+            let k = keys();
+            let t = k.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+            let pos = pos % t.len();
+            let mut chars: Vec<char> = t.chars().collect();
+            proptest::prop_assume!(chars[pos] != c);
+            chars[pos] = c;
+            let changed: String = chars.into_iter().collect();
+            // Base64url without padding: the last character of the signature carries spare bits, so only
+            // changes the decoder reads can be required to fail.
+            if let Ok(claims) = k.verify(&changed, TokenKind::Access, NOW) {
+                proptest::prop_assert_eq!(claims.sub, "u1");
+                proptest::prop_assert_eq!(pos, t.len() - 1);
+            }
+        }
+    }
+
     #[test]
     fn our_tokens_are_not_django_tokens() {
         let k = keys();

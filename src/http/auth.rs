@@ -371,23 +371,46 @@ fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The status answer; a struct rather than a JSON map, since this is the hot path.
+#[derive(serde::Serialize)]
+struct StatusBody<'a> {
+    status: &'static str,
+    authenticated: bool,
+    csrf_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+}
+
 /// Seed 000's status probe: who is calling and, for a browser session, a fresh CSRF token bound to it.
 /// The raw token is never returned (the seed did, which undid HttpOnly).
 async fn status(
     State(state): State<AppState>,
     MaybePrincipal(principal): MaybePrincipal,
-) -> Json200 {
-    match principal {
-        Some(p) => Json200(json!({
-            "status": "ok",
-            "authenticated": true,
-            "csrf_token": (p.credential == Credential::Cookie).then(|| state.auth.issue_csrf(&p.session_id)),
-            "user_id": p.account.id,
-            "username": p.account.username,
-            "role": p.account.role,
-        })),
-        None => Json200(json!({ "status": "ok", "authenticated": false, "csrf_token": null })),
-    }
+) -> Response {
+    let body = match &principal {
+        Some(p) => StatusBody {
+            status: "ok",
+            authenticated: true,
+            csrf_token: (p.credential == Credential::Cookie)
+                .then(|| state.auth.issue_csrf(&p.session_id)),
+            user_id: Some(&p.account.id),
+            username: Some(&p.account.username),
+            role: Some(&p.account.role),
+        },
+        None => StatusBody {
+            status: "ok",
+            authenticated: false,
+            csrf_token: None,
+            user_id: None,
+            username: None,
+            role: None,
+        },
+    };
+    axum::Json(body).into_response()
 }
 
 async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Response> {

@@ -75,6 +75,7 @@ impl From<AuthError> for AppError {
                 AppError::TooManyRequests { retry_after_secs }
             }
             AuthError::Busy => AppError::Busy,
+            AuthError::Unavailable => AppError::Unavailable,
             AuthError::BadRequest(m) => AppError::BadRequest(m),
             AuthError::Invalid(m) => AppError::Unprocessable(m),
             AuthError::Conflict(m) => AppError::Conflict(m),
@@ -87,7 +88,11 @@ impl From<AuthError> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(e.into())
+        if crate::store::is_unavailable(&e) {
+            AppError::Unavailable
+        } else {
+            AppError::Internal(e.into())
+        }
     }
 }
 

@@ -56,9 +56,6 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Principal>, AppError> {
-    if let Some(p) = parts.extensions.get::<Principal>() {
-        return Ok(Some(p.clone()));
-    }
     let Some((token, credential)) =
         presented_token(&parts.headers, state.config.session_cookie_name())?
     else {
@@ -75,7 +72,6 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Prin
             return Err(AppError::Forbidden("Invalid CSRF token".into()));
         }
     }
-    parts.extensions.insert(principal.clone());
     Ok(Some(principal))
 }
 
@@ -206,6 +202,55 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 Err(AppError::PayloadTooLarge)
             }
             Err(_) => Err(AppError::BadRequest("Unreadable request body".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_named_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::COOKIE,
+            HeaderValue::from_static("a=1; auth_token=xyz; b=2"),
+        );
+        assert_eq!(cookie(&h, "auth_token"), Some("xyz"));
+        assert_eq!(cookie(&h, "auth"), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_read_only_behind_trusted_proxies() {
+        let trusted = vec![crate::config::IpNet::parse("10.0.0.0/8").unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 10.0.0.9"),
+        );
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &h, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("5.6.7.8".parse().unwrap(), &h, &trusted),
+            "5.6.7.8".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_parsing_never_panics(cookie_header in "[ -~]{0,200}", auth in "[ -~]{0,200}", xff in "[ -~]{0,100}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&cookie_header) { h.insert(axum::http::header::COOKIE, v); }
+            let _ = presented_token(&h, "auth_token");
+            if let Ok(v) = HeaderValue::from_str(&auth) { h.insert(axum::http::header::AUTHORIZATION, v); }
+            let _ = presented_token(&h, "auth_token");
+            if let Ok(v) = HeaderValue::from_str(&xff) { h.insert("x-forwarded-for", v); }
+            let trusted = vec![crate::config::IpNet::parse("127.0.0.1").unwrap()];
+            let _ = client_ip("127.0.0.1".parse().unwrap(), &h, &trusted);
         }
     }
 }

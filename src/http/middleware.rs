@@ -21,8 +21,8 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     // 128 random bits from the thread-local generator: unique, and no system call per request.
     let request_id = format!("{:032x}", rand::random::<u128>());
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %path);
+    // Fields are only formatted when the span is enabled (LOG_LEVEL=debug and below).
+    let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
 
     let response = if header_bytes(request.headers()) > state.config.max_header_bytes {
         let mut r = AppError::BadRequest("Request headers too large".into()).into_response();
