@@ -17,14 +17,23 @@ use crate::{
     store::Db,
 };
 
-/// Everything a handler may use; cheap to clone.
+/// Everything a handler may use. One `Arc`, so the per-request clones axum makes cost one counter bump.
 #[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
+    pub config: Config,
     pub db: Db,
-    pub auth: Arc<Auth>,
+    pub auth: Auth,
     pub audit: Audit,
     pub clock: SharedClock,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 pub struct App {
@@ -86,13 +95,13 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let state = AppState {
-        config: Arc::new(config),
+    let state = AppState(Arc::new(Services {
+        config,
         db,
-        auth: Arc::new(auth),
+        auth,
         audit,
         clock,
-    };
+    }));
     Ok(App {
         listener,
         addr,
@@ -111,7 +120,7 @@ impl App {
     /// Serves until the shutdown handle is cancelled, then lets in-flight requests finish.
     pub async fn run(self) -> anyhow::Result<()> {
         let router = crate::http::router(self.state.clone());
-        let auth = self.state.auth.clone();
+        let state = self.state.clone();
         let stop = self.shutdown.clone();
         let pruner = tokio::spawn(async move {
             // Other processes' revocations reach this one within a second; expired ones are dropped hourly.
@@ -120,11 +129,11 @@ impl App {
             loop {
                 tokio::select! {
                     _ = sync.tick() => {
-                        if let Err(e) = auth.sync_changes().await {
+                        if let Err(e) = state.auth.sync_changes().await {
                             tracing::warn!(error = %e, "reading other instances' changes failed");
                         }
                     }
-                    _ = prune.tick() => auth.prune_revoked(),
+                    _ = prune.tick() => state.auth.prune_revoked(),
                     _ = stop.cancelled() => return,
                 }
             }

@@ -42,6 +42,7 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     let mut response = response;
     let secure = state.config.cookie_secure();
     let headers = response.headers_mut();
+    headers.reserve(8);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert(REQUEST_ID, v);
     }

@@ -18,19 +18,19 @@ use crate::app::AppState;
 
 /// Every route, behind the edge middleware, body limit, timeout and (when configured) CORS.
 pub fn router(state: AppState) -> Router {
-    let config = state.config.clone();
     let mut router = Router::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(system::router())
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
+            state.config.request_timeout,
         ));
-    if !config.cors_origins.is_empty() {
-        let origins = config
+    if !state.config.cors_origins.is_empty() {
+        let origins = state
+            .config
             .cors_origins
             .iter()
             .filter_map(|o| o.parse().ok())
