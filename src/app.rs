@@ -71,6 +71,9 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             .django_secret_key
             .as_ref()
             .map(|s| s.expose_secret().as_bytes().to_vec()),
+        jwks: config.jwks_issuer.as_ref().map(|j| {
+            crate::auth::jwks::JwksVerifier::new(&j.url, &j.issuer, j.audience.as_deref())
+        }),
         hash_concurrency: config.password_hash_concurrency,
         ip_per_minute: config.login_ip_per_minute,
         settings: Settings {
@@ -123,6 +126,7 @@ impl App {
         let state = self.state.clone();
         let stop = self.shutdown.clone();
         let pruner = tokio::spawn(async move {
+            state.auth.warm_up().await;
             // Other processes' revocations reach this one within a second; expired ones are dropped hourly.
             let mut sync = tokio::time::interval(Duration::from_secs(1));
             let mut prune = tokio::time::interval(Duration::from_secs(3600));

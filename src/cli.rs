@@ -221,6 +221,7 @@ async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> 
         secret: rand::random::<[u8; 32]>().to_vec(),
         issuer: config.public_url.clone(),
         django_secret: None,
+        jwks: None,
         hash_concurrency: 1,
         ip_per_minute: u32::MAX,
         settings: Settings {

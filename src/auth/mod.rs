@@ -10,6 +10,7 @@
 //! - Login failures get one answer whatever the cause (unknown, wrong, locked, disabled), after the same work.
 
 pub mod csrf;
+pub mod jwks;
 pub mod password;
 pub mod store;
 pub mod throttle;
@@ -178,6 +179,7 @@ pub struct Auth {
     db: Db,
     clock: SharedClock,
     keys: TokenKeys,
+    jwks: Option<jwks::JwksVerifier>,
     csrf: csrf::CsrfKey,
     hasher: Arc<Hasher>,
     limiter: throttle::AddressLimiter,
@@ -205,6 +207,7 @@ pub struct AuthParts {
     pub secret: Vec<u8>,
     pub issuer: String,
     pub django_secret: Option<Vec<u8>>,
+    pub jwks: Option<jwks::JwksVerifier>,
     pub hash_concurrency: usize,
     pub ip_per_minute: u32,
     pub settings: Settings,
@@ -228,6 +231,7 @@ impl Auth {
         };
         Ok(Auth {
             keys: TokenKeys::new(&p.secret, &p.issuer, p.django_secret.as_deref()),
+            jwks: p.jwks,
             csrf: csrf::CsrfKey::derive(&p.secret),
             hasher: Hasher::new(p.hash_concurrency),
             limiter: throttle::AddressLimiter::new(p.ip_per_minute),
@@ -273,21 +277,50 @@ impl Auth {
                 })
             }
             Err(_) if credential == Credential::Bearer => {
+                self.authenticate_external(token, now_secs).await
+            }
+            Err(_) => Err(AuthError::Unauthorized),
+        }
+    }
+
+    /// A token of an external issuer (a JWKS issuer's asymmetric token, or a Django simplejwt token), mapped to
+    /// the local user linked to its subject. Access tokens only; the role is the local user's.
+    async fn authenticate_external(
+        &self,
+        token: &str,
+        now_secs: i64,
+    ) -> Result<Principal, AuthError> {
+        let (issuer, subject, session_id) = match &self.jwks {
+            Some(jwks) if jwks::JwksVerifier::handles(token) => {
+                let subject = jwks
+                    .verify(token, now_secs)
+                    .await
+                    .map_err(|_| AuthError::Unauthorized)?;
+                (jwks.issuer().to_string(), subject, "external".to_string())
+            }
+            _ => {
                 let (subject, jti) = self
                     .keys
                     .verify_django(token, now_secs)
                     .map_err(|_| AuthError::Unauthorized)?;
-                let user_id = store::find_external_user(&self.db.pool, DJANGO_ISSUER, &subject)
-                    .await?
-                    .ok_or(AuthError::Unauthorized)?;
-                let account = self.active_account(&user_id).await?;
-                Ok(Principal {
-                    account,
-                    session_id: format!("django:{jti}"),
-                    credential: Credential::External,
-                })
+                (DJANGO_ISSUER.to_string(), subject, format!("django:{jti}"))
             }
-            Err(_) => Err(AuthError::Unauthorized),
+        };
+        let user_id = store::find_external_user(&self.db.pool, &issuer, &subject)
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
+        let account = self.active_account(&user_id).await?;
+        Ok(Principal {
+            account,
+            session_id,
+            credential: Credential::External,
+        })
+    }
+
+    /// Work worth doing before the first request: fetching an external issuer's keys.
+    pub async fn warm_up(&self) {
+        if let Some(jwks) = &self.jwks {
+            jwks.refresh(self.now()).await;
         }
     }
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth_flow;
 mod browser;
+mod external;
 mod lifecycle;
 mod secrets;
 mod throttle;
