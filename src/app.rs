@@ -10,11 +10,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    agent::{Agent, Limits},
     audit::Audit,
     auth::{Auth, AuthParts, Settings},
+    chat::Chat,
     clock::SharedClock,
     config::Config,
     store::Db,
+    tools::Catalog,
 };
 
 /// Everything a handler may use. One `Arc`, so the per-request clones axum makes cost one counter bump.
@@ -26,6 +29,8 @@ pub struct Services {
     pub db: Db,
     pub auth: Auth,
     pub audit: Audit,
+    pub chat: Chat,
+    pub catalog: Arc<Catalog>,
     pub clock: SharedClock,
 }
 
@@ -98,11 +103,31 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
+    let catalog = Arc::new(Catalog::new());
+    for tool in crate::tools::builtin::all(clock.clone()) {
+        catalog.register(tool);
+    }
+    let agent = Agent {
+        provider: crate::agent::llm::from_config(&config)?,
+        catalog: catalog.clone(),
+        system_prompt: config.agent_system_prompt.clone(),
+        limits: Limits {
+            max_steps: config.agent_max_steps,
+            deadline: config.agent_deadline,
+        },
+    };
+    let chat_settings = crate::chat::Settings {
+        history_window: config.chat_history_window,
+        daily_token_quota: config.chat_daily_token_quota,
+    };
+    let chat = Chat::new(db.clone(), clock.clone(), agent, chat_settings);
     let state = AppState(Arc::new(Services {
         config,
         db,
         auth,
         audit,
+        chat,
+        catalog,
         clock,
     }));
     Ok(App {

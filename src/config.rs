@@ -28,6 +28,9 @@ const KNOWN_DEFAULT_SECRETS: &[&str] = &[
     "mysecretkey",
 ];
 
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant. Use the tools you are given when they help; \
+answer plainly and say when you do not know.";
+
 /// Admin passwords that production refuses.
 const DEFAULT_ADMIN_PASSWORDS: &[&str] = &[
     "admin",
@@ -179,6 +182,17 @@ pub struct Config {
     pub llm_api_url: Option<String>,
     pub llm_model: Option<String>,
     pub llm_provider: Option<String>,
+    pub anthropic_api_key: Option<SecretString>,
+    /// The agent's system prompt (the server's; clients cannot set it).
+    pub agent_system_prompt: String,
+    pub agent_max_steps: usize,
+    pub agent_deadline: Duration,
+    pub llm_timeout: Duration,
+    pub llm_max_retries: u32,
+    /// Messages of history sent to the model per turn.
+    pub chat_history_window: usize,
+    /// Tokens per user per UTC day; 0 is no limit.
+    pub chat_daily_token_quota: i64,
     pub sms_provider: String,
     pub telesign_customer_id: Option<String>,
     pub telesign_api_key: Option<SecretString>,
@@ -287,6 +301,23 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("LOG_FORMAT must be json or pretty, not {other:?}"),
         };
+        if let Some(p) = get("LLM_PROVIDER")
+            && ![
+                "builtin",
+                "openai",
+                "groq",
+                "ollama",
+                "vllm",
+                "litellm",
+                "openai-compatible",
+                "anthropic",
+            ]
+            .contains(&p.to_ascii_lowercase().as_str())
+        {
+            bail!(
+                "LLM_PROVIDER must be builtin, openai, groq, ollama, vllm, litellm, openai-compatible or anthropic, not {p:?}"
+            );
+        }
         let trusted_proxies = list(get("TRUSTED_PROXIES"))
             .iter()
             .map(|s| IpNet::parse(s))
@@ -369,7 +400,22 @@ impl Config {
             groq_api_key: secret("GROQ_API_KEY"),
             llm_api_url: get("LLM_API_URL"),
             llm_model: get("LLM_MODEL"),
-            llm_provider: get("LLM_PROVIDER"),
+            llm_provider: get("LLM_PROVIDER").map(|p| p.to_ascii_lowercase()),
+            anthropic_api_key: secret("ANTHROPIC_API_KEY"),
+            agent_system_prompt: get("AGENT_SYSTEM_PROMPT")
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
+            agent_max_steps: bounded(&get, "AGENT_MAX_STEPS", 8, 1, 64)?,
+            agent_deadline: Duration::from_secs(bounded(
+                &get,
+                "AGENT_DEADLINE_SECONDS",
+                120,
+                1,
+                3600,
+            )?),
+            llm_timeout: Duration::from_secs(bounded(&get, "LLM_TIMEOUT_SECONDS", 60, 1, 600)?),
+            llm_max_retries: bounded(&get, "LLM_MAX_RETRIES", 2, 0, 10)?,
+            chat_history_window: bounded(&get, "CHAT_HISTORY_WINDOW", 40, 1, 10_000)?,
+            chat_daily_token_quota: bounded(&get, "CHAT_DAILY_TOKEN_QUOTA", 0, 0, i64::MAX)?,
             sms_provider: get("SMS_PROVIDER").unwrap_or_else(|| "console".into()),
             telesign_customer_id: get("TELESIGN_CUSTOMER_ID"),
             telesign_api_key: secret("TELESIGN_API_KEY"),

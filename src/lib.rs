@@ -3,11 +3,14 @@
 //! `cli → app → http → services (auth, audit) → store, config, clock`.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod store;
+pub mod tools;

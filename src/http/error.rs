@@ -36,6 +36,11 @@ pub enum AppError {
     Busy,
     #[error("Service unavailable")]
     Unavailable,
+    /// An upstream (the LLM, an MCP server) failed.
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("{0}")]
+    GatewayTimeout(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -57,6 +62,8 @@ impl AppError {
             AppError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            AppError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

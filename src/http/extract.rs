@@ -112,6 +112,11 @@ impl Permission for UsersManage {
     const NAME: &'static str = "users:manage";
 }
 
+pub struct ChatUse;
+impl Permission for ChatUse {
+    const NAME: &'static str = "chat:use";
+}
+
 /// The caller, known to hold permission `P` (403 otherwise).
 pub struct Require<P: Permission>(pub Principal, pub PhantomData<P>);
 

@@ -2,6 +2,7 @@
 //! Handlers are thin: extract, authorise, validate, call a service, map to the response.
 
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -20,6 +21,7 @@ use crate::app::AppState;
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth::router())
+        .merge(chat::router())
         .merge(users::router())
         .merge(system::router())
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })

@@ -30,12 +30,20 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit one that has shipped: add the next number.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "core",
-    sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_core.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "chat",
+        sqlite: include_str!("../../migrations/sqlite/0002_chat.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_chat.sql"),
+    },
+];
 
 impl Db {
     /// Connects (creating the SQLite file and its folder if needed). Does not migrate.

@@ -1,0 +1,472 @@
+//! OpenAI-compatible chat completions (OpenAI, Groq, Ollama, vLLM, LiteLLM): tool calling and streaming.
+//!
+//! "Compatible" servers differ: `content` may be null, `arguments` may arrive as an object instead of a string
+//! (Ollama), a tool call may lack its id, `finish_reason` may be anything. The reply types are hand-written
+//! and lenient; what cannot be read at all is a `Protocol` error.
+
+use std::collections::BTreeMap;
+
+use futures::{FutureExt, future::BoxFuture};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    DeltaSender, LlmError, LlmProvider, LlmRequest, LlmResponse, Message, Role, ToolCall, Usage,
+    http::{RetryPolicy, post_json},
+};
+
+pub struct OpenAi {
+    label: String,
+    url: String,
+    model: String,
+    api_key: Option<SecretString>,
+    policy: RetryPolicy,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for OpenAi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAi")
+            .field("label", &self.label)
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl OpenAi {
+    /// `base_url` is the API root (`https://api.openai.com/v1`) or the full `/chat/completions` URL.
+    pub fn new(
+        label: &str,
+        base_url: &str,
+        model: &str,
+        api_key: Option<SecretString>,
+        policy: RetryPolicy,
+    ) -> OpenAi {
+        let base = base_url.trim_end_matches('/');
+        let url = if base.ends_with("/chat/completions") {
+            base.to_string()
+        } else {
+            format!("{base}/chat/completions")
+        };
+        OpenAi {
+            label: label.to_string(),
+            url,
+            model: model.to_string(),
+            api_key,
+            policy,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client builds"),
+        }
+    }
+
+    fn body(&self, request: &LlmRequest, stream: bool) -> Value {
+        let mut messages = vec![json!({ "role": "system", "content": request.system })];
+        messages.extend(request.messages.iter().map(wire_message));
+        let mut body = json!({ "model": self.model, "messages": messages, "stream": stream });
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|t| json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } }))
+                .collect();
+            body["tool_choice"] = json!("auto");
+        }
+        if stream {
+            body["stream_options"] = json!({ "include_usage": true });
+        }
+        body
+    }
+
+    async fn run(
+        &self,
+        request: &LlmRequest,
+        deltas: Option<&DeltaSender>,
+    ) -> Result<LlmResponse, LlmError> {
+        let headers: Vec<(&str, String)> = match &self.api_key {
+            Some(k) => vec![("authorization", format!("Bearer {}", k.expose_secret()))],
+            None => Vec::new(),
+        };
+        let body = self.body(request, deltas.is_some());
+        let mut response = post_json(&self.http, &self.url, &headers, &body, self.policy).await?;
+        match deltas {
+            None => {
+                let bytes = tokio::time::timeout(self.policy.timeout, response.bytes())
+                    .await
+                    .map_err(|_| LlmError::Timeout)?
+                    .map_err(|e| LlmError::Unreachable(e.to_string()))?;
+                parse_completion(&bytes)
+            }
+            Some(deltas) => {
+                let mut stream = StreamAssembler::default();
+                loop {
+                    let chunk = tokio::time::timeout(self.policy.timeout, response.chunk())
+                        .await
+                        .map_err(|_| LlmError::Timeout)?
+                        .map_err(|e| LlmError::Unreachable(e.to_string()))?;
+                    match chunk {
+                        Some(bytes) => {
+                            for text in stream.feed(&bytes)? {
+                                let _ = deltas.send(text);
+                            }
+                            if stream.done {
+                                break;
+                            }
+                        }
+                        None => break,
+                    }
+                }
+                stream.finish()
+            }
+        }
+    }
+}
+
+impl LlmProvider for OpenAi {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a LlmRequest,
+        deltas: Option<&'a DeltaSender>,
+    ) -> BoxFuture<'a, Result<LlmResponse, LlmError>> {
+        self.run(request, deltas).boxed()
+    }
+}
+
+fn wire_message(m: &Message) -> Value {
+    match m.role {
+        Role::User => json!({ "role": "user", "content": m.content }),
+        Role::Assistant if m.tool_calls.is_empty() => {
+            json!({ "role": "assistant", "content": m.content })
+        }
+        Role::Assistant => json!({
+            "role": "assistant",
+            "content": if m.content.is_empty() { Value::Null } else { json!(m.content) },
+            "tool_calls": m.tool_calls.iter().map(|c| json!({
+                "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments }
+            })).collect::<Vec<_>>(),
+        }),
+        Role::Tool => {
+            json!({ "role": "tool", "tool_call_id": m.tool_call_id, "name": m.name, "content": m.content })
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: i64,
+    #[serde(default)]
+    completion_tokens: i64,
+}
+
+#[derive(Deserialize, Default)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    /// A string normally; an object from some servers.
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: WireFunction,
+}
+
+#[derive(Deserialize, Default)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    #[serde(default, alias = "delta")]
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireCompletion {
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+fn arguments_text(v: Option<Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s,
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn parse_completion(bytes: &[u8]) -> Result<LlmResponse, LlmError> {
+    let c: WireCompletion = serde_json::from_slice(bytes)
+        .map_err(|e| LlmError::Protocol(format!("not a chat completion: {e}")))?;
+    let choice = c
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| LlmError::Protocol("no choices in the reply".into()))?;
+    let tool_calls = choice
+        .message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| ToolCall {
+            id: t
+                .id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| format!("call_{i}")),
+            name: t.function.name.unwrap_or_default(),
+            arguments: non_empty_arguments(arguments_text(t.function.arguments)),
+        })
+        .collect();
+    let usage = c.usage.unwrap_or_default();
+    Ok(LlmResponse {
+        content: choice.message.content.unwrap_or_default(),
+        tool_calls,
+        usage: Usage {
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+        },
+        finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".into()),
+    })
+}
+
+fn non_empty_arguments(a: String) -> String {
+    if a.trim().is_empty() { "{}".into() } else { a }
+}
+
+/// Reads `data:` lines of a streamed completion and assembles text and tool-call fragments (by `index`).
+#[derive(Default)]
+pub struct StreamAssembler {
+    buffer: Vec<u8>,
+    content: String,
+    calls: BTreeMap<usize, (Option<String>, String, String)>,
+    usage: Usage,
+    finish_reason: Option<String>,
+    pub done: bool,
+}
+
+impl StreamAssembler {
+    /// Feeds raw bytes; returns the text fragments completed by them.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, LlmError> {
+        self.buffer.extend_from_slice(bytes);
+        let mut texts = Vec::new();
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                self.done = true;
+                break;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let chunk: WireCompletion = serde_json::from_str(data)
+                .map_err(|e| LlmError::Protocol(format!("bad stream chunk: {e}")))?;
+            if let Some(u) = chunk.usage {
+                self.usage = Usage {
+                    input_tokens: u.prompt_tokens,
+                    output_tokens: u.completion_tokens,
+                };
+            }
+            for choice in chunk.choices {
+                if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
+                    self.content.push_str(&text);
+                    texts.push(text);
+                }
+                for (i, call) in choice
+                    .message
+                    .tool_calls
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                {
+                    let slot = self.calls.entry(call.index.unwrap_or(i)).or_default();
+                    if let Some(id) = call.id.filter(|s| !s.is_empty()) {
+                        slot.0 = Some(id);
+                    }
+                    if let Some(name) = call.function.name {
+                        slot.1.push_str(&name);
+                    }
+                    slot.2.push_str(&arguments_text(call.function.arguments));
+                }
+                if let Some(reason) = choice.finish_reason {
+                    self.finish_reason = Some(reason);
+                }
+            }
+        }
+        Ok(texts)
+    }
+
+    pub fn finish(self) -> Result<LlmResponse, LlmError> {
+        if !self.done && self.finish_reason.is_none() {
+            return Err(LlmError::Protocol(
+                "the stream ended before the answer was complete".into(),
+            ));
+        }
+        let tool_calls = self
+            .calls
+            .into_iter()
+            .map(|(i, (id, name, arguments))| ToolCall {
+                id: id.unwrap_or_else(|| format!("call_{i}")),
+                name,
+                arguments: non_empty_arguments(arguments),
+            })
+            .collect();
+        Ok(LlmResponse {
+            content: self.content,
+            tool_calls,
+            usage: self.usage,
+            finish_reason: self.finish_reason.unwrap_or_else(|| "stop".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_replies_are_read_leniently() {
+        let reply = br#"{"choices":[{"message":{"content":null,"tool_calls":[
+            {"function":{"name":"add","arguments":{"a":5,"b":3}}},
+            {"id":"c2","type":"function","function":{"name":"time","arguments":""}}]},
+            "finish_reason":"function_call_or_whatever"}],"usage":{"prompt_tokens":12}}"#;
+        let r = parse_completion(reply).unwrap();
+        assert_eq!(r.content, "");
+        assert_eq!(
+            r.tool_calls[0],
+            ToolCall {
+                id: "call_0".into(),
+                name: "add".into(),
+                arguments: r#"{"a":5,"b":3}"#.into()
+            }
+        );
+        assert_eq!(r.tool_calls[1].arguments, "{}");
+        assert_eq!(r.finish_reason, "function_call_or_whatever");
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 12,
+                output_tokens: 0
+            }
+        );
+        assert!(parse_completion(b"<html>").is_err());
+        assert!(parse_completion(br#"{"choices":[]}"#).is_err());
+    }
+
+    #[test]
+    fn streamed_text_and_tool_call_fragments_are_assembled_across_chunk_boundaries() {
+        let stream = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Let me \"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"add.\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"function\":{\"name\":\"add\",\"arguments\":\"{\\\"a\\\":\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"5,\\\"b\\\":3}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":7}}\n\n",
+            "data: [DONE]\n\n"
+        );
+        let mut a = StreamAssembler::default();
+        let mut texts = Vec::new();
+        for piece in stream.as_bytes().chunks(7) {
+            texts.extend(a.feed(piece).unwrap());
+        }
+        assert!(a.done);
+        let r = a.finish().unwrap();
+        assert_eq!(texts.concat(), "Let me add.");
+        assert_eq!(r.content, "Let me add.");
+        assert_eq!(
+            r.tool_calls,
+            vec![ToolCall {
+                id: "call_a".into(),
+                name: "add".into(),
+                arguments: r#"{"a":5,"b":3}"#.into()
+            }]
+        );
+        assert_eq!(r.finish_reason, "tool_calls");
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 20,
+                output_tokens: 7
+            }
+        );
+    }
+
+    #[test]
+    fn a_cut_stream_is_an_error() {
+        let mut a = StreamAssembler::default();
+        a.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hal\"}}]}\n")
+            .unwrap();
+        assert!(a.finish().is_err());
+    }
+
+    #[test]
+    fn requests_carry_the_server_system_prompt_tools_and_tool_results() {
+        let p = OpenAi::new("openai", "http://x/v1/", "m", None, RetryPolicy::default());
+        assert_eq!(p.url, "http://x/v1/chat/completions");
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "add".into(),
+            arguments: "{}".into(),
+        };
+        let req = LlmRequest {
+            system: "server prompt".into(),
+            messages: vec![
+                Message::user("hi"),
+                Message::assistant("", vec![call.clone()]),
+                Message::tool_result(&call, "8"),
+            ],
+            tools: vec![super::super::ToolSpec {
+                name: "add".into(),
+                description: "d".into(),
+                parameters: json!({}),
+            }],
+        };
+        let body = p.body(&req, true);
+        assert_eq!(
+            body["messages"][0],
+            json!({ "role": "system", "content": "server prompt" })
+        );
+        assert_eq!(
+            body["messages"][2]["tool_calls"][0]["function"]["name"],
+            json!("add")
+        );
+        assert_eq!(body["messages"][2]["content"], Value::Null);
+        assert_eq!(
+            body["messages"][3],
+            json!({ "role": "tool", "tool_call_id": "c1", "name": "add", "content": "8" })
+        );
+        assert_eq!(body["tools"][0]["type"], json!("function"));
+        assert_eq!(body["stream_options"]["include_usage"], json!(true));
+    }
+}

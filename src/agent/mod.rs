@@ -1,0 +1,225 @@
+//! The agent loop: the conversation and the caller's tools go to the LLM; the tool calls it asks for run (in
+//! parallel when it asks for several), their results go back, until a final answer, the step cap or the
+//! deadline.
+//!
+//! An unknown tool, a tool the caller may not use, or arguments that are not a JSON object become an error
+//! result the model sees; nothing the model sends can crash the loop.
+
+pub mod llm;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::{
+    auth::Account,
+    tools::{Catalog, ToolContext, ToolRefusal},
+};
+use llm::{LlmError, LlmProvider, LlmRequest, Message, ToolCall, Usage};
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_steps: usize,
+    pub deadline: Duration,
+}
+
+/// What the loop reports while it works (the chat stream forwards these).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Token {
+        text: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    ToolResult {
+        id: String,
+        name: String,
+        status: &'static str,
+        result: String,
+        duration_ms: f64,
+    },
+}
+
+/// One tool call as it ran: kept with the conversation and in the tool-call log.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ToolRecord {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+    /// `success` or `error`.
+    pub status: String,
+    pub duration_ms: f64,
+    pub result: String,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub content: String,
+    /// The assistant and tool messages the loop added, in order, before the final answer.
+    pub steps: Vec<Message>,
+    pub tool_calls: Vec<ToolRecord>,
+    pub usage: Usage,
+    /// True when the step cap ended the loop before a final answer.
+    pub capped: bool,
+}
+
+/// The longest tool result handed back to the model, in characters.
+const MAX_RESULT_CHARS: usize = 16_000;
+
+pub struct Agent {
+    pub provider: Arc<dyn LlmProvider>,
+    pub catalog: Arc<Catalog>,
+    pub system_prompt: String,
+    pub limits: Limits,
+}
+
+impl Agent {
+    /// Runs the loop over `history` (ending with the user's message) for `account`.
+    pub async fn run(
+        &self,
+        account: &Account,
+        ctx: &ToolContext,
+        history: Vec<Message>,
+        events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    ) -> Result<Outcome, LlmError> {
+        tokio::time::timeout(
+            self.limits.deadline,
+            self.steps(account, ctx, history, events),
+        )
+        .await
+        .map_err(|_| LlmError::Timeout)?
+    }
+
+    async fn steps(
+        &self,
+        account: &Account,
+        ctx: &ToolContext,
+        mut messages: Vec<Message>,
+        events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    ) -> Result<Outcome, LlmError> {
+        let tools = self.catalog.specs_for(account);
+        let first_new = messages.len();
+        let mut records = Vec::new();
+        let mut usage = Usage::default();
+        for _ in 0..self.limits.max_steps {
+            let request = LlmRequest {
+                system: self.system_prompt.clone(),
+                messages: messages.clone(),
+                tools: tools.clone(),
+            };
+            let response = match &events {
+                Some(events) => {
+                    let (tx, mut rx) = mpsc::unbounded_channel();
+                    let forward = {
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            while let Some(text) = rx.recv().await {
+                                let _ = events.send(AgentEvent::Token { text });
+                            }
+                        })
+                    };
+                    let response = self.provider.complete(&request, Some(&tx)).await;
+                    drop(tx);
+                    let _ = forward.await;
+                    response?
+                }
+                None => self.provider.complete(&request, None).await?,
+            };
+            usage.input_tokens += response.usage.input_tokens;
+            usage.output_tokens += response.usage.output_tokens;
+            if response.tool_calls.is_empty() {
+                return Ok(Outcome {
+                    content: response.content,
+                    steps: messages.split_off(first_new),
+                    tool_calls: records,
+                    usage,
+                    capped: false,
+                });
+            }
+            if let Some(events) = &events {
+                for c in &response.tool_calls {
+                    let _ = events.send(AgentEvent::ToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        arguments: c.arguments.clone(),
+                    });
+                }
+            }
+            let runs = response
+                .tool_calls
+                .iter()
+                .map(|call| self.run_tool(account, ctx, call));
+            let results = futures::future::join_all(runs).await;
+            messages.push(Message::assistant(
+                response.content,
+                response.tool_calls.clone(),
+            ));
+            for (call, record) in response.tool_calls.iter().zip(results) {
+                if let Some(events) = &events {
+                    let _ = events.send(AgentEvent::ToolResult {
+                        id: record.id.clone(),
+                        name: record.name.clone(),
+                        status: if record.status == "success" {
+                            "success"
+                        } else {
+                            "error"
+                        },
+                        result: record.result.clone(),
+                        duration_ms: record.duration_ms,
+                    });
+                }
+                messages.push(Message::tool_result(call, record.result.clone()));
+                records.push(record);
+            }
+        }
+        let content = format!(
+            "I stopped after {} steps without reaching a final answer. The tool results so far are above.",
+            self.limits.max_steps
+        );
+        Ok(Outcome {
+            content,
+            steps: messages.split_off(first_new),
+            tool_calls: records,
+            usage,
+            capped: true,
+        })
+    }
+
+    async fn run_tool(&self, account: &Account, ctx: &ToolContext, call: &ToolCall) -> ToolRecord {
+        let started = Instant::now();
+        let outcome = match self.catalog.find_for(account, &call.name) {
+            Err(ToolRefusal::Unknown) => Err(format!("unknown tool {:?}", call.name)),
+            Err(ToolRefusal::NotPermitted) => Err(format!(
+                "you are not allowed to use the tool {:?}",
+                call.name
+            )),
+            Ok(tool) => match serde_json::from_str::<Value>(&call.arguments) {
+                Ok(args @ Value::Object(_)) => tool.call(args, ctx).await,
+                Ok(_) => Err("tool arguments must be a JSON object".to_string()),
+                Err(e) => Err(format!("tool arguments are not valid JSON: {e}")),
+            },
+        };
+        let (status, result) = match outcome {
+            Ok(Value::String(s)) => ("success", s),
+            Ok(v) => ("success", v.to_string()),
+            Err(e) => ("error", format!("Error: {e}")),
+        };
+        ToolRecord {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            status: status.into(),
+            duration_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            result: result.chars().take(MAX_RESULT_CHARS).collect(),
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Conversations owned by users, their messages, usage accounting, and one chat turn: store the user's message,
+//! run the agent over a window of the history, store what it did and said.
+//!
+//! Invariants: a conversation is only ever read or written with its owner; the user's message is stored
+//! before the model is asked, so a failed model call loses nothing; the history sent to the model is the last
+//! `history_window` messages, so a long conversation costs the same per turn as a short one.
+
+pub mod store;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::{
+    agent::{
+        Agent, AgentEvent, ToolRecord,
+        llm::{LlmError, Message, Role, ToolCall, Usage},
+    },
+    auth::Account,
+    clock::SharedClock,
+    store::Db,
+    tools::ToolContext,
+};
+use store::{MessageRow, NewMessage, SessionRow};
+
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("Session not found or access denied")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Daily token quota exceeded")]
+    QuotaExceeded,
+    /// The model failed; the user's message is stored.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ChatError {
+    fn from(e: sqlx::Error) -> Self {
+        ChatError::Internal(e.into())
+    }
+}
+
+pub struct Settings {
+    pub history_window: usize,
+    /// Tokens per user per UTC day; 0 is no limit.
+    pub daily_token_quota: i64,
+}
+
+pub struct Chat {
+    db: Db,
+    clock: SharedClock,
+    agent: Agent,
+    settings: Settings,
+}
+
+/// A finished turn: the stored assistant message and what it cost.
+pub struct Turn {
+    pub session_id: String,
+    pub message: MessageRow,
+    pub tool_calls: Vec<ToolRecord>,
+    pub usage: Usage,
+}
+
+impl Chat {
+    pub fn new(db: Db, clock: SharedClock, agent: Agent, settings: Settings) -> Chat {
+        Chat {
+            db,
+            clock,
+            agent,
+            settings,
+        }
+    }
+
+    pub fn provider_name(&self) -> &str {
+        self.agent.provider.name()
+    }
+
+    pub fn model(&self) -> &str {
+        self.agent.provider.model()
+    }
+
+    fn day(&self) -> String {
+        crate::clock::rfc3339(self.clock.now_ms())
+            .chars()
+            .take(10)
+            .collect()
+    }
+
+    /// Creates a conversation; its title defaults from the first message.
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        title: Option<String>,
+        initial_message: Option<String>,
+    ) -> Result<SessionRow, ChatError> {
+        let title = match title
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+        {
+            Some(t) => validate_title(t)?,
+            None => initial_message
+                .as_deref()
+                .map(default_title)
+                .unwrap_or_else(|| "New Chat".into()),
+        };
+        let initial = initial_message.map(validate_message).transpose()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = self.clock.now_ms();
+        store::insert_session(&self.db.pool, &id, user_id, &title, now).await?;
+        if let Some(text) = initial {
+            store::append_messages(
+                &self.db.pool,
+                user_id,
+                &id,
+                &self.day(),
+                vec![user_message(text)],
+                now,
+            )
+            .await?;
+        }
+        store::find_session(&self.db.pool, user_id, &id)
+            .await?
+            .ok_or(ChatError::NotFound)
+    }
+
+    pub async fn find_session(&self, user_id: &str, id: &str) -> Result<SessionRow, ChatError> {
+        store::find_session(&self.db.pool, user_id, id)
+            .await?
+            .ok_or(ChatError::NotFound)
+    }
+
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<SessionRow>, i64), ChatError> {
+        let rows = store::find_sessions(&self.db.pool, user_id, limit, offset).await?;
+        Ok((rows, store::count_sessions(&self.db.pool, user_id).await?))
+    }
+
+    /// Deletes a conversation and (by cascade) its messages.
+    pub async fn delete_session(&self, user_id: &str, id: &str) -> Result<(), ChatError> {
+        if store::delete_session(&self.db.pool, user_id, id).await? {
+            Ok(())
+        } else {
+            Err(ChatError::NotFound)
+        }
+    }
+
+    /// The last `limit` messages of a conversation, with the conversation.
+    pub async fn history(
+        &self,
+        user_id: &str,
+        id: &str,
+        limit: i64,
+    ) -> Result<(SessionRow, Vec<MessageRow>), ChatError> {
+        let session = self.find_session(user_id, id).await?;
+        let messages = store::find_last_messages(&self.db.pool, id, limit).await?;
+        Ok((session, messages))
+    }
+
+    /// Tokens used today by the user, and the quota (0: none).
+    pub async fn usage_today(&self, user_id: &str) -> Result<(i64, i64), ChatError> {
+        Ok((
+            store::find_day_usage(&self.db.pool, user_id, &self.day()).await?,
+            self.settings.daily_token_quota,
+        ))
+    }
+
+    pub async fn user_totals(&self, user_id: &str) -> Result<(i64, i64, i64, i64), ChatError> {
+        Ok(store::find_user_totals(&self.db.pool, user_id).await?)
+    }
+
+    /// One turn in a conversation the user owns.
+    pub async fn send(
+        &self,
+        account: &Account,
+        session_id: &str,
+        text: String,
+        events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    ) -> Result<Turn, ChatError> {
+        let text = validate_message(text)?;
+        self.check_quota(&account.id).await?;
+        let now = self.clock.now_ms();
+        store::append_messages(
+            &self.db.pool,
+            &account.id,
+            session_id,
+            &self.day(),
+            vec![user_message(text)],
+            now,
+        )
+        .await?
+        .ok_or(ChatError::NotFound)?;
+        let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
+        let rows = store::find_last_messages(&self.db.pool, session_id, window).await?;
+        self.run_turn(account, session_id, to_history(&rows), events)
+            .await
+    }
+
+    /// Seed 000's stateless chat: the client's messages (user and assistant only; never a system prompt)
+    /// become a new conversation, recorded like any other.
+    pub async fn send_stateless(
+        &self,
+        account: &Account,
+        messages: Vec<(String, String)>,
+    ) -> Result<Turn, ChatError> {
+        let messages: Vec<(String, String)> = messages
+            .into_iter()
+            .filter(|(role, _)| role == "user" || role == "assistant")
+            .collect();
+        if !messages.iter().any(|(r, _)| r == "user") {
+            return Err(ChatError::Invalid(
+                "messages must contain a user message".into(),
+            ));
+        }
+        if messages.last().is_none_or(|(r, _)| r != "user") {
+            return Err(ChatError::Invalid(
+                "the last message must be the user's".into(),
+            ));
+        }
+        self.check_quota(&account.id).await?;
+        let session = self.create_session(&account.id, None, None).await?;
+        let mut rows = Vec::new();
+        for (role, content) in messages {
+            let content = validate_message(content)?;
+            rows.push(if role == "user" {
+                user_message(content)
+            } else {
+                assistant_message(content, Usage::default(), &[], None)
+            });
+        }
+        let stored = store::append_messages(
+            &self.db.pool,
+            &account.id,
+            &session.id,
+            &self.day(),
+            rows,
+            self.clock.now_ms(),
+        )
+        .await?
+        .ok_or(ChatError::NotFound)?;
+        let window = usize::try_from(self.settings.history_window).unwrap_or(40);
+        let start = stored.len().saturating_sub(window);
+        self.run_turn(account, &session.id, to_history(&stored[start..]), None)
+            .await
+    }
+
+    async fn check_quota(&self, user_id: &str) -> Result<(), ChatError> {
+        if self.settings.daily_token_quota > 0 {
+            let used = store::find_day_usage(&self.db.pool, user_id, &self.day()).await?;
+            if used >= self.settings.daily_token_quota {
+                return Err(ChatError::QuotaExceeded);
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_turn(
+        &self,
+        account: &Account,
+        session_id: &str,
+        history: Vec<Message>,
+        events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    ) -> Result<Turn, ChatError> {
+        let ctx = ToolContext {
+            user_id: account.id.clone(),
+            conversation_id: Some(session_id.to_string()),
+        };
+        let outcome = self.agent.run(account, &ctx, history, events).await?;
+        // The steps (assistant tool calls and tool results) are stored before the answer, in order.
+        let mut rows: Vec<NewMessage> = Vec::with_capacity(outcome.steps.len() + 1);
+        for m in &outcome.steps {
+            rows.push(match m.role {
+                Role::Assistant => NewMessage {
+                    role: "assistant",
+                    content: m.content.clone(),
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    tool_calls: Some(serde_json::to_string(&m.tool_calls).unwrap_or_default()),
+                    tool_call_id: None,
+                    metadata: json!({ "step": true }).to_string(),
+                },
+                _ => {
+                    let record = outcome
+                        .tool_calls
+                        .iter()
+                        .find(|r| Some(&r.id) == m.tool_call_id.as_ref());
+                    NewMessage {
+                        role: "tool",
+                        content: m.content.clone(),
+                        input_tokens: 0,
+                        output_tokens: 0,
+                        tool_calls: None,
+                        tool_call_id: m.tool_call_id.clone(),
+                        metadata: json!({
+                            "name": m.name,
+                            "status": record.map(|r| r.status.as_str()),
+                            "duration_ms": record.map(|r| r.duration_ms),
+                        })
+                        .to_string(),
+                    }
+                }
+            });
+        }
+        let model = json!({ "model": self.agent.provider.model(), "api": self.agent.provider.name(), "capped": outcome.capped });
+        rows.push(assistant_message(
+            outcome.content,
+            outcome.usage,
+            &outcome.tool_calls,
+            Some(model),
+        ));
+        let mut stored = store::append_messages(
+            &self.db.pool,
+            &account.id,
+            session_id,
+            &self.day(),
+            rows,
+            self.clock.now_ms(),
+        )
+        .await?
+        .ok_or(ChatError::NotFound)?;
+        let message = stored
+            .pop()
+            .ok_or_else(|| ChatError::Internal(anyhow::anyhow!("no message stored")))?;
+        Ok(Turn {
+            session_id: session_id.to_string(),
+            message,
+            tool_calls: outcome.tool_calls,
+            usage: outcome.usage,
+        })
+    }
+}
+
+fn user_message(text: String) -> NewMessage {
+    NewMessage {
+        role: "user",
+        content: text,
+        input_tokens: 0,
+        output_tokens: 0,
+        tool_calls: None,
+        tool_call_id: None,
+        metadata: "{}".into(),
+    }
+}
+
+fn assistant_message(
+    content: String,
+    usage: Usage,
+    records: &[ToolRecord],
+    extra: Option<serde_json::Value>,
+) -> NewMessage {
+    let mut metadata = extra.unwrap_or_else(|| json!({}));
+    metadata["tokens_used"] = json!(usage.input_tokens + usage.output_tokens);
+    metadata["tool_calls"] = json!(records);
+    NewMessage {
+        role: "assistant",
+        content,
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        tool_calls: None,
+        tool_call_id: None,
+        metadata: metadata.to_string(),
+    }
+}
+
+/// Rows back into model messages. A window may begin in the middle of a tool exchange: everything before the
+/// first user message in it is dropped, so the model never sees a tool result without its call.
+fn to_history(rows: &[MessageRow]) -> Vec<Message> {
+    let start = rows
+        .iter()
+        .position(|r| r.role == "user")
+        .unwrap_or(rows.len());
+    rows[start..]
+        .iter()
+        .map(|r| match r.role.as_str() {
+            "user" => Message::user(r.content.clone()),
+            "tool" => {
+                let name = serde_json::from_str::<serde_json::Value>(&r.metadata)
+                    .ok()
+                    .and_then(|m| m["name"].as_str().map(String::from))
+                    .unwrap_or_default();
+                let call = ToolCall {
+                    id: r.tool_call_id.clone().unwrap_or_default(),
+                    name,
+                    arguments: String::new(),
+                };
+                Message::tool_result(&call, r.content.clone())
+            }
+            _ => {
+                let calls: Vec<ToolCall> = r
+                    .tool_calls
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                Message::assistant(r.content.clone(), calls)
+            }
+        })
+        .collect()
+}
+
+pub fn validate_message(text: String) -> Result<String, ChatError> {
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        return Err(ChatError::Invalid("message must not be empty".into()));
+    }
+    if n > MAX_MESSAGE_CHARS {
+        return Err(ChatError::Invalid(format!(
+            "message must be at most {MAX_MESSAGE_CHARS} characters"
+        )));
+    }
+    if text.contains('\0') {
+        return Err(ChatError::Invalid(
+            "message must not contain NUL characters".into(),
+        ));
+    }
+    Ok(text)
+}
+
+fn validate_title(title: String) -> Result<String, ChatError> {
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ChatError::Invalid(format!(
+            "title must be at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ChatError::Invalid(
+            "title must not contain control characters".into(),
+        ));
+    }
+    Ok(title)
+}
+
+fn default_title(message: &str) -> String {
+    let line = message.lines().next().unwrap_or("").trim();
+    let mut title: String = line.chars().filter(|c| !c.is_control()).take(60).collect();
+    if line.chars().count() > 60 {
+        title.push('…');
+    }
+    if title.is_empty() {
+        "New Chat".into()
+    } else {
+        title
+    }
+}
+
+/// Shared handle for the HTTP layer.
+pub type SharedChat = Arc<Chat>;

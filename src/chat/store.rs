@@ -1,0 +1,227 @@
+//! The SQL of conversations, messages and daily usage. Every read and write of a conversation names its owner
+//! in the WHERE clause: another user's id finds nothing, exactly like a missing one.
+
+use sqlx::{AnyPool, FromRow};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub metadata: String,
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, title, created_at, updated_at, message_count, input_tokens, output_tokens, metadata";
+
+#[derive(Clone, Debug, FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub session_id: String,
+    pub seq: i64,
+    pub role: String,
+    pub content: String,
+    pub created_at: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub tool_calls: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub metadata: String,
+}
+
+const MESSAGE_COLUMNS: &str = "id, session_id, seq, role, content, created_at, input_tokens, output_tokens, tool_calls, tool_call_id, metadata";
+
+pub async fn insert_session(
+    pool: &AnyPool,
+    id: &str,
+    user_id: &str,
+    title: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO chat_sessions (id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+        .bind(id)
+        .bind(user_id)
+        .bind(title)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+pub async fn find_session(
+    pool: &AnyPool,
+    user_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<SessionRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE id = $1 AND user_id = $2"
+    )))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_sessions(
+    pool: &AnyPool,
+    user_id: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<SessionRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3"
+    )))
+    .bind(user_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn count_sessions(pool: &AnyPool, user_id: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM chat_sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+pub async fn delete_session(pool: &AnyPool, user_id: &str, id: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query("DELETE FROM chat_sessions WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The last `limit` messages of a conversation, oldest first (the caller has checked ownership).
+pub async fn find_last_messages(
+    pool: &AnyPool,
+    session_id: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<MessageRow>> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
+    )))
+    .bind(session_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
+pub struct NewMessage {
+    pub role: &'static str,
+    pub content: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub tool_calls: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub metadata: String,
+}
+
+/// Appends messages to a conversation the user owns, in one transaction, and adds their tokens to the
+/// conversation and to the user's day. Returns the rows as stored; `None` if the conversation is not theirs.
+pub async fn append_messages(
+    pool: &AnyPool,
+    user_id: &str,
+    session_id: &str,
+    day: &str,
+    messages: Vec<NewMessage>,
+    now: i64,
+) -> sqlx::Result<Option<Vec<MessageRow>>> {
+    let n = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+    let input: i64 = messages.iter().map(|m| m.input_tokens).sum();
+    let output: i64 = messages.iter().map(|m| m.output_tokens).sum();
+    let mut tx = pool.begin().await?;
+    // The row lock taken here orders concurrent turns of one conversation.
+    let count: Option<(i64,)> = sqlx::query_as(
+        "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, input_tokens = input_tokens + $3, \
+         output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 RETURNING message_count",
+    )
+    .bind(n)
+    .bind(now)
+    .bind(input)
+    .bind(output)
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((count,)) = count else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(messages.len());
+    for (i, m) in messages.into_iter().enumerate() {
+        let row = MessageRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            session_id: session_id.to_string(),
+            seq: count - n + i64::try_from(i).unwrap_or(0) + 1,
+            role: m.role.to_string(),
+            content: m.content,
+            created_at: now,
+            input_tokens: m.input_tokens,
+            output_tokens: m.output_tokens,
+            tool_calls: m.tool_calls,
+            tool_call_id: m.tool_call_id,
+            metadata: m.metadata,
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )))
+        .bind(&row.id)
+        .bind(&row.session_id)
+        .bind(row.seq)
+        .bind(&row.role)
+        .bind(&row.content)
+        .bind(row.created_at)
+        .bind(row.input_tokens)
+        .bind(row.output_tokens)
+        .bind(row.tool_calls.as_deref())
+        .bind(row.tool_call_id.as_deref())
+        .bind(&row.metadata)
+        .execute(&mut *tx)
+        .await?;
+        rows.push(row);
+    }
+    if input + output > 0 {
+        sqlx::query(
+            "INSERT INTO usage_daily (user_id, day, tokens) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + $3",
+        )
+        .bind(user_id)
+        .bind(day)
+        .bind(input + output)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(rows))
+}
+
+pub async fn find_day_usage(pool: &AnyPool, user_id: &str, day: &str) -> sqlx::Result<i64> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT tokens FROM usage_daily WHERE user_id = $1 AND day = $2")
+            .bind(user_id)
+            .bind(day)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(t,)| t).unwrap_or(0))
+}
+
+/// (sessions, messages, input tokens, output tokens) over all of a user's conversations.
+pub async fn find_user_totals(pool: &AnyPool, user_id: &str) -> sqlx::Result<(i64, i64, i64, i64)> {
+    sqlx::query_as(
+        // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot read: cast back.
+        "SELECT COUNT(*), CAST(COALESCE(SUM(message_count), 0) AS BIGINT), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) FROM chat_sessions WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await
+}

@@ -1,0 +1,414 @@
+//! Seed-002 chat routes (`/chat/...`, bearer or cookie) and seed-000's stateless `POST /api/chat` (cookie +
+//! CSRF). All need `chat:use`; every conversation route answers a foreign id exactly like a missing one.
+
+use std::convert::Infallible;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{FromRequestParts, Path, Query, State},
+    http::{HeaderMap, header, request::Parts},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{
+    error::{AppError, AppResult},
+    extract::{CSRF_HEADER, ChatUse, Json, Require, cookie},
+};
+use crate::{
+    agent::AgentEvent,
+    app::AppState,
+    chat::{ChatError, Turn, store::SessionRow},
+    clock::rfc3339,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chat/session/new", post(create_session))
+        .route("/chat/message", post(send_message))
+        .route("/chat/sessions", get(list_sessions))
+        .route(
+            "/chat/session/{id}",
+            get(get_session).delete(delete_session),
+        )
+        .route("/chat/session/{id}/history", get(history))
+        .route("/chat/session/{id}/tokens", get(session_tokens))
+        .route("/chat/user/tokens", get(user_tokens))
+        .route("/api/chat", post(stateless_chat))
+}
+
+impl From<ChatError> for AppError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotFound => AppError::NotFound("Session not found or access denied".into()),
+            ChatError::Invalid(m) => AppError::Unprocessable(m),
+            ChatError::QuotaExceeded => AppError::TooManyRequests {
+                retry_after_secs: seconds_to_midnight(),
+            },
+            ChatError::Llm(crate::agent::llm::LlmError::Timeout) => AppError::GatewayTimeout(
+                "The language model did not answer in time; your message was saved".into(),
+            ),
+            ChatError::Llm(e) => AppError::BadGateway(format!("{e}; your message was saved")),
+            ChatError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+fn seconds_to_midnight() -> u64 {
+    let now = time::OffsetDateTime::now_utc();
+    u64::try_from(
+        86_400
+            - i64::from(now.hour()) * 3600
+            - i64::from(now.minute()) * 60
+            - i64::from(now.second()),
+    )
+    .unwrap_or(60)
+}
+
+/// Conversation ids are UUIDs; anything else cannot name one and gets the same 404.
+fn session_id(id: &str) -> AppResult<&str> {
+    if id.len() <= 64 && uuid::Uuid::parse_str(id).is_ok() {
+        Ok(id)
+    } else {
+        Err(ChatError::NotFound.into())
+    }
+}
+
+fn session_json(s: &SessionRow) -> Value {
+    json!({
+        "id": s.id,
+        "session_id": s.id,
+        "user_id": s.user_id,
+        "title": s.title,
+        "created_at": rfc3339(s.created_at),
+        "updated_at": rfc3339(s.updated_at),
+        "message_count": s.message_count,
+        "total_tokens_used": s.input_tokens + s.output_tokens,
+        "metadata": serde_json::from_str::<Value>(&s.metadata).unwrap_or(json!({})),
+    })
+}
+
+#[derive(Deserialize)]
+struct NewSession {
+    title: Option<String>,
+    initial_message: Option<String>,
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    body: Bytes,
+) -> AppResult<axum::Json<Value>> {
+    // The body is optional: an empty one starts an untitled conversation.
+    let NewSession {
+        title,
+        initial_message,
+    } = if body.iter().all(u8::is_ascii_whitespace) {
+        NewSession {
+            title: None,
+            initial_message: None,
+        }
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) if e.is_data() => {
+                return Err(AppError::Unprocessable(format!(
+                    "Invalid request body: {e}"
+                )));
+            }
+            Err(_) => return Err(AppError::BadRequest("Malformed JSON body".into())),
+        }
+    };
+    let s = state
+        .chat
+        .create_session(&p.account.id, title, initial_message)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "session_id": s.id,
+        "title": s.title,
+        "created_at": rfc3339(s.created_at),
+        "message": "Chat session created",
+    })))
+}
+
+#[derive(Deserialize)]
+struct SendMessage {
+    session_id: String,
+    message: String,
+}
+
+fn turn_json(turn: &Turn) -> Value {
+    let m = &turn.message;
+    json!({
+        "success": true,
+        "message_id": m.id,
+        "session_id": turn.session_id,
+        "role": "assistant",
+        "content": m.content,
+        "timestamp": rfc3339(m.created_at),
+        "sources": [],
+        "metadata": {
+            "tokens_used": turn.usage.input_tokens + turn.usage.output_tokens,
+            "input_tokens": turn.usage.input_tokens,
+            "output_tokens": turn.usage.output_tokens,
+            "tool_calls": turn.tool_calls,
+        },
+    })
+}
+
+/// A chat turn: JSON, or a stream of server-sent events (`token`, `tool_call`, `tool_result`, `done`, `error`)
+/// when the client accepts `text/event-stream`. A streamed turn runs to the end and is stored even if the
+/// client goes away; a plain one is cancelled with its request.
+async fn send_message(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    headers: HeaderMap,
+    Json(body): Json<SendMessage>,
+) -> AppResult<Response> {
+    let id = session_id(&body.session_id)?.to_string();
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !streaming {
+        let turn = state.chat.send(&p.account, &id, body.message, None).await?;
+        return Ok(axum::Json(turn_json(&turn)).into_response());
+    }
+    // Refuse a bad message or a foreign conversation with a plain error before any stream starts.
+    let text = crate::chat::validate_message(body.message)?;
+    state.chat.find_session(&p.account.id, &id).await?;
+    let (events, mut agent_events) = mpsc::unbounded_channel::<AgentEvent>();
+    let (out, rx) = mpsc::unbounded_channel::<Event>();
+    let forward = {
+        let out = out.clone();
+        tokio::spawn(async move {
+            while let Some(e) = agent_events.recv().await {
+                let (name, data) = match &e {
+                    AgentEvent::Token { text } => ("token", json!({ "text": text })),
+                    AgentEvent::ToolCall { .. } => {
+                        ("tool_call", serde_json::to_value(&e).unwrap_or_default())
+                    }
+                    AgentEvent::ToolResult { .. } => {
+                        ("tool_result", serde_json::to_value(&e).unwrap_or_default())
+                    }
+                };
+                let _ = out.send(Event::default().event(name).data(data.to_string()));
+            }
+        })
+    };
+    tokio::spawn(async move {
+        let result = state.chat.send(&p.account, &id, text, Some(events)).await;
+        let _ = forward.await;
+        let last = match result {
+            Ok(turn) => Event::default()
+                .event("done")
+                .data(turn_json(&turn).to_string()),
+            Err(e) => {
+                let e = AppError::from(e);
+                Event::default()
+                    .event("error")
+                    .data(json!({ "success": false, "error": e.to_string() }).to_string())
+            }
+        };
+        let _ = out.send(last);
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Query(page): Query<Page>,
+) -> AppResult<axum::Json<Value>> {
+    let limit = page.limit.unwrap_or(20).clamp(1, 100);
+    let offset = page.offset.unwrap_or(0).max(0);
+    let (rows, total) = state
+        .chat
+        .list_sessions(&p.account.id, limit, offset)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "sessions": rows.iter().map(session_json).collect::<Vec<_>>(),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + i64::try_from(rows.len()).unwrap_or(0) < total,
+    })))
+}
+
+async fn get_session(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let s = state
+        .chat
+        .find_session(&p.account.id, session_id(&id)?)
+        .await?;
+    let mut body = session_json(&s);
+    body["success"] = json!(true);
+    Ok(axum::Json(body))
+}
+
+async fn delete_session(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    state
+        .chat
+        .delete_session(&p.account.id, session_id(&id)?)
+        .await?;
+    Ok(axum::Json(
+        json!({ "success": true, "message": "Session deleted" }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    limit: Option<i64>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> AppResult<axum::Json<Value>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let (session, rows) = state
+        .chat
+        .history(&p.account.id, session_id(&id)?, limit)
+        .await?;
+    let messages: Vec<Value> = rows
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "role": m.role,
+                "content": m.content,
+                "timestamp": rfc3339(m.created_at),
+                "tool_calls": m.tool_calls.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+                "tool_call_id": m.tool_call_id,
+                "metadata": serde_json::from_str::<Value>(&m.metadata).unwrap_or(json!({})),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "success": true,
+        "session_id": session.id,
+        "session": session_json(&session),
+        "messages": messages,
+        "total_messages": session.message_count,
+    })))
+}
+
+async fn session_tokens(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let s = state
+        .chat
+        .find_session(&p.account.id, session_id(&id)?)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "session_id": s.id,
+        "total_tokens_used": s.input_tokens + s.output_tokens,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "message_count": s.message_count,
+    })))
+}
+
+async fn user_tokens(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+) -> AppResult<axum::Json<Value>> {
+    let (sessions, messages, input, output) = state.chat.user_totals(&p.account.id).await?;
+    let (today, quota) = state.chat.usage_today(&p.account.id).await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "user_id": p.account.id,
+        "total_tokens_used": input + output,
+        "input_tokens": input,
+        "output_tokens": output,
+        "sessions": sessions,
+        "messages": messages,
+        "today": { "tokens_used": today, "daily_quota": if quota > 0 { Some(quota) } else { None } },
+    })))
+}
+
+/// Seed 000 answered 401 when the cookie or the CSRF header was missing (and 403 for a wrong CSRF token).
+pub struct SeedCookieAndCsrf;
+
+impl FromRequestParts<AppState> for SeedCookieAndCsrf {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let has_cookie = cookie(&parts.headers, state.config.session_cookie_name()).is_some();
+        if !has_cookie || !parts.headers.contains_key(CSRF_HEADER) {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(SeedCookieAndCsrf)
+    }
+}
+
+async fn stateless_chat(
+    State(state): State<AppState>,
+    _seed: SeedCookieAndCsrf,
+    Require(p, ..): Require<ChatUse>,
+    body: Bytes,
+) -> AppResult<axum::Json<Value>> {
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|_| AppError::BadRequest("Malformed JSON body".into()))?;
+    let Some(list) = body.get("messages").and_then(Value::as_array) else {
+        return Err(AppError::BadRequest("messages must be a list".into()));
+    };
+    let mut messages = Vec::with_capacity(list.len());
+    for m in list {
+        match (
+            m.get("role").and_then(Value::as_str),
+            m.get("content").and_then(Value::as_str),
+        ) {
+            (Some(role), Some(content)) => messages.push((role.to_string(), content.to_string())),
+            _ => {
+                return Err(AppError::BadRequest(
+                    "each message needs a role and a content".into(),
+                ));
+            }
+        }
+    }
+    let turn = state.chat.send_stateless(&p.account, messages).await?;
+    let tool_calls: Vec<Value> = turn
+        .tool_calls
+        .iter()
+        .map(|c| json!({ "name": c.name, "arguments": serde_json::from_str::<Value>(&c.arguments).unwrap_or(json!(c.arguments)) }))
+        .collect();
+    Ok(axum::Json(
+        json!({ "response": turn.message.content, "tool_calls": tool_calls, "session_id": turn.session_id }),
+    ))
+}

@@ -1,0 +1,82 @@
+//! The tool catalog: every tool the agent (and, later, `/mcp` and the REST execute route) can call, behind one
+//! interface. Features register their tools here; this module knows none of them but the built-ins.
+//!
+//! A caller sees and calls only the tools its permissions allow: `tools:call:<name>` (globs such as
+//! `tools:call:*` match).
+
+pub mod builtin;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use futures::future::BoxFuture;
+use parking_lot::RwLock;
+use serde_json::Value;
+
+use crate::{agent::llm::ToolSpec, auth::Account};
+
+/// Who is calling a tool, for tools that act on the caller's behalf.
+#[derive(Clone, Debug)]
+pub struct ToolContext {
+    pub user_id: String,
+    pub conversation_id: Option<String>,
+}
+
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> ToolSpec;
+    /// Runs the tool. `Err` is a message for the model (bad arguments, a failed upstream), never a crash.
+    fn call<'a>(
+        &'a self,
+        arguments: Value,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, String>>;
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
+}
+
+/// The permission that lets a caller see and call a tool.
+pub fn permission_for(tool: &str) -> String {
+    format!("tools:call:{tool}")
+}
+
+impl Catalog {
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    pub fn register(&self, tool: Arc<dyn Tool>) {
+        self.tools.write().insert(tool.spec().name, tool);
+    }
+
+    /// The specs of the tools `account` may call, by name.
+    pub fn specs_for(&self, account: &Account) -> Vec<ToolSpec> {
+        self.tools
+            .read()
+            .iter()
+            .filter(|(name, _)| account.has_permission(&permission_for(name)))
+            .map(|(_, t)| t.spec())
+            .collect()
+    }
+
+    /// The tool, if it exists and `account` may call it.
+    pub fn find_for(&self, account: &Account, name: &str) -> Result<Arc<dyn Tool>, ToolRefusal> {
+        let tool = self
+            .tools
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or(ToolRefusal::Unknown)?;
+        if !account.has_permission(&permission_for(name)) {
+            return Err(ToolRefusal::NotPermitted);
+        }
+        Ok(tool)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ToolRefusal {
+    Unknown,
+    NotPermitted,
+}
