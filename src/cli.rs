@@ -45,6 +45,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:18080")]
         bind: String,
     },
+    /// Serve an instant OpenAI-compatible chat completion (the benchmark's language model).
+    #[command(hide = true)]
+    BenchLlm {
+        #[arg(long, default_value = "127.0.0.1:18081")]
+        bind: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +148,23 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             println!("client_id: {}", client.client_id);
             println!("client_secret: {}", client.client_secret);
             println!("(the secret is shown once; store it now)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchLlm { bind } => {
+            let reply = serde_json::json!({
+                "id": "bench", "object": "chat.completion", "model": "bench",
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": "ok" }, "finish_reason": "stop" }],
+                "usage": { "prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11 }
+            });
+            let router = axum::Router::new().route(
+                "/v1/chat/completions",
+                axum::routing::post(move || {
+                    let reply = reply.clone();
+                    async move { axum::Json(reply) }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind(&bind).await?;
+            axum::serve(listener, router).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchBaseline { bind } => {

@@ -249,7 +249,7 @@ impl Chat {
         )
         .await?
         .ok_or(ChatError::NotFound)?;
-        let window = usize::try_from(self.settings.history_window).unwrap_or(40);
+        let window = self.settings.history_window.max(1);
         let start = stored.len().saturating_sub(window);
         self.run_turn(account, &session.id, to_history(&stored[start..]), None)
             .await

@@ -5,8 +5,10 @@ mod helpers;
 
 mod auth_flow;
 mod browser;
+mod chat;
 mod external;
 mod lifecycle;
+mod llm_mock;
 mod secrets;
 mod throttle;
 mod tokens;
