@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::{
     Router,
     body::Bytes,
-    extract::{FromRequestParts, Path, Query, State},
+    extract::{FromRequestParts, Path, State},
     http::{HeaderMap, header, request::Parts},
     response::{
         IntoResponse, Response,
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{
     error::{AppError, AppResult},
-    extract::{CSRF_HEADER, ChatUse, Json, Require, cookie},
+    extract::{CSRF_HEADER, ChatUse, Json, Query, Require, cookie},
 };
 use crate::{
     agent::AgentEvent,

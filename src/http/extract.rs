@@ -181,6 +181,20 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[crate::config::Ip
         .unwrap_or(peer)
 }
 
+/// `axum::extract::Query` with our error shape (400 with the reason).
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| AppError::BadRequest(format!("Invalid query string: {}", e.body_text())))
+    }
+}
+
 /// `axum::Json` with our error shape: broken JSON → 400, wrong types or missing fields → 422,
 /// too large → 413, wrong content type → 415.
 pub struct Json<T>(pub T);

@@ -535,27 +535,29 @@ async fn another_users_conversation_is_a_404_everywhere(kind: DbKind) {
     send(&app, &a.access, &sid, "/call add {\"a\":1,\"b\":1}").await;
     let before = history(&app, &a.access, &sid).await;
     let random = uuid::Uuid::new_v4().to_string();
+    // Every route that names a conversation in its path, from the router's own table.
+    let routes: Vec<(reqwest::Method, &str)> = warden::http::system::ROUTES
+        .iter()
+        .filter(|(_, path, _, _)| path.starts_with("/chat/") && path.contains("{id}"))
+        .map(|(m, p, _, _)| (m.to_uppercase().parse().unwrap(), *p))
+        .collect();
+    assert!(routes.len() >= 4, "{routes:?}");
     for id in [sid.as_str(), random.as_str()] {
-        for path in [
-            format!("/chat/session/{id}"),
-            format!("/chat/session/{id}/history"),
-            format!("/chat/session/{id}/tokens"),
-        ] {
-            let body = expect_error(
-                app.get_bearer(&path, &b.access).await,
-                StatusCode::NOT_FOUND,
-            )
-            .await;
-            assert_eq!(body["error"], json!("Session not found or access denied"));
+        for (method, path) in &routes {
+            let r = app
+                .client
+                .request(method.clone(), app.url(&path.replace("{id}", id)))
+                .bearer_auth(&b.access)
+                .send()
+                .await
+                .unwrap();
+            let body = expect_error(r, StatusCode::NOT_FOUND).await;
+            assert_eq!(
+                body["error"],
+                json!("Session not found or access denied"),
+                "{method} {path}"
+            );
         }
-        let r = app
-            .client
-            .delete(app.url(&format!("/chat/session/{id}")))
-            .bearer_auth(&b.access)
-            .send()
-            .await
-            .unwrap();
-        expect_error(r, StatusCode::NOT_FOUND).await;
         expect_error(
             send(&app, &b.access, id, "hijack").await,
             StatusCode::NOT_FOUND,
@@ -579,6 +581,11 @@ async fn another_users_conversation_is_a_404_everywhere(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(list["total"], json!(0));
+    expect_error(
+        app.get_bearer("/chat/sessions?limit=lots", &b.access).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let usage: Value = app
         .get_bearer("/chat/user/tokens", &b.access)
         .await
