@@ -177,7 +177,7 @@ impl App {
         .context("serving")?;
         pruner.abort();
         self.state.audit.flush().await;
-        self.state.db.pool.close().await;
+        self.state.db.close().await;
         Ok(())
     }
 }

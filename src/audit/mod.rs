@@ -128,7 +128,7 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
 }
 
 async fn insert(db: &Db, events: &[(Event, i64)]) -> sqlx::Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer().begin().await?;
     for (e, at) in events {
         sqlx::query(
             "INSERT INTO audit_events (id, at, event, outcome, actor_id, subject, client_ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

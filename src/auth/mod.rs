@@ -420,7 +420,7 @@ impl Auth {
             {
                 if needs_rehash {
                     let hash = self.hasher.hash(&password).await?;
-                    store::update_password_hash(&self.db.pool, &u.id, &hash, now).await?;
+                    store::update_password_hash(self.db.writer(), &u.id, &hash, now).await?;
                 }
                 u
             }
@@ -428,11 +428,11 @@ impl Auth {
                 // Attempts during a lock are refused without counting, so the lock lifts on time even
                 // under attack; each failure after it locks again for twice as long.
                 if !locked {
-                    let failures = store::record_failure(&self.db.pool, &canonical, now).await?;
+                    let failures = store::record_failure(self.db.writer(), &canonical, now).await?;
                     let over = failures - self.settings.max_failures;
                     if over >= 0 {
                         let lock = self.settings.lock_ms.saturating_mul(1 << over.min(6));
-                        store::update_lock(&self.db.pool, &canonical, now + lock).await?;
+                        store::update_lock(self.db.writer(), &canonical, now + lock).await?;
                         self.audit.record(
                             Event::new("login.locked", "denied")
                                 .subject(&canonical)
@@ -457,8 +457,8 @@ impl Auth {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        store::delete_throttle(&self.db.pool, &canonical).await?;
-        store::update_login_success(&self.db.pool, &user.id, now).await?;
+        store::delete_throttle(self.db.writer(), &canonical).await?;
+        store::update_login_success(self.db.writer(), &user.id, now).await?;
         let account = self.active_account(&user.id).await?;
         let issued = self
             .open_session(account, mode, "password", ip, user_agent)
@@ -491,7 +491,7 @@ impl Auth {
         let ip_text = ip.to_string();
         let user_agent: Option<String> = user_agent.map(|ua| ua.chars().take(256).collect());
         store::insert_session(
-            &self.db.pool,
+            self.db.writer(),
             &store::NewSession {
                 id: &session_id,
                 user_id: &account.id,
@@ -508,7 +508,7 @@ impl Auth {
                 let refresh = (kind != "service").then(random_token);
                 if let Some(r) = &refresh {
                     store::insert_refresh_token(
-                        &self.db.pool,
+                        self.db.writer(),
                         &token_hash(r),
                         &session_id,
                         now,
@@ -563,7 +563,7 @@ impl Auth {
         }
         let now = self.now();
         let hash = token_hash(refresh_token);
-        let Some(session_id) = store::consume_refresh_token(&self.db.pool, &hash, now).await?
+        let Some(session_id) = store::consume_refresh_token(self.db.writer(), &hash, now).await?
         else {
             // A used token shown again is theft (RFC 9700 §4.14.2), unless it is a concurrent retry of the
             // same rotation (two tabs, a retried request) within a short grace window: that one only fails.
@@ -590,7 +590,7 @@ impl Auth {
         let account = self.active_account(&session.user_id).await?;
         let refresh = random_token();
         store::insert_refresh_token(
-            &self.db.pool,
+            self.db.writer(),
             &token_hash(&refresh),
             &session_id,
             now,
@@ -618,7 +618,7 @@ impl Auth {
 
     pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<(), AuthError> {
         if let Some(expires_at) =
-            store::revoke_session(&self.db.pool, session_id, reason, self.now()).await?
+            store::revoke_session(self.db.writer(), session_id, reason, self.now()).await?
         {
             self.revoked
                 .write()
@@ -635,7 +635,8 @@ impl Auth {
         reason: &str,
     ) -> Result<usize, AuthError> {
         let revoked =
-            store::revoke_user_sessions(&self.db.pool, user_id, keep, reason, self.now()).await?;
+            store::revoke_user_sessions(self.db.writer(), user_id, keep, reason, self.now())
+                .await?;
         let n = revoked.len();
         self.revoked.write().extend(revoked);
         Ok(n)
@@ -788,7 +789,7 @@ impl Auth {
             full_name,
             now: self.now(),
         };
-        match store::insert_user(&self.db.pool, &new).await {
+        match store::insert_user(self.db.writer(), &new).await {
             Err(e) if Db::is_unique_violation(&e) => {
                 return Err(AuthError::Conflict("username already exists".into()));
             }
@@ -858,7 +859,7 @@ impl Auth {
         let email = change.email.or(current.email.clone());
         let full_name = change.full_name.or(current.full_name.clone());
         store::update_profile(
-            &self.db.pool,
+            self.db.writer(),
             id,
             email.as_deref(),
             full_name.as_deref(),
@@ -895,7 +896,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let password = Password::parse_new(raw_password).map_err(AuthError::Invalid)?;
         let hash = self.hasher.hash(&password).await?;
-        if !store::update_password_hash(&self.db.pool, id, &hash, self.now()).await? {
+        if !store::update_password_hash(self.db.writer(), id, &hash, self.now()).await? {
             return Err(AuthError::NotFound);
         }
         self.revoke_user_sessions(id, keep, "password_change")
@@ -939,7 +940,7 @@ impl Auth {
             return Err(AuthError::Forbidden("admin users cannot be deleted".into()));
         }
         self.revoke_user_sessions(id, None, "deleted").await?;
-        store::delete_user(&self.db.pool, id).await?;
+        store::delete_user(self.db.writer(), id).await?;
         self.forget_accounts(Some(id));
         self.audit
             .record(Event::new("user.delete", "ok").actor(actor).subject(id));
@@ -992,8 +993,14 @@ impl Auth {
                 "the admin role keeps the '*' permission".into(),
             ));
         }
-        store::replace_role_permissions(&self.db.pool, role, description, &permissions, self.now())
-            .await?;
+        store::replace_role_permissions(
+            self.db.writer(),
+            role,
+            description,
+            &permissions,
+            self.now(),
+        )
+        .await?;
         self.forget_accounts(None);
         self.audit.record(
             Event::new("role.permissions", "ok")
@@ -1011,7 +1018,7 @@ impl Auth {
         subject: &str,
         user_id: &str,
     ) -> Result<(), AuthError> {
-        match store::insert_external_identity(&self.db.pool, issuer, subject, user_id).await {
+        match store::insert_external_identity(self.db.writer(), issuer, subject, user_id).await {
             Err(e) if Db::is_unique_violation(&e) => Err(AuthError::Conflict(
                 "that external identity is already linked".into(),
             )),

@@ -114,10 +114,10 @@ impl Chat {
         let initial = initial_message.map(validate_message).transpose()?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = self.clock.now_ms();
-        store::insert_session(&self.db.pool, &id, user_id, &title, now).await?;
+        store::insert_session(self.db.writer(), &id, user_id, &title, now).await?;
         if let Some(text) = initial {
             store::append_messages(
-                &self.db.pool,
+                self.db.writer(),
                 user_id,
                 &id,
                 &self.day(),
@@ -149,7 +149,7 @@ impl Chat {
 
     /// Deletes a conversation and (by cascade) its messages.
     pub async fn delete_session(&self, user_id: &str, id: &str) -> Result<(), ChatError> {
-        if store::delete_session(&self.db.pool, user_id, id).await? {
+        if store::delete_session(self.db.writer(), user_id, id).await? {
             Ok(())
         } else {
             Err(ChatError::NotFound)
@@ -192,7 +192,7 @@ impl Chat {
         self.check_quota(&account.id).await?;
         let now = self.clock.now_ms();
         store::append_messages(
-            &self.db.pool,
+            self.db.writer(),
             &account.id,
             session_id,
             &self.day(),
@@ -240,7 +240,7 @@ impl Chat {
             });
         }
         let stored = store::append_messages(
-            &self.db.pool,
+            self.db.writer(),
             &account.id,
             &session.id,
             &self.day(),
@@ -320,7 +320,7 @@ impl Chat {
             Some(model),
         ));
         let mut stored = store::append_messages(
-            &self.db.pool,
+            self.db.writer(),
             &account.id,
             session_id,
             &self.day(),

@@ -15,10 +15,13 @@ pub enum Backend {
     Postgres,
 }
 
-/// The shared pool and which database it talks to.
+/// The shared pools and which database they talk to. SQLite allows one writer at a time, and a writer that
+/// finds the file locked sleeps and polls; so writes go through a one-connection pool, where they queue in
+/// order instead, and reads use the others (WAL lets them run beside the writer). On PostgreSQL both are one pool.
 #[derive(Clone)]
 pub struct Db {
     pub pool: AnyPool,
+    writer: AnyPool,
     pub backend: Backend,
 }
 
@@ -64,27 +67,30 @@ impl Db {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; busy_timeout queues writers instead of failing.
-                        conn.execute(sqlx::raw_sql(
-                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
-                        ))
-                        .await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options
+        let pool = options(backend, if backend == Backend::Sqlite { 8 } else { 16 })
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
-        Ok(Db { pool, backend })
+        let writer = match backend {
+            Backend::Sqlite => options(backend, 1).connect(url).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
+    }
+
+    /// The pool for statements that write (and for transactions that read what they then write).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// Closes every connection (tests use this to take the database away).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// Applies the migrations not yet applied, each in its own transaction.
@@ -97,13 +103,13 @@ impl Db {
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
             }
         };
-        self.pool
+        self.writer
             .execute(sqlx::raw_sql(create))
             .await
             .context("creating schema_migrations")?;
         let mut applied = Vec::new();
         for m in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             let done: Option<(i64,)> =
                 sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(m.version)
@@ -158,6 +164,25 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
     )
+}
+
+fn options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer; busy_timeout covers other processes (the CLI).
+                    conn.execute(sqlx::raw_sql(
+                        "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+                    ))
+                    .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 fn sqlite_path(url: &str) -> Option<String> {

@@ -165,7 +165,7 @@ async fn health_ready_and_docs_answer(kind: DbKind) {
 async fn ready_is_503_when_the_database_is_gone(kind: DbKind) {
     let app = spawn_app(kind).await;
     let t = app.admin().await;
-    app.db().pool.close().await;
+    app.db().close().await;
     let r = app.client.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
