@@ -17,7 +17,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     store::Db,
-    tools::Catalog,
+    tools::{Catalog, log::ToolLog},
 };
 
 /// Everything a handler may use. One `Arc`, so the per-request clones axum makes cost one counter bump.
@@ -31,6 +31,7 @@ pub struct Services {
     pub audit: Audit,
     pub chat: Chat,
     pub catalog: Arc<Catalog>,
+    pub tool_log: ToolLog,
     pub clock: SharedClock,
 }
 
@@ -107,9 +108,18 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     for tool in crate::tools::builtin::all(clock.clone()) {
         catalog.register(tool);
     }
+    let files = config
+        .enable_tool_logging
+        .then(|| crate::tools::log::Files {
+            dir: config.log_dir.clone(),
+            max_bytes: config.tool_log_max_bytes,
+        });
+    let tool_log = ToolLog::start(db.clone(), files);
     let agent = Agent {
         provider: crate::agent::llm::from_config(&config)?,
         catalog: catalog.clone(),
+        tool_log: tool_log.clone(),
+        clock: clock.clone(),
         system_prompt: config.agent_system_prompt.clone(),
         limits: Limits {
             max_steps: config.agent_max_steps,
@@ -128,6 +138,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         audit,
         chat,
         catalog,
+        tool_log,
         clock,
     }));
     Ok(App {
@@ -177,6 +188,7 @@ impl App {
         .context("serving")?;
         pruner.abort();
         self.state.audit.flush().await;
+        self.state.tool_log.flush().await;
         self.state.db.close().await;
         Ok(())
     }

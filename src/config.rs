@@ -173,6 +173,8 @@ pub struct Config {
     pub request_timeout: Duration,
     // Settings of later features, read and validated here so one place documents them all.
     pub enable_tool_logging: bool,
+    /// Size at which a tool-call log file is rotated to `NAME.1`.
+    pub tool_log_max_bytes: u64,
     pub log_dir: PathBuf,
     pub mcp_server_url: Option<String>,
     pub mcp_servers_file: Option<PathBuf>,
@@ -390,6 +392,13 @@ impl Config {
                 .map(|v| parse_bool("ENABLE_TOOL_LOGGING", &v))
                 .transpose()?
                 .unwrap_or(true),
+            tool_log_max_bytes: bounded(
+                &get,
+                "TOOL_LOG_MAX_BYTES",
+                10 * 1024 * 1024,
+                1024,
+                u64::MAX,
+            )?,
             log_dir: get("WARDEN_LOG_DIR")
                 .unwrap_or_else(|| "./logs".into())
                 .into(),

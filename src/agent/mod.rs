@@ -18,7 +18,11 @@ use tokio::sync::mpsc;
 
 use crate::{
     auth::Account,
-    tools::{Catalog, ToolContext, ToolRefusal},
+    clock::SharedClock,
+    tools::{
+        Catalog, ToolContext, ToolRefusal,
+        log::{Entry, ToolLog},
+    },
 };
 use llm::{LlmError, LlmProvider, LlmRequest, Message, ToolCall, Usage};
 
@@ -78,6 +82,8 @@ const MAX_RESULT_CHARS: usize = 16_000;
 pub struct Agent {
     pub provider: Arc<dyn LlmProvider>,
     pub catalog: Arc<Catalog>,
+    pub tool_log: ToolLog,
+    pub clock: SharedClock,
     pub system_prompt: String,
     pub limits: Limits,
 }
@@ -208,17 +214,41 @@ impl Agent {
                 Err(e) => Err(format!("tool arguments are not valid JSON: {e}")),
             },
         };
-        let (status, result) = match outcome {
-            Ok(Value::String(s)) => ("success", s),
-            Ok(v) => ("success", v.to_string()),
-            Err(e) => ("error", format!("Error: {e}")),
+        let (status, result, error) = match outcome {
+            Ok(Value::String(s)) => ("success", s, None),
+            Ok(v) => ("success", v.to_string(), None),
+            Err(e) => ("error", format!("Error: {e}"), Some(e)),
         };
+        let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        self.tool_log.record(Entry {
+            at_ms: self.clock.now_ms(),
+            user_id: Some(account.id.clone()),
+            conversation_id: ctx.conversation_id.clone(),
+            server: "builtin".into(),
+            tool_name: call.name.clone(),
+            tool_call_id: Some(call.id.clone()),
+            arguments: serde_json::from_str(&call.arguments)
+                .unwrap_or_else(|_| Value::String(call.arguments.clone())),
+            status: status.into(),
+            duration_ms,
+            result: if error.is_some() {
+                String::new()
+            } else {
+                result.clone()
+            },
+            error,
+            source: "agent",
+            approval: None,
+            approver_id: None,
+            model: Some(self.provider.model().to_string()),
+            api: Some(self.provider.name().to_string()),
+        });
         ToolRecord {
             id: call.id.clone(),
             name: call.name.clone(),
             arguments: call.arguments.clone(),
             status: status.into(),
-            duration_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            duration_ms,
             result: result.chars().take(MAX_RESULT_CHARS).collect(),
         }
     }

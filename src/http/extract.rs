@@ -117,6 +117,12 @@ impl Permission for ChatUse {
     const NAME: &'static str = "chat:use";
 }
 
+/// Seeing the tool catalog needs the chat permission: tools are what the agent uses.
+pub struct ToolsList;
+impl Permission for ToolsList {
+    const NAME: &'static str = "chat:use";
+}
+
 /// The caller, known to hold permission `P` (403 otherwise).
 pub struct Require<P: Permission>(pub Principal, pub PhantomData<P>);
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod system;
+pub mod tools;
 pub mod users;
 
 use axum::{Router, extract::DefaultBodyLimit, http::StatusCode};
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(chat::router())
         .merge(users::router())
         .merge(system::router())
+        .merge(tools::router())
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -195,6 +195,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Stateless chat (seed 000): cookie and X-CSRF-Token",
         "chat:use",
     ),
+    (
+        "get",
+        "/tools",
+        "The tools the caller may use (seed 004)",
+        "chat:use",
+    ),
+    (
+        "get",
+        "/api/tool-calls",
+        "The caller's tool calls (everyone's with tool-calls:read-all); filters",
+        "session",
+    ),
     ("get", "/health", "Alive", "none"),
     ("get", "/ready", "Database reachable", "none"),
     ("get", "/api/docs", "This OpenAPI document", "none"),

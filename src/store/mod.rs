@@ -46,6 +46,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_chat.sql"),
         postgres: include_str!("../../migrations/postgres/0002_chat.sql"),
     },
+    Migration {
+        version: 3,
+        name: "tool_calls",
+        sqlite: include_str!("../../migrations/sqlite/0003_tool_calls.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_tool_calls.sql"),
+    },
 ];
 
 impl Db {

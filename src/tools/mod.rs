@@ -5,6 +5,7 @@
 //! `tools:call:*` match).
 
 pub mod builtin;
+pub mod log;
 
 use std::{collections::BTreeMap, sync::Arc};
 

@@ -12,4 +12,5 @@ mod llm_mock;
 mod secrets;
 mod throttle;
 mod tokens;
+mod tool_log;
 mod users;

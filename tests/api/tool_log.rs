@@ -1,0 +1,279 @@
+//! The tool-call log: seed 000's JSON Lines and text files, the database table behind `GET /api/tool-calls`,
+//! redaction by key name, ENABLE_TOOL_LOGGING and rotation.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::db_tests;
+use crate::helpers::{DbKind, TestApp, spawn_app_with};
+
+db_tests!(
+    tool_calls_are_logged_in_the_seed_format_without_secrets,
+    disabling_tool_logging_writes_no_files_but_keeps_the_table,
+    users_see_their_own_tool_calls_and_admins_see_all,
+    log_files_rotate_by_size,
+);
+
+async fn call_add(app: &TestApp, token: &str, arguments: &str) -> (String, Value) {
+    let r: Value = app
+        .client
+        .post(app.url("/chat/session/new"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = r["session_id"].as_str().unwrap().to_string();
+    let body: Value = app
+        .client
+        .post(app.url("/chat/message"))
+        .bearer_auth(token)
+        .json(&json!({ "session_id": sid, "message": format!("/call add {arguments}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    app.state.tool_log.flush().await;
+    (sid, body)
+}
+
+async fn tool_calls_are_logged_in_the_seed_format_without_secrets(kind: DbKind) {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let app = spawn_app_with(kind, &[("WARDEN_LOG_DIR", &dir)]).await;
+    let t = app.admin().await;
+    let (sid, body) = call_add(
+        &app,
+        &t.access,
+        r#"{"a":5,"b":3,"password":"hunter2-secret"}"#,
+    )
+    .await;
+    assert_eq!(body["content"], json!("add: 8"));
+    let json_text = std::fs::read_to_string(logs.path().join("tool_calls.json")).unwrap();
+    let lines: Vec<Value> = json_text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    let mut keys: Vec<&str> = line
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "arguments",
+            "duration_ms",
+            "error",
+            "metadata",
+            "result",
+            "session_id",
+            "status",
+            "timestamp",
+            "tool_name"
+        ]
+    );
+    assert_eq!(line["tool_name"], json!("add"));
+    assert_eq!(line["status"], json!("success"));
+    assert_eq!(line["result"], json!("8"));
+    assert_eq!(line["error"], Value::Null);
+    assert_eq!(
+        line["arguments"],
+        json!({ "a": 5, "b": 3, "password": "[REDACTED]" })
+    );
+    assert_eq!(line["session_id"], json!(sid.replace('-', "")[..8]));
+    assert_eq!(line["metadata"]["model"], json!("builtin"));
+    assert_eq!(line["metadata"]["api"], json!("builtin"));
+    assert!(
+        line["metadata"]["tool_call_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("builtin_")
+    );
+    assert!(line["duration_ms"].is_number());
+    let text = std::fs::read_to_string(logs.path().join("tool_calls.log")).unwrap();
+    let first = text.lines().next().unwrap();
+    let (stamp, rest) = first.split_at(19);
+    assert!(
+        time::PrimitiveDateTime::parse(
+            stamp,
+            &time::format_description::parse("[year]-[month]-[day] [hour]:[minute]:[second]")
+                .unwrap()
+        )
+        .is_ok(),
+        "{first}"
+    );
+    assert!(
+        rest.starts_with(&format!(
+            " - INFO - Tool 'add' SUCCESS | Session: {} | Duration: ",
+            &sid.replace('-', "")[..8]
+        )),
+        "{first}"
+    );
+    assert!(rest.ends_with("ms"), "{first}");
+    assert!(text.contains("Result: 8"));
+    // The secret is nowhere: not in the files, not in the table.
+    assert!(!json_text.contains("hunter2-secret") && !text.contains("hunter2-secret"));
+    let (args,): (String,) = sqlx::query_as("SELECT arguments FROM tool_calls")
+        .fetch_one(&app.db().pool)
+        .await
+        .unwrap();
+    assert!(!args.contains("hunter2-secret") && args.contains("[REDACTED]"));
+    // A failing call is logged as an error.
+    call_add(&app, &t.access, r#"{"a":"x"}"#).await;
+    let json_text = std::fs::read_to_string(logs.path().join("tool_calls.json")).unwrap();
+    let last: Value = serde_json::from_str(json_text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], json!("error"));
+    assert!(last["error"].as_str().unwrap().contains("two numbers"));
+    assert!(
+        std::fs::read_to_string(logs.path().join("tool_calls.log"))
+            .unwrap()
+            .contains("- ERROR - Tool 'add' ERROR")
+    );
+}
+
+async fn disabling_tool_logging_writes_no_files_but_keeps_the_table(kind: DbKind) {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let app = spawn_app_with(
+        kind,
+        &[("WARDEN_LOG_DIR", &dir), ("ENABLE_TOOL_LOGGING", "false")],
+    )
+    .await;
+    let t = app.admin().await;
+    call_add(&app, &t.access, r#"{"a":1,"b":2}"#).await;
+    assert_eq!(
+        std::fs::read_dir(logs.path()).unwrap().count(),
+        0,
+        "no files at all"
+    );
+    let calls: Value = app
+        .get_bearer("/api/tool-calls", &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["tool_calls"].as_array().unwrap().len(), 1);
+}
+
+async fn users_see_their_own_tool_calls_and_admins_see_all(kind: DbKind) {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let app = spawn_app_with(kind, &[("WARDEN_LOG_DIR", &dir)]).await;
+    let admin = app.admin().await;
+    let uid = app.create_user("tina", "tina-password", "user").await;
+    let tina = app.login("tina", "tina-password").await;
+    let (sid, _) = call_add(&app, &tina.access, r#"{"a":1,"b":2}"#).await;
+    call_add(&app, &tina.access, r#"{"a":"bad"}"#).await;
+    call_add(&app, &admin.access, r#"{"a":3,"b":4}"#).await;
+    let get = |token: &str, query: &str| {
+        let url = app.url(&format!("/api/tool-calls{query}"));
+        let token = token.to_string();
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let own = get(&tina.access, "").await;
+    let calls = own["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c["user_id"] == json!(uid)));
+    // A user cannot widen the view to someone else.
+    let sneaky = get(&tina.access, &format!("?user_id={}", admin.user_id)).await;
+    assert!(
+        sneaky["tool_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["user_id"] == json!(uid))
+    );
+    let all = get(&admin.access, "").await;
+    assert_eq!(all["tool_calls"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        get(&admin.access, &format!("?user_id={uid}")).await["tool_calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        get(&admin.access, "?status=error").await["tool_calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(&tina.access, &format!("?conversation_id={sid}")).await["tool_calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(&admin.access, "?tool_name=calculator").await["tool_calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let r = app
+        .client
+        .get(app.url("/api/tool-calls"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The catalog route shows the permitted tools.
+    let tools: Value = app
+        .get_bearer("/tools", &tina.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["add", "calculator", "time"]);
+}
+
+async fn log_files_rotate_by_size(kind: DbKind) {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let app = spawn_app_with(
+        kind,
+        &[("WARDEN_LOG_DIR", &dir), ("TOOL_LOG_MAX_BYTES", "1024")],
+    )
+    .await;
+    let t = app.admin().await;
+    for i in 0..20 {
+        call_add(&app, &t.access, &format!(r#"{{"a":{i},"b":1}}"#)).await;
+    }
+    assert!(logs.path().join("tool_calls.json.1").exists());
+    assert!(logs.path().join("tool_calls.log.1").exists());
+    assert!(
+        std::fs::metadata(logs.path().join("tool_calls.json"))
+            .unwrap()
+            .len()
+            < 2048
+    );
+}
