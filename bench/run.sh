@@ -11,131 +11,25 @@
 # The machines are noisy (2 cores, shared): compare the ratios from one run, not absolute numbers across runs.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$REPO/bench"
 WRK_THREADS="${WRK_THREADS:-2}"
 WRK_CONNS="${WRK_CONNS:-32}"
 WRK_DURATION="${WRK_DURATION:-5s}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-2s}"
 FLOOD_CONNS="${FLOOD_CONNS:-50}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/warden-target}"
-ADMIN_PASSWORD="bench-admin-password"
 read -ra EXTRA_ENV <<<"${BENCH_SERVER_ENV:-}"
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO, BENCH, CARGO_TARGET_DIR, ADMIN_PASSWORD, helpers
+REDACT=(COOKIE)                                 # show() prints the session cookie as ${COOKIE}
 
-# --- Tools ------------------------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-    say "wrk not found; trying: apt-get install -y wrk"
-    apt-get install -y wrk >/dev/null 2>&1 || true
-    command -v wrk >/dev/null 2>&1 || die "wrk is not installed and 'apt-get install -y wrk' failed; install wrk (Debian/Ubuntu package 'wrk') and rerun"
-fi
-command -v curl >/dev/null 2>&1 || die "curl is required"
-
-# --- Cleanup: stop only what this script started, by PID; remove the temp dir --------------------------
-TMP="$(mktemp -d -t warden-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT
-    if [[ $rc -ne 0 && -f "$TMP/warden.log" ]]; then
-        echo "--- last lines of the warden log ---" >&2
-        tail -n 20 "$TMP/warden.log" >&2 || true
-    fi
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        # Give each up to 5 s to exit cleanly, then force it.
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# --- Helpers ----------------------------------------------------------------------------------------------
-# A port nothing listens on (connect refused). Ports already handed out are skipped.
-USED_PORTS=" "
-free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
-        [[ "$USED_PORTS" == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED_PORTS+="$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-# Poll URL until it answers 200: 100 x 0.1 s, failing early if the process died.
-wait_ready() {
-    local url=$1 pid=$2 name=$3
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
-        [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" == 200 ]] && return 0
-        sleep 0.1
-    done
-    die "$name did not answer 200 on $url within 10 s"
-}
-
-rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-
-# wrk prints latencies as 123.45us / 1.23ms / 1.02s / 1.00m; convert to ms.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v; sub(/[a-z]+$/, "", n); u = v; sub(/^[0-9.]+/, "", u)
-        f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
-        if (v == "" || f < 0) print "?"; else printf "%.2f", n * f }'
-}
-
-# Parsers for a saved wrk output file.
-wrk_rps()     { awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$1"; }
-wrk_pct()     { to_ms "$(awk -v p="$2%" '$1 == p { print $2 }' "$1")"; }
-wrk_non2xx()  { awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' "$1"; }
-# Sum of connect/read/write/timeout socket errors.
-wrk_errors()  { awk '/Socket errors:/ { gsub(/,/, ""); n = $4 + $6 + $8 + $10 } END { print n + 0 }' "$1"; }
-
-# "10s" / "1m" / "10" -> whole seconds (wrk's duration syntax).
-dur_secs() {
-    case "$1" in
-        *s) echo "${1%s}" ;;
-        *m) echo $(("${1%m}" * 60)) ;;
-        *h) echo $(("${1%h}" * 3600)) ;;
-        *) echo "$1" ;;
-    esac
-}
-
-# Show a command exactly as run (the session cookie as ${COOKIE}), then run it.
-show() {
-    local line
-    line="$(printf '%q ' "$@")"
-    [[ -n "${COOKIE:-}" ]] && line="${line//"$COOKIE"/\$\{COOKIE\}}"
-    say "\$ ${line% }"
-}
-
-# --- Build ------------------------------------------------------------------------------------------------
-if [[ -n "${WARDEN_BIN:-}" ]]; then
-    BIN="$WARDEN_BIN"
-else
-    say "\$ (cd $REPO && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release)"
-    (cd "$REPO" && cargo build --release) || die "release build failed"
-    BIN="$CARGO_TARGET_DIR/release/warden"
-fi
-[[ -x "$BIN" ]] || die "no binary at $BIN"
+bench_tools
+bench_tmp
+bench_build
 
 # --- Start the servers --------------------------------------------------------------------------------------
-WARDEN_PORT="$(free_port)"
-BASE_PORT="$(free_port)"
+free_port WARDEN_PORT
+free_port BASE_PORT
 WARDEN="http://127.0.0.1:$WARDEN_PORT"
 BASE="http://127.0.0.1:$BASE_PORT"
 mkdir -p "$TMP/data"
@@ -254,11 +148,6 @@ FLOOD_P50="$(awk '$1 == "FLOOD" && $2 == "latency_ms" { print $4 }' "$TMP/flood.
 FLOOD_P99="$(awk '$1 == "FLOOD" && $2 == "latency_ms" { print $6 }' "$TMP/flood.txt")"
 FLOOD_MIX="$(awk '$1 == "FLOOD" && $2 == "status" { printf "%s%s x%s", sep, $3, $4; sep = ", " }' "$TMP/flood.txt")"
 FLOOD_ERR="$(awk '$1 == "FLOOD" && $2 == "errors" { print $4 + $6 + $8 + $10 }' "$TMP/flood.txt")"
-verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-    if (v == "?" || v == "") { print "?"; exit }
-    ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 < t + 0); print ok ? "PASS" : "FAIL" }'; }
-row() { # name rps p50 p99 non2xx errors target result
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$@"; }
 
 say ""
 say "## Warden benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION)"
@@ -291,11 +180,6 @@ say "whole ${FLOOD_SECS}s window (it starts 2 s before S4's S1 run). B0 and S1 r
 say "settings; the ratio is the comparable number on a noisy machine."
 
 # Anything the server logged at warn/error level during the run.
-if [[ -s "$TMP/warden.log" ]]; then
-    say ""
-    say "Server log (LOG_LEVEL=warn): $(wc -l <"$TMP/warden.log") lines; most frequent messages:"
-    sed -E 's/^[^ ]+ +//; s/[0-9a-f-]{36}/<id>/g' "$TMP/warden.log" | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/    /'
-else
-    say ""
-    say "Server log (LOG_LEVEL=warn): empty"
-fi
+say ""
+log_summary "$TMP/warden.log" "Server log (LOG_LEVEL=warn)"
+say $'\nS2 (a chat turn, against a mock language model and the Python seed baseline) is bench/chat.sh.'
