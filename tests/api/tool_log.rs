@@ -103,7 +103,10 @@ async fn tool_calls_are_logged_in_the_seed_format_without_secrets(kind: DbKind) 
     let first = text.lines().next().unwrap();
     let (stamp, rest) = first.split_at(19);
     // "YYYY-MM-DD HH:MM:SS"
-    let shape: String = stamp.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect();
+    let shape: String = stamp
+        .chars()
+        .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+        .collect();
     assert_eq!(shape, "dddd-dd-dd dd:dd:dd", "{first}");
     assert!(
         rest.starts_with(&format!(
