@@ -71,6 +71,23 @@ async fn send(app: &TestApp, token: &str, session: &str, text: &str) -> reqwest:
         .unwrap()
 }
 
+/// The same turn as `send`, asking for server-sent events.
+async fn send_streaming(
+    app: &TestApp,
+    token: &str,
+    session: &str,
+    text: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/chat/message"))
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "session_id": session, "message": text }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn history(app: &TestApp, token: &str, session: &str) -> Value {
     app.get_bearer(&format!("/chat/session/{session}/history"), token)
         .await
@@ -451,15 +468,7 @@ async fn streaming_sends_tokens_tool_events_and_done(kind: DbKind) {
     let app = openai_app(kind, &mock, &[]).await;
     let t = app.admin().await;
     let sid = new_session(&app, &t.access).await;
-    let r = app
-        .client
-        .post(app.url("/chat/message"))
-        .bearer_auth(&t.access)
-        .header("accept", "text/event-stream")
-        .json(&json!({ "session_id": sid, "message": "add 5 and 3" }))
-        .send()
-        .await
-        .unwrap();
+    let r = send_streaming(&app, &t.access, &sid, "add 5 and 3").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["content-type"]
@@ -506,15 +515,7 @@ async fn a_stream_whose_client_leaves_still_stores_the_answer(kind: DbKind) {
     let app = openai_app(kind, &mock, &[]).await;
     let t = app.admin().await;
     let sid = new_session(&app, &t.access).await;
-    let mut r = app
-        .client
-        .post(app.url("/chat/message"))
-        .bearer_auth(&t.access)
-        .header("accept", "text/event-stream")
-        .json(&json!({ "session_id": sid, "message": "talk slowly" }))
-        .send()
-        .await
-        .unwrap();
+    let mut r = send_streaming(&app, &t.access, &sid, "talk slowly").await;
     let first = r.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("token"));
     drop(r);
@@ -563,15 +564,7 @@ async fn another_users_conversation_is_a_404_everywhere(kind: DbKind) {
             StatusCode::NOT_FOUND,
         )
         .await;
-        let stream = app
-            .client
-            .post(app.url("/chat/message"))
-            .bearer_auth(&b.access)
-            .header("accept", "text/event-stream")
-            .json(&json!({ "session_id": id, "message": "hijack" }))
-            .send()
-            .await
-            .unwrap();
+        let stream = send_streaming(&app, &b.access, &id, "hijack").await;
         expect_error(stream, StatusCode::NOT_FOUND).await;
     }
     let list: Value = app
@@ -886,15 +879,7 @@ async fn the_anthropic_provider_answers_calls_tools_and_streams(kind: DbKind) {
     let last = third.as_array().unwrap().last().unwrap();
     assert_eq!(last["content"][0]["type"], json!("tool_result"));
     assert_eq!(last["content"][0]["tool_use_id"], json!("toolu_1"));
-    let r = app
-        .client
-        .post(app.url("/chat/message"))
-        .bearer_auth(&t.access)
-        .header("accept", "text/event-stream")
-        .json(&json!({ "session_id": sid, "message": "stream please" }))
-        .send()
-        .await
-        .unwrap();
+    let r = send_streaming(&app, &t.access, &sid, "stream please").await;
     let events = read_events(r).await;
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(names, ["token", "token", "done"]);
