@@ -564,7 +564,7 @@ async fn another_users_conversation_is_a_404_everywhere(kind: DbKind) {
             StatusCode::NOT_FOUND,
         )
         .await;
-        let stream = send_streaming(&app, &b.access, &id, "hijack").await;
+        let stream = send_streaming(&app, &b.access, id, "hijack").await;
         expect_error(stream, StatusCode::NOT_FOUND).await;
     }
     let list: Value = app
