@@ -12,5 +12,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod mcp;
 pub mod store;
 pub mod tools;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod extract;
+pub mod mcp;
 pub mod middleware;
 pub mod system;
 pub mod tools;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(system::router())
         .merge(tools::router())
+        .merge(mcp::router(&state))
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

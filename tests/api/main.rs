@@ -9,6 +9,7 @@ mod chat;
 mod external;
 mod lifecycle;
 mod llm_mock;
+mod mcp;
 mod secrets;
 mod throttle;
 mod tokens;

@@ -1,0 +1,203 @@
+//! The `/mcp` gateway with the official Python MCP SDK as the client (tests/peers/mcp_client.py), plus the
+//! 401 challenge and RFC 9728 metadata over plain HTTP.
+//!
+//! The SDK lives in a venv that `.ci/run` makes (WARDEN_TEST_PYTHON, default
+//! /root/.cache/warden-ci/venv/bin/python). Without it the SDK half is not run and says so, unless
+//! WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
+
+use std::io::Write;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::db_tests;
+use crate::helpers::{DbKind, TestApp, spawn_app};
+
+db_tests!(
+    the_python_sdk_lists_and_calls_the_callers_tools,
+    without_a_valid_token_mcp_answers_401_with_resource_metadata,
+);
+
+fn python() -> Option<String> {
+    let python = std::env::var("WARDEN_TEST_PYTHON")
+        .unwrap_or_else(|_| "/root/.cache/warden-ci/venv/bin/python".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import mcp, httpx2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!(
+            "the MCP Python SDK is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import mcp; run .ci/run"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** MCP Python SDK half NOT RUN: {python} cannot import mcp (run .ci/run to install it) ***\n"
+    );
+    None
+}
+
+async fn sdk(
+    python: &str,
+    app: &TestApp,
+    token: &str,
+    call: Option<(&str, Value)>,
+) -> (bool, Value) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mcp_client.py");
+    let mut args = vec![script.to_string(), app.url("/mcp"), token.to_string()];
+    if let Some((tool, arguments)) = call {
+        args.push(tool.to_string());
+        args.push(arguments.to_string());
+    }
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(python).args(&args).output(),
+    )
+    .await
+    .expect("the SDK client finishes")
+    .expect("the SDK client starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| {
+        json!({ "error": format!("unreadable output: {stdout} {}", String::from_utf8_lossy(&out.stderr)) })
+    });
+    (out.status.success(), value)
+}
+
+async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
+    let Some(python) = python() else { return };
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let (ok, out) = sdk(
+        &python,
+        &app,
+        &admin.access,
+        Some(("add", json!({ "a": 5, "b": 3 }))),
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(out["tools"], json!(["add", "calculator", "time"]));
+    assert_eq!(
+        out["call"],
+        json!({ "is_error": false, "text": ["8"], "structured": { "result": 8 } })
+    );
+
+    // A role that may use only `time`: `add` is absent from the list and a call is refused.
+    let r = app
+        .client
+        .post(app.url("/api/permissions"))
+        .bearer_auth(&admin.access)
+        .json(&json!({ "role": "limited", "permissions": ["chat:use", "tools:call:time"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.create_user("lee", "lee-password", "limited").await;
+    let lee = app.login("lee", "lee-password").await;
+    let (ok, out) = sdk(&python, &app, &lee.access, None).await;
+    assert!(ok, "{out}");
+    assert_eq!(out["tools"], json!(["time"]));
+    let (ok, out) = sdk(
+        &python,
+        &app,
+        &lee.access,
+        Some(("add", json!({ "a": 1, "b": 2 }))),
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("unknown tool"),
+        "{out}"
+    );
+
+    // Calls through /mcp are in the tool-call log, as the caller's.
+    app.state.tool_log.flush().await;
+    let calls: Value = app
+        .get_bearer("/api/tool-calls", &admin.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mcp_calls: Vec<&Value> = calls["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["source"] == json!("mcp"))
+        .collect();
+    assert_eq!(mcp_calls.len(), 1, "{calls}");
+    assert_eq!(mcp_calls[0]["user_id"], json!(admin.user_id));
+
+    // A revoked session's token is refused at once.
+    app.client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    let (ok, out) = sdk(&python, &app, &admin.access, None).await;
+    assert!(!ok, "the SDK cannot use a revoked token: {out}");
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&admin.access)
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn without_a_valid_token_mcp_answers_401_with_resource_metadata(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {} });
+    for auth in [None, Some("Bearer not.a.token"), Some("Basic YWRtaW46eA==")] {
+        let mut r = app
+            .client
+            .post(app.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let challenge = r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(challenge.starts_with("Bearer resource_metadata=\"http://warden.test/.well-known/oauth-protected-resource/mcp\""), "{challenge}");
+    }
+    // A browser session cookie is not an MCP credential.
+    let browser = app
+        .login_cookie("admin", crate::helpers::ADMIN_PASSWORD)
+        .await;
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .header("cookie", &browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let meta: Value = app
+            .client
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(meta["resource"], json!("http://warden.test/mcp"));
+        assert_eq!(meta["authorization_servers"], json!(["http://warden.test"]));
+        assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+    }
+}
