@@ -16,6 +16,7 @@ use crate::{
     chat::Chat,
     clock::SharedClock,
     config::Config,
+    mcp::upstream::Upstreams,
     store::Db,
     tools::{Catalog, log::ToolLog},
 };
@@ -32,6 +33,7 @@ pub struct Services {
     pub chat: Chat,
     pub catalog: Arc<Catalog>,
     pub tool_log: ToolLog,
+    pub upstreams: Upstreams,
     pub clock: SharedClock,
 }
 
@@ -131,6 +133,11 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         daily_token_quota: config.chat_daily_token_quota,
     };
     let chat = Chat::new(db.clone(), clock.clone(), agent, chat_settings);
+    let servers = crate::mcp::upstream::load(
+        config.mcp_servers_file.as_deref(),
+        config.mcp_server_url.as_deref(),
+    )?;
+    let upstreams = Upstreams::start(servers, catalog.clone(), clock.clone());
     let state = AppState(Arc::new(Services {
         config,
         db,
@@ -139,6 +146,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         chat,
         catalog,
         tool_log,
+        upstreams,
         clock,
     }));
     Ok(App {
@@ -187,6 +195,7 @@ impl App {
         .await
         .context("serving")?;
         pruner.abort();
+        self.state.upstreams.shutdown();
         self.state.audit.flush().await;
         self.state.tool_log.flush().await;
         self.state.db.close().await;

@@ -1,13 +1,17 @@
 //! The tool catalog and the tool-call log over HTTP: `GET /tools` (seed 004: the caller's permitted tools) and
 //! `GET /api/tool-calls` (the caller's own calls; with `tool-calls:read-all`, everyone's).
 
-use axum::{Router, extract::State, routing::get};
+use axum::{
+    Router,
+    extract::{Path, State},
+    routing::{get, post},
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    error::AppResult,
-    extract::{Query, Require, ToolsList},
+    error::{AppError, AppResult},
+    extract::{Json, Query, Require, ToolsList},
 };
 use crate::{app::AppState, auth::Principal, clock::rfc3339, tools::log};
 
@@ -18,6 +22,112 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tools", get(list_tools))
         .route("/api/tool-calls", get(list_tool_calls))
+        .route("/api/servers", get(list_servers))
+        .route("/api/servers/{id}/tools", get(server_tools))
+        .route("/api/servers/{id}/tools/{tool}/execute", post(execute_tool))
+}
+
+/// Seed 004: the upstream MCP servers and their health (built-in tools are the `builtin` server).
+async fn list_servers(
+    State(state): State<AppState>,
+    _caller: Require<ToolsList>,
+) -> axum::Json<Value> {
+    let servers = state.upstreams.health();
+    axum::Json(json!({ "success": true, "servers": servers, "count": servers.len() }))
+}
+
+/// The catalog name of a server's tool: built-ins are unprefixed, upstream tools are `server__tool`.
+fn catalog_name(server: &str, tool: &str) -> String {
+    if server == "builtin" {
+        tool.to_string()
+    } else {
+        format!("{server}{}{tool}", crate::mcp::upstream::SEPARATOR)
+    }
+}
+
+async fn server_tools(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ToolsList>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Value>> {
+    let prefix = catalog_name(&id, "");
+    let tools: Vec<Value> = state
+        .catalog
+        .specs_for(&p.account)
+        .into_iter()
+        .filter(|t| if id == "builtin" { !t.name.contains(crate::mcp::upstream::SEPARATOR) } else { t.name.starts_with(&prefix) })
+        .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.parameters }))
+        .collect();
+    if tools.is_empty()
+        && id != "builtin"
+        && !state.upstreams.health().iter().any(|h| h.server_name == id)
+    {
+        return Err(AppError::NotFound("MCP server not found".into()));
+    }
+    Ok(axum::Json(
+        json!({ "success": true, "server_id": id, "tools": tools }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Execute {
+    #[serde(default)]
+    parameters: serde_json::Map<String, Value>,
+}
+
+/// Seed 004: run one tool directly (same permission check and log as the agent and /mcp).
+async fn execute_tool(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ToolsList>,
+    Path((id, tool)): Path<(String, String)>,
+    Json(body): Json<Execute>,
+) -> AppResult<axum::Json<Value>> {
+    let name = catalog_name(&id, &tool);
+    let found = state
+        .catalog
+        .find_for(&p.account, &name)
+        .map_err(|_| AppError::NotFound("Tool not found".into()))?;
+    let arguments = Value::Object(body.parameters);
+    let started = std::time::Instant::now();
+    let ctx = crate::tools::ToolContext {
+        user_id: p.account.id.clone(),
+        conversation_id: None,
+    };
+    let outcome = found.call(arguments.clone(), &ctx).await;
+    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let (result, error) = match &outcome {
+        Ok(Value::String(s)) => (s.clone(), None),
+        Ok(v) => (v.to_string(), None),
+        Err(e) => (String::new(), Some(e.clone())),
+    };
+    state.tool_log.record(log::Entry {
+        at_ms: state.clock.now_ms(),
+        user_id: Some(p.account.id.clone()),
+        conversation_id: None,
+        server: id.clone(),
+        tool_name: name.clone(),
+        tool_call_id: None,
+        arguments,
+        status: if error.is_none() {
+            "success".into()
+        } else {
+            "error".into()
+        },
+        duration_ms,
+        result,
+        error: error.clone(),
+        source: "rest",
+        approval: None,
+        approver_id: None,
+        model: None,
+        api: Some("rest".into()),
+    });
+    Ok(axum::Json(match outcome {
+        Ok(value) => {
+            json!({ "success": true, "tool": name, "result": value, "duration_ms": duration_ms })
+        }
+        Err(e) => json!({ "success": false, "tool": name, "error": e, "duration_ms": duration_ms }),
+    }))
 }
 
 async fn list_tools(

@@ -5,6 +5,8 @@
 //! request parts to this handler, which lists and calls only the tools that principal may use. Calls are
 //! logged like the agent's. The caller's token never leaves this process.
 
+pub mod upstream;
+
 use std::{sync::Arc, time::Instant};
 
 use rmcp::{

@@ -51,6 +51,11 @@ impl Catalog {
         self.tools.write().insert(tool.spec().name, tool);
     }
 
+    /// Removes the tools whose names match (an upstream server that went away).
+    pub fn remove_where(&self, matches: impl Fn(&str) -> bool) {
+        self.tools.write().retain(|name, _| !matches(name));
+    }
+
     /// The specs of the tools `account` may call, by name.
     pub fn specs_for(&self, account: &Account) -> Vec<ToolSpec> {
         self.tools

@@ -81,6 +81,30 @@ pub async fn postgres_available() -> bool {
         .await
 }
 
+/// The Python with the official MCP SDK (WARDEN_TEST_PYTHON, default the venv `.ci/run` makes). Without it the
+/// test half that needs it is not run and says so, unless WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
+pub fn mcp_python() -> Option<String> {
+    let python = std::env::var("WARDEN_TEST_PYTHON")
+        .unwrap_or_else(|_| "/root/.cache/warden-ci/venv/bin/python".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import mcp, httpx2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!(
+            "the MCP Python SDK is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import mcp; run .ci/run"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** MCP Python SDK half NOT RUN: {python} cannot import mcp (run .ci/run to install it) ***\n"
+    );
+    None
+}
+
 /// Every log line the server wrote in this process (debug level and up).
 pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.get_or_init(Default::default).lock().unwrap()).into_owned()

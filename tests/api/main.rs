@@ -14,4 +14,5 @@ mod secrets;
 mod throttle;
 mod tokens;
 mod tool_log;
+mod upstreams;
 mod users;

@@ -5,8 +5,6 @@
 //! /root/.cache/warden-ci/venv/bin/python). Without it the SDK half is not run and says so, unless
 //! WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
 
-use std::io::Write;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -17,28 +15,6 @@ db_tests!(
     the_python_sdk_lists_and_calls_the_callers_tools,
     without_a_valid_token_mcp_answers_401_with_resource_metadata,
 );
-
-fn python() -> Option<String> {
-    let python = std::env::var("WARDEN_TEST_PYTHON")
-        .unwrap_or_else(|_| "/root/.cache/warden-ci/venv/bin/python".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import mcp, httpx2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-        panic!(
-            "the MCP Python SDK is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import mcp; run .ci/run"
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** MCP Python SDK half NOT RUN: {python} cannot import mcp (run .ci/run to install it) ***\n"
-    );
-    None
-}
 
 async fn sdk(
     python: &str,
@@ -67,7 +43,9 @@ async fn sdk(
 }
 
 async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
-    let Some(python) = python() else { return };
+    let Some(python) = crate::helpers::mcp_python() else {
+        return;
+    };
     let app = spawn_app(kind).await;
     let admin = app.admin().await;
     let (ok, out) = sdk(

@@ -1,0 +1,380 @@
+//! Upstream MCP servers feeding the tool catalog: stdio children (each in its own process group, killed with
+//! it) and Streamable HTTP servers, from MCP_SERVERS_FILE (the `mcpServers` form desktop clients use) and
+//! MCP_SERVER_URL. A supervisor per server connects, registers its tools as `<server>__<tool>`, watches the
+//! connection, and on loss reports the server down, removes its tools and reconnects with backoff. A server
+//! that is down at start never stops Warden from starting.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use futures::{FutureExt, future::BoxFuture};
+use parking_lot::Mutex;
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, ContentBlock},
+    service::Peer,
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    agent::llm::ToolSpec,
+    clock::{SharedClock, rfc3339},
+    tools::{Catalog, Tool, ToolContext},
+};
+
+/// Separates a server's name from its tool's in the catalog.
+pub const SEPARATOR: &str = "__";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Transport {
+    Stdio {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: HashMap<String, String>,
+    },
+    Http {
+        url: String,
+        #[serde(default)]
+        headers: HashMap<String, String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub name: String,
+    pub transport: Transport,
+}
+
+#[derive(Deserialize)]
+struct ServersFile {
+    #[serde(rename = "mcpServers")]
+    mcp_servers: HashMap<String, Transport>,
+}
+
+/// The servers MCP_SERVERS_FILE and MCP_SERVER_URL name. Names are letters, digits, `-` and `_`.
+pub fn load(
+    file: Option<&std::path::Path>,
+    url: Option<&str>,
+) -> anyhow::Result<Vec<ServerConfig>> {
+    let mut servers = Vec::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading MCP_SERVERS_FILE {}", path.display()))?;
+        let parsed: ServersFile = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "MCP_SERVERS_FILE {} is not an mcpServers file",
+                path.display()
+            )
+        })?;
+        let mut names: Vec<_> = parsed.mcp_servers.into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, transport) in names {
+            servers.push(ServerConfig { name, transport });
+        }
+    }
+    if let Some(url) = url {
+        servers.push(ServerConfig {
+            name: "mcp".into(),
+            transport: Transport::Http {
+                url: url.into(),
+                headers: HashMap::new(),
+            },
+        });
+    }
+    for s in &servers {
+        anyhow::ensure!(
+            !s.name.is_empty()
+                && s.name.len() <= 64
+                && s.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && !s.name.contains(SEPARATOR),
+            "MCP server name {:?} must be letters, digits, '-' or single '_'",
+            s.name
+        );
+    }
+    Ok(servers)
+}
+
+/// What `GET /api/servers` shows of one server (seed 004's mcp_server_status fields).
+#[derive(Clone, Debug, Serialize)]
+pub struct Health {
+    pub server_name: String,
+    pub transport: &'static str,
+    pub url: Option<String>,
+    pub status: &'static str,
+    pub response_time_ms: Option<f64>,
+    pub last_check: Option<String>,
+    pub last_successful_check: Option<String>,
+    pub error_count: u64,
+    pub error_message: Option<String>,
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub tools: Vec<String>,
+    pub restarts: u64,
+}
+
+struct Upstream {
+    config: ServerConfig,
+    health: Mutex<Health>,
+    peer: Mutex<Option<Peer<RoleClient>>>,
+    clock: SharedClock,
+}
+
+pub struct Upstreams {
+    servers: Vec<Arc<Upstream>>,
+    stop: CancellationToken,
+}
+
+impl Upstreams {
+    /// Starts a supervisor per server; returns at once.
+    pub fn start(
+        configs: Vec<ServerConfig>,
+        catalog: Arc<Catalog>,
+        clock: SharedClock,
+    ) -> Upstreams {
+        let stop = CancellationToken::new();
+        let servers: Vec<Arc<Upstream>> = configs
+            .into_iter()
+            .map(|config| {
+                let (transport, url) = match &config.transport {
+                    Transport::Stdio { .. } => ("stdio", None),
+                    Transport::Http { url, .. } => ("http", Some(url.clone())),
+                };
+                Arc::new(Upstream {
+                    health: Mutex::new(Health {
+                        server_name: config.name.clone(),
+                        transport,
+                        url,
+                        status: "starting",
+                        response_time_ms: None,
+                        last_check: None,
+                        last_successful_check: None,
+                        error_count: 0,
+                        error_message: None,
+                        total_requests: 0,
+                        successful_requests: 0,
+                        tools: Vec::new(),
+                        restarts: 0,
+                    }),
+                    config,
+                    peer: Mutex::new(None),
+                    clock: clock.clone(),
+                })
+            })
+            .collect();
+        for up in &servers {
+            tokio::spawn(supervise(up.clone(), catalog.clone(), stop.clone()));
+        }
+        Upstreams { servers, stop }
+    }
+
+    pub fn health(&self) -> Vec<Health> {
+        self.servers
+            .iter()
+            .map(|s| s.health.lock().clone())
+            .collect()
+    }
+
+    /// Stops every supervisor; stdio children are killed with their process group.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+}
+
+async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let started = std::time::Instant::now();
+        let connected = tokio::select! {
+            r = connect(&up.config) => r,
+            _ = stop.cancelled() => return,
+        };
+        match connected {
+            Ok(client) => {
+                backoff = Duration::from_millis(250);
+                let peer = client.peer().clone();
+                let tools = match peer.list_all_tools().await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        up.mark_down(&format!("listing tools failed: {e}"));
+                        let _ = client.cancel().await;
+                        continue;
+                    }
+                };
+                let names: Vec<String> = tools
+                    .iter()
+                    .map(|t| format!("{}{SEPARATOR}{}", up.config.name, t.name))
+                    .collect();
+                for t in tools {
+                    catalog.register(Arc::new(UpstreamTool {
+                        up: up.clone(),
+                        remote_name: t.name.to_string(),
+                        spec: ToolSpec {
+                            name: format!("{}{SEPARATOR}{}", up.config.name, t.name),
+                            description: t.description.map(|d| d.to_string()).unwrap_or_default(),
+                            parameters: Value::Object((*t.input_schema).clone()),
+                        },
+                    }));
+                }
+                *up.peer.lock() = Some(peer);
+                up.mark_up(started.elapsed().as_secs_f64() * 1000.0, names.clone());
+                tracing::info!(server = %up.config.name, tools = names.len(), "MCP server connected");
+                let token = client.cancellation_token();
+                tokio::select! {
+                    _ = client.waiting() => {}
+                    _ = stop.cancelled() => {
+                        token.cancel();
+                        *up.peer.lock() = None;
+                        return;
+                    }
+                }
+                *up.peer.lock() = None;
+                catalog.remove_where(|name| names.iter().any(|n| n == name));
+                up.mark_down("the connection closed");
+                up.health.lock().restarts += 1;
+                tracing::warn!(server = %up.config.name, "MCP server went away; reconnecting");
+            }
+            Err(e) => {
+                up.mark_down(&format!("{e:#}"));
+                tracing::warn!(server = %up.config.name, error = %format!("{e:#}"), "MCP server unreachable; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn connect(
+    config: &ServerConfig,
+) -> anyhow::Result<rmcp::service::RunningService<RoleClient, ()>> {
+    match &config.transport {
+        Transport::Stdio { command, args, env } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).envs(env).stderr(std::process::Stdio::null());
+            let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+            // Its own process group, so whatever it starts dies with it.
+            wrapped
+                .wrap(process_wrap::tokio::ProcessGroup::leader())
+                .wrap(process_wrap::tokio::KillOnDrop);
+            let transport =
+                TokioChildProcess::new(wrapped).with_context(|| format!("starting {command}"))?;
+            Ok(
+                tokio::time::timeout(Duration::from_secs(20), ().serve(transport))
+                    .await
+                    .context("no answer within 20 s")??,
+            )
+        }
+        Transport::Http { url, headers } => {
+            let mut custom = HashMap::new();
+            for (k, v) in headers {
+                custom.insert(
+                    k.parse::<axum::http::HeaderName>()?,
+                    v.parse::<axum::http::HeaderValue>()?,
+                );
+            }
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+            let transport =
+                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+            Ok(
+                tokio::time::timeout(Duration::from_secs(20), ().serve(transport))
+                    .await
+                    .context("no answer within 20 s")??,
+            )
+        }
+    }
+}
+
+impl Upstream {
+    fn mark_up(&self, ms: f64, tools: Vec<String>) {
+        let now = rfc3339(self.clock.now_ms());
+        let mut h = self.health.lock();
+        h.status = "up";
+        h.response_time_ms = Some(ms);
+        h.last_check = Some(now.clone());
+        h.last_successful_check = Some(now);
+        h.error_message = None;
+        h.tools = tools;
+    }
+
+    fn mark_down(&self, error: &str) {
+        let mut h = self.health.lock();
+        h.status = "down";
+        h.last_check = Some(rfc3339(self.clock.now_ms()));
+        h.error_count += 1;
+        h.error_message = Some(error.chars().take(500).collect());
+        h.tools.clear();
+    }
+}
+
+/// A tool of an upstream server, as the catalog sees it.
+struct UpstreamTool {
+    up: Arc<Upstream>,
+    remote_name: String,
+    spec: ToolSpec,
+}
+
+impl Tool for UpstreamTool {
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+
+    fn call<'a>(
+        &'a self,
+        arguments: Value,
+        _: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        async move {
+            let peer = self
+                .up
+                .peer
+                .lock()
+                .clone()
+                .ok_or_else(|| format!("the MCP server {:?} is down", self.up.config.name))?;
+            self.up.health.lock().total_requests += 1;
+            let arguments = match arguments {
+                Value::Object(map) => Some(map),
+                _ => None,
+            };
+            let mut params = CallToolRequestParams::new(self.remote_name.clone());
+            params.arguments = arguments;
+            let result = peer
+                .call_tool(params)
+                .await
+                .map_err(|e| format!("the MCP server {:?} failed: {e}", self.up.config.name))?;
+            let text: Vec<String> = result
+                .content
+                .iter()
+                .filter_map(|c| match c {
+                    ContentBlock::Text(t) => Some(t.text.clone()),
+                    _ => None,
+                })
+                .collect();
+            if result.is_error == Some(true) {
+                return Err(text.join("\n"));
+            }
+            self.up.health.lock().successful_requests += 1;
+            Ok(match result.structured_content {
+                Some(Value::Object(mut map)) if map.len() == 1 && map.contains_key("result") => {
+                    map.remove("result").unwrap_or(Value::Null)
+                }
+                Some(v) => v,
+                None => Value::String(text.join("\n")),
+            })
+        }
+        .boxed()
+    }
+}

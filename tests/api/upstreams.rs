@@ -1,0 +1,233 @@
+//! Upstream MCP servers: a real MCP server not written here (the official Python SDK's `MCPServer`,
+//! tests/peers/upstream.py) over stdio and over Streamable HTTP, discovered into the catalog and called from the
+//! agent, the REST route and `/mcp`; killed mid-run it is reported down, restarted, and works again; no child
+//! is left after shutdown.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::db_tests;
+use crate::helpers::{DbKind, TestApp, expect_error, spawn_app_with};
+
+db_tests!(
+    a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up,
+    an_http_upstream_is_discovered_and_a_dead_one_reported_down
+);
+
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/upstream.py");
+
+fn servers_file(dir: &tempfile::TempDir, servers: Value) -> String {
+    let path = dir.path().join("mcp_servers.json");
+    std::fs::write(&path, json!({ "mcpServers": servers }).to_string()).unwrap();
+    path.display().to_string()
+}
+
+async fn server(app: &TestApp, token: &str, name: &str) -> Value {
+    let all: Value = app
+        .get_bearer("/api/servers", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    all["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["server_name"] == json!(name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Waits (bounded) until the server reports `status`; returns its health.
+async fn wait_status(app: &TestApp, token: &str, name: &str, status: &str) -> Value {
+    for _ in 0..150 {
+        let s = server(app, token, name).await;
+        if s["status"] == json!(status) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{name} never became {status}: {}",
+        server(app, token, name).await
+    );
+}
+
+async fn chat_call(app: &TestApp, token: &str, text: &str) -> Value {
+    let r: Value = app
+        .client
+        .post(app.url("/chat/session/new"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = r["session_id"].as_str().unwrap();
+    app.client
+        .post(app.url("/chat/message"))
+        .bearer_auth(token)
+        .json(&json!({ "session_id": sid, "message": text }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn execute(app: &TestApp, token: &str, server: &str, tool: &str, parameters: Value) -> Value {
+    app.client
+        .post(app.url(&format!("/api/servers/{server}/tools/{tool}/execute")))
+        .bearer_auth(token)
+        .json(&json!({ "parameters": parameters }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+async fn a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up(kind: DbKind) {
+    let Some(python) = crate::helpers::mcp_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = servers_file(&dir, json!({ "up": { "command": python, "args": [PEER] } }));
+    let app = spawn_app_with(kind, &[("MCP_SERVERS_FILE", &file)]).await;
+    let t = app.admin().await;
+    let health = wait_status(&app, &t.access, "up", "up").await;
+    assert_eq!(health["transport"], json!("stdio"));
+    assert_eq!(health["tools"], json!(["up__multiply", "up__whoami"]));
+
+    // From the agent, the REST route and /mcp.
+    let r = chat_call(&app, &t.access, r#"/call up__multiply {"a":6,"b":7}"#).await;
+    assert_eq!(r["content"], json!("up__multiply: 42"), "{r}");
+    let r = execute(&app, &t.access, "up", "multiply", json!({ "a": 2, "b": 3 })).await;
+    assert_eq!(r["result"], json!(6), "{r}");
+    let tools: Value = app
+        .get_bearer("/api/servers/up/tools", &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 2);
+    expect_error(
+        app.get_bearer("/api/servers/nosuch/tools", &t.access).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mcp_client.py");
+    let out = tokio::process::Command::new(&python)
+        .args([
+            script,
+            &app.url("/mcp"),
+            &t.access,
+            "up__multiply",
+            r#"{"a":4,"b":5}"#,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let out: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out["call"]["structured"], json!({ "result": 20 }), "{out}");
+
+    // Killed mid-run: reported down, restarted (a new process), and calls work again.
+    let first_pid = execute(&app, &t.access, "up", "whoami", json!({})).await["result"]
+        .as_i64()
+        .unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &first_pid.to_string()])
+        .status()
+        .unwrap();
+    let mut restarted = Value::Null;
+    for _ in 0..150 {
+        let s = server(&app, &t.access, "up").await;
+        if s["restarts"].as_u64().unwrap_or(0) >= 1 && s["status"] == json!("up") {
+            restarted = s;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        restarted["error_count"].as_u64().unwrap() >= 1,
+        "{restarted}"
+    );
+    let second_pid = execute(&app, &t.access, "up", "whoami", json!({})).await["result"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(first_pid, second_pid);
+    assert_eq!(
+        execute(&app, &t.access, "up", "multiply", json!({ "a": 3, "b": 3 })).await["result"],
+        json!(9)
+    );
+
+    // Shutdown leaves no child behind.
+    drop(app);
+    let mut gone = false;
+    for _ in 0..100 {
+        if !alive(second_pid) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the upstream child {second_pid} outlived the server");
+}
+
+async fn an_http_upstream_is_discovered_and_a_dead_one_reported_down(kind: DbKind) {
+    let Some(python) = crate::helpers::mcp_python() else {
+        return;
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut peer = tokio::process::Command::new(&python)
+        .args([PEER, &port.to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = servers_file(
+        &dir,
+        json!({
+            "web": { "url": format!("http://127.0.0.1:{port}/mcp") },
+            "gone": { "url": "http://127.0.0.1:9/mcp" }
+        }),
+    );
+    let app = spawn_app_with(kind, &[("MCP_SERVERS_FILE", &file)]).await;
+    let t = app.admin().await;
+    let web = wait_status(&app, &t.access, "web", "up").await;
+    assert_eq!(web["transport"], json!("http"));
+    let r = execute(
+        &app,
+        &t.access,
+        "web",
+        "multiply",
+        json!({ "a": 5, "b": 5 }),
+    )
+    .await;
+    assert_eq!(r["result"], json!(25), "{r}");
+    // The unreachable one did not stop start-up; it is reported down with its error.
+    let gone = wait_status(&app, &t.access, "gone", "down").await;
+    assert!(gone["error_count"].as_u64().unwrap() >= 1);
+    assert!(gone["error_message"].is_string());
+    let r = chat_call(&app, &t.access, r#"/call gone__multiply {"a":1,"b":1}"#).await;
+    assert!(
+        r["content"].as_str().unwrap().contains("unknown tool"),
+        "{r}"
+    );
+    peer.kill().await.unwrap();
+}
