@@ -45,6 +45,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:18080")]
         bind: String,
     },
+    /// Serve a minimal MCP server with an `add` tool at /mcp (the benchmark's upstream).
+    #[command(hide = true)]
+    BenchMcpUpstream {
+        #[arg(long, default_value = "127.0.0.1:18082")]
+        bind: String,
+    },
     /// Serve an instant OpenAI-compatible chat completion (the benchmark's language model).
     #[command(hide = true)]
     BenchLlm {
@@ -148,6 +154,24 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             println!("client_id: {}", client.client_id);
             println!("client_secret: {}", client.client_secret);
             println!("(the secret is shown once; store it now)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchMcpUpstream { bind } => {
+            use rmcp::transport::streamable_http_server::{
+                StreamableHttpServerConfig, StreamableHttpService,
+                session::local::LocalSessionManager,
+            };
+            let mut config = StreamableHttpServerConfig::default();
+            config.legacy_session_mode = false;
+            config.json_response = true;
+            let service = StreamableHttpService::new(
+                || Ok(crate::mcp::BenchUpstream),
+                Arc::new(LocalSessionManager::default()),
+                config,
+            );
+            let router = axum::Router::new().route_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind(&bind).await?;
+            axum::serve(listener, router).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchLlm { bind } => {

@@ -137,3 +137,56 @@ impl ServerHandler for Gateway {
         Ok(response.into())
     }
 }
+
+/// A minimal MCP server with one tool, `add(a, b)`, for the benchmark's upstream (`warden bench-mcp-upstream`):
+/// Rust, so the upstream is not the bottleneck when the gateway is measured against it.
+#[derive(Clone)]
+pub struct BenchUpstream;
+
+impl ServerHandler for BenchUpstream {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
+            Implementation::new("warden-bench-upstream", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": { "a": { "type": "integer" }, "b": { "type": "integer" } },
+            "required": ["a", "b"]
+        });
+        let Value::Object(schema) = schema else {
+            unreachable!("a JSON object literal")
+        };
+        Ok(ListToolsResult::with_all_items(vec![Tool::new(
+            "add",
+            "Add two integers",
+            Arc::new(schema),
+        )]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let (Some(a), Some(b)) = (
+            args.get("a").and_then(Value::as_i64),
+            args.get("b").and_then(Value::as_i64),
+        ) else {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(
+                "add needs integers a and b",
+            )])
+            .into());
+        };
+        let mut r = CallToolResult::success(vec![ContentBlock::text((a + b).to_string())]);
+        r.structured_content = Some(serde_json::json!({ "result": a + b }));
+        Ok(r.into())
+    }
+}
