@@ -18,7 +18,7 @@ use crate::{
     config::Config,
     mcp::upstream::Upstreams,
     store::Db,
-    tools::{Catalog, log::ToolLog},
+    tools::{Catalog, approval::Approvals, log::ToolLog},
 };
 
 /// Everything a handler may use. One `Arc`, so the per-request clones axum makes cost one counter bump.
@@ -34,6 +34,7 @@ pub struct Services {
     pub catalog: Arc<Catalog>,
     pub tool_log: ToolLog,
     pub upstreams: Upstreams,
+    pub approvals: Arc<Approvals>,
     pub clock: SharedClock,
 }
 
@@ -106,7 +107,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let catalog = Arc::new(Catalog::new());
+    let catalog = Arc::new(Catalog::new(crate::tools::policy::Policy::load(&db).await?));
     for tool in crate::tools::builtin::all(clock.clone()) {
         catalog.register(tool);
     }
@@ -117,8 +118,10 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             max_bytes: config.tool_log_max_bytes,
         });
     let tool_log = ToolLog::start(db.clone(), files);
+    let approvals = Arc::new(Approvals::default());
     let agent = Agent {
         provider: crate::agent::llm::from_config(&config)?,
+        approvals: approvals.clone(),
         catalog: catalog.clone(),
         tool_log: tool_log.clone(),
         clock: clock.clone(),
@@ -147,6 +150,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         catalog,
         tool_log,
         upstreams,
+        approvals,
         clock,
     }));
     Ok(App {

@@ -20,7 +20,8 @@ use crate::{
     auth::Account,
     clock::SharedClock,
     tools::{
-        Catalog, ToolContext, ToolRefusal,
+        Catalog, Decision, ToolContext, ToolRefusal,
+        approval::{Approvals, Verdict},
         log::{Entry, ToolLog},
     },
 };
@@ -51,6 +52,13 @@ pub enum AgentEvent {
         result: String,
         duration_ms: f64,
     },
+    /// A call under the `ask` policy waits for `POST /chat/approvals/{approval_id}`.
+    ApprovalRequired {
+        approval_id: String,
+        id: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 /// One tool call as it ran: kept with the conversation and in the tool-call log.
@@ -76,11 +84,15 @@ pub struct Outcome {
     pub capped: bool,
 }
 
+/// How long a call under the `ask` policy waits for a decision before it counts as refused.
+const APPROVAL_WAIT: Duration = Duration::from_secs(300);
+
 /// The longest tool result handed back to the model, in characters.
 const MAX_RESULT_CHARS: usize = 16_000;
 
 pub struct Agent {
     pub provider: Arc<dyn LlmProvider>,
+    pub approvals: Arc<Approvals>,
     pub catalog: Arc<Catalog>,
     pub tool_log: ToolLog,
     pub clock: SharedClock,
@@ -163,7 +175,7 @@ impl Agent {
             let runs = response
                 .tool_calls
                 .iter()
-                .map(|call| self.run_tool(account, ctx, call));
+                .map(|call| self.run_tool(account, ctx, call, events.as_ref()));
             let results = futures::future::join_all(runs).await;
             messages.push(Message::assistant(
                 response.content,
@@ -200,16 +212,61 @@ impl Agent {
         })
     }
 
-    async fn run_tool(&self, account: &Account, ctx: &ToolContext, call: &ToolCall) -> ToolRecord {
+    /// Asks the caller to approve a call and waits for the answer; no answer in time is a refusal.
+    async fn ask(
+        &self,
+        account: &Account,
+        call: &ToolCall,
+        events: Option<&mpsc::UnboundedSender<AgentEvent>>,
+    ) -> Verdict {
+        let (approval_id, decision) = self.approvals.request(&account.id);
+        if let Some(events) = events {
+            let _ = events.send(AgentEvent::ApprovalRequired {
+                approval_id: approval_id.clone(),
+                id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            });
+        }
+        match tokio::time::timeout(APPROVAL_WAIT, decision).await {
+            Ok(Ok(verdict)) => verdict,
+            _ => {
+                self.approvals.withdraw(&approval_id);
+                Verdict {
+                    approved: false,
+                    by: String::new(),
+                }
+            }
+        }
+    }
+
+    async fn run_tool(
+        &self,
+        account: &Account,
+        ctx: &ToolContext,
+        call: &ToolCall,
+        events: Option<&mpsc::UnboundedSender<AgentEvent>>,
+    ) -> ToolRecord {
         let started = Instant::now();
+        let mut approval: Option<Verdict> = None;
         let outcome = match self.catalog.find_for(account, &call.name) {
             Err(ToolRefusal::Unknown) => Err(format!("unknown tool {:?}", call.name)),
             Err(ToolRefusal::NotPermitted) => Err(format!(
                 "you are not allowed to use the tool {:?}",
                 call.name
             )),
-            Ok(tool) => match serde_json::from_str::<Value>(&call.arguments) {
-                Ok(args @ Value::Object(_)) => tool.call(args, ctx).await,
+            Ok((tool, decision)) => match serde_json::from_str::<Value>(&call.arguments) {
+                Ok(args @ Value::Object(_)) => {
+                    if decision == Decision::Ask {
+                        approval = Some(self.ask(account, call, events).await);
+                    }
+                    match &approval {
+                        Some(v) if !v.approved => {
+                            Err(format!("the user refused the call to {:?}", call.name))
+                        }
+                        _ => tool.call(args, ctx).await,
+                    }
+                }
                 Ok(_) => Err("tool arguments must be a JSON object".to_string()),
                 Err(e) => Err(format!("tool arguments are not valid JSON: {e}")),
             },
@@ -238,8 +295,17 @@ impl Agent {
             },
             error,
             source: "agent",
-            approval: None,
-            approver_id: None,
+            approval: approval.as_ref().map(|v| {
+                if v.approved {
+                    "approved".into()
+                } else {
+                    "refused".into()
+                }
+            }),
+            approver_id: approval
+                .as_ref()
+                .filter(|v| !v.by.is_empty())
+                .map(|v| v.by.clone()),
             model: Some(self.provider.model().to_string()),
             api: Some(self.provider.name().to_string()),
         });

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/chat/session/{id}/tokens", get(session_tokens))
         .route("/chat/user/tokens", get(user_tokens))
         .route("/api/chat", post(stateless_chat))
+        .route("/chat/approvals/{id}", post(decide_approval))
 }
 
 impl From<ChatError> for AppError {
@@ -199,6 +200,10 @@ async fn send_message(
                     AgentEvent::ToolResult { .. } => {
                         ("tool_result", serde_json::to_value(&e).unwrap_or_default())
                     }
+                    AgentEvent::ApprovalRequired { .. } => (
+                        "approval_required",
+                        serde_json::to_value(&e).unwrap_or_default(),
+                    ),
                 };
                 let _ = out.send(Event::default().event(name).data(data.to_string()));
             }
@@ -410,5 +415,32 @@ async fn stateless_chat(
         .collect();
     Ok(axum::Json(
         json!({ "response": turn.message.content, "tool_calls": tool_calls, "session_id": turn.session_id }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Decision {
+    approve: bool,
+}
+
+/// The owner of a conversation approves or refuses a tool call waiting under the `ask` policy.
+async fn decide_approval(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Path(id): Path<String>,
+    Json(body): Json<Decision>,
+) -> AppResult<axum::Json<Value>> {
+    if !state.approvals.decide(&id, &p.account.id, body.approve) {
+        return Err(AppError::NotFound("No such pending approval".into()));
+    }
+    let outcome = if body.approve { "approved" } else { "refused" };
+    state.audit.record(
+        crate::audit::Event::new("tool.approval", "ok")
+            .actor(&p.account.id)
+            .subject(&id)
+            .detail(json!({ "decision": outcome })),
+    );
+    Ok(axum::Json(
+        json!({ "success": true, "approval_id": id, "approved": body.approve }),
     ))
 }

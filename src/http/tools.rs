@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Query, Require, ToolsList},
+    extract::{Json, Query, Require, ToolsList, UsersManage},
 };
 use crate::{app::AppState, auth::Principal, clock::rfc3339, tools::log};
 
@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/tools", get(list_tools))
         .route("/api/tool-calls", get(list_tool_calls))
         .route("/api/servers", get(list_servers))
+        .route("/api/tool-policies", get(list_policies).put(set_policy))
         .route("/api/servers/{id}/tools", get(server_tools))
         .route("/api/servers/{id}/tools/{tool}/execute", post(execute_tool))
 }
@@ -83,10 +84,15 @@ async fn execute_tool(
     Json(body): Json<Execute>,
 ) -> AppResult<axum::Json<Value>> {
     let name = catalog_name(&id, &tool);
-    let found = state
+    let (found, decision) = state
         .catalog
         .find_for(&p.account, &name)
         .map_err(|_| AppError::NotFound("Tool not found".into()))?;
+    if decision != crate::tools::Decision::Allow {
+        return Err(AppError::Forbidden(
+            "This tool needs a person's approval; use it from a chat".into(),
+        ));
+    }
     let arguments = Value::Object(body.parameters);
     let started = std::time::Instant::now();
     let ctx = crate::tools::ToolContext {
@@ -198,5 +204,83 @@ async fn list_tool_calls(
         .collect();
     Ok(axum::Json(
         json!({ "success": true, "tool_calls": calls, "limit": filter.limit, "offset": filter.offset }),
+    ))
+}
+
+async fn list_policies(
+    State(state): State<AppState>,
+    _admin: Require<UsersManage>,
+) -> axum::Json<Value> {
+    let rules: Vec<Value> = state
+        .catalog
+        .policy
+        .all()
+        .into_iter()
+        .map(|(role, tool, decision)| json!({ "role": role, "tool": tool, "decision": decision }))
+        .collect();
+    axum::Json(json!({ "success": true, "policies": rules }))
+}
+
+#[derive(Deserialize)]
+struct SetPolicy {
+    role: String,
+    tool: String,
+    /// `allow`, `ask`, `deny`, or null to remove the rule.
+    decision: Option<String>,
+}
+
+async fn set_policy(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Json(body): Json<SetPolicy>,
+) -> AppResult<axum::Json<Value>> {
+    let decision = match body.decision.as_deref() {
+        None => None,
+        Some(d) => Some(crate::tools::Decision::parse(d).ok_or_else(|| {
+            AppError::Unprocessable("decision must be allow, ask, deny or null".into())
+        })?),
+    };
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-*.:".contains(c))
+    };
+    if !valid(&body.role) || !valid(&body.tool) {
+        return Err(AppError::Unprocessable(
+            "role and tool must be names (letters, digits, _ - . : and a trailing *)".into(),
+        ));
+    }
+    if !state
+        .auth
+        .roles()
+        .await?
+        .iter()
+        .any(|r| r.name == body.role)
+    {
+        return Err(AppError::Unprocessable(format!(
+            "unknown role {:?}",
+            body.role
+        )));
+    }
+    state
+        .catalog
+        .policy
+        .set(
+            &state.db,
+            &body.role,
+            &body.tool,
+            decision,
+            state.clock.now_ms(),
+        )
+        .await?;
+    state.audit.record(
+        crate::audit::Event::new("tool.policy", "ok")
+            .actor(&admin.account.id)
+            .subject(&format!("{}:{}", body.role, body.tool))
+            .detail(json!({ "decision": decision })),
+    );
+    Ok(axum::Json(
+        json!({ "success": true, "role": body.role, "tool": body.tool, "decision": decision }),
     ))
 }

@@ -23,7 +23,7 @@ use crate::{
     auth::Principal,
     clock::SharedClock,
     tools::{
-        Catalog, ToolContext, ToolRefusal,
+        Catalog, Decision, ToolContext, ToolRefusal,
         log::{Entry, ToolLog},
     },
 };
@@ -79,7 +79,12 @@ impl ServerHandler for Gateway {
         let name = request.name.to_string();
         let arguments = Value::Object(request.arguments.unwrap_or_default());
         let tool = match self.catalog.find_for(&principal.account, &name) {
-            Ok(tool) => tool,
+            Ok((tool, Decision::Allow)) => tool,
+            // Nobody can be asked to approve a call made through /mcp.
+            Ok(_) => {
+                let text = format!("the tool {name} needs a person's approval; use it from a chat");
+                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+            }
             // An unknown tool and one the caller may not use look the same from outside.
             Err(ToolRefusal::Unknown | ToolRefusal::NotPermitted) => {
                 return Err(ErrorData::invalid_params(

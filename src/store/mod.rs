@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_tool_calls.sql"),
         postgres: include_str!("../../migrations/postgres/0003_tool_calls.sql"),
     },
+    Migration {
+        version: 4,
+        name: "tool_policy",
+        sqlite: include_str!("../../migrations/sqlite/0004_tool_policy.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_tool_policy.sql"),
+    },
 ];
 
 impl Db {

@@ -4,8 +4,10 @@
 //! A caller sees and calls only the tools its permissions allow: `tools:call:<name>` (globs such as
 //! `tools:call:*` match).
 
+pub mod approval;
 pub mod builtin;
 pub mod log;
+pub mod policy;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -14,6 +16,7 @@ use parking_lot::RwLock;
 use serde_json::Value;
 
 use crate::{agent::llm::ToolSpec, auth::Account};
+pub use policy::Decision;
 
 /// Who is calling a tool, for tools that act on the caller's behalf.
 #[derive(Clone, Debug)]
@@ -35,6 +38,7 @@ pub trait Tool: Send + Sync {
 #[derive(Default)]
 pub struct Catalog {
     tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
+    pub policy: policy::Policy,
 }
 
 /// The permission that lets a caller see and call a tool.
@@ -43,8 +47,11 @@ pub fn permission_for(tool: &str) -> String {
 }
 
 impl Catalog {
-    pub fn new() -> Catalog {
-        Catalog::default()
+    pub fn new(policy: policy::Policy) -> Catalog {
+        Catalog {
+            tools: RwLock::default(),
+            policy,
+        }
     }
 
     pub fn register(&self, tool: Arc<dyn Tool>) {
@@ -61,23 +68,31 @@ impl Catalog {
         self.tools
             .read()
             .iter()
-            .filter(|(name, _)| account.has_permission(&permission_for(name)))
+            .filter(|(name, _)| {
+                account.has_permission(&permission_for(name))
+                    && self.policy.decide(&account.role, name) != Decision::Deny
+            })
             .map(|(_, t)| t.spec())
             .collect()
     }
 
-    /// The tool, if it exists and `account` may call it.
-    pub fn find_for(&self, account: &Account, name: &str) -> Result<Arc<dyn Tool>, ToolRefusal> {
+    /// The tool, if it exists and `account` may call it, with the policy's decision (`Allow` or `Ask`).
+    pub fn find_for(
+        &self,
+        account: &Account,
+        name: &str,
+    ) -> Result<(Arc<dyn Tool>, Decision), ToolRefusal> {
         let tool = self
             .tools
             .read()
             .get(name)
             .cloned()
             .ok_or(ToolRefusal::Unknown)?;
-        if !account.has_permission(&permission_for(name)) {
+        let decision = self.policy.decide(&account.role, name);
+        if !account.has_permission(&permission_for(name)) || decision == Decision::Deny {
             return Err(ToolRefusal::NotPermitted);
         }
-        Ok(tool)
+        Ok((tool, decision))
     }
 }
 

@@ -10,6 +10,7 @@ mod external;
 mod lifecycle;
 mod llm_mock;
 mod mcp;
+mod policy;
 mod secrets;
 mod throttle;
 mod tokens;

@@ -1,0 +1,82 @@
+//! Pending approvals of tool calls under the `ask` policy: the agent registers one and waits; the owner of the
+//! conversation decides through `POST /chat/approvals/{id}`. Nobody else can decide (their id finds nothing).
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+struct Pending {
+    user_id: String,
+    decide: oneshot::Sender<Verdict>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub approved: bool,
+    pub by: String,
+}
+
+#[derive(Default)]
+pub struct Approvals {
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl Approvals {
+    /// Registers a call awaiting `user_id`'s decision; the receiver yields it (or closes if withdrawn).
+    pub fn request(&self, user_id: &str) -> (String, oneshot::Receiver<Verdict>) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (decide, wait) = oneshot::channel();
+        self.pending.lock().insert(
+            id.clone(),
+            Pending {
+                user_id: user_id.to_string(),
+                decide,
+            },
+        );
+        (id, wait)
+    }
+
+    /// Forgets a request nobody answered (timeout or cancelled turn).
+    pub fn withdraw(&self, id: &str) {
+        self.pending.lock().remove(id);
+    }
+
+    /// Records `user_id`'s decision. False when there is no such pending call for that user.
+    pub fn decide(&self, id: &str, user_id: &str, approved: bool) -> bool {
+        let mut pending = self.pending.lock();
+        if pending.get(id).is_none_or(|p| p.user_id != user_id) {
+            return false;
+        }
+        let Some(p) = pending.remove(id) else {
+            return false;
+        };
+        p.decide
+            .send(Verdict {
+                approved,
+                by: user_id.to_string(),
+            })
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_owner_decides_and_only_once() {
+        let a = Approvals::default();
+        let (id, wait) = a.request("alice");
+        assert!(!a.decide(&id, "mallory", true));
+        assert!(a.decide(&id, "alice", false));
+        assert!(!a.decide(&id, "alice", true));
+        assert_eq!(
+            wait.await.unwrap(),
+            Verdict {
+                approved: false,
+                by: "alice".into()
+            }
+        );
+    }
+}

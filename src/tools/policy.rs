@@ -1,0 +1,154 @@
+//! The tool policy: per role and tool, `allow`, `ask` (a person approves each call in the chat) or `deny`.
+//! Patterns are exact tool names or prefixes ending in `*`; the most specific match wins (exact, then the
+//! longest prefix); no match is `allow`. The same decision governs the agent, `/mcp` and the REST execute
+//! route; outside a chat, where nobody can be asked, `ask` refuses.
+//!
+//! Rules live in `tool_policies` and in memory; every change goes through `set`, which refreshes the copy.
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+use crate::store::Db;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Ask,
+    Deny,
+}
+
+impl Decision {
+    pub fn parse(text: &str) -> Option<Decision> {
+        match text {
+            "allow" => Some(Decision::Allow),
+            "ask" => Some(Decision::Ask),
+            "deny" => Some(Decision::Deny),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Ask => "ask",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Policy {
+    rules: RwLock<HashMap<String, Vec<(String, Decision)>>>,
+}
+
+impl Policy {
+    pub async fn load(db: &Db) -> sqlx::Result<Policy> {
+        let policy = Policy::default();
+        policy.reload(db).await?;
+        Ok(policy)
+    }
+
+    async fn reload(&self, db: &Db) -> sqlx::Result<()> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT role, tool_pattern, decision FROM tool_policies")
+                .fetch_all(&db.pool)
+                .await?;
+        let mut rules: HashMap<String, Vec<(String, Decision)>> = HashMap::new();
+        for (role, pattern, decision) in rows {
+            if let Some(d) = Decision::parse(&decision) {
+                rules.entry(role).or_default().push((pattern, d));
+            }
+        }
+        *self.rules.write() = rules;
+        Ok(())
+    }
+
+    /// The decision for `tool` under `role`.
+    pub fn decide(&self, role: &str, tool: &str) -> Decision {
+        let rules = self.rules.read();
+        let Some(list) = rules.get(role) else {
+            return Decision::Allow;
+        };
+        if let Some((_, d)) = list.iter().find(|(p, _)| p == tool) {
+            return *d;
+        }
+        list.iter()
+            .filter_map(|(p, d)| {
+                p.strip_suffix('*')
+                    .filter(|prefix| tool.starts_with(prefix))
+                    .map(|prefix| (prefix.len(), *d))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, d)| d)
+            .unwrap_or(Decision::Allow)
+    }
+
+    /// Sets (or, with `None`, removes) the rule for a role and pattern.
+    pub async fn set(
+        &self,
+        db: &Db,
+        role: &str,
+        pattern: &str,
+        decision: Option<Decision>,
+        now: i64,
+    ) -> sqlx::Result<()> {
+        match decision {
+            Some(d) => {
+                sqlx::query(
+                    "INSERT INTO tool_policies (role, tool_pattern, decision, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (role, tool_pattern) DO UPDATE SET decision = $3, updated_at = $4",
+                )
+                .bind(role)
+                .bind(pattern)
+                .bind(d.as_str())
+                .bind(now)
+                .execute(db.writer())
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM tool_policies WHERE role = $1 AND tool_pattern = $2")
+                    .bind(role)
+                    .bind(pattern)
+                    .execute(db.writer())
+                    .await?;
+            }
+        }
+        self.reload(db).await
+    }
+
+    /// Every rule, for the admin page.
+    pub fn all(&self) -> Vec<(String, String, Decision)> {
+        let mut out: Vec<_> = self
+            .rules
+            .read()
+            .iter()
+            .flat_map(|(role, list)| list.iter().map(move |(p, d)| (role.clone(), p.clone(), *d)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_specific_rule_wins_and_no_rule_allows() {
+        let p = Policy::default();
+        p.rules.write().insert(
+            "user".into(),
+            vec![
+                ("*".into(), Decision::Ask),
+                ("up__*".into(), Decision::Deny),
+                ("up__read".into(), Decision::Allow),
+            ],
+        );
+        assert_eq!(p.decide("user", "add"), Decision::Ask);
+        assert_eq!(p.decide("user", "up__write"), Decision::Deny);
+        assert_eq!(p.decide("user", "up__read"), Decision::Allow);
+        assert_eq!(p.decide("admin", "up__write"), Decision::Allow);
+    }
+}
