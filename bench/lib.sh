@@ -150,12 +150,13 @@ verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
 row() { # name rps p50 p99 non2xx errors target result
     printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$@"; }
 
-# log_summary FILE LABEL: what a server logged, most frequent lines first (leading timestamp and ids folded).
+# log_summary FILE LABEL: what a server logged, most frequent lines first (colour codes removed, leading timestamp
+# and ids folded).
 log_summary() {
     local file=$1 label=$2
     if [[ -s "$file" ]]; then
         say "$label: $(wc -l <"$file") lines; most frequent messages:"
-        sed -E 's/^[^ ]+ +//; s/[0-9a-f-]{36}/<id>/g' "$file" | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/    /'
+        sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/[0-9a-f-]{36}/<id>/g' "$file" | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/    /'
     else
         say "$label: empty"
     fi

@@ -136,10 +136,19 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         daily_token_quota: config.chat_daily_token_quota,
     };
     let chat = Chat::new(db.clone(), clock.clone(), agent, chat_settings);
-    let servers = crate::mcp::upstream::load(
+    let mut servers = crate::mcp::upstream::load(
         config.mcp_servers_file.as_deref(),
         config.mcp_server_url.as_deref(),
     )?;
+    // Servers added by admins at run time follow those of the settings.
+    for (name, text) in crate::mcp::store::find_servers(&db).await? {
+        match serde_json::from_str(&text) {
+            Ok(transport) => servers.push(crate::mcp::upstream::ServerConfig { name, transport }),
+            Err(e) => {
+                tracing::warn!(server = %name, error = %e, "stored MCP server config unreadable; skipped")
+            }
+        }
+    }
     let upstreams = Upstreams::start(servers, catalog.clone(), clock.clone());
     let state = AppState(Arc::new(Services {
         config,

@@ -112,6 +112,11 @@ impl Permission for UsersManage {
     const NAME: &'static str = "users:manage";
 }
 
+pub struct McpManage;
+impl Permission for McpManage {
+    const NAME: &'static str = "mcp:manage";
+}
+
 pub struct ChatUse;
 impl Permission for ChatUse {
     const NAME: &'static str = "chat:use";

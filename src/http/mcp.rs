@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{Path, Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -16,7 +16,18 @@ use rmcp::transport::streamable_http_server::{
 };
 use serde_json::json;
 
-use crate::{app::AppState, auth::Credential, mcp::Gateway};
+use super::{
+    error::{AppError, AppResult},
+    extract::{Json, McpManage, Require},
+};
+use crate::{
+    app::AppState,
+    auth::Credential,
+    mcp::{
+        Gateway,
+        upstream::{ServerConfig, Transport, validate_name},
+    },
+};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let gateway = Gateway {
@@ -56,6 +67,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             state.clone(),
             require_bearer,
         ))
+        .route("/api/mcp/servers", get(list_servers).post(add_server))
+        .route(
+            "/api/mcp/servers/{name}",
+            axum::routing::delete(remove_server),
+        )
         .route(
             "/.well-known/oauth-protected-resource",
             get(resource_metadata),
@@ -123,4 +139,116 @@ async fn resource_metadata(State(state): State<AppState>) -> axum::Json<serde_js
         "bearer_methods_supported": ["header"],
         "resource_name": "Warden MCP gateway",
     }))
+}
+
+/// A stored server as admins see it: env and header values are never shown.
+fn redacted(transport: &Transport) -> serde_json::Value {
+    match transport {
+        Transport::Stdio { command, args, env } => {
+            json!({ "command": command, "args": args, "env": env.keys().map(|k| (k.clone(), "[REDACTED]")).collect::<std::collections::BTreeMap<_, _>>() })
+        }
+        Transport::Http { url, headers } => {
+            json!({ "url": url, "headers": headers.keys().map(|k| (k.clone(), "[REDACTED]")).collect::<std::collections::BTreeMap<_, _>>() })
+        }
+    }
+}
+
+async fn list_servers(
+    State(state): State<AppState>,
+    _admin: Require<McpManage>,
+) -> AppResult<axum::Json<serde_json::Value>> {
+    let health = state.upstreams.health();
+    let servers: Vec<serde_json::Value> = crate::mcp::store::find_servers(&state.db)
+        .await?
+        .into_iter()
+        .filter_map(|(name, text)| {
+            let transport: Transport = serde_json::from_str(&text).ok()?;
+            let status = health
+                .iter()
+                .find(|h| h.server_name == name)
+                .map(|h| h.status);
+            Some(json!({ "name": name, "config": redacted(&transport), "status": status }))
+        })
+        .collect();
+    Ok(axum::Json(json!({ "success": true, "servers": servers })))
+}
+
+#[derive(serde::Deserialize)]
+struct NewServer {
+    name: String,
+    #[serde(flatten)]
+    transport: Transport,
+}
+
+/// Adds an upstream server (stdio `command`/`args`/`env`, or `url`/`headers`), stored and started at once.
+async fn add_server(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<McpManage>,
+    Json(body): Json<NewServer>,
+) -> AppResult<Response> {
+    validate_name(&body.name).map_err(AppError::Unprocessable)?;
+    if let Transport::Http { url, .. } = &body.transport
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(AppError::Unprocessable(
+            "url must start with http:// or https://".into(),
+        ));
+    }
+    let text = serde_json::to_string(&body.transport).map_err(|e| AppError::Internal(e.into()))?;
+    match crate::mcp::store::insert_server(
+        &state.db,
+        &body.name,
+        &text,
+        &admin.account.id,
+        state.clock.now_ms(),
+    )
+    .await
+    {
+        Err(e) if crate::store::Db::is_unique_violation(&e) => {
+            return Err(AppError::Conflict(format!(
+                "an MCP server named {:?} already exists",
+                body.name
+            )));
+        }
+        other => other?,
+    }
+    if let Err(e) = state.upstreams.add(ServerConfig {
+        name: body.name.clone(),
+        transport: body.transport.clone(),
+    }) {
+        crate::mcp::store::delete_server(&state.db, &body.name).await?;
+        return Err(AppError::Conflict(e));
+    }
+    state.audit.record(
+        crate::audit::Event::new("mcp.server.add", "ok")
+            .actor(&admin.account.id)
+            .subject(&body.name),
+    );
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            json!({ "success": true, "name": body.name, "config": redacted(&body.transport) }),
+        ),
+    )
+        .into_response())
+}
+
+async fn remove_server(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<McpManage>,
+    Path(name): Path<String>,
+) -> AppResult<axum::Json<serde_json::Value>> {
+    // Only servers added here can be removed here; those of the settings belong to the settings.
+    if name.len() > 64 || !crate::mcp::store::delete_server(&state.db, &name).await? {
+        return Err(AppError::NotFound("MCP server not found".into()));
+    }
+    state.upstreams.remove(&name);
+    state.audit.record(
+        crate::audit::Event::new("mcp.server.remove", "ok")
+            .actor(&admin.account.id)
+            .subject(&name),
+    );
+    Ok(axum::Json(
+        json!({ "success": true, "message": "MCP server removed" }),
+    ))
 }

@@ -5,6 +5,7 @@
 //! request parts to this handler, which lists and calls only the tools that principal may use. Calls are
 //! logged like the agent's. The caller's token never leaves this process.
 
+pub mod store;
 pub mod upstream;
 
 use std::{sync::Arc, time::Instant};

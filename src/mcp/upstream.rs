@@ -31,7 +31,7 @@ use crate::{
 /// Separates a server's name from its tool's in the catalog.
 pub const SEPARATOR: &str = "__";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Transport {
     Stdio {
@@ -91,18 +91,26 @@ pub fn load(
         });
     }
     for s in &servers {
-        anyhow::ensure!(
-            !s.name.is_empty()
-                && s.name.len() <= 64
-                && s.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                && !s.name.contains(SEPARATOR),
-            "MCP server name {:?} must be letters, digits, '-' or single '_'",
-            s.name
-        );
+        validate_name(&s.name).map_err(anyhow::Error::msg)?;
     }
     Ok(servers)
+}
+
+/// Server names become tool-name prefixes: letters, digits, `-` and single `_`, at most 64.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !name.contains(SEPARATOR);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "MCP server name {name:?} must be letters, digits, '-' or single '_'"
+        ))
+    }
 }
 
 /// What `GET /api/servers` shows of one server (seed 004's mcp_server_status fields).
@@ -131,7 +139,9 @@ struct Upstream {
 }
 
 pub struct Upstreams {
-    servers: Vec<Arc<Upstream>>,
+    servers: parking_lot::RwLock<Vec<(Arc<Upstream>, CancellationToken)>>,
+    catalog: Arc<Catalog>,
+    clock: SharedClock,
     stop: CancellationToken,
 }
 
@@ -142,46 +152,78 @@ impl Upstreams {
         catalog: Arc<Catalog>,
         clock: SharedClock,
     ) -> Upstreams {
-        let stop = CancellationToken::new();
-        let servers: Vec<Arc<Upstream>> = configs
-            .into_iter()
-            .map(|config| {
-                let (transport, url) = match &config.transport {
-                    Transport::Stdio { .. } => ("stdio", None),
-                    Transport::Http { url, .. } => ("http", Some(url.clone())),
-                };
-                Arc::new(Upstream {
-                    health: Mutex::new(Health {
-                        server_name: config.name.clone(),
-                        transport,
-                        url,
-                        status: "starting",
-                        response_time_ms: None,
-                        last_check: None,
-                        last_successful_check: None,
-                        error_count: 0,
-                        error_message: None,
-                        total_requests: 0,
-                        successful_requests: 0,
-                        tools: Vec::new(),
-                        restarts: 0,
-                    }),
-                    config,
-                    peer: Mutex::new(None),
-                    clock: clock.clone(),
-                })
-            })
-            .collect();
-        for up in &servers {
-            tokio::spawn(supervise(up.clone(), catalog.clone(), stop.clone()));
+        let upstreams = Upstreams {
+            servers: Default::default(),
+            catalog,
+            clock,
+            stop: CancellationToken::new(),
+        };
+        for config in configs {
+            // Names are unique across sources: the first one wins, a duplicate is reported and skipped.
+            if let Err(e) = upstreams.add(config) {
+                tracing::warn!(error = %e, "MCP server skipped");
+            }
         }
-        Upstreams { servers, stop }
+        upstreams
+    }
+
+    /// Adds a server and starts its supervisor. Fails if the name is taken.
+    pub fn add(&self, config: ServerConfig) -> Result<(), String> {
+        let mut servers = self.servers.write();
+        if servers.iter().any(|(s, _)| s.config.name == config.name) {
+            return Err(format!(
+                "an MCP server named {:?} already exists",
+                config.name
+            ));
+        }
+        let (transport, url) = match &config.transport {
+            Transport::Stdio { .. } => ("stdio", None),
+            Transport::Http { url, .. } => ("http", Some(url.clone())),
+        };
+        let up = Arc::new(Upstream {
+            health: Mutex::new(Health {
+                server_name: config.name.clone(),
+                transport,
+                url,
+                status: "starting",
+                response_time_ms: None,
+                last_check: None,
+                last_successful_check: None,
+                error_count: 0,
+                error_message: None,
+                total_requests: 0,
+                successful_requests: 0,
+                tools: Vec::new(),
+                restarts: 0,
+            }),
+            config,
+            peer: Mutex::new(None),
+            clock: self.clock.clone(),
+        });
+        let stop = self.stop.child_token();
+        tokio::spawn(supervise(up.clone(), self.catalog.clone(), stop.clone()));
+        servers.push((up, stop));
+        Ok(())
+    }
+
+    /// Stops a server (killing a stdio child) and removes its tools. False if there is no such server.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut servers = self.servers.write();
+        let Some(i) = servers.iter().position(|(s, _)| s.config.name == name) else {
+            return false;
+        };
+        let (up, stop) = servers.remove(i);
+        stop.cancel();
+        let prefix = format!("{}{SEPARATOR}", up.config.name);
+        self.catalog.remove_where(|tool| tool.starts_with(&prefix));
+        true
     }
 
     pub fn health(&self) -> Vec<Health> {
         self.servers
+            .read()
             .iter()
-            .map(|s| s.health.lock().clone())
+            .map(|(s, _)| s.health.lock().clone())
             .collect()
     }
 
@@ -227,6 +269,11 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                     }));
                 }
                 *up.peer.lock() = Some(peer);
+                // Removed while connecting: take back what was just registered.
+                if stop.is_cancelled() {
+                    catalog.remove_where(|name| names.iter().any(|n| n == name));
+                    return;
+                }
                 up.mark_up(started.elapsed().as_secs_f64() * 1000.0, names.clone());
                 tracing::info!(server = %up.config.name, tools = names.len(), "MCP server connected");
                 let token = client.cancellation_token();

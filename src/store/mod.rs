@@ -58,6 +58,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_tool_policy.sql"),
         postgres: include_str!("../../migrations/postgres/0004_tool_policy.sql"),
     },
+    Migration {
+        version: 5,
+        name: "mcp_servers",
+        sqlite: include_str!("../../migrations/sqlite/0005_mcp_servers.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_mcp_servers.sql"),
+    },
 ];
 
 impl Db {

@@ -13,7 +13,8 @@ use crate::helpers::{DbKind, TestApp, expect_error, spawn_app_with};
 
 db_tests!(
     a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up,
-    an_http_upstream_is_discovered_and_a_dead_one_reported_down
+    an_http_upstream_is_discovered_and_a_dead_one_reported_down,
+    admins_add_and_remove_upstream_servers_at_run_time,
 );
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/upstream.py");
@@ -230,4 +231,134 @@ async fn an_http_upstream_is_discovered_and_a_dead_one_reported_down(kind: DbKin
         "{r}"
     );
     peer.kill().await.unwrap();
+}
+
+async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
+    let Some(python) = crate::helpers::mcp_python() else {
+        return;
+    };
+    let app = crate::helpers::spawn_app(kind).await;
+    let admin = app.admin().await;
+    app.create_user("ula", "ula-password", "user").await;
+    let ula = app.login("ula", "ula-password").await;
+    let add = |token: String, body: Value| {
+        let client = app.client.clone();
+        let url = app.url("/api/mcp/servers");
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let server = json!({ "name": "dyn", "command": python, "args": [PEER], "env": { "SECRET_TOKEN": "s3cr3t-value" } });
+    expect_error(
+        add(ula.access.clone(), server.clone()).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let r = add(admin.access.clone(), server.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("s3cr3t-value") && text.contains("[REDACTED]"),
+        "{text}"
+    );
+    expect_error(
+        add(admin.access.clone(), server.clone()).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    expect_error(
+        add(
+            admin.access.clone(),
+            json!({ "name": "bad__name", "url": "http://127.0.0.1:9/mcp" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    expect_error(
+        add(
+            admin.access.clone(),
+            json!({ "name": "ftp", "url": "ftp://127.0.0.1/mcp" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    expect_error(
+        add(admin.access.clone(), json!({ "name": "nothing" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
+    wait_status(&app, &admin.access, "dyn", "up").await;
+    assert_eq!(
+        execute(
+            &app,
+            &admin.access,
+            "dyn",
+            "multiply",
+            json!({ "a": 7, "b": 6 })
+        )
+        .await["result"],
+        json!(42)
+    );
+    let listed = app
+        .get_bearer("/api/mcp/servers", &admin.access)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("\"dyn\"") && !listed.contains("s3cr3t-value"),
+        "{listed}"
+    );
+
+    // Stored: a restart brings it back.
+    let app = app.restart().await;
+    let admin = app.admin().await;
+    wait_status(&app, &admin.access, "dyn", "up").await;
+    let pid = execute(&app, &admin.access, "dyn", "whoami", json!({})).await["result"]
+        .as_i64()
+        .unwrap();
+
+    let r = app
+        .client
+        .delete(app.url("/api/mcp/servers/dyn"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .post(app.url("/api/servers/dyn/tools/multiply/execute"))
+        .bearer_auth(&admin.access)
+        .json(&json!({ "parameters": { "a": 1, "b": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::NOT_FOUND).await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if !alive(pid) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the removed server's child {pid} still runs");
+    let r = app
+        .client
+        .delete(app.url("/api/mcp/servers/dyn"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::NOT_FOUND).await;
 }
