@@ -156,7 +156,7 @@ log_summary() {
     local file=$1 label=$2
     if [[ -s "$file" ]]; then
         say "$label: $(wc -l <"$file") lines; most frequent messages:"
-        sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/[0-9a-f-]{36}/<id>/g' "$file" | sort | uniq -c | sort -rn | head -n 10 | sed 's/^/    /'
+        sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/[0-9a-f-]{36}/<id>/g' "$file" | sort | uniq -c | sort -rn | awk 'NR <= 10' | sed 's/^/    /'
     else
         say "$label: empty"
     fi

@@ -188,7 +188,8 @@ statuses() { awk '$1 == "MCP" && $2 == "status" { n[$3] += $4 } END { for (s in 
     sort -n | paste -sd, - | sed 's/,/, /g'; }
 sum_of()   { local f=$1 t=0 x; shift; for x in "$@"; do t=$((t + $("$f" "$x"))); done; echo "$t"; }
 median()   { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "?" }'; }
 diff_of()  { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 
 # compare KEY DIRECT_URL GATEWAY_URL THREADS CONNS DURATION SERIAL_DURATION ROUNDS: direct (tool add, no token)
@@ -358,6 +359,7 @@ stop_pid "$UP_PID"
 CF_STATUS="not run"
 CF_RESULTS=""
 CF_SUMMARY=""
+CF_FAIL_LOGS=""
 if [[ "$CF_SKIP_RUN" == 1 ]]; then
     CF_STATUS="skipped (CF_SKIP_RUN=1)"
 elif [[ ! -f "$CF_DIR/bench.sh" ]]; then
@@ -383,7 +385,13 @@ else
         CF_RESULTS="$CF_WORK/results.txt"
         CF_SUMMARY="$CF_WORK/summary.txt"
     else
-        CF_STATUS="failed (exit $cf_rc$([[ $cf_rc == 124 ]] && echo ', timed out after 20 min')): $(grep -m1 'FAILED' "$TMP/cf.err" || tail -n 3 "$TMP/cf.err" | tr '\n' ' ')"
+        # Its last log line tells the step it stopped after (a failing command under its `set -e` logs nothing).
+        CF_STATUS="failed (exit $cf_rc$([[ $cf_rc == 124 ]] && echo ', timed out after 20 min')): $(grep -m1 'FAILED' "$TMP/cf.err" ||
+            grep -v 'logs and results kept' "$TMP/cf.err" | tail -n 1)"
+        for f in "${CF_WORK:-/nonexistent}"/cf-*.log "${CF_WORK:-/nonexistent}"/upstream.log "${CF_WORK:-/nonexistent}"/pip-*.log; do
+            [[ -s "$f" ]] || continue
+            CF_FAIL_LOGS+=$'\n'"--- last lines of ContextForge's $(basename "$f") ---"$'\n'"$(tail -n 15 "$f" | sed 's/\x1b\[[0-9;]*m//g')"
+        done
     fi
     say "# ContextForge: $CF_STATUS"
 fi
@@ -428,6 +436,7 @@ say ""
 say "## S3 against ContextForge: the same Python upstream (\`upstream_add.py\`, MCP SDK $PY_MCP), wrk -t$CF_WRK_THREADS -c$CF_WRK_CONNS -d$CF_WRK_DURATION and -t1 -c1 -d$CF_SERIAL_DURATION"
 say ""
 say "ContextForge: $CF_STATUS."
+[[ -z "$CF_FAIL_LOGS" ]] || printf '```%s\n```\n' "$CF_FAIL_LOGS"
 if [[ -n "$CF_SUMMARY" && -s "$CF_SUMMARY" ]]; then
     say ""
     say "ContextForge's own summary (\`$CF_DIR/bench.sh\`, one run, its own client $CF_DIR/mcp_call.lua):"
@@ -476,10 +485,22 @@ log_summary "$TMP/warden-py.log" "Warden log, Python upstream (LOG_LEVEL=warn)"
 log_summary "$TMP/py-upstream.log" "Python upstream log"
 if [[ -s "$TMP/cf.err" ]]; then
     say "ContextForge script's log (stderr):"
-    sed 's/^/    /' "$TMP/cf.err"
+    sed 's/^/    /; s/logs and results kept in .*/& (removed by bench\/mcp.sh at exit)/' "$TMP/cf.err"
 fi
+# ContextForge's logs: mostly start-up text and one-line JSON records; count the ERROR records and show the most
+# frequent of their messages (ids folded).
+cf_log_brief() {
+    local f=$1 n e
+    n="$(wc -l <"$f")"
+    e="$(grep -c -E '"levelname": "ERROR"|[[:space:]]ERROR[[:space:]]' "$f" || true)"
+    say "ContextForge run, $(basename "$f"): $n lines, $e at ERROR level$([[ $e == 0 ]] || echo '; most frequent:')"
+    [[ $e == 0 ]] && return 0
+    grep -E '"levelname": "ERROR"|[[:space:]]ERROR[[:space:]]' "$f" |
+        sed -E 's/\x1b\[[0-9;]*m//g; s/.*"message": "([^"]*)".*/\1/; s/[0-9a-f]{32}/<id>/g; s/[0-9a-f-]{36}/<id>/g' |
+        cut -c1-200 | sort | uniq -c | sort -rn | awk 'NR <= 5' | sed 's/^/    /'
+}
 if [[ -n "${CF_WORK:-}" ]]; then
     for f in "$CF_WORK"/cf-*.log "$CF_WORK"/upstream.log; do
-        [[ -f "$f" ]] && log_summary "$f" "ContextForge run: $(basename "$f")"
+        [[ -f "$f" ]] && cf_log_brief "$f"
     done
 fi
