@@ -13,7 +13,12 @@ use super::{
     error::{AppError, AppResult},
     extract::{Json, Query, Require, ToolsList, UsersManage},
 };
-use crate::{app::AppState, auth::Principal, clock::rfc3339, tools::log};
+use crate::{
+    app::AppState,
+    auth::Principal,
+    clock::rfc3339,
+    tools::{call_logged, log},
+};
 
 /// Lets a caller read every user's tool calls, not only their own.
 pub const READ_ALL_TOOL_CALLS: &str = "tool-calls:read-all";
@@ -94,40 +99,16 @@ async fn execute_tool(
         ));
     }
     let arguments = Value::Object(body.parameters);
-    let started = std::time::Instant::now();
-    let ctx = crate::tools::ToolContext {
-        user_id: p.account.id.clone(),
-        conversation_id: None,
-    };
-    let outcome = found.call(arguments.clone(), &ctx).await;
-    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    let (result, error) = match &outcome {
-        Ok(Value::String(s)) => (s.clone(), None),
-        Ok(v) => (v.to_string(), None),
-        Err(e) => (String::new(), Some(e.clone())),
-    };
-    state.tool_log.record(log::Entry {
-        at_ms: state.clock.now_ms(),
-        user_id: Some(p.account.id.clone()),
-        conversation_id: None,
-        server: id.clone(),
-        tool_name: name.clone(),
-        tool_call_id: None,
+    let (outcome, duration_ms) = call_logged(
+        found.as_ref(),
+        &state.tool_log,
+        state.clock.now_ms(),
+        &p.account,
+        &name,
         arguments,
-        status: if error.is_none() {
-            "success".into()
-        } else {
-            "error".into()
-        },
-        duration_ms,
-        result,
-        error: error.clone(),
-        source: "rest",
-        approval: None,
-        approver_id: None,
-        model: None,
-        api: Some("rest".into()),
-    });
+        "rest",
+    )
+    .await;
     Ok(axum::Json(match outcome {
         Ok(value) => {
             json!({ "success": true, "tool": name, "result": value, "duration_ms": duration_ms })

@@ -8,7 +8,7 @@
 pub mod store;
 pub mod upstream;
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
@@ -23,10 +23,7 @@ use serde_json::Value;
 use crate::{
     auth::Principal,
     clock::SharedClock,
-    tools::{
-        Catalog, Decision, ToolContext, ToolRefusal,
-        log::{Entry, ToolLog},
-    },
+    tools::{Catalog, Decision, ToolRefusal, call_logged, log::ToolLog, result_text},
 };
 
 #[derive(Clone)]
@@ -94,43 +91,19 @@ impl ServerHandler for Gateway {
                 ));
             }
         };
-        let started = Instant::now();
-        let ctx = ToolContext {
-            user_id: principal.account.id.clone(),
-            conversation_id: None,
-        };
-        let outcome = tool.call(arguments.clone(), &ctx).await;
-        let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        let (result, error) = match &outcome {
-            Ok(Value::String(s)) => (s.clone(), None),
-            Ok(v) => (v.to_string(), None),
-            Err(e) => (String::new(), Some(e.clone())),
-        };
-        self.tool_log.record(Entry {
-            at_ms: self.clock.now_ms(),
-            user_id: Some(principal.account.id.clone()),
-            conversation_id: None,
-            server: "builtin".into(),
-            tool_name: name,
-            tool_call_id: None,
+        let (outcome, _) = call_logged(
+            tool.as_ref(),
+            &self.tool_log,
+            self.clock.now_ms(),
+            &principal.account,
+            &name,
             arguments,
-            status: if error.is_none() {
-                "success".into()
-            } else {
-                "error".into()
-            },
-            duration_ms,
-            result: result.clone(),
-            error: error.clone(),
-            source: "mcp",
-            approval: None,
-            approver_id: None,
-            model: None,
-            api: Some("mcp".into()),
-        });
+            "mcp",
+        )
+        .await;
         let response = match outcome {
             Ok(value) => {
-                let mut r = CallToolResult::success(vec![ContentBlock::text(result)]);
+                let mut r = CallToolResult::success(vec![ContentBlock::text(result_text(&value))]);
                 // Structured content is an object; a bare value is wrapped as {"result": value}.
                 r.structured_content = Some(match value {
                     Value::Object(_) => value,

@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// Separates a server's name from its tool's in the catalog.
-pub const SEPARATOR: &str = "__";
+pub const SEPARATOR: &str = crate::tools::SERVER_SEPARATOR;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]

@@ -96,6 +96,64 @@ impl Catalog {
     }
 }
 
+/// Separates a feeding server's name from its tool's name in the catalog (`<server>__<tool>`).
+pub const SERVER_SEPARATOR: &str = "__";
+
+/// The text of a tool's result: a string as is, anything else as JSON.
+pub fn result_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// Runs a tool for a caller outside a chat turn (`/mcp`, the REST execute route) and records the call in the
+/// tool-call log under `source`. Returns the outcome and its duration in milliseconds.
+pub async fn call_logged(
+    tool: &dyn Tool,
+    tool_log: &log::ToolLog,
+    at_ms: i64,
+    account: &Account,
+    name: &str,
+    arguments: Value,
+    source: &'static str,
+) -> (Result<Value, String>, f64) {
+    // Upstream tools are `<server>__<tool>`; the rest are built in.
+    let server = name
+        .split_once("__")
+        .map_or("builtin", |(server, _)| server);
+    let started = std::time::Instant::now();
+    let ctx = ToolContext {
+        user_id: account.id.clone(),
+        conversation_id: None,
+    };
+    let outcome = tool.call(arguments.clone(), &ctx).await;
+    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    tool_log.record(log::Entry {
+        at_ms,
+        user_id: Some(account.id.clone()),
+        conversation_id: None,
+        server: server.to_string(),
+        tool_name: name.to_string(),
+        tool_call_id: None,
+        arguments,
+        status: if outcome.is_ok() {
+            "success".into()
+        } else {
+            "error".into()
+        },
+        duration_ms,
+        result: outcome.as_ref().map(result_text).unwrap_or_default(),
+        error: outcome.as_ref().err().cloned(),
+        source,
+        approval: None,
+        approver_id: None,
+        model: None,
+        api: Some(source.to_string()),
+    });
+    (outcome, duration_ms)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum ToolRefusal {
     Unknown,
