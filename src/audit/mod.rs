@@ -146,20 +146,3 @@ async fn insert(db: &Db, events: &[(Event, i64)]) -> sqlx::Result<()> {
     }
     tx.commit().await
 }
-
-#[derive(Debug, sqlx::FromRow, serde::Serialize)]
-pub struct EventRow {
-    pub at: i64,
-    pub event: String,
-    pub outcome: String,
-    pub actor_id: Option<String>,
-    pub subject: Option<String>,
-}
-
-/// The newest events first (for admins and tests).
-pub async fn find_recent(db: &Db, limit: i64) -> sqlx::Result<Vec<EventRow>> {
-    sqlx::query_as("SELECT at, event, outcome, actor_id, subject FROM audit_events ORDER BY at DESC, id DESC LIMIT $1")
-        .bind(limit)
-        .fetch_all(&db.pool)
-        .await
-}

@@ -100,7 +100,6 @@ pub struct Account {
     pub username: String,
     pub role: String,
     pub permissions: Vec<String>,
-    pub is_service: bool,
     pub active: bool,
 }
 
@@ -350,7 +349,6 @@ impl Auth {
             username: row.username,
             role: row.role,
             permissions,
-            is_service: row.kind == "service",
             active: row.is_active == 1,
         });
         let mut cache = self.accounts.write();

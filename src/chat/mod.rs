@@ -7,8 +7,6 @@
 
 pub mod store;
 
-use std::sync::Arc;
-
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -77,14 +75,6 @@ impl Chat {
             agent,
             settings,
         }
-    }
-
-    pub fn provider_name(&self) -> &str {
-        self.agent.provider.name()
-    }
-
-    pub fn model(&self) -> &str {
-        self.agent.provider.model()
     }
 
     fn day(&self) -> String {
@@ -452,6 +442,3 @@ fn default_title(message: &str) -> String {
         title
     }
 }
-
-/// Shared handle for the HTTP layer.
-pub type SharedChat = Arc<Chat>;

@@ -16,7 +16,7 @@ use crate::app::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     // 128 random bits from the thread-local generator: unique, and no system call per request.
     let request_id = format!("{:032x}", rand::random::<u128>());
@@ -24,7 +24,7 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     // Fields are only formatted when the span is enabled (LOG_LEVEL=debug and below).
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
 
-    let response = if header_bytes(request.headers()) > state.config.max_header_bytes {
+    let mut response = if header_bytes(request.headers()) > state.config.max_header_bytes {
         let mut r = AppError::BadRequest("Request headers too large".into()).into_response();
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
         r
@@ -33,13 +33,9 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     {
         AppError::Forbidden("Cross-site request refused".into()).into_response()
     } else {
-        request
-            .extensions_mut()
-            .insert(RequestId(request_id.clone()));
         next.run(request).instrument(span.clone()).await
     };
 
-    let mut response = response;
     let secure = state.config.cookie_secure();
     let headers = response.headers_mut();
     headers.reserve(8);
@@ -81,10 +77,6 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     });
     response
 }
-
-/// The request id, for handlers that log.
-#[derive(Clone)]
-pub struct RequestId(pub String);
 
 fn method_is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
