@@ -23,6 +23,7 @@ use crate::{
         Catalog, Decision, ToolContext, ToolRefusal,
         approval::{Approvals, Verdict},
         log::{Entry, ToolLog},
+        result_text,
     },
 };
 use llm::{LlmError, LlmProvider, LlmRequest, Message, ToolCall, Usage};
@@ -271,30 +272,22 @@ impl Agent {
                 Err(e) => Err(format!("tool arguments are not valid JSON: {e}")),
             },
         };
-        let (status, result, error) = match outcome {
-            Ok(Value::String(s)) => ("success", s, None),
-            Ok(v) => ("success", v.to_string(), None),
-            Err(e) => ("error", format!("Error: {e}"), Some(e)),
-        };
         let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        self.tool_log.record(Entry {
-            at_ms: self.clock.now_ms(),
-            user_id: Some(account.id.clone()),
-            conversation_id: ctx.conversation_id.clone(),
-            server: "builtin".into(),
-            tool_name: call.name.clone(),
-            tool_call_id: Some(call.id.clone()),
-            arguments: serde_json::from_str(&call.arguments)
-                .unwrap_or_else(|_| Value::String(call.arguments.clone())),
-            status: status.into(),
+        let arguments = serde_json::from_str(&call.arguments)
+            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        let at_ms = self.clock.now_ms();
+        let entry = Entry::new(
+            at_ms,
+            &account.id,
+            &call.name,
+            arguments,
+            &outcome,
             duration_ms,
-            result: if error.is_some() {
-                String::new()
-            } else {
-                result.clone()
-            },
-            error,
-            source: "agent",
+            "agent",
+        );
+        self.tool_log.record(Entry {
+            conversation_id: ctx.conversation_id.clone(),
+            tool_call_id: Some(call.id.clone()),
             approval: approval.as_ref().map(|v| {
                 if v.approved {
                     "approved".into()
@@ -308,7 +301,12 @@ impl Agent {
                 .map(|v| v.by.clone()),
             model: Some(self.provider.model().to_string()),
             api: Some(self.provider.name().to_string()),
+            ..entry
         });
+        let (status, result) = match outcome {
+            Ok(v) => ("success", result_text(&v)),
+            Err(e) => ("error", format!("Error: {e}")),
+        };
         ToolRecord {
             id: call.id.clone(),
             name: call.name.clone(),

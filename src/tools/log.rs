@@ -62,6 +62,43 @@ pub struct Entry {
     pub api: Option<String>,
 }
 
+impl Entry {
+    /// An entry for one finished call; the server is read from the tool's name (`<server>__<tool>`, else
+    /// `builtin`). Conversation, call id, approval and model are for the caller to add.
+    pub fn new(
+        at_ms: i64,
+        user_id: &str,
+        tool_name: &str,
+        arguments: Value,
+        outcome: &Result<Value, String>,
+        duration_ms: f64,
+        source: &'static str,
+    ) -> Entry {
+        Entry {
+            at_ms,
+            user_id: Some(user_id.to_string()),
+            conversation_id: None,
+            server: super::server_of(tool_name).to_string(),
+            tool_name: tool_name.to_string(),
+            tool_call_id: None,
+            arguments,
+            status: if outcome.is_ok() {
+                "success".into()
+            } else {
+                "error".into()
+            },
+            duration_ms,
+            result: outcome.as_ref().map(super::result_text).unwrap_or_default(),
+            error: outcome.as_ref().err().cloned(),
+            source,
+            approval: None,
+            approver_id: None,
+            model: None,
+            api: Some(source.to_string()),
+        }
+    }
+}
+
 enum Message {
     Record(Box<Entry>),
     Flush(oneshot::Sender<()>),

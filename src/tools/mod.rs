@@ -99,6 +99,13 @@ impl Catalog {
 /// Separates a feeding server's name from its tool's name in the catalog (`<server>__<tool>`).
 pub const SERVER_SEPARATOR: &str = "__";
 
+/// The server a catalog tool comes from: `<server>__<tool>` for upstream tools, else `builtin`.
+pub fn server_of(tool_name: &str) -> &str {
+    tool_name
+        .split_once(SERVER_SEPARATOR)
+        .map_or("builtin", |(server, _)| server)
+}
+
 /// The text of a tool's result: a string as is, anything else as JSON.
 pub fn result_text(value: &Value) -> String {
     match value {
@@ -118,10 +125,6 @@ pub async fn call_logged(
     arguments: Value,
     source: &'static str,
 ) -> (Result<Value, String>, f64) {
-    // Upstream tools are `<server>__<tool>`; the rest are built in.
-    let server = name
-        .split_once("__")
-        .map_or("builtin", |(server, _)| server);
     let started = std::time::Instant::now();
     let ctx = ToolContext {
         user_id: account.id.clone(),
@@ -129,28 +132,15 @@ pub async fn call_logged(
     };
     let outcome = tool.call(arguments.clone(), &ctx).await;
     let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    tool_log.record(log::Entry {
+    tool_log.record(log::Entry::new(
         at_ms,
-        user_id: Some(account.id.clone()),
-        conversation_id: None,
-        server: server.to_string(),
-        tool_name: name.to_string(),
-        tool_call_id: None,
+        &account.id,
+        name,
         arguments,
-        status: if outcome.is_ok() {
-            "success".into()
-        } else {
-            "error".into()
-        },
+        &outcome,
         duration_ms,
-        result: outcome.as_ref().map(result_text).unwrap_or_default(),
-        error: outcome.as_ref().err().cloned(),
         source,
-        approval: None,
-        approver_id: None,
-        model: None,
-        api: Some(source.to_string()),
-    });
+    ));
     (outcome, duration_ms)
 }
 

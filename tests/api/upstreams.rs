@@ -115,6 +115,16 @@ async fn a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up(kind: Db
     // From the agent, the REST route and /mcp.
     let r = chat_call(&app, &t.access, r#"/call up__multiply {"a":6,"b":7}"#).await;
     assert_eq!(r["content"], json!("up__multiply: 42"), "{r}");
+    // The log names the server the call went to.
+    app.state.tool_log.flush().await;
+    let calls: Value = app
+        .get_bearer("/api/tool-calls", &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["tool_calls"][0]["server"], json!("up"), "{calls}");
+    assert_eq!(calls["tool_calls"][0]["source"], json!("agent"));
     let r = execute(&app, &t.access, "up", "multiply", json!({ "a": 2, "b": 3 })).await;
     assert_eq!(r["result"], json!(6), "{r}");
     let tools: Value = app
