@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, TestApp, expect_error, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ADMIN_PASSWORD, DbKind, TestApp, expect_error, new_session, send, spawn_app, spawn_app_with,
+};
 use crate::llm_mock::{
     Mock, Reply, anthropic_stream, anthropic_text, anthropic_tool, openai_stream, openai_text,
     openai_tools,
@@ -44,31 +46,6 @@ async fn openai_app(kind: DbKind, mock: &Mock, extra: &[(&str, &str)]) -> TestAp
     ];
     settings.extend_from_slice(extra);
     spawn_app_with(kind, &settings).await
-}
-
-async fn new_session(app: &TestApp, token: &str) -> String {
-    let r = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(token)
-        .json(&json!({ "title": "Test" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["success"], json!(true));
-    body["session_id"].as_str().unwrap().to_string()
-}
-
-async fn send(app: &TestApp, token: &str, session: &str, text: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/chat/message"))
-        .bearer_auth(token)
-        .json(&json!({ "session_id": session, "message": text }))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The same turn as `send`, asking for server-sent events.

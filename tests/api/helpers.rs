@@ -445,3 +445,30 @@ pub async fn expect_error(r: Response, status: StatusCode) -> Value {
     );
     body
 }
+
+/// Starts a conversation; returns its id.
+pub async fn new_session(app: &TestApp, token: &str) -> String {
+    let r = app
+        .client
+        .post(app.url("/chat/session/new"))
+        .bearer_auth(token)
+        .json(&json!({ "title": "Test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["success"], json!(true));
+    body["session_id"].as_str().unwrap().to_string()
+}
+
+/// One chat turn in a conversation.
+pub async fn send(app: &TestApp, token: &str, session: &str, text: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/chat/message"))
+        .bearer_auth(token)
+        .json(&json!({ "session_id": session, "message": text }))
+        .send()
+        .await
+        .unwrap()
+}

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app};
+use crate::helpers::{DbKind, TestApp, expect_error, new_session, send, spawn_app};
 
 db_tests!(
     deny_hides_and_refuses_a_tool_everywhere,
@@ -51,24 +51,9 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
         .await
         .unwrap();
     expect_error(r, StatusCode::NOT_FOUND).await;
-    let sid: Value = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(&una.access)
-        .send()
+    let sid = new_session(&app, &una.access).await;
+    let r: Value = send(&app, &una.access, &sid, "add 5 and 3")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r: Value = app
-        .client
-        .post(app.url("/chat/message"))
-        .bearer_auth(&una.access)
-        .json(&json!({ "session_id": sid["session_id"], "message": "add 5 and 3" }))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -162,17 +147,7 @@ async fn ask_pauses_the_agent_until_the_owner_approves_or_refuses(kind: DbKind) 
     let vic = app.login("vic", "vic-password").await;
     let eve = app.login("eve", "eve-password").await;
     set_policy(&app, &admin.access, "user", "add", json!("ask")).await;
-    let sid: Value = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(&vic.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = sid["session_id"].as_str().unwrap().to_string();
+    let sid = new_session(&app, &vic.access).await;
 
     for approve in [true, false] {
         let mut r = app

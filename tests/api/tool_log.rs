@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, spawn_app_with};
+use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app_with};
 
 db_tests!(
     tool_calls_are_logged_in_the_seed_format_without_secrets,
@@ -15,25 +15,9 @@ db_tests!(
 );
 
 async fn call_add(app: &TestApp, token: &str, arguments: &str) -> (String, Value) {
-    let r: Value = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(token)
-        .send()
+    let sid = new_session(app, token).await;
+    let body: Value = send(app, token, &sid, &format!("/call add {arguments}"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = r["session_id"].as_str().unwrap().to_string();
-    let body: Value = app
-        .client
-        .post(app.url("/chat/message"))
-        .bearer_auth(token)
-        .json(&json!({ "session_id": sid, "message": format!("/call add {arguments}") }))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();

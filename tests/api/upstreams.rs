@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app_with};
+use crate::helpers::{DbKind, TestApp, expect_error, new_session, send, spawn_app_with};
 
 db_tests!(
     a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up,
@@ -57,27 +57,8 @@ async fn wait_status(app: &TestApp, token: &str, name: &str, status: &str) -> Va
 }
 
 async fn chat_call(app: &TestApp, token: &str, text: &str) -> Value {
-    let r: Value = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = r["session_id"].as_str().unwrap();
-    app.client
-        .post(app.url("/chat/message"))
-        .bearer_auth(token)
-        .json(&json!({ "session_id": sid, "message": text }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let sid = new_session(app, token).await;
+    send(app, token, &sid, text).await.json().await.unwrap()
 }
 
 async fn execute(app: &TestApp, token: &str, server: &str, tool: &str, parameters: Value) -> Value {
