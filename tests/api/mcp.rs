@@ -147,6 +147,19 @@ async fn without_a_valid_token_mcp_answers_401_with_resource_metadata(kind: DbKi
             .to_string();
         assert!(challenge.starts_with("Bearer resource_metadata=\"http://warden.test/.well-known/oauth-protected-resource/mcp\""), "{challenge}");
     }
+    // DNS rebinding: a request for another host name is refused even with a valid token.
+    let admin = app.admin().await;
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&admin.access)
+        .header("host", "evil.example")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // A browser session cookie is not an MCP credential.
     let browser = app
         .login_cookie("admin", crate::helpers::ADMIN_PASSWORD)
