@@ -32,7 +32,8 @@ pub enum ChatError {
     #[error("{0}")]
     Invalid(String),
     #[error("Daily token quota exceeded")]
-    QuotaExceeded,
+    /// Until the next UTC day, on the application clock.
+    QuotaExceeded { retry_after_secs: u64 },
     /// The model failed; the user's message is stored.
     #[error(transparent)]
     Llm(#[from] LlmError),
@@ -249,7 +250,9 @@ impl Chat {
         if self.settings.daily_token_quota > 0 {
             let used = store::find_day_usage(&self.db.pool, user_id, &self.day()).await?;
             if used >= self.settings.daily_token_quota {
-                return Err(ChatError::QuotaExceeded);
+                let seconds_into_day = self.clock.now_ms().div_euclid(1000).rem_euclid(86_400);
+                let retry_after_secs = u64::try_from(86_400 - seconds_into_day).unwrap_or(60);
+                return Err(ChatError::QuotaExceeded { retry_after_secs });
             }
         }
         Ok(())

@@ -50,9 +50,9 @@ impl From<ChatError> for AppError {
         match e {
             ChatError::NotFound => AppError::NotFound("Session not found or access denied".into()),
             ChatError::Invalid(m) => AppError::Unprocessable(m),
-            ChatError::QuotaExceeded => AppError::TooManyRequests {
-                retry_after_secs: seconds_to_midnight(),
-            },
+            ChatError::QuotaExceeded { retry_after_secs } => {
+                AppError::TooManyRequests { retry_after_secs }
+            }
             ChatError::Llm(crate::agent::llm::LlmError::Timeout) => AppError::GatewayTimeout(
                 "The language model did not answer in time; your message was saved".into(),
             ),
@@ -60,17 +60,6 @@ impl From<ChatError> for AppError {
             ChatError::Internal(e) => AppError::Internal(e),
         }
     }
-}
-
-fn seconds_to_midnight() -> u64 {
-    let now = time::OffsetDateTime::now_utc();
-    u64::try_from(
-        86_400
-            - i64::from(now.hour()) * 3600
-            - i64::from(now.minute()) * 60
-            - i64::from(now.second()),
-    )
-    .unwrap_or(60)
 }
 
 /// Conversation ids are UUIDs; anything else cannot name one and gets the same 404.
