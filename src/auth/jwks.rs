@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use parking_lot::RwLock;
 use serde::Deserialize;
 
-use super::tokens::{LEEWAY_SECS, MAX_TOKEN_BYTES, Rejected};
+use super::tokens::{MAX_TOKEN_BYTES, Rejected, times_ok};
 
 /// How often an unknown `kid` may trigger a new fetch of the key set, ms.
 const REFETCH_EVERY_MS: i64 = 30_000;
@@ -37,6 +37,7 @@ struct ExternalClaims {
     sub: String,
     exp: i64,
     nbf: Option<i64>,
+    iat: Option<i64>,
     typ: Option<String>,
     token_type: Option<String>,
 }
@@ -104,19 +105,23 @@ impl JwksVerifier {
         validation.validate_nbf = false;
         validation.leeway = 0;
         validation.set_issuer(&[&self.issuer]);
+        // A configured audience must be present, not only match when present (RFC 8725 §3.9).
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.set_required_spec_claims(&["iss", "sub", "exp", "aud"]);
+            }
+            None => {
+                validation.validate_aud = false;
+                validation.set_required_spec_claims(&["iss", "sub", "exp"]);
+            }
         }
-        validation.set_required_spec_claims(&["iss", "sub", "exp"]);
         let claims = jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation)
             .map_err(|_| Rejected)?
             .claims;
         let kind = claims.typ.as_deref().or(claims.token_type.as_deref());
         let is_access = kind.is_none_or(|k| ["access", "Bearer", "at+jwt"].contains(&k));
-        let nbf = claims.nbf.unwrap_or(i64::MIN);
-        let fresh = now_secs.saturating_add(LEEWAY_SECS) >= nbf
-            && now_secs < claims.exp.saturating_add(LEEWAY_SECS);
+        let fresh = times_ok(claims.iat, claims.nbf, claims.exp, now_secs);
         if !is_access || !fresh || claims.sub.is_empty() || claims.sub.len() > 255 {
             return Err(Rejected);
         }

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// Clock skew tolerated on `exp` and `nbf`, seconds.
+/// Clock skew tolerated on `iat`, `nbf` and `exp`, seconds.
 pub const LEEWAY_SECS: i64 = 30;
 /// Longer tokens are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -145,7 +145,7 @@ impl TokenKeys {
             || claims.aud != self.issuer
             || claims.typ != kind.as_str()
             || claims.sub.is_empty()
-            || !times_ok(claims.nbf, claims.exp, now_secs)
+            || !times_ok(Some(claims.iat), Some(claims.nbf), claims.exp, now_secs)
         {
             return Err(Rejected);
         }
@@ -164,7 +164,7 @@ impl TokenKeys {
         let data =
             jsonwebtoken::decode::<DjangoClaims>(token, key, validation).map_err(|_| Rejected)?;
         let c = data.claims;
-        if c.token_type != "access" || !times_ok(c.nbf.unwrap_or(i64::MIN), c.exp, now_secs) {
+        if c.token_type != "access" || !times_ok(c.iat, c.nbf, c.exp, now_secs) {
             return Err(Rejected);
         }
         let user_id = match c.user_id {
@@ -182,11 +182,17 @@ struct DjangoClaims {
     user_id: serde_json::Value,
     exp: i64,
     nbf: Option<i64>,
+    iat: Option<i64>,
     jti: Option<String>,
 }
 
-fn times_ok(nbf: i64, exp: i64, now: i64) -> bool {
-    now.saturating_add(LEEWAY_SECS) >= nbf && now < exp.saturating_add(LEEWAY_SECS)
+/// The one time rule for every token kind (ours, Django's, a JWKS issuer's): issued and valid no later than
+/// `now` plus the leeway (a token from the future is forged or from a broken clock), and not yet expired.
+pub fn times_ok(iat: Option<i64>, nbf: Option<i64>, exp: i64, now: i64) -> bool {
+    let latest_start = now.saturating_add(LEEWAY_SECS);
+    iat.is_none_or(|iat| iat <= latest_start)
+        && nbf.is_none_or(|nbf| nbf <= latest_start)
+        && now < exp.saturating_add(LEEWAY_SECS)
 }
 
 #[cfg(test)]
@@ -230,6 +236,21 @@ mod tests {
             k.verify(&t, TokenKind::Access, NOW - LEEWAY_SECS - 1)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_fails_beyond_the_leeway() {
+        let k = keys();
+        let t = k.issue(TokenKind::Access, "u1", "s1", NOW + LEEWAY_SECS, NOW + 900);
+        assert!(k.verify(&t, TokenKind::Access, NOW).is_ok());
+        assert!(!times_ok(Some(NOW + LEEWAY_SECS + 1), None, NOW + 900, NOW));
+        assert!(!times_ok(
+            Some(NOW + 10 * 365 * 86_400),
+            Some(NOW),
+            NOW + 900,
+            NOW
+        ));
+        assert!(times_ok(None, None, NOW + 900, NOW));
     }
 
     #[test]

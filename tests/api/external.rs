@@ -125,11 +125,17 @@ async fn jwks_issuer_tokens_map_to_linked_users_and_nothing_else_passes(kind: Db
         ("iss", json!("https://evil.test")),
         ("exp", json!(now - 60)),
         ("typ", json!("Refresh")),
+        ("iat", json!(now + 3600)),
+        ("iat", json!(now + 10 * 365 * 86_400)),
     ] {
         let mut c = claims("sso-vera");
         c[field] = value;
         bad.push(first.mint(c));
     }
+    // A configured audience must be present, not only match when present (RFC 8725 §3.9).
+    let mut no_audience = claims("sso-vera");
+    no_audience.as_object_mut().unwrap().remove("aud");
+    bad.push(first.mint(no_audience));
     // Signed by a key the issuer never published, with a jku pointing at the attacker's key set.
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("k1".into());

@@ -20,6 +20,7 @@ db_tests!(
     token_kinds_do_not_pass_for_each_other,
     malformed_tokens_get_a_fast_4xx,
     a_revoked_sessions_unexpired_token_fails_at_once,
+    tokens_issued_in_the_future_are_refused_ours_and_djangos,
 );
 
 async fn app(kind: DbKind) -> TestApp {
@@ -338,4 +339,55 @@ async fn a_revoked_sessions_unexpired_token_fails_at_once(kind: DbKind) {
     let sid = session_of(&app, &t.access).await;
     app.state.auth.revoke_session(&sid, "test").await.unwrap();
     refused(&app, &t.access).await;
+}
+
+async fn tokens_issued_in_the_future_are_refused_ours_and_djangos(kind: DbKind) {
+    let django_secret = "django-secret-for-tests-0123456789abcdef";
+    let app = spawn_app_with(
+        kind,
+        &[
+            ("JWT_SECRET_KEY", SECRET),
+            ("DJANGO_SECRET_KEY", django_secret),
+        ],
+    )
+    .await;
+    let t = app.admin().await;
+    let sid = session_of(&app, &t.access).await;
+    app.state
+        .auth
+        .link_external("django", "42", &t.user_id)
+        .await
+        .unwrap();
+    let base = claims_for(&app, &t.user_id, &sid);
+    let now = base["iat"].as_i64().unwrap();
+    let ours = |iat: i64| {
+        let mut c = base.clone();
+        c["iat"] = json!(iat);
+        mint(
+            json!({}),
+            c,
+            SECRET.as_bytes(),
+            jsonwebtoken::Algorithm::HS256,
+        )
+    };
+    let django = |iat: i64| {
+        let c = json!({ "token_type": "access", "user_id": 42, "jti": "j", "exp": now + 300, "iat": iat });
+        mint(
+            json!({}),
+            c,
+            django_secret.as_bytes(),
+            jsonwebtoken::Algorithm::HS256,
+        )
+    };
+    // Within the leeway both pass, so the refusals below are about `iat` alone.
+    for token in [ours(now + 29), django(now + 29)] {
+        assert_eq!(
+            app.get_bearer("/api/me", &token).await.status(),
+            StatusCode::OK
+        );
+    }
+    for iat in [now + 31, now + 3600, now + 10 * 365 * 86_400] {
+        refused(&app, &ours(iat)).await;
+        refused(&app, &django(iat)).await;
+    }
 }
