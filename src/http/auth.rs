@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{
     error::{AppError, AppResult},
-    extract::{ClientIp, Json, MaybePrincipal, cookie},
+    extract::{ClientIp, Json, MaybePrincipal, OptionalJson, cookie, is_json_content_type},
     users::user_json,
 };
 use crate::{
@@ -183,30 +183,37 @@ impl IntoResponse for Json200 {
     }
 }
 
+#[derive(Default, Deserialize)]
+struct LogoutBody {
+    token: Option<String>,
+    refresh_token: Option<String>,
+}
+
 /// Ends the caller's session: named by the credential sent (cookie or bearer), or by a seed-003 body
-/// `{token}`, or a `{refresh_token}`.
+/// `{token}`, or a `{refresh_token}`. A body naming another session than the credential sent is refused.
 async fn logout(
     State(state): State<AppState>,
     MaybePrincipal(principal): MaybePrincipal,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<LogoutBody>,
 ) -> AppResult<Response> {
-    let principal = match principal {
-        Some(p) => p,
-        None => {
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            if let Some(token) = body.get("token").and_then(Value::as_str) {
-                state.auth.authenticate(token, Credential::Bearer).await?
-            } else if let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) {
-                let session_id = state
-                    .auth
-                    .refresh_token_session(refresh)
-                    .await?
-                    .ok_or(AppError::Unauthorized)?;
-                state.auth.revoke_session(&session_id, "logout").await?;
-                return Ok(logged_out(&state));
-            } else {
-                return Err(AppError::Unauthorized);
-            }
+    let body = body.unwrap_or_default();
+    let principal = match (principal, body.token, body.refresh_token) {
+        (Some(p), None, None) => p,
+        (None, Some(token), None) => state.auth.authenticate(&token, Credential::Bearer).await?,
+        (None, None, Some(refresh)) => {
+            let session_id = state
+                .auth
+                .refresh_token_session(&refresh)
+                .await?
+                .ok_or(AppError::Unauthorized)?;
+            state.auth.revoke_session(&session_id, "logout").await?;
+            return Ok(logged_out(&state));
+        }
+        (None, None, None) => return Err(AppError::Unauthorized),
+        _ => {
+            return Err(AppError::BadRequest(
+                "Ambiguous credentials: send exactly one token".into(),
+            ));
         }
     };
     if principal.credential == Credential::External {
@@ -258,10 +265,7 @@ async fn client_token(
         }
         r
     };
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let is_json = is_json_content_type(&headers);
     let fields: Vec<(String, String)> = if is_json {
         match serde_json::from_slice::<serde_json::Map<String, Value>>(&body) {
             Ok(map) => map

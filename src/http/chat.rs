@@ -5,7 +5,6 @@ use std::convert::Infallible;
 
 use axum::{
     Router,
-    body::Bytes,
     extract::{FromRequestParts, Path, State},
     http::{HeaderMap, header, request::Parts},
     response::{
@@ -20,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::{
     error::{AppError, AppResult},
-    extract::{CSRF_HEADER, ChatUse, Json, Query, Require, cookie},
+    extract::{CSRF_HEADER, ChatUse, Json, OptionalJson, Query, Require, cookie},
 };
 use crate::{
     agent::AgentEvent,
@@ -85,7 +84,7 @@ fn session_json(s: &SessionRow) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct NewSession {
     title: Option<String>,
     initial_message: Option<String>,
@@ -94,28 +93,13 @@ struct NewSession {
 async fn create_session(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<NewSession>,
 ) -> AppResult<axum::Json<Value>> {
     // The body is optional: an empty one starts an untitled conversation.
     let NewSession {
         title,
         initial_message,
-    } = if body.iter().all(u8::is_ascii_whitespace) {
-        NewSession {
-            title: None,
-            initial_message: None,
-        }
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) if e.is_data() => {
-                return Err(AppError::Unprocessable(format!(
-                    "Invalid request body: {e}"
-                )));
-            }
-            Err(_) => return Err(AppError::BadRequest("Malformed JSON body".into())),
-        }
-    };
+    } = body.unwrap_or_default();
     let s = state
         .chat
         .create_session(&p.account.id, title, initial_message)
@@ -375,10 +359,8 @@ async fn stateless_chat(
     State(state): State<AppState>,
     _seed: SeedCookieAndCsrf,
     Require(p, ..): Require<ChatUse>,
-    body: Bytes,
+    Json(body): Json<Value>,
 ) -> AppResult<axum::Json<Value>> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|_| AppError::BadRequest("Malformed JSON body".into()))?;
     let Some(list) = body.get("messages").and_then(Value::as_array) else {
         return Err(AppError::BadRequest("messages must be a list".into()));
     };

@@ -20,44 +20,86 @@ use crate::{
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The token a request presents, and how.
+/// The one token a request presents, and where it came from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Presented<'a> {
+    pub token: &'a str,
+    pub credential: Credential,
+    /// True when the token came in the `Authorization` header (the only place `/mcp` reads).
+    pub in_authorization: bool,
+}
+
+/// The credential a request presents: a bearer token (`Authorization` or the seed's `X-Access-Token`) or the
+/// session cookie. A request presenting two different ones (two `Authorization` headers, a bearer token and
+/// a cookie, two cookies of the same name) is refused: who is calling must never depend on which header is
+/// read first. The same token sent twice (`Authorization` and `X-Access-Token`) is one credential.
 pub fn presented_token<'a>(
     headers: &'a HeaderMap,
     cookie_name: &str,
-) -> Result<Option<(&'a str, Credential)>, AppError> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+) -> Result<Option<Presented<'a>>, AppError> {
+    let mut found: Option<Presented<'a>> = None;
+    let mut offer = |p: Presented<'a>| -> Result<(), AppError> {
+        match &found {
+            Some(seen) if seen.token != p.token || seen.credential != p.credential => Err(
+                AppError::BadRequest("Ambiguous credentials: send exactly one token".into()),
+            ),
+            Some(_) => Ok(()),
+            None => {
+                found = Some(p);
+                Ok(())
+            }
+        }
+    };
+    for value in headers.get_all(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| AppError::Unauthorized)?;
         let (scheme, token) = value.split_once(' ').ok_or(AppError::Unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(AppError::Unauthorized);
         }
-        return Ok(Some((token.trim(), Credential::Bearer)));
+        offer(Presented {
+            token: token.trim(),
+            credential: Credential::Bearer,
+            in_authorization: true,
+        })?;
     }
-    if let Some(value) = headers.get("x-access-token") {
-        return Ok(Some((
-            value.to_str().map_err(|_| AppError::Unauthorized)?,
-            Credential::Bearer,
-        )));
+    for value in headers.get_all("x-access-token") {
+        offer(Presented {
+            token: value.to_str().map_err(|_| AppError::Unauthorized)?,
+            credential: Credential::Bearer,
+            in_authorization: false,
+        })?;
     }
-    Ok(cookie(headers, cookie_name).map(|t| (t, Credential::Cookie)))
+    for token in cookies(headers, cookie_name) {
+        offer(Presented {
+            token,
+            credential: Credential::Cookie,
+            in_authorization: false,
+        })?;
+    }
+    Ok(found)
 }
 
-/// The value of one cookie.
+/// The value of one cookie (the first, if the browser sent several of that name).
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookies(headers, name).next()
+}
+
+/// Every non-empty value sent for a cookie name.
+fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, v)| *k == name && !v.is_empty())
         .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
 }
 
 async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Principal>, AppError> {
-    let Some((token, credential)) =
-        presented_token(&parts.headers, state.config.session_cookie_name())?
+    let Some(Presented {
+        token, credential, ..
+    }) = presented_token(&parts.headers, state.config.session_cookie_name())?
     else {
         return Ok(None);
     };
@@ -214,25 +256,76 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(AppError::Unprocessable(format!(
-                "Invalid request body: {}",
-                e.body_text()
-            ))),
-            Err(JsonRejection::JsonSyntaxError(_)) => {
-                Err(AppError::BadRequest("Malformed JSON body".into()))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::UnsupportedMediaType(
-                "Expected Content-Type: application/json".into(),
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(AppError::PayloadTooLarge)
-            }
-            Err(_) => Err(AppError::BadRequest("Unreadable request body".into())),
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| Json(v))
+            .map_err(json_rejection)
+    }
+}
+
+/// A JSON body that may be left out: an empty body is `None`; any other body follows the rule of `Json`
+/// (a JSON content type, then well-formed and well-typed), so no route reads JSON sent as `text/plain`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = is_json_content_type(req.headers());
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::BadRequest("Unreadable request body".into())
+                }
+            })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
         }
+        if !is_json {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        axum::Json::<T>::from_bytes(&body)
+            .map(|axum::Json(v)| OptionalJson(Some(v)))
+            .map_err(json_rejection)
+    }
+}
+
+/// `application/json` or a `+json` type, as `axum::Json` requires.
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+fn json_rejection(rejection: JsonRejection) -> AppError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            AppError::Unprocessable(format!("Invalid request body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(_) => AppError::BadRequest("Malformed JSON body".into()),
+        JsonRejection::MissingJsonContentType(_) => {
+            AppError::UnsupportedMediaType("Expected Content-Type: application/json".into())
+        }
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            AppError::PayloadTooLarge
+        }
+        _ => AppError::BadRequest("Unreadable request body".into()),
     }
 }
 
@@ -267,6 +360,30 @@ mod tests {
         assert_eq!(
             client_ip("5.6.7.8".parse().unwrap(), &h, &trusted),
             "5.6.7.8".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn two_different_credentials_are_refused_and_one_sent_twice_is_one() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_static(v));
+            }
+            presented_token(&h, "auth_token")
+                .map(|p| p.map(|p| (p.token.to_string(), p.credential)))
+        };
+        assert!(with(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]).is_err());
+        assert!(with(&[("authorization", "Bearer a"), ("cookie", "auth_token=b")]).is_err());
+        assert!(with(&[("authorization", "Bearer a"), ("x-access-token", "b")]).is_err());
+        assert!(with(&[("cookie", "auth_token=a; auth_token=b")]).is_err());
+        assert_eq!(
+            with(&[("authorization", "Bearer a"), ("x-access-token", "a")]).unwrap(),
+            Some(("a".to_string(), Credential::Bearer))
+        );
+        assert_eq!(
+            with(&[("cookie", "other=x; auth_token=c")]).unwrap(),
+            Some(("c".to_string(), Credential::Cookie))
         );
     }
 

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, McpManage, Require},
+    extract::{Json, McpManage, Require, presented_token},
 };
 use crate::{
     app::AppState,
@@ -95,13 +95,6 @@ async fn require_bearer(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_string());
     let challenge = |error: Option<&str>| {
         let mut value = format!("Bearer resource_metadata=\"{}\"", metadata_url(&state));
         if let Some(e) = error {
@@ -118,8 +111,17 @@ async fn require_bearer(
         );
         r
     };
-    let Some(token) = token else {
-        return challenge(None);
+    // One credential, in the Authorization header: a cookie or X-Access-Token alone is no MCP credential, and
+    // two different credentials are refused as everywhere else (RFC 6750 §3.1: invalid_request is a 400).
+    let token = match presented_token(request.headers(), state.config.session_cookie_name()) {
+        Ok(Some(p)) if p.in_authorization => p.token.to_string(),
+        Ok(_) => return challenge(None),
+        Err(AppError::BadRequest(_)) => {
+            let mut r = challenge(Some("invalid_request"));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
+        }
+        Err(_) => return challenge(None),
     };
     match state.auth.authenticate(&token, Credential::Bearer).await {
         Ok(principal) => {

@@ -11,7 +11,7 @@ use axum::{
 };
 use tracing::Instrument;
 
-use super::error::AppError;
+use super::{error::AppError, extract::is_json_content_type};
 use crate::app::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -32,6 +32,9 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         && is_cross_site(request.headers(), &state.config.cors_origins)
     {
         AppError::Forbidden("Cross-site request refused".into()).into_response()
+    } else if !body_type_allowed(request.uri().path(), request.headers()) {
+        AppError::UnsupportedMediaType("Expected Content-Type: application/json".into())
+            .into_response()
     } else {
         next.run(request).instrument(span.clone()).await
     };
@@ -76,6 +79,30 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         }
     });
     response
+}
+
+/// Routes that also take an HTML-form body: the OAuth token endpoint (RFC 6749 §4.4 sends a form).
+const FORM_ROUTES: &[&str] = &["/auth/token"];
+
+/// One rule for every route: a request body is JSON and says so, whatever the handler would make of it. So
+/// no route reads JSON sent as `text/plain` (a type a cross-site form may send without a CORS preflight).
+fn body_type_allowed(path: &str, headers: &HeaderMap) -> bool {
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if !has_body || is_json_content_type(headers) {
+        return true;
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    is_form && FORM_ROUTES.contains(&path)
 }
 
 fn method_is_safe(m: &Method) -> bool {
@@ -150,6 +177,36 @@ mod tests {
         assert!(is_cross_site(
             &headers(&[("host", "a.test"), ("origin", "null")]),
             &[]
+        ));
+    }
+
+    #[test]
+    fn a_body_must_be_json_except_a_form_on_the_token_route() {
+        let body = |t: &'static str| headers(&[("content-length", "2"), ("content-type", t)]);
+        assert!(body_type_allowed(
+            "/chat/session/new",
+            &body("application/json")
+        ));
+        assert!(body_type_allowed(
+            "/x",
+            &body("application/json; charset=utf-8")
+        ));
+        assert!(!body_type_allowed("/chat/session/new", &body("text/plain")));
+        assert!(!body_type_allowed(
+            "/auth/logout",
+            &headers(&[("content-length", "2")])
+        ));
+        assert!(!body_type_allowed(
+            "/auth/login",
+            &body("application/x-www-form-urlencoded")
+        ));
+        assert!(body_type_allowed(
+            "/auth/token",
+            &body("application/x-www-form-urlencoded")
+        ));
+        assert!(body_type_allowed(
+            "/auth/logout",
+            &headers(&[("content-type", "text/plain")])
         ));
     }
 

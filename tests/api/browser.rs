@@ -15,6 +15,8 @@ db_tests!(
     cookie_state_changes_need_this_sessions_csrf_token,
     cross_site_state_changes_are_refused,
     get_never_changes_state,
+    a_json_body_sent_as_another_type_is_refused_on_every_route,
+    a_request_with_two_different_credentials_is_refused,
 );
 
 async fn development_cookies_are_httponly_and_lax(kind: DbKind) {
@@ -298,4 +300,159 @@ async fn get_never_changes_state(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn a_json_body_sent_as_another_type_is_refused_on_every_route(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let sessions_before = conversations(&app, &s).await;
+    // Every state-changing route of the route table, as a cookie-authenticated browser would call it.
+    let routes: Vec<(reqwest::Method, String)> = warden::http::system::ROUTES
+        .iter()
+        .filter(|(m, _, _, _)| ["post", "put", "patch", "delete"].contains(m))
+        .map(|(m, p, _, _)| {
+            (
+                m.to_uppercase().parse().unwrap(),
+                p.replace("{id}", "x")
+                    .replace("{tool}", "add")
+                    .replace("{name}", "x"),
+            )
+        })
+        .collect();
+    assert!(routes.len() >= 15, "{routes:?}");
+    for content_type in [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "multipart/form-data; boundary=x",
+    ] {
+        for (method, path) in &routes {
+            let r = app
+                .client
+                .request(method.clone(), app.url(path))
+                .header("cookie", &s.cookie)
+                .header("x-csrf-token", &s.csrf)
+                .header("content-type", content_type)
+                .body(r#"{"title":"forged","messages":[{"role":"user","content":"hi"}]}"#)
+                .send()
+                .await
+                .unwrap();
+            expect_error(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+        }
+    }
+    // No body at all is still fine where the body is optional, and nothing above changed state.
+    assert_eq!(conversations(&app, &s).await, sessions_before);
+    let r = app
+        .client
+        .post(app.url("/chat/session/new"))
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", &s.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn a_request_with_two_different_credentials_is_refused(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    app.create_user("mallory", "mallory-password", "user").await;
+    let mallory = app.login("mallory", "mallory-password").await;
+    let mallory_browser = app.login_cookie("mallory", "mallory-password").await;
+
+    let two_authorizations = app
+        .client
+        .get(app.url("/api/me"))
+        .header("authorization", format!("Bearer {}", mallory.access))
+        .header("authorization", format!("Bearer {}", admin.access))
+        .send()
+        .await
+        .unwrap();
+    let bearer_and_cookie = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(&admin.access)
+        .header("cookie", &mallory_browser.cookie)
+        .send()
+        .await
+        .unwrap();
+    let authorization_and_access_token_header = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(&mallory.access)
+        .header("x-access-token", &admin.access)
+        .send()
+        .await
+        .unwrap();
+    let two_cookies = app
+        .client
+        .get(app.url("/api/me"))
+        .header(
+            "cookie",
+            format!("{}; auth_token={}", mallory_browser.cookie, "x"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mcp_with_two = app
+        .client
+        .post(app.url("/mcp"))
+        .header("authorization", format!("Bearer {}", mallory.access))
+        .header("authorization", format!("Bearer {}", admin.access))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    for r in [
+        two_authorizations,
+        bearer_and_cookie,
+        authorization_and_access_token_header,
+        two_cookies,
+    ] {
+        let body = expect_error(r, StatusCode::BAD_REQUEST).await;
+        assert!(
+            body["error"].as_str().unwrap().contains("Ambiguous"),
+            "{body}"
+        );
+    }
+    assert_eq!(mcp_with_two.status(), StatusCode::BAD_REQUEST);
+
+    // The same token in both of the seed's headers is one credential.
+    let same_twice = app
+        .client
+        .get(app.url("/api/me"))
+        .bearer_auth(&admin.access)
+        .header("x-access-token", &admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_twice.status(), StatusCode::OK);
+    // Logout naming another session in its body than the credential sent ends neither.
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .bearer_auth(&admin.access)
+        .json(&json!({ "refresh_token": mallory.refresh }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST).await;
+    for token in [&admin.access, &mallory.access] {
+        assert_eq!(
+            app.get_bearer("/api/me", token).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
+async fn conversations(app: &TestApp, s: &crate::helpers::BrowserSession) -> Value {
+    let r = app
+        .client
+        .get(app.url("/chat/sessions"))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
 }
