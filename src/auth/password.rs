@@ -17,14 +17,20 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
 
 /// Longest password accepted, in characters (ASVS 6.2 asks for at least 64).
 pub const MAX_PASSWORD_CHARS: usize = 256;
 /// Shortest password accepted when one is set (logins accept any length up to the maximum).
 pub const MIN_NEW_PASSWORD_CHARS: usize = 8;
 
-/// A password as offered, checked for length before any hashing; never printed.
-pub struct Password(SecretString);
+/// A password as offered, checked for length before any hashing; never printed. Hashed and verified in
+/// Unicode NFKC (NIST 800-63B §5.1.1.2), so the same password typed as composed or decomposed characters
+/// matches; the form as typed is kept, when it differs, to verify hashes made before normalisation.
+pub struct Password {
+    normalized: SecretString,
+    as_typed: Option<SecretString>,
+}
 
 impl Password {
     /// For a login attempt: any non-empty password up to the maximum, byte for byte (no trimming, no case change).
@@ -38,7 +44,12 @@ impl Password {
                 "password must be at most {MAX_PASSWORD_CHARS} characters"
             ));
         }
-        Ok(Password(raw.into()))
+        let normalized: String = raw.nfkc().collect();
+        let as_typed = (normalized != raw).then(|| raw.into());
+        Ok(Password {
+            normalized: normalized.into(),
+            as_typed,
+        })
     }
 
     /// For a new password: also at least the minimum length.
@@ -51,8 +62,9 @@ impl Password {
         Password::parse(raw)
     }
 
+    /// The normalised form: what is hashed and checked first.
     pub fn expose(&self) -> &str {
-        self.0.expose_secret()
+        self.normalized.expose_secret()
     }
 }
 
@@ -127,8 +139,13 @@ impl Hasher {
     }
 
     /// Checks a password against a stored hash, or against the dummy hash when there is none.
+    /// A hash made before passwords were normalised matches the form as typed; it then asks for a rehash.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verdict, Busy> {
         let pw = password.expose().to_string();
+        let as_typed = password
+            .as_typed
+            .as_ref()
+            .map(|p| p.expose_secret().to_string());
         let (stored, real) = match stored {
             Some(s) => (s.to_string(), true),
             None => (self.dummy_hash.clone(), false),
@@ -143,24 +160,31 @@ impl Hasher {
             });
         }
         self.run(move || {
-            let ok = if stored.starts_with("$2a$")
-                || stored.starts_with("$2b$")
-                || stored.starts_with("$2y$")
-            {
-                // bcrypt reads at most 72 bytes; longer passwords never match an imported hash.
-                pw.len() <= 72 && bcrypt::verify(&pw, &stored).unwrap_or(false)
-            } else {
-                PasswordHash::new(&stored)
-                    .is_ok_and(|h| argon2().verify_password(pw.as_bytes(), &h).is_ok())
+            let matches = |pw: &str| {
+                if stored.starts_with("$2a$")
+                    || stored.starts_with("$2b$")
+                    || stored.starts_with("$2y$")
+                {
+                    // bcrypt reads at most 72 bytes; longer passwords never match an imported hash.
+                    pw.len() <= 72 && bcrypt::verify(pw, &stored).unwrap_or(false)
+                } else {
+                    PasswordHash::new(&stored)
+                        .is_ok_and(|h| argon2().verify_password(pw.as_bytes(), &h).is_ok())
+                }
             };
-            match (ok && real, stored.starts_with("$argon2id$")) {
-                (true, is_argon) => Verdict::Match {
+            let is_argon = stored.starts_with("$argon2id$");
+            if matches(&pw) {
+                Verdict::Match {
                     needs_rehash: !is_argon,
-                },
-                (false, _) => Verdict::Mismatch,
+                }
+            } else if as_typed.as_deref().is_some_and(matches) {
+                Verdict::Match { needs_rehash: true }
+            } else {
+                Verdict::Mismatch
             }
         })
         .await
+        .map(|verdict| if real { verdict } else { Verdict::Mismatch })
     }
 }
 
@@ -235,6 +259,34 @@ mod tests {
             results
                 .iter()
                 .all(|r| matches!(r, Ok(Ok(Verdict::Mismatch)) | Ok(Err(Busy))))
+        );
+    }
+
+    #[tokio::test]
+    async fn composed_and_decomposed_forms_are_one_password_and_old_raw_hashes_still_match() {
+        let h = Hasher::new(1);
+        let composed = Password::parse("caf\u{e9} cr\u{e8}me".into()).unwrap();
+        let decomposed = Password::parse("cafe\u{301} cre\u{300}me".into()).unwrap();
+        let stored = h.hash(&composed).await.unwrap();
+        assert_eq!(
+            h.verify(&decomposed, Some(&stored)).await.unwrap(),
+            Verdict::Match {
+                needs_rehash: false
+            }
+        );
+        // A hash of the decomposed form as typed, made before normalisation: matches once, asks for a rehash.
+        let old = argon2()
+            .hash_password("cafe\u{301} cre\u{300}me".as_bytes())
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            h.verify(&decomposed, Some(&old)).await.unwrap(),
+            Verdict::Match { needs_rehash: true }
+        );
+        let other = Password::parse("cafe cre\u{300}me".into()).unwrap();
+        assert_eq!(
+            h.verify(&other, Some(&old)).await.unwrap(),
+            Verdict::Mismatch
         );
     }
 

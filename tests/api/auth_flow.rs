@@ -24,6 +24,7 @@ db_tests!(
     service_clients_get_tokens_by_client_credentials_only,
     a_seed_bcrypt_hash_logs_in_once_and_is_rehashed,
     django_access_tokens_map_to_linked_local_users,
+    a_password_matches_whether_typed_composed_or_decomposed,
 );
 
 async fn login_answers_with_the_union_of_the_seed_shapes(kind: DbKind) {
@@ -742,4 +743,43 @@ async fn django_access_tokens_map_to_linked_local_users(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn a_password_matches_whether_typed_composed_or_decomposed(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let composed = "Cr\u{e8}me br\u{fb}l\u{e9}e \u{212b}ngstr\u{f6}m";
+    let decomposed = "Cre\u{300}me bru\u{302}le\u{301}e A\u{30a}ngstro\u{308}m";
+    app.create_user("nfc", composed, "user").await;
+    app.create_user("nfd", decomposed, "user").await;
+    app.login("nfc", decomposed).await;
+    app.login("nfd", composed).await;
+    expect_error(
+        app.login_raw("nfc", "Creme brulee Angstrom").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+
+    // A hash of the decomposed form as typed, made before passwords were normalised, still logs in, and is
+    // replaced by a hash of the normalised form, which the composed form then matches.
+    let id = app.create_user("older", "temporary-password", "user").await;
+    let old_hash = bcrypt::hash(decomposed, 4).unwrap();
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(&old_hash)
+        .bind(&id)
+        .execute(&app.db().pool)
+        .await
+        .unwrap();
+    expect_error(
+        app.login_raw("older", composed).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    app.login("older", decomposed).await;
+    let (stored,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&app.db().pool)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    app.login("older", composed).await;
 }
