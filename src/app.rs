@@ -85,12 +85,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         }),
         hash_concurrency: config.password_hash_concurrency,
         ip_per_minute: config.login_ip_per_minute,
-        settings: Settings {
-            session_ms: i64::try_from(config.session_hours).unwrap_or(24) * 3_600_000,
-            access_secs: i64::try_from(config.access_token_minutes).unwrap_or(15) * 60,
-            max_failures: i64::from(config.login_max_failures.max(1)),
-            lock_ms: i64::try_from(config.login_lock.as_millis()).unwrap_or(300_000),
-        },
+        settings: Settings::from_config(&config),
         audit: audit.clone(),
     })
     .await?;

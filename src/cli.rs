@@ -274,12 +274,7 @@ async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> 
         jwks: None,
         hash_concurrency: 1,
         ip_per_minute: u32::MAX,
-        settings: Settings {
-            session_ms: 0,
-            access_secs: 0,
-            max_failures: 5,
-            lock_ms: 0,
-        },
+        settings: Settings::from_config(config),
         audit,
     })
     .await

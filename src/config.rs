@@ -152,6 +152,8 @@ pub struct Config {
     pub session_hours: u64,
     /// Lifetime of a bearer access token, minutes.
     pub access_token_minutes: u64,
+    /// A cookie session or refresh family unused this long ends, minutes.
+    pub session_idle_minutes: u64,
     /// `None`: Secure follows the environment (on in production).
     pub cookie_secure: Option<bool>,
     pub cookie_samesite: SameSite,
@@ -217,6 +219,7 @@ impl std::fmt::Debug for Config {
             .field("jwt_secret", &redact(&self.jwt_secret))
             .field("session_hours", &self.session_hours)
             .field("access_token_minutes", &self.access_token_minutes)
+            .field("session_idle_minutes", &self.session_idle_minutes)
             .field("cookie_secure", &self.cookie_secure)
             .field("cookie_samesite", &self.cookie_samesite)
             .field("admin_password", &redact(&self.admin_password))
@@ -361,6 +364,7 @@ impl Config {
             jwt_secret: secret("JWT_SECRET_KEY"),
             session_hours: bounded(&get, "JWT_EXPIRY_HOURS", 24, 1, 24 * 365)?,
             access_token_minutes: bounded(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15, 1, 24 * 60)?,
+            session_idle_minutes: bounded(&get, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60 * 365)?,
             cookie_secure: get("COOKIE_SECURE")
                 .map(|v| parse_bool("COOKIE_SECURE", &v))
                 .transpose()?,

@@ -9,6 +9,7 @@
 //! - The role and permissions come from server state (the cached account), never from the token.
 //! - Login failures get one answer whatever the cause (unknown, wrong, locked, disabled), after the same work.
 
+pub mod activity;
 pub mod csrf;
 pub mod jwks;
 pub mod password;
@@ -169,6 +170,8 @@ pub struct Client {
 #[derive(Clone, Copy)]
 pub struct Settings {
     pub session_ms: i64,
+    /// A cookie session or refresh family unused this long ends (ASVS 7.3).
+    pub idle_ms: i64,
     pub access_secs: i64,
     pub max_failures: i64,
     pub lock_ms: i64,
@@ -186,6 +189,7 @@ pub struct Auth {
     audit: Audit,
     /// Revoked, unexpired sessions: id → expiry (ms).
     revoked: RwLock<HashMap<String, i64>>,
+    activity: activity::Activity,
     accounts: RwLock<HashMap<String, Arc<Account>>>,
     /// Bumped on every account change, so a load that raced a change is not cached.
     accounts_generation: AtomicU64,
@@ -198,6 +202,19 @@ struct Watermarks {
     revoked_at: i64,
     user_updated_at: i64,
     role_updated_at: i64,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        let minutes = |m: u64| i64::try_from(m).unwrap_or(i64::MAX / 60_000) * 60_000;
+        Settings {
+            session_ms: minutes(config.session_hours.saturating_mul(60)),
+            idle_ms: minutes(config.session_idle_minutes),
+            access_secs: minutes(config.access_token_minutes) / 1000,
+            max_failures: i64::from(config.login_max_failures.max(1)),
+            lock_ms: i64::try_from(config.login_lock.as_millis()).unwrap_or(300_000),
+        }
+    }
 }
 
 pub struct AuthParts {
@@ -239,6 +256,7 @@ impl Auth {
             settings: p.settings,
             audit: p.audit,
             revoked: RwLock::new(revoked),
+            activity: activity::Activity::default(),
             accounts: RwLock::new(HashMap::new()),
             accounts_generation: AtomicU64::new(0),
             watermarks: parking_lot::Mutex::new(watermarks),
@@ -268,6 +286,10 @@ impl Auth {
                 if self.is_revoked(&claims.sid) {
                     return Err(AuthError::Unauthorized);
                 }
+                if credential == Credential::Cookie {
+                    self.check_idle(&claims.sid).await?;
+                }
+                self.activity.touch(&claims.sid, self.now());
                 let account = self.active_account(&claims.sub).await?;
                 Ok(Principal {
                     account,
@@ -321,6 +343,33 @@ impl Auth {
         if let Some(jwks) = &self.jwks {
             jwks.refresh(self.now()).await;
         }
+    }
+
+    /// Ends a session unused for longer than the idle timeout. What this instance saw is checked first; the
+    /// database (other instances' activity, written within about a minute) only for a session new here or
+    /// one that looks idle, so an active session costs no round trip.
+    async fn check_idle(&self, session_id: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let fresh = |last: i64| now.saturating_sub(last) <= self.settings.idle_ms;
+        if self.activity.last_seen(session_id).is_some_and(fresh) {
+            return Ok(());
+        }
+        let session = store::find_session(&self.db.pool, session_id)
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
+        let stored = session.last_seen_at.unwrap_or(session.created_at);
+        self.activity.learn_stored(session_id, stored);
+        if self.activity.last_seen(session_id).is_some_and(fresh) {
+            return Ok(());
+        }
+        self.activity.forget(session_id);
+        self.revoke_session(session_id, "idle_timeout").await?;
+        self.audit.record(
+            Event::new("session.idle_timeout", "denied")
+                .actor(&session.user_id)
+                .detail(json!({"session_id": session_id})),
+        );
+        Err(AuthError::Unauthorized)
     }
 
     fn is_revoked(&self, session_id: &str) -> bool {
@@ -501,6 +550,7 @@ impl Auth {
             },
         )
         .await?;
+        self.activity.learn_stored(&session_id, now);
         let tokens = match mode {
             SessionMode::Bearer => {
                 let refresh = (kind != "service").then(random_token);
@@ -585,6 +635,9 @@ impl Auth {
         {
             return Err(AuthError::Unauthorized);
         }
+        // The family is as idle as its session: no refresh and no use of its access tokens.
+        self.check_idle(&session_id).await?;
+        self.activity.touch(&session_id, now);
         let account = self.active_account(&session.user_id).await?;
         let refresh = random_token();
         store::insert_refresh_token(
@@ -663,6 +716,10 @@ impl Auth {
     /// Picks up revocations and account changes made by other processes sharing the database (another
     /// instance, the CLI). Changes made here are applied at once; this closes the gap for the others.
     pub async fn sync_changes(&self) -> Result<(), AuthError> {
+        for (session_id, last_seen) in self.activity.due() {
+            store::update_session_seen(self.db.writer(), &session_id, last_seen).await?;
+            self.activity.mark_stored(&session_id, last_seen);
+        }
         let seen = *self.watermarks.lock();
         let mut next = seen;
         let revoked = store::find_sessions_revoked_since(&self.db.pool, seen.revoked_at).await?;
@@ -691,6 +748,8 @@ impl Auth {
     /// Drops expired entries from the revoked set (they fail on `exp` anyway).
     pub fn prune_revoked(&self) {
         let now = self.now();
+        self.activity
+            .prune(now.saturating_sub(self.settings.idle_ms));
         self.revoked
             .write()
             .retain(|_, expires_at| *expires_at > now);

@@ -235,15 +235,32 @@ pub async fn insert_session(pool: &AnyPool, s: &NewSession<'_>) -> sqlx::Result<
 pub struct SessionRow {
     pub id: String,
     pub user_id: String,
+    pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Last activity written by an instance (`None`: none since the login).
+    pub last_seen_at: Option<i64>,
 }
 
 pub async fn find_session(pool: &AnyPool, id: &str) -> sqlx::Result<Option<SessionRow>> {
-    sqlx::query_as("SELECT id, user_id, expires_at, revoked_at FROM sessions WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, user_id, created_at, expires_at, revoked_at, last_seen_at FROM sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Moves a session's last activity forward (never back: instances write in any order).
+pub async fn update_session_seen(pool: &AnyPool, id: &str, at: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $1)",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
 
 /// Revoked sessions that have not yet expired: the revocation cache's contents at start.

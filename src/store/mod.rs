@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_mcp_servers.sql"),
         postgres: include_str!("../../migrations/postgres/0005_mcp_servers.sql"),
     },
+    Migration {
+        version: 7,
+        name: "session_activity",
+        sqlite: include_str!("../../migrations/sqlite/0007_session_activity.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_session_activity.sql"),
+    },
 ];
 
 impl Db {

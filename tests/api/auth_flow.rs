@@ -25,6 +25,7 @@ db_tests!(
     a_seed_bcrypt_hash_logs_in_once_and_is_rehashed,
     django_access_tokens_map_to_linked_local_users,
     a_password_matches_whether_typed_composed_or_decomposed,
+    an_unused_refresh_family_ends_after_the_idle_timeout,
 );
 
 async fn login_answers_with_the_union_of_the_seed_shapes(kind: DbKind) {
@@ -782,4 +783,49 @@ async fn a_password_matches_whether_typed_composed_or_decomposed(kind: DbKind) {
         .unwrap();
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     app.login("older", composed).await;
+}
+
+async fn an_unused_refresh_family_ends_after_the_idle_timeout(kind: DbKind) {
+    let app = spawn_app_with(kind, &[("SESSION_IDLE_MINUTES", "30")]).await;
+    let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/auth/refresh", json!({ "refresh_token": token }))
+                .await
+        }
+    };
+    let t = app.admin().await;
+
+    // Refreshing keeps the family alive; so does using its access token (15 minutes by default).
+    app.clock.advance(minutes(29));
+    let r = refresh(t.refresh).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_string();
+    app.clock.advance(minutes(14));
+    assert_eq!(
+        app.get_bearer("/api/me", &access).await.status(),
+        StatusCode::OK
+    );
+    app.clock.advance(minutes(29));
+    let r = refresh(body["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "72 minutes after the login, 29 after the last use"
+    );
+    let body: Value = r.json().await.unwrap();
+
+    // Unused for 30 minutes and a second: the refresh token fails and the family is ended.
+    app.clock
+        .advance(minutes(30) + std::time::Duration::from_secs(1));
+    let stale = body["refresh_token"].as_str().unwrap().to_string();
+    expect_error(refresh(stale).await, StatusCode::UNAUTHORIZED).await;
+    let revoked: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT revoke_reason FROM sessions WHERE revoke_reason IS NOT NULL")
+            .fetch_all(&app.db().pool)
+            .await
+            .unwrap();
+    assert_eq!(revoked, vec![(Some("idle_timeout".to_string()),)]);
 }

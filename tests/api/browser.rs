@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::db_tests;
 use crate::helpers::{ADMIN_PASSWORD, DbKind, TestApp, expect_error, spawn_app, spawn_app_with};
+use warden::clock::Clock;
 
 db_tests!(
     development_cookies_are_httponly_and_lax,
@@ -17,6 +18,7 @@ db_tests!(
     get_never_changes_state,
     a_json_body_sent_as_another_type_is_refused_on_every_route,
     a_request_with_two_different_credentials_is_refused,
+    an_unused_browser_session_ends_after_the_idle_timeout,
 );
 
 async fn development_cookies_are_httponly_and_lax(kind: DbKind) {
@@ -455,4 +457,59 @@ async fn conversations(app: &TestApp, s: &crate::helpers::BrowserSession) -> Val
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
+}
+
+async fn an_unused_browser_session_ends_after_the_idle_timeout(kind: DbKind) {
+    let app = spawn_app(kind).await; // SESSION_IDLE_MINUTES defaults to 30
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let me = |app: &TestApp| {
+        app.client
+            .get(app.url("/api/me"))
+            .header("cookie", &s.cookie)
+            .send()
+    };
+    let last_seen = |app: &TestApp| {
+        let pool = app.db().pool.clone();
+        async move {
+            let (seen,): (Option<i64>,) = sqlx::query_as("SELECT last_seen_at FROM sessions")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            seen
+        }
+    };
+    let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+
+    // Requests within a minute of the last stored activity write nothing (the sync runs every second).
+    for _ in 0..3 {
+        app.clock.advance(std::time::Duration::from_secs(10));
+        assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(last_seen(&app).await, None, "no database write per request");
+
+    // Activity keeps the session alive well past 30 minutes from the login ...
+    app.clock.advance(minutes(29));
+    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    let seen_at = app.clock.now_ms();
+    assert!(
+        TestApp::eventually(|| async { last_seen(&app).await == Some(seen_at) }).await,
+        "activity a minute newer than the stored time is written by the next sync"
+    );
+    // ... and survives a restart, which reads the activity back from the database.
+    let app = app.restart().await;
+    app.clock.advance(minutes(29));
+    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+
+    // Unused for 30 minutes and a second: ended, for good.
+    app.clock
+        .advance(minutes(30) + std::time::Duration::from_secs(1));
+    expect_error(me(&app).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    app.clock.advance(std::time::Duration::from_secs(1));
+    expect_error(me(&app).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    let (reason,): (Option<String>,) = sqlx::query_as("SELECT revoke_reason FROM sessions")
+        .fetch_one(&app.db().pool)
+        .await
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("idle_timeout"));
 }
