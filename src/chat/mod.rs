@@ -43,6 +43,7 @@ pub enum ChatError {
 
 impl From<sqlx::Error> for ChatError {
     fn from(e: sqlx::Error) -> Self {
+        // Kept as the cause: the HTTP answer asks `store::is_unavailable` of it (503, not 500).
         ChatError::Internal(e.into())
     }
 }

@@ -1,6 +1,8 @@
 //! One error type for every handler, one status mapping and one JSON shape:
 //! `{"success": false, "error": "...", "message": "...", "code": "..."}` (`message` is what seed-003 clients read).
 //! Unexpected errors are logged under an id that the client sees, never with their details.
+//! Whatever route it comes from, an error caused by the database being unavailable (`store::is_unavailable`)
+//! is a 503 with `Retry-After`, marked [`DatabaseUnavailable`] so that idempotent requests are retried once.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
@@ -34,6 +36,7 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("The server is busy; try again shortly")]
     Busy,
+    /// The database is unavailable now (`store::is_unavailable`); the client should come back shortly.
     #[error("Service unavailable")]
     Unavailable,
     /// An upstream (the LLM, an MCP server) failed.
@@ -105,8 +108,16 @@ impl From<sqlx::Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = match &self {
+        // Services wrap sqlx errors in anyhow (often under `.context()`): the cause decides, not the wrapper.
+        let error = match self {
+            AppError::Internal(e) if crate::store::is_unavailable_cause(&e) => {
+                tracing::warn!(error = format!("{e:#}"), "database unavailable");
+                AppError::Unavailable
+            }
+            other => other,
+        };
+        let (status, code) = error.status_and_code();
+        let message = match &error {
             AppError::Internal(e) => {
                 let error_id = uuid::Uuid::new_v4().simple().to_string();
                 tracing::error!(error_id, error = format!("{e:#}"), "internal error");
@@ -117,7 +128,7 @@ impl IntoResponse for AppError {
         let body = json!({ "success": false, "error": message, "message": message, "code": code });
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        match self {
+        match error {
             AppError::Unauthorized | AppError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
@@ -127,13 +138,22 @@ impl IntoResponse for AppError {
                     HeaderValue::from(retry_after_secs.max(1)),
                 );
             }
-            AppError::Busy | AppError::Unavailable => {
+            AppError::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            AppError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.extensions_mut().insert(DatabaseUnavailable);
             }
             _ => {}
         }
         response
     }
 }
+
+/// Response extension on a 503 caused by the database being unavailable, so the retry layer can tell it
+/// from other 503s (busy, readiness).
+#[derive(Clone, Copy, Debug)]
+pub struct DatabaseUnavailable;
 
 pub type AppResult<T> = Result<T, AppError>;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod mcp;
 pub mod middleware;
+pub mod retry;
 pub mod system;
 pub mod tools;
 pub mod users;
@@ -19,7 +20,8 @@ use tower_http::{
 
 use crate::app::AppState;
 
-/// Every route, behind the edge middleware, body limit, timeout and (when configured) CORS.
+/// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,
+/// timeout and (when configured) CORS.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth::router())
@@ -30,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .merge(mcp::router(&state))
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        // Inside the timeout, so a read and its one retry share the request's time budget.
+        .layer(axum::middleware::from_fn(retry::retry_reads_once))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,

@@ -179,15 +179,56 @@ impl Db {
     }
 }
 
-/// Errors that mean "the database is not reachable now" (answered 503), as opposed to a bug (500).
+/// Whether `err` means "the database is unavailable now" (answered 503 and worth a retry) rather than a bug
+/// (500). This is the one place that decides it; services and the HTTP error mapping ask it.
+///
+/// Unavailable: the pool cannot hand out a connection (timed out, closed), the connection broke (I/O, TLS, a
+/// protocol error after the server closed the socket, SQLite's worker gone), PostgreSQL ended the session (any
+/// FATAL or PANIC, e.g. 57P01 terminated, 55000 "not accepting connections", 3D000 database gone at connect) or
+/// answered with SQLSTATE class 08 (connection exception), 57 (operator intervention), 53300 (too many
+/// connections) or 3D000, and SQLite busy, locked or unable to open the file.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
+    match err {
         sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-    )
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        // A protocol error is a reply that breaks off or makes no sense, which is what a socket closed by the
+        // server mid-reply gives; the connection is unusable and a fresh one is the cure, as for I/O errors.
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => is_unavailable_database_error(e.as_ref()),
+        _ => false,
+    }
+}
+
+/// Whether an error anywhere in `err`'s chain (as `.context()` leaves it) is the database being unavailable.
+pub fn is_unavailable_cause(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable))
+}
+
+fn is_unavailable_database_error(e: &dyn sqlx::error::DatabaseError) -> bool {
+    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // Extended result codes keep the primary code in the low byte: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN.
+        let primary = e
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        return matches!(primary, Some(5 | 6 | 14));
+    }
+    // FATAL and PANIC end the session: whatever the code, this connection can do no more work.
+    if let Some(pg) = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        && matches!(
+            pg.severity(),
+            sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+        )
+    {
+        return true;
+    }
+    e.code().is_some_and(|code| {
+        code.starts_with("08") || code.starts_with("57") || code == "53300" || code == "3D000"
+    })
 }
 
 fn options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
@@ -215,4 +256,133 @@ fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{borrow::Cow, error::Error as StdError};
+
+    use sqlx::{
+        Connection,
+        error::{DatabaseError, ErrorKind},
+        sqlite::{SqliteConnectOptions, SqliteConnection},
+    };
+
+    use super::*;
+
+    /// A database error with only a SQLSTATE, as another driver would report it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl StdError for Coded {}
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "test error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn database(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Coded(code)))
+    }
+
+    #[test]
+    fn a_lost_connection_or_pool_is_unavailable() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Io(std::io::ErrorKind::UnexpectedEof.into()),
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::Protocol("expected ReadyForQuery".into()),
+        ] {
+            assert!(is_unavailable(&e), "{e}");
+        }
+    }
+
+    #[test]
+    fn connection_and_operator_sqlstates_are_unavailable() {
+        for code in [
+            "08006", "08001", "57P01", "57P02", "57P03", "57014", "53300", "3D000",
+        ] {
+            assert!(is_unavailable(&database(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn bugs_and_bad_data_are_not_unavailable() {
+        for code in ["23505", "22021", "42P01", "42601", "40001", "53100"] {
+            assert!(!is_unavailable(&database(code)), "{code}");
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("id".into()),
+            sqlx::Error::Decode("bad".into()),
+            sqlx::Error::InvalidArgument("bad".into()),
+        ] {
+            assert!(!is_unavailable(&e), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_unavailable_cause_is_found_under_context() {
+        let wrapped = anyhow::Error::from(database("57P01")).context("listing sessions");
+        assert!(is_unavailable_cause(&wrapped));
+        let bug = anyhow::Error::from(database("42P01")).context("listing sessions");
+        assert!(!is_unavailable_cause(&bug));
+        assert!(!is_unavailable_cause(&anyhow::anyhow!("no message stored")));
+    }
+
+    #[tokio::test]
+    async fn a_busy_sqlite_file_is_unavailable_and_a_constraint_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(Duration::ZERO);
+        let mut holder = SqliteConnection::connect_with(&options).await.unwrap();
+        holder
+            .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+        let mut other = SqliteConnection::connect_with(&options).await.unwrap();
+
+        let busy = other
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap_err();
+        holder
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap();
+        let duplicate = holder
+            .execute("INSERT INTO t (id) VALUES (1)")
+            .await
+            .unwrap_err();
+
+        assert!(is_unavailable(&busy), "{busy}");
+        assert!(!is_unavailable(&duplicate), "{duplicate}");
+    }
 }

@@ -277,6 +277,11 @@ impl TestApp {
         &self.state.db
     }
 
+    /// The name of this test's PostgreSQL database (None on SQLite).
+    pub fn pg_database_name(&self) -> Option<&str> {
+        self.pg_database.as_deref().map(|d| d.name.as_str())
+    }
+
     /// Stops the server and starts a new one on the same database, data dir and clock.
     pub async fn restart(mut self) -> TestApp {
         self.shutdown.cancel();
