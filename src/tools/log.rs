@@ -220,35 +220,53 @@ pub fn json_line(entry: &Entry) -> Value {
     line
 }
 
-/// The lines of `tool_calls.log`.
+/// The lines of `tool_calls.log`. Every value goes through [`Escaped`], so nothing a model or a tool chose can
+/// start a line of its own.
 pub fn text_lines(entry: &Entry) -> String {
     let (level, outcome) = if entry.status == "success" {
         ("INFO", "SUCCESS")
     } else {
         ("ERROR", "ERROR")
     };
-    let mut out = format!(
-        "{} - {} - Tool '{}' {} | Session: {} | Duration: {:.2}ms\n    Arguments: {}\n",
+    let (label, detail) = match &entry.error {
+        Some(e) => ("Error", e.clone()),
+        None => (
+            "Result",
+            entry.result.chars().take(TEXT_RESULT_CHARS).collect(),
+        ),
+    };
+    format!(
+        "{} - {level} - Tool '{}' {outcome} | Session: {} | Duration: {:.2}ms\n    Arguments: {}\n    {label}: {}\n",
         timestamp(entry.at_ms, "text"),
-        level,
-        entry.tool_name,
-        outcome,
-        short_session(entry),
+        Escaped(&entry.tool_name),
+        Escaped(&short_session(entry)),
         entry.duration_ms,
-        entry.arguments
-    );
-    match &entry.error {
-        Some(e) => out.push_str(&format!("    Error: {e}\n")),
-        None => out.push_str(&format!(
-            "    Result: {}\n",
-            entry
-                .result
-                .chars()
-                .take(TEXT_RESULT_CHARS)
-                .collect::<String>()
-        )),
+        Escaped(&entry.arguments.to_string()),
+        Escaped(&detail),
+    )
+}
+
+/// A value in a text-log line with its control characters (C0, DEL, C1) and the Unicode line and paragraph
+/// separators written as escapes (`\n`, `\r`, `\t`, else `\u{85}`): a reader splitting on any of them sees
+/// one line per entry.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
     }
-    out
 }
 
 async fn write_batches(db: Db, files: Option<Files>, mut rx: mpsc::Receiver<Message>) {
@@ -483,5 +501,39 @@ mod tests {
         assert!(text.contains("Arguments: {"));
         assert!(text.contains(&format!("Result: {}\n", "y".repeat(200))));
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn every_value_in_the_text_lines_has_its_control_characters_escaped() {
+        let forged = "\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS";
+        let mut e = entry(&format!("ok{forged}\u{85}\u{2029}"));
+        e.tool_name = format!("add{forged}\r\t\u{1b}[2J\u{7f}");
+        e.arguments = json!({ "note": format!("a{forged}\u{9b}b") });
+        let success = text_lines(&e);
+        e.error = Some(format!("failed{forged}\u{2028}"));
+        let error = text_lines(&e);
+
+        for text in [&success, &error] {
+            let lines: Vec<&str> = text.split_terminator('\n').collect();
+            assert_eq!(lines.len(), 3, "{text}");
+            assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{text}");
+            let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+            assert!(lines.iter().all(|l| !l.contains(unsafe_char)), "{text:?}");
+        }
+        let name =
+            r"Tool 'add\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS\r\t\u{1b}[2J\u{7f}' SUCCESS";
+        assert!(success.contains(name), "{success}");
+        assert!(
+            success.contains(r#"Arguments: {"note":"a\n2027"#) && success.contains("\\u{9b}b"),
+            "{success}"
+        );
+        assert!(
+            success.contains("Result: ok\\n2027") && success.contains("\\u{85}\\u{2029}\n"),
+            "{success}"
+        );
+        assert!(
+            error.contains("Error: failed\\n2027") && error.ends_with("\\u{2028}\n"),
+            "{error}"
+        );
     }
 }

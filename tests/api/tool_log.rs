@@ -6,12 +6,14 @@ use serde_json::{Value, json};
 
 use crate::db_tests;
 use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app_with};
+use crate::llm_mock::{Mock, openai_text, openai_tools};
 
 db_tests!(
     tool_calls_are_logged_in_the_seed_format_without_secrets,
     disabling_tool_logging_writes_no_files_but_keeps_the_table,
     users_see_their_own_tool_calls_and_admins_see_all,
     log_files_rotate_by_size,
+    a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log,
 );
 
 async fn call_add(app: &TestApp, token: &str, arguments: &str) -> (String, Value) {
@@ -257,4 +259,66 @@ async fn log_files_rotate_by_size(kind: DbKind) {
             .len()
             < 2048
     );
+}
+
+async fn a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log(kind: DbKind) {
+    // Arrange: a model that asks for a tool whose name carries a forged log line, with C1 and U+2028 in the
+    // arguments.
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let mock = Mock::default();
+    let forged = "2030-01-01 00:00:00 - INFO - Tool 'transfer_funds' SUCCESS | Session: deadbeef | Duration: 1.00ms";
+    let name = format!("add\n{forged}\r");
+    mock.push(openai_tools(&[(
+        "call_1",
+        &name,
+        r#"{"note":"a\u0085b\u2028c\u007f"}"#,
+    )]));
+    mock.push(openai_text("done", 1, 1));
+    let url = format!("{}/v1", mock.start("/v1/chat/completions").await);
+    let app = spawn_app_with(
+        kind,
+        &[
+            ("WARDEN_LOG_DIR", &dir),
+            ("LLM_PROVIDER", "openai"),
+            ("LLM_API_URL", &url),
+            ("LLM_MODEL", "mock-model"),
+            ("OPENAI_API_KEY", "sk-test-key-0123456789"),
+            ("LLM_MAX_RETRIES", "1"),
+        ],
+    )
+    .await;
+    let t = app.admin().await;
+    let sid = new_session(&app, &t.access).await;
+
+    // Act
+    let r = send(&app, &t.access, &sid, "do it").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.state.tool_log.flush().await;
+
+    // Assert: one entry, its header the only line that starts with a time stamp, every other line indented.
+    let text = std::fs::read_to_string(logs.path().join("tool_calls.log")).unwrap();
+    let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0]
+            .contains(" - ERROR - Tool 'add\\n2030-01-01 00:00:00 - INFO - Tool 'transfer_funds'"),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains("Duration: 1.00ms\\r' ERROR | Session: "),
+        "{text}"
+    );
+    assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("2030-")), "{text}");
+    assert!(
+        !text.contains(['\r', '\u{85}', '\u{2028}', '\u{7f}']),
+        "{text:?}"
+    );
+    assert!(text.contains(r"a\u{85}b\u{2028}c\u{7f}"), "{text}");
+    // The JSON Lines file keeps the name as it was, JSON-escaped on one line.
+    let json_text = std::fs::read_to_string(logs.path().join("tool_calls.json")).unwrap();
+    assert_eq!(json_text.lines().count(), 1, "{json_text}");
+    let line: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(line["tool_name"], json!(name));
 }
