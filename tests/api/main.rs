@@ -6,6 +6,7 @@ mod helpers;
 mod auth_flow;
 mod browser;
 mod chat;
+mod edge_input;
 mod external;
 mod lifecycle;
 mod llm_mock;
