@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_mcp_servers.sql"),
         postgres: include_str!("../../migrations/postgres/0005_mcp_servers.sql"),
     },
+    Migration {
+        version: 6,
+        name: "tool_call_sessions",
+        sqlite: include_str!("../../migrations/sqlite/0006_tool_call_sessions.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_tool_call_sessions.sql"),
+    },
 ];
 
 impl Db {

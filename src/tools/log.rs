@@ -1,5 +1,5 @@
-//! The tool-call log. Every call goes to the `tool_calls` table (who, which conversation, which server, the
-//! approval) and, unless ENABLE_TOOL_LOGGING=false, to seed 000's files in WARDEN_LOG_DIR:
+//! The tool-call log. Every call goes to the `tool_calls` table (who, with which login session, which
+//! conversation, which server, the approval) and, unless ENABLE_TOOL_LOGGING=false, to seed 000's files in WARDEN_LOG_DIR:
 //! `tool_calls.json` (JSON Lines) and `tool_calls.log` (human-readable), each rotated by size.
 //!
 //! Arguments are redacted by key name before they are written anywhere. Writing happens on a background task
@@ -43,6 +43,8 @@ const SECRET_KEYS: &[&str] = &[
 pub struct Entry {
     pub at_ms: i64,
     pub user_id: Option<String>,
+    /// The login session whose credential made the call.
+    pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     pub server: String,
     pub tool_name: String,
@@ -63,11 +65,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry for one finished call; the server is read from the tool's name (`<server>__<tool>`, else
-    /// `builtin`). Conversation, call id, approval and model are for the caller to add.
+    /// An entry for one finished call made in `ctx` (user, login session, conversation); the server is read
+    /// from the tool's name (`<server>__<tool>`, else `builtin`). Call id, approval and model are for the
+    /// caller to add.
     pub fn new(
         at_ms: i64,
-        user_id: &str,
+        ctx: &super::ToolContext,
         tool_name: &str,
         arguments: Value,
         outcome: &Result<Value, String>,
@@ -76,8 +79,9 @@ impl Entry {
     ) -> Entry {
         Entry {
             at_ms,
-            user_id: Some(user_id.to_string()),
-            conversation_id: None,
+            user_id: Some(ctx.user_id.clone()),
+            session_id: Some(ctx.session_id.clone()),
+            conversation_id: ctx.conversation_id.clone(),
             server: super::server_of(tool_name).to_string(),
             tool_name: tool_name.to_string(),
             tool_call_id: None,
@@ -164,11 +168,13 @@ pub fn redact(value: Value) -> Value {
     }
 }
 
-/// Seed 000's `session_id`: 8 hex characters (here, of the conversation id).
+/// Seed 000's `session_id`: 8 hex characters of the conversation id, or (for a call outside a chat) of the
+/// login session id, so one session's calls can be found in the files too.
 fn short_session(entry: &Entry) -> String {
     let source = entry
         .conversation_id
         .clone()
+        .or_else(|| entry.session_id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     source
         .chars()
@@ -342,8 +348,8 @@ async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         let length = i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO tool_calls (id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-             duration_ms, result, result_length, error, source, approval, approver_id, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(e.at_ms)
@@ -362,6 +368,7 @@ async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         .bind(e.approval.as_deref())
         .bind(e.approver_id.as_deref())
         .bind(json!({ "model": e.model, "api": e.api }).to_string())
+        .bind(e.session_id.as_deref())
         .execute(&mut *tx)
         .await?;
     }
@@ -373,6 +380,7 @@ pub struct Row {
     pub id: String,
     pub at: i64,
     pub user_id: Option<String>,
+    pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     pub server: String,
     pub tool_name: String,
@@ -392,6 +400,7 @@ pub struct Row {
 pub struct Filter {
     /// `None`: every user's calls (admins).
     pub user_id: Option<String>,
+    pub session_id: Option<String>,
     pub tool_name: Option<String>,
     pub status: Option<String>,
     pub conversation_id: Option<String>,
@@ -402,15 +411,17 @@ pub struct Filter {
 /// Newest first. Each filter is either unset (`$n IS NULL`) or an exact match.
 pub async fn find(db: &Db, f: &Filter) -> sqlx::Result<Vec<Row>> {
     sqlx::query_as(
-        "SELECT id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, duration_ms, result, \
-         result_length, error, source, approval, approver_id FROM tool_calls \
+        "SELECT id, at, user_id, session_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
+         duration_ms, result, result_length, error, source, approval, approver_id FROM tool_calls \
          WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR tool_name = $2) AND ($3 IS NULL OR status = $3) \
-         AND ($4 IS NULL OR conversation_id = $4) ORDER BY at DESC, id DESC LIMIT $5 OFFSET $6",
+         AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR session_id = $5) \
+         ORDER BY at DESC, id DESC LIMIT $6 OFFSET $7",
     )
     .bind(f.user_id.as_deref())
     .bind(f.tool_name.as_deref())
     .bind(f.status.as_deref())
     .bind(f.conversation_id.as_deref())
+    .bind(f.session_id.as_deref())
     .bind(f.limit)
     .bind(f.offset)
     .fetch_all(&db.pool)
@@ -425,6 +436,7 @@ mod tests {
         Entry {
             at_ms: 1_800_000_000_000,
             user_id: Some("u".into()),
+            session_id: Some("s".into()),
             conversation_id: Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789".into()),
             server: "builtin".into(),
             tool_name: "add".into(),

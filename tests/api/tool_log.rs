@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app_with};
+use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app, spawn_app_with};
 use crate::llm_mock::{Mock, openai_text, openai_tools};
 
 db_tests!(
@@ -14,6 +14,7 @@ db_tests!(
     users_see_their_own_tool_calls_and_admins_see_all,
     log_files_rotate_by_size,
     a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log,
+    calls_from_rest_mcp_and_chat_carry_the_callers_login_session,
 );
 
 async fn call_add(app: &TestApp, token: &str, arguments: &str) -> (String, Value) {
@@ -321,4 +322,95 @@ async fn a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log(kind: Db
     assert_eq!(json_text.lines().count(), 1, "{json_text}");
     let line: Value = serde_json::from_str(&json_text).unwrap();
     assert_eq!(line["tool_name"], json!(name));
+}
+
+/// The login session an access token belongs to (its `sid` claim).
+fn session_of(access_token: &str) -> String {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sid"].as_str().unwrap().to_string()
+}
+
+async fn calls_from_rest_mcp_and_chat_carry_the_callers_login_session(kind: DbKind) {
+    // Arrange: two sessions of the same user.
+    let app = spawn_app(kind).await;
+    let first = app.admin().await;
+    let second = app.admin().await;
+    let (first_sid, second_sid) = (session_of(&first.access), session_of(&second.access));
+    assert_ne!(first_sid, second_sid);
+
+    // Act: the REST execute route, a plain JSON-RPC call to /mcp and a chat turn with the first session; one
+    // REST call with the second.
+    let execute = |token: &str| {
+        app.client
+            .post(app.url("/api/servers/builtin/tools/add/execute"))
+            .bearer_auth(token)
+            .json(&json!({ "parameters": { "a": 1, "b": 2 } }))
+            .send()
+    };
+    let r = execute(&first.access).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&first.access)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": { "name": "add", "arguments": { "a": 2, "b": 3 } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["result"]["isError"], json!(false), "{body}");
+    let chat = new_session(&app, &first.access).await;
+    send(&app, &first.access, &chat, r#"/call add {"a":3,"b":4}"#).await;
+    let r = execute(&second.access).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.state.tool_log.flush().await;
+
+    // Assert: each row names the session whose token made the call, and the log can be read by session.
+    let calls: Value = app
+        .get_bearer("/api/tool-calls", &first.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String)> = calls["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["source"].as_str().unwrap().to_string(),
+                c["session_id"].as_str().unwrap_or("none").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = |source: &str, sid: &str| (source.to_string(), sid.to_string());
+    let mut wanted = vec![
+        expected("agent", &first_sid),
+        expected("mcp", &first_sid),
+        expected("rest", &first_sid),
+        expected("rest", &second_sid),
+    ];
+    wanted.sort();
+    assert_eq!(seen, wanted);
+    let by_session: Value = app
+        .get_bearer(
+            &format!("/api/tool-calls?session_id={first_sid}"),
+            &first.access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_session["tool_calls"].as_array().unwrap().len(), 3);
 }
