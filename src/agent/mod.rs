@@ -278,7 +278,7 @@ impl Agent {
         let at_ms = self.clock.now_ms();
         let entry = Entry::new(
             at_ms,
-            &account.id,
+            ctx,
             &call.name,
             arguments,
             &outcome,
@@ -286,7 +286,6 @@ impl Agent {
             "agent",
         );
         self.tool_log.record(Entry {
-            conversation_id: ctx.conversation_id.clone(),
             tool_call_id: Some(call.id.clone()),
             approval: approval.as_ref().map(|v| {
                 if v.approved {

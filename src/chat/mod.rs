@@ -15,7 +15,7 @@ use crate::{
         Agent, AgentEvent, ToolRecord,
         llm::{LlmError, Message, Role, ToolCall, Usage},
     },
-    auth::Account,
+    auth::Principal,
     clock::SharedClock,
     store::Db,
     tools::ToolContext,
@@ -172,20 +172,20 @@ impl Chat {
         Ok(store::find_user_totals(&self.db.pool, user_id).await?)
     }
 
-    /// One turn in a conversation the user owns.
+    /// One turn in a conversation the caller owns.
     pub async fn send(
         &self,
-        account: &Account,
+        caller: &Principal,
         session_id: &str,
         text: String,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Turn, ChatError> {
         let text = validate_message(text)?;
-        self.check_quota(&account.id).await?;
+        self.check_quota(&caller.account.id).await?;
         let now = self.clock.now_ms();
         store::append_messages(
             self.db.writer(),
-            &account.id,
+            &caller.account.id,
             session_id,
             &self.day(),
             vec![user_message(text)],
@@ -195,7 +195,7 @@ impl Chat {
         .ok_or(ChatError::NotFound)?;
         let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
         let rows = store::find_last_messages(&self.db.pool, session_id, window).await?;
-        self.run_turn(account, session_id, to_history(&rows), events)
+        self.run_turn(caller, session_id, to_history(&rows), events)
             .await
     }
 
@@ -203,7 +203,7 @@ impl Chat {
     /// become a new conversation, recorded like any other.
     pub async fn send_stateless(
         &self,
-        account: &Account,
+        caller: &Principal,
         messages: Vec<(String, String)>,
     ) -> Result<Turn, ChatError> {
         let messages: Vec<(String, String)> = messages
@@ -220,6 +220,7 @@ impl Chat {
                 "the last message must be the user's".into(),
             ));
         }
+        let account = &caller.account;
         self.check_quota(&account.id).await?;
         let session = self.create_session(&account.id, None, None).await?;
         let mut rows = Vec::new();
@@ -243,7 +244,7 @@ impl Chat {
         .ok_or(ChatError::NotFound)?;
         let window = self.settings.history_window.max(1);
         let start = stored.len().saturating_sub(window);
-        self.run_turn(account, &session.id, to_history(&stored[start..]), None)
+        self.run_turn(caller, &session.id, to_history(&stored[start..]), None)
             .await
     }
 
@@ -261,15 +262,13 @@ impl Chat {
 
     async fn run_turn(
         &self,
-        account: &Account,
+        caller: &Principal,
         session_id: &str,
         history: Vec<Message>,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Turn, ChatError> {
-        let ctx = ToolContext {
-            user_id: account.id.clone(),
-            conversation_id: Some(session_id.to_string()),
-        };
+        let account = &caller.account;
+        let ctx = ToolContext::new(caller, Some(session_id));
         let outcome = self.agent.run(account, &ctx, history, events).await?;
         // The steps (assistant tool calls and tool results) are stored before the answer, in order.
         let mut rows: Vec<NewMessage> = Vec::with_capacity(outcome.steps.len() + 1);

@@ -153,7 +153,7 @@ async fn send_message(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     if !streaming {
-        let turn = state.chat.send(&p.account, &id, body.message, None).await?;
+        let turn = state.chat.send(&p, &id, body.message, None).await?;
         return Ok(axum::Json(turn_json(&turn)).into_response());
     }
     // Refuse a bad message or a foreign conversation with a plain error before any stream starts.
@@ -183,7 +183,7 @@ async fn send_message(
         })
     };
     tokio::spawn(async move {
-        let result = state.chat.send(&p.account, &id, text, Some(events)).await;
+        let result = state.chat.send(&p, &id, text, Some(events)).await;
         let _ = forward.await;
         let last = match result {
             Ok(turn) => Event::default()
@@ -378,7 +378,7 @@ async fn stateless_chat(
             }
         }
     }
-    let turn = state.chat.send_stateless(&p.account, messages).await?;
+    let turn = state.chat.send_stateless(&p, messages).await?;
     let tool_calls: Vec<Value> = turn
         .tool_calls
         .iter()

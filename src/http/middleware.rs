@@ -1,11 +1,15 @@
-//! The edge every request passes: a request id, header-size limit, cross-site check on state changes,
-//! security headers and one log line (method, path without query, status, latency; never headers).
+//! The edge every request passes: a request id, header-size limit, a check of the request target, cross-site
+//! check on state changes, security headers and one log line (method, path without query, status, latency;
+//! never headers).
+//!
+//! The target check refuses, for every route, what no route can take: a NUL anywhere in the percent-decoded
+//! path or query (PostgreSQL cannot store one), and control characters or bytes that are not UTF-8 in the path.
 
-use std::time::Instant;
+use std::{borrow::Cow, time::Instant};
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -28,6 +32,8 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         let mut r = AppError::BadRequest("Request headers too large".into()).into_response();
         *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
         r
+    } else if let Some(reason) = refused_target(request.uri()) {
+        AppError::BadRequest(reason.into()).into_response()
     } else if !method_is_safe(&method)
         && is_cross_site(request.headers(), &state.config.cors_origins)
     {
@@ -109,6 +115,46 @@ fn method_is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Why the request target is refused, if it is: see the module docs.
+fn refused_target(uri: &Uri) -> Option<&'static str> {
+    match std::str::from_utf8(&percent_decoded(uri.path())) {
+        Err(_) => return Some("The request path is not valid UTF-8"),
+        Ok(path) if path.contains(char::is_control) => {
+            return Some("The request path contains control characters");
+        }
+        Ok(_) => {}
+    }
+    // Other control characters in a query value are data (a search for a line break); only NUL cannot be stored.
+    if uri.query().is_some_and(|q| percent_decoded(q).contains(&0)) {
+        return Some("The query contains a NUL character");
+    }
+    None
+}
+
+/// The bytes `%XX` escapes stand for; a `%` not followed by two hex digits stays as it is.
+fn percent_decoded(text: &str) -> Cow<'_, [u8]> {
+    let bytes = text.as_bytes();
+    if !bytes.contains(&b'%') {
+        return Cow::Borrowed(bytes);
+    }
+    let hex = |i: usize| bytes.get(i).and_then(|b| char::from(*b).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn header_bytes(headers: &HeaderMap) -> usize {
     headers
         .iter()
@@ -153,6 +199,32 @@ mod tests {
             h.insert(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn targets_with_nul_or_path_control_characters_are_refused() {
+        let refused = |t: &str| refused_target(&t.parse().unwrap()).is_some();
+        for bad in [
+            "/a%00b",
+            "/api?x=%00",
+            "/api?%00=1",
+            "/a%0a",
+            "/a%7F",
+            "/a%C2%85",
+            "/a%FF",
+        ] {
+            assert!(refused(bad), "{bad}");
+        }
+        for good in [
+            "/",
+            "/a%20b/%C3%A9t%C3%A9",
+            "/api?q=%0A%E2%80%AE&r=%",
+            "/a%2",
+            "/a%zz",
+            "/100%",
+        ] {
+            assert!(!refused(good), "{good}");
+        }
     }
 
     #[test]

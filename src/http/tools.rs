@@ -1,5 +1,6 @@
 //! The tool catalog and the tool-call log over HTTP: `GET /tools` (seed 004: the caller's permitted tools) and
-//! `GET /api/tool-calls` (the caller's own calls; with `tool-calls:read-all`, everyone's).
+//! `GET /api/tool-calls` (the caller's own calls; with `tool-calls:read-all`, everyone's), each with the login
+//! session that made it (`?session_id=` reads one session's calls).
 
 use axum::{
     Router,
@@ -103,7 +104,7 @@ async fn execute_tool(
         found.as_ref(),
         &state.tool_log,
         state.clock.now_ms(),
-        &p.account,
+        &p,
         &name,
         arguments,
         "rest",
@@ -135,6 +136,7 @@ struct ToolCallQuery {
     tool_name: Option<String>,
     status: Option<String>,
     conversation_id: Option<String>,
+    session_id: Option<String>,
     user_id: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -156,6 +158,7 @@ async fn list_tool_calls(
         tool_name: q.tool_name,
         status: q.status,
         conversation_id: q.conversation_id,
+        session_id: q.session_id,
         limit: q.limit.unwrap_or(50).clamp(1, 200),
         offset: q.offset.unwrap_or(0).max(0),
     };
@@ -167,6 +170,7 @@ async fn list_tool_calls(
                 "id": r.id,
                 "timestamp": rfc3339(r.at),
                 "user_id": r.user_id,
+                "session_id": r.session_id,
                 "conversation_id": r.conversation_id,
                 "server": r.server,
                 "tool_name": r.tool_name,

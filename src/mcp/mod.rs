@@ -95,7 +95,7 @@ impl ServerHandler for Gateway {
             tool.as_ref(),
             &self.tool_log,
             self.clock.now_ms(),
-            &principal.account,
+            &principal,
             &name,
             arguments,
             "mcp",

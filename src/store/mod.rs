@@ -65,6 +65,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0005_mcp_servers.sql"),
     },
     Migration {
+        version: 6,
+        name: "tool_call_sessions",
+        sqlite: include_str!("../../migrations/sqlite/0006_tool_call_sessions.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_tool_call_sessions.sql"),
+    },
+    Migration {
         version: 7,
         name: "session_activity",
         sqlite: include_str!("../../migrations/sqlite/0007_session_activity.sql"),

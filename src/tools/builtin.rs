@@ -219,6 +219,7 @@ mod tests {
     async fn add_keeps_integers_and_refuses_non_numbers() {
         let ctx = ToolContext {
             user_id: "u".into(),
+            session_id: "s".into(),
             conversation_id: None,
         };
         assert_eq!(

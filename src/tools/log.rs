@@ -1,5 +1,5 @@
-//! The tool-call log. Every call goes to the `tool_calls` table (who, which conversation, which server, the
-//! approval) and, unless ENABLE_TOOL_LOGGING=false, to seed 000's files in WARDEN_LOG_DIR:
+//! The tool-call log. Every call goes to the `tool_calls` table (who, with which login session, which
+//! conversation, which server, the approval) and, unless ENABLE_TOOL_LOGGING=false, to seed 000's files in WARDEN_LOG_DIR:
 //! `tool_calls.json` (JSON Lines) and `tool_calls.log` (human-readable), each rotated by size.
 //!
 //! Arguments are redacted by key name before they are written anywhere. Writing happens on a background task
@@ -43,6 +43,8 @@ const SECRET_KEYS: &[&str] = &[
 pub struct Entry {
     pub at_ms: i64,
     pub user_id: Option<String>,
+    /// The login session whose credential made the call.
+    pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     pub server: String,
     pub tool_name: String,
@@ -63,11 +65,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An entry for one finished call; the server is read from the tool's name (`<server>__<tool>`, else
-    /// `builtin`). Conversation, call id, approval and model are for the caller to add.
+    /// An entry for one finished call made in `ctx` (user, login session, conversation); the server is read
+    /// from the tool's name (`<server>__<tool>`, else `builtin`). Call id, approval and model are for the
+    /// caller to add.
     pub fn new(
         at_ms: i64,
-        user_id: &str,
+        ctx: &super::ToolContext,
         tool_name: &str,
         arguments: Value,
         outcome: &Result<Value, String>,
@@ -76,8 +79,9 @@ impl Entry {
     ) -> Entry {
         Entry {
             at_ms,
-            user_id: Some(user_id.to_string()),
-            conversation_id: None,
+            user_id: Some(ctx.user_id.clone()),
+            session_id: Some(ctx.session_id.clone()),
+            conversation_id: ctx.conversation_id.clone(),
             server: super::server_of(tool_name).to_string(),
             tool_name: tool_name.to_string(),
             tool_call_id: None,
@@ -164,11 +168,13 @@ pub fn redact(value: Value) -> Value {
     }
 }
 
-/// Seed 000's `session_id`: 8 hex characters (here, of the conversation id).
+/// Seed 000's `session_id`: 8 hex characters of the conversation id, or (for a call outside a chat) of the
+/// login session id, so one session's calls can be found in the files too.
 fn short_session(entry: &Entry) -> String {
     let source = entry
         .conversation_id
         .clone()
+        .or_else(|| entry.session_id.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     source
         .chars()
@@ -220,35 +226,53 @@ pub fn json_line(entry: &Entry) -> Value {
     line
 }
 
-/// The lines of `tool_calls.log`.
+/// The lines of `tool_calls.log`. Every value goes through [`Escaped`], so nothing a model or a tool chose can
+/// start a line of its own.
 pub fn text_lines(entry: &Entry) -> String {
     let (level, outcome) = if entry.status == "success" {
         ("INFO", "SUCCESS")
     } else {
         ("ERROR", "ERROR")
     };
-    let mut out = format!(
-        "{} - {} - Tool '{}' {} | Session: {} | Duration: {:.2}ms\n    Arguments: {}\n",
+    let (label, detail) = match &entry.error {
+        Some(e) => ("Error", e.clone()),
+        None => (
+            "Result",
+            entry.result.chars().take(TEXT_RESULT_CHARS).collect(),
+        ),
+    };
+    format!(
+        "{} - {level} - Tool '{}' {outcome} | Session: {} | Duration: {:.2}ms\n    Arguments: {}\n    {label}: {}\n",
         timestamp(entry.at_ms, "text"),
-        level,
-        entry.tool_name,
-        outcome,
-        short_session(entry),
+        Escaped(&entry.tool_name),
+        Escaped(&short_session(entry)),
         entry.duration_ms,
-        entry.arguments
-    );
-    match &entry.error {
-        Some(e) => out.push_str(&format!("    Error: {e}\n")),
-        None => out.push_str(&format!(
-            "    Result: {}\n",
-            entry
-                .result
-                .chars()
-                .take(TEXT_RESULT_CHARS)
-                .collect::<String>()
-        )),
+        Escaped(&entry.arguments.to_string()),
+        Escaped(&detail),
+    )
+}
+
+/// A value in a text-log line with its control characters (C0, DEL, C1) and the Unicode line and paragraph
+/// separators written as escapes (`\n`, `\r`, `\t`, else `\u{85}`): a reader splitting on any of them sees
+/// one line per entry.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
     }
-    out
 }
 
 async fn write_batches(db: Db, files: Option<Files>, mut rx: mpsc::Receiver<Message>) {
@@ -324,8 +348,8 @@ async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         let length = i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO tool_calls (id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-             duration_ms, result, result_length, error, source, approval, approver_id, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(e.at_ms)
@@ -344,6 +368,7 @@ async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         .bind(e.approval.as_deref())
         .bind(e.approver_id.as_deref())
         .bind(json!({ "model": e.model, "api": e.api }).to_string())
+        .bind(e.session_id.as_deref())
         .execute(&mut *tx)
         .await?;
     }
@@ -355,6 +380,7 @@ pub struct Row {
     pub id: String,
     pub at: i64,
     pub user_id: Option<String>,
+    pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     pub server: String,
     pub tool_name: String,
@@ -374,6 +400,7 @@ pub struct Row {
 pub struct Filter {
     /// `None`: every user's calls (admins).
     pub user_id: Option<String>,
+    pub session_id: Option<String>,
     pub tool_name: Option<String>,
     pub status: Option<String>,
     pub conversation_id: Option<String>,
@@ -384,15 +411,17 @@ pub struct Filter {
 /// Newest first. Each filter is either unset (`$n IS NULL`) or an exact match.
 pub async fn find(db: &Db, f: &Filter) -> sqlx::Result<Vec<Row>> {
     sqlx::query_as(
-        "SELECT id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, duration_ms, result, \
-         result_length, error, source, approval, approver_id FROM tool_calls \
+        "SELECT id, at, user_id, session_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
+         duration_ms, result, result_length, error, source, approval, approver_id FROM tool_calls \
          WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR tool_name = $2) AND ($3 IS NULL OR status = $3) \
-         AND ($4 IS NULL OR conversation_id = $4) ORDER BY at DESC, id DESC LIMIT $5 OFFSET $6",
+         AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR session_id = $5) \
+         ORDER BY at DESC, id DESC LIMIT $6 OFFSET $7",
     )
     .bind(f.user_id.as_deref())
     .bind(f.tool_name.as_deref())
     .bind(f.status.as_deref())
     .bind(f.conversation_id.as_deref())
+    .bind(f.session_id.as_deref())
     .bind(f.limit)
     .bind(f.offset)
     .fetch_all(&db.pool)
@@ -407,6 +436,7 @@ mod tests {
         Entry {
             at_ms: 1_800_000_000_000,
             user_id: Some("u".into()),
+            session_id: Some("s".into()),
             conversation_id: Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789".into()),
             server: "builtin".into(),
             tool_name: "add".into(),
@@ -483,5 +513,39 @@ mod tests {
         assert!(text.contains("Arguments: {"));
         assert!(text.contains(&format!("Result: {}\n", "y".repeat(200))));
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn every_value_in_the_text_lines_has_its_control_characters_escaped() {
+        let forged = "\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS";
+        let mut e = entry(&format!("ok{forged}\u{85}\u{2029}"));
+        e.tool_name = format!("add{forged}\r\t\u{1b}[2J\u{7f}");
+        e.arguments = json!({ "note": format!("a{forged}\u{9b}b") });
+        let success = text_lines(&e);
+        e.error = Some(format!("failed{forged}\u{2028}"));
+        let error = text_lines(&e);
+
+        for text in [&success, &error] {
+            let lines: Vec<&str> = text.split_terminator('\n').collect();
+            assert_eq!(lines.len(), 3, "{text}");
+            assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{text}");
+            let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+            assert!(lines.iter().all(|l| !l.contains(unsafe_char)), "{text:?}");
+        }
+        let name =
+            r"Tool 'add\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS\r\t\u{1b}[2J\u{7f}' SUCCESS";
+        assert!(success.contains(name), "{success}");
+        assert!(
+            success.contains(r#"Arguments: {"note":"a\n2027"#) && success.contains("\\u{9b}b"),
+            "{success}"
+        );
+        assert!(
+            success.contains("Result: ok\\n2027") && success.contains("\\u{85}\\u{2029}\n"),
+            "{success}"
+        );
+        assert!(
+            error.contains("Error: failed\\n2027") && error.ends_with("\\u{2028}\n"),
+            "{error}"
+        );
     }
 }

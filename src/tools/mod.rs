@@ -15,14 +15,30 @@ use futures::future::BoxFuture;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::{agent::llm::ToolSpec, auth::Account};
+use crate::{
+    agent::llm::ToolSpec,
+    auth::{Account, Principal},
+};
 pub use policy::Decision;
 
-/// Who is calling a tool, for tools that act on the caller's behalf.
+/// Who is calling a tool, for tools that act on the caller's behalf and for the tool-call log.
 #[derive(Clone, Debug)]
 pub struct ToolContext {
     pub user_id: String,
+    /// The login session whose credential made the call: one session's calls can be traced and revoked together.
+    pub session_id: String,
     pub conversation_id: Option<String>,
+}
+
+impl ToolContext {
+    /// The context of a call made with `caller`'s credential, in `conversation` if it comes from a chat.
+    pub fn new(caller: &Principal, conversation: Option<&str>) -> ToolContext {
+        ToolContext {
+            user_id: caller.account.id.clone(),
+            session_id: caller.session_id.clone(),
+            conversation_id: conversation.map(str::to_string),
+        }
+    }
 }
 
 pub trait Tool: Send + Sync {
@@ -120,21 +136,18 @@ pub async fn call_logged(
     tool: &dyn Tool,
     tool_log: &log::ToolLog,
     at_ms: i64,
-    account: &Account,
+    caller: &Principal,
     name: &str,
     arguments: Value,
     source: &'static str,
 ) -> (Result<Value, String>, f64) {
     let started = std::time::Instant::now();
-    let ctx = ToolContext {
-        user_id: account.id.clone(),
-        conversation_id: None,
-    };
+    let ctx = ToolContext::new(caller, None);
     let outcome = tool.call(arguments.clone(), &ctx).await;
     let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
     tool_log.record(log::Entry::new(
         at_ms,
-        &account.id,
+        &ctx,
         name,
         arguments,
         &outcome,

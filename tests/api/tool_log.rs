@@ -5,13 +5,16 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app_with};
+use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app, spawn_app_with};
+use crate::llm_mock::{Mock, openai_text, openai_tools};
 
 db_tests!(
     tool_calls_are_logged_in_the_seed_format_without_secrets,
     disabling_tool_logging_writes_no_files_but_keeps_the_table,
     users_see_their_own_tool_calls_and_admins_see_all,
     log_files_rotate_by_size,
+    a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log,
+    calls_from_rest_mcp_and_chat_carry_the_callers_login_session,
 );
 
 async fn call_add(app: &TestApp, token: &str, arguments: &str) -> (String, Value) {
@@ -257,4 +260,157 @@ async fn log_files_rotate_by_size(kind: DbKind) {
             .len()
             < 2048
     );
+}
+
+async fn a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log(kind: DbKind) {
+    // Arrange: a model that asks for a tool whose name carries a forged log line, with C1 and U+2028 in the
+    // arguments.
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let mock = Mock::default();
+    let forged = "2030-01-01 00:00:00 - INFO - Tool 'transfer_funds' SUCCESS | Session: deadbeef | Duration: 1.00ms";
+    let name = format!("add\n{forged}\r");
+    mock.push(openai_tools(&[(
+        "call_1",
+        &name,
+        r#"{"note":"a\u0085b\u2028c\u007f"}"#,
+    )]));
+    mock.push(openai_text("done", 1, 1));
+    let url = format!("{}/v1", mock.start("/v1/chat/completions").await);
+    let app = spawn_app_with(
+        kind,
+        &[
+            ("WARDEN_LOG_DIR", &dir),
+            ("LLM_PROVIDER", "openai"),
+            ("LLM_API_URL", &url),
+            ("LLM_MODEL", "mock-model"),
+            ("OPENAI_API_KEY", "sk-test-key-0123456789"),
+            ("LLM_MAX_RETRIES", "1"),
+        ],
+    )
+    .await;
+    let t = app.admin().await;
+    let sid = new_session(&app, &t.access).await;
+
+    // Act
+    let r = send(&app, &t.access, &sid, "do it").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.state.tool_log.flush().await;
+
+    // Assert: one entry, its header the only line that starts with a time stamp, every other line indented.
+    let text = std::fs::read_to_string(logs.path().join("tool_calls.log")).unwrap();
+    let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0]
+            .contains(" - ERROR - Tool 'add\\n2030-01-01 00:00:00 - INFO - Tool 'transfer_funds'"),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains("Duration: 1.00ms\\r' ERROR | Session: "),
+        "{text}"
+    );
+    assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("2030-")), "{text}");
+    assert!(
+        !text.contains(['\r', '\u{85}', '\u{2028}', '\u{7f}']),
+        "{text:?}"
+    );
+    assert!(text.contains(r"a\u{85}b\u{2028}c\u{7f}"), "{text}");
+    // The JSON Lines file keeps the name as it was, JSON-escaped on one line.
+    let json_text = std::fs::read_to_string(logs.path().join("tool_calls.json")).unwrap();
+    assert_eq!(json_text.lines().count(), 1, "{json_text}");
+    let line: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(line["tool_name"], json!(name));
+}
+
+/// The login session an access token belongs to (its `sid` claim).
+fn session_of(access_token: &str) -> String {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sid"].as_str().unwrap().to_string()
+}
+
+async fn calls_from_rest_mcp_and_chat_carry_the_callers_login_session(kind: DbKind) {
+    // Arrange: two sessions of the same user.
+    let app = spawn_app(kind).await;
+    let first = app.admin().await;
+    let second = app.admin().await;
+    let (first_sid, second_sid) = (session_of(&first.access), session_of(&second.access));
+    assert_ne!(first_sid, second_sid);
+
+    // Act: the REST execute route, a plain JSON-RPC call to /mcp and a chat turn with the first session; one
+    // REST call with the second.
+    let execute = |token: &str| {
+        app.client
+            .post(app.url("/api/servers/builtin/tools/add/execute"))
+            .bearer_auth(token)
+            .json(&json!({ "parameters": { "a": 1, "b": 2 } }))
+            .send()
+    };
+    let r = execute(&first.access).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&first.access)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": { "name": "add", "arguments": { "a": 2, "b": 3 } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["result"]["isError"], json!(false), "{body}");
+    let chat = new_session(&app, &first.access).await;
+    send(&app, &first.access, &chat, r#"/call add {"a":3,"b":4}"#).await;
+    let r = execute(&second.access).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.state.tool_log.flush().await;
+
+    // Assert: each row names the session whose token made the call, and the log can be read by session.
+    let calls: Value = app
+        .get_bearer("/api/tool-calls", &first.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String)> = calls["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["source"].as_str().unwrap().to_string(),
+                c["session_id"].as_str().unwrap_or("none").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = |source: &str, sid: &str| (source.to_string(), sid.to_string());
+    let mut wanted = vec![
+        expected("agent", &first_sid),
+        expected("mcp", &first_sid),
+        expected("rest", &first_sid),
+        expected("rest", &second_sid),
+    ];
+    wanted.sort();
+    assert_eq!(seen, wanted);
+    let by_session: Value = app
+        .get_bearer(
+            &format!("/api/tool-calls?session_id={first_sid}"),
+            &first.access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_session["tool_calls"].as_array().unwrap().len(), 3);
 }
