@@ -1,5 +1,6 @@
 //! Assembly: the shared state, `build` (config in, a bound server out) and graceful shutdown.
 //! `build` binds before it returns, so tests can ask for port 0 and read the real address.
+//! Everything written to the data dir is private to the service user (0700 folder, 0600 files).
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
@@ -67,6 +68,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             );
         }
     }
+    tighten_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.effective_database_url()).await?;
     db.migrate().await?;
     let secret = signing_secret(&config)?;
@@ -223,6 +225,7 @@ fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     }
     let path = config.data_dir.join("jwt_secret");
     if let Ok(text) = std::fs::read_to_string(&path) {
+        make_private(&path, 0o600)?;
         let key = B64
             .decode(text.trim())
             .context("data dir jwt_secret is not base64")?;
@@ -240,7 +243,12 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder
+            .create(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
@@ -251,5 +259,26 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The data dir holds the signing key and the SQLite database: one that exists (made by an earlier version, or
+/// by hand) becomes private to the service user. A missing one is made private by whoever creates it.
+fn tighten_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        make_private(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
     Ok(())
 }

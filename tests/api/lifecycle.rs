@@ -547,3 +547,82 @@ fn development_keeps_a_private_signing_key_in_the_data_dir() {
         assert!(users[0].password_hash.starts_with("$argon2id$"));
     });
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Starts the server on `data_dir` (SQLite), signs in over HTTP so the database is written, and returns the
+/// modes of the data dir and the database files while the server still runs.
+async fn modes_after_a_write(data_dir: &std::path::Path) -> Vec<(String, u32)> {
+    let data = data_dir.display().to_string();
+    let settings: HashMap<String, String> = [
+        ("WARDEN_DATA_DIR", data.as_str()),
+        ("WARDEN_BIND", "127.0.0.1:0"),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let app = warden::app::build(
+        Config::from_lookup(|k| settings.get(k).cloned()).unwrap(),
+        ManualClock::new(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.addr);
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run());
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let modes = [
+        "",
+        "warden.db",
+        "warden.db-wal",
+        "warden.db-shm",
+        "jwt_secret",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), mode(&data_dir.join(name))))
+    .collect();
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    modes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_and_everything_in_it_are_private_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let private = |modes: Vec<(String, u32)>| {
+        for (name, mode) in modes {
+            let wanted = if name.is_empty() { 0o700 } else { 0o600 };
+            assert_eq!(mode, wanted, "{name:?} has mode {mode:o}");
+        }
+    };
+
+    // A fresh data dir, folders included, is made private.
+    let fresh = root.path().join("new").join("data");
+    private(modes_after_a_write(&fresh).await);
+
+    // One left open by an earlier version (or an operator) is tightened at start.
+    let loose = root.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    modes_after_a_write(&loose).await;
+    for name in ["warden.db", "jwt_secret"] {
+        std::fs::set_permissions(loose.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    private(modes_after_a_write(&loose).await);
+}
