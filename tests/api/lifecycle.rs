@@ -394,30 +394,42 @@ fn doctor_prints_what_production_would_refuse() {
     );
 }
 
+/// Runs the real binary with `args` and `stdin` in `data_dir`, plus `env`; whether it succeeded, and its output.
+fn run_cli(
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String) {
+    let mut child = warden_command(data_dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 #[test]
 fn the_cli_manages_users_with_passwords_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = warden_command(dir.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let django = [(
+        "DJANGO_SECRET_KEY",
+        "a-django-secret-for-the-cli-test-0123456789",
+    )];
+    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), &django, args, stdin);
     let (ok, text) = run(
         &["user", "create", "olga", "--role", "user"],
         "olga-password-1\n",
@@ -433,7 +445,7 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
     let (ok, _) = run(&["user", "set-role", "olga", "admin"], "");
     assert!(ok);
     let (ok, text) = run(&["user", "link", "olga", "django:7"], "");
-    assert!(ok && text.contains("django:7"), "{text}");
+    assert!(ok && text.contains("issuer django, subject 7"), "{text}");
     let (ok, text) = run(&["user", "link", "olga", "django:7"], "");
     assert!(!ok && text.contains("already linked"), "{text}");
     let (ok, text) = run(&["client", "create", "bot"], "");
@@ -546,6 +558,86 @@ fn development_keeps_a_private_signing_key_in_the_data_dir() {
         assert_eq!(users[0].username, "admin");
         assert!(users[0].password_hash.starts_with("$argon2id$"));
     });
+}
+
+/// The external identities stored in the SQLite database of `data_dir`, as (issuer, subject) pairs.
+async fn stored_identities(data_dir: &std::path::Path) -> Vec<(String, String)> {
+    let url = format!("sqlite://{}", data_dir.join("warden.db").display());
+    let db = warden::store::Db::connect(&url).await.unwrap();
+    let rows = sqlx::query_as("SELECT issuer, subject FROM external_identities ORDER BY subject")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    db.close().await;
+    rows
+}
+
+#[test]
+fn the_cli_links_identities_only_of_configured_issuers_even_when_written_as_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = [
+        ("EXTERNAL_JWKS_URL", "http://127.0.0.1:9/jwks.json"),
+        ("EXTERNAL_JWKS_ISSUER", "https://id.example.com"),
+    ];
+    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), &jwks, args, stdin);
+    let (ok, text) = run(&["user", "create", "vera"], "vera-password-1\n");
+    assert!(ok, "{text}");
+
+    let (ok, text) = run(
+        &["user", "link", "vera", "https://id.example.com:alice"],
+        "",
+    );
+    assert!(ok, "{text}");
+    // A subject may hold colons too: the issuer is the configured one the identity starts with.
+    let (ok, text) = run(
+        &["user", "link", "vera", "https://id.example.com:user:42"],
+        "",
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &["user", "link", "vera", "https://other.example.com:bob"],
+        "",
+    );
+    assert!(!ok && text.contains("not a configured issuer"), "{text}");
+    let (ok, text) = run(&["user", "link", "vera", "django:7"], "");
+    assert!(
+        !ok && text.contains("not a configured issuer"),
+        "django tokens are not accepted without DJANGO_SECRET_KEY: {text}"
+    );
+    let (ok, text) = run(
+        &["user", "create", "walt", "--external", "https:walt"],
+        "walt-password-1\n",
+    );
+    assert!(!ok && text.contains("not a configured issuer"), "{text}");
+    let (ok, text) = run(&["user", "list"], "");
+    assert!(
+        ok && !text.contains("walt"),
+        "a refused identity leaves no account behind: {text}"
+    );
+    let (ok, text) = run(
+        &[
+            "user",
+            "create",
+            "xena",
+            "--external",
+            "https://id.example.com:xena",
+        ],
+        "xena-password-1\n",
+    );
+    assert!(ok, "{text}");
+
+    let stored = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(stored_identities(dir.path()));
+    let issuer = "https://id.example.com".to_string();
+    assert_eq!(
+        stored,
+        vec![
+            (issuer.clone(), "alice".to_string()),
+            (issuer.clone(), "user:42".to_string()),
+            (issuer, "xena".to_string()),
+        ]
+    );
 }
 
 fn mode(path: &std::path::Path) -> u32 {
