@@ -1,14 +1,28 @@
-//! Assembly: the shared state, `build` (config in, a bound server out) and graceful shutdown.
-//! `build` binds before it returns, so tests can ask for port 0 and read the real address.
+//! Assembly: the shared state, `build` (config in, a bound server out), the connection loop and graceful
+//! shutdown. `build` binds before it returns, so tests can ask for port 0 and read the real address.
 //! Everything written to the data dir is private to the service user (0700 folder, 0600 files).
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
+use axum::{Router, extract::ConnectInfo, http::Request};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use parking_lot::Mutex;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::{
     agent::{Agent, Limits},
@@ -16,7 +30,7 @@ use crate::{
     auth::{Auth, AuthParts, Settings},
     chat::Chat,
     clock::SharedClock,
-    config::Config,
+    config::{Config, IpNet},
     mcp::upstream::Upstreams,
     store::Db,
     tools::{Catalog, approval::Approvals, log::ToolLog},
@@ -201,20 +215,110 @@ impl App {
                 }
             }
         });
-        let stop = self.shutdown.clone();
-        axum::serve(
+        serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            &self.state.config,
+            self.shutdown.clone(),
         )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("serving")?;
+        .await;
         pruner.abort();
         self.state.upstreams.shutdown();
         self.state.audit.flush().await;
         self.state.tool_log.flush().await;
         self.state.db.close().await;
         Ok(())
+    }
+}
+
+/// Accepts connections until `stop`, then lets the requests in flight finish. HTTP/1.1 with keep-alive; a client
+/// gets `header_read_timeout` to send each request's headers (also the longest a kept-alive connection idles),
+/// and one address holds at most `max_connections_per_ip` connections: the next ones are closed at once,
+/// unanswered, which costs the server nothing (trusted proxies, which carry many clients, are exempt).
+async fn serve(listener: TcpListener, router: Router, config: &Config, stop: CancellationToken) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let counts = Arc::new(ConnectionCounts {
+        max: config.max_connections_per_ip,
+        exempt: config.trusted_proxies.clone(),
+        open: Mutex::new(HashMap::new()),
+    });
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin on the same error.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let Some(slot) = counts.admit(peer.ip().to_canonical()) else {
+            tracing::debug!(peer = %peer.ip(), "connection closed: too many from this address");
+            continue;
+        };
+        let router = router.clone();
+        // The ClientIp extractor reads the peer address from here, as with axum's own server.
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Open connections per client address.
+struct ConnectionCounts {
+    max: usize,
+    exempt: Vec<IpNet>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionCounts {
+    /// A place for one more connection from `ip`, or `None` when it holds its share already.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let exempt = self.exempt.iter().any(|net| net.contains(ip));
+        let mut open = self.open.lock();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max && !exempt {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection; gives its place back when the connection ends.
+struct ConnectionSlot {
+    counts: Arc<ConnectionCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 

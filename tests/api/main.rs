@@ -6,6 +6,7 @@ mod helpers;
 mod auth_flow;
 mod browser;
 mod chat;
+mod edge;
 mod external;
 mod lifecycle;
 mod llm_mock;
