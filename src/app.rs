@@ -1,13 +1,28 @@
-//! Assembly: the shared state, `build` (config in, a bound server out) and graceful shutdown.
-//! `build` binds before it returns, so tests can ask for port 0 and read the real address.
+//! Assembly: the shared state, `build` (config in, a bound server out), the connection loop and graceful
+//! shutdown. `build` binds before it returns, so tests can ask for port 0 and read the real address.
+//! Everything written to the data dir is private to the service user (0700 folder, 0600 files).
 
-use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
+use axum::{Router, extract::ConnectInfo, http::Request};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use parking_lot::Mutex;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::{
     agent::{Agent, Limits},
@@ -15,7 +30,7 @@ use crate::{
     auth::{Auth, AuthParts, Settings},
     chat::Chat,
     clock::SharedClock,
-    config::Config,
+    config::{Config, IpNet},
     mcp::upstream::Upstreams,
     store::Db,
     tools::{Catalog, approval::Approvals, log::ToolLog},
@@ -67,6 +82,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             );
         }
     }
+    tighten_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.effective_database_url()).await?;
     db.migrate().await?;
     let secret = signing_secret(&config)?;
@@ -194,20 +210,110 @@ impl App {
                 }
             }
         });
-        let stop = self.shutdown.clone();
-        axum::serve(
+        serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            &self.state.config,
+            self.shutdown.clone(),
         )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("serving")?;
+        .await;
         pruner.abort();
         self.state.upstreams.shutdown();
         self.state.audit.flush().await;
         self.state.tool_log.flush().await;
         self.state.db.close().await;
         Ok(())
+    }
+}
+
+/// Accepts connections until `stop`, then lets the requests in flight finish. HTTP/1.1 with keep-alive; a client
+/// gets `header_read_timeout` to send each request's headers (also the longest a kept-alive connection idles),
+/// and one address holds at most `max_connections_per_ip` connections: the next ones are closed at once,
+/// unanswered, which costs the server nothing (trusted proxies, which carry many clients, are exempt).
+async fn serve(listener: TcpListener, router: Router, config: &Config, stop: CancellationToken) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let counts = Arc::new(ConnectionCounts {
+        max: config.max_connections_per_ip,
+        exempt: config.trusted_proxies.clone(),
+        open: Mutex::new(HashMap::new()),
+    });
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin on the same error.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let Some(slot) = counts.admit(peer.ip().to_canonical()) else {
+            tracing::debug!(peer = %peer.ip(), "connection closed: too many from this address");
+            continue;
+        };
+        let router = router.clone();
+        // The ClientIp extractor reads the peer address from here, as with axum's own server.
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Open connections per client address.
+struct ConnectionCounts {
+    max: usize,
+    exempt: Vec<IpNet>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionCounts {
+    /// A place for one more connection from `ip`, or `None` when it holds its share already.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let exempt = self.exempt.iter().any(|net| net.contains(ip));
+        let mut open = self.open.lock();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max && !exempt {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection; gives its place back when the connection ends.
+struct ConnectionSlot {
+    counts: Arc<ConnectionCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -218,6 +324,7 @@ fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     }
     let path = config.data_dir.join("jwt_secret");
     if let Ok(text) = std::fs::read_to_string(&path) {
+        make_private(&path, 0o600)?;
         let key = B64
             .decode(text.trim())
             .context("data dir jwt_secret is not base64")?;
@@ -235,7 +342,12 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder
+            .create(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
@@ -246,5 +358,26 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The data dir holds the signing key and the SQLite database: one that exists (made by an earlier version, or
+/// by hand) becomes private to the service user. A missing one is made private by whoever creates it.
+fn tighten_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        make_private(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
     Ok(())
 }

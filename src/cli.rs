@@ -66,7 +66,8 @@ enum UserCommand {
         username: String,
         #[arg(long, default_value = "user")]
         role: String,
-        /// Link an external identity, as ISSUER:SUBJECT (e.g. django:42).
+        /// Link an external identity, as ISSUER:SUBJECT (e.g. django:42 or https://id.example.com:alice);
+        /// ISSUER must be a configured issuer.
         #[arg(long)]
         external: Option<String>,
     },
@@ -78,7 +79,8 @@ enum UserCommand {
     SetRole { username: String, role: String },
     /// Disable a user; their sessions end.
     Disable { username: String },
-    /// Link an external identity (ISSUER:SUBJECT, e.g. django:42) to an existing user.
+    /// Link an external identity to an existing user, as ISSUER:SUBJECT (e.g. django:42 or
+    /// https://id.example.com:alice); ISSUER must be a configured issuer.
     Link { username: String, external: String },
 }
 
@@ -282,20 +284,23 @@ async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> 
 
 async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::Result<ExitCode> {
     let auth = open_auth(&config, clock).await?;
+    let issuers = configured_issuers(&config);
     match cmd {
         UserCommand::Create {
             username,
             role,
             external,
         } => {
+            // Checked first, so a refused identity leaves no account behind.
+            let identity = external
+                .as_deref()
+                .map(|text| parse_identity(text, &issuers))
+                .transpose()?;
             let password = read_password("Password for the new user: ")?;
             let row = auth
                 .create_user(&username, password, &role, None, None)
                 .await?;
-            if let Some(ext) = external {
-                let (issuer, subject) = ext
-                    .split_once(':')
-                    .context("--external takes ISSUER:SUBJECT")?;
+            if let Some((issuer, subject)) = identity {
                 auth.link_external(issuer, subject, &row.id).await?;
             }
             println!(
@@ -304,12 +309,13 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
             );
         }
         UserCommand::Link { username, external } => {
+            let (issuer, subject) = parse_identity(&external, &issuers)?;
             let row = auth.find_user_by_name(&username).await?;
-            let (issuer, subject) = external
-                .split_once(':')
-                .context("the identity takes ISSUER:SUBJECT")?;
             auth.link_external(issuer, subject, &row.id).await?;
-            println!("{} is now {issuer}:{subject}", row.username);
+            println!(
+                "{} is now linked to issuer {issuer}, subject {subject}",
+                row.username
+            );
         }
         UserCommand::List => {
             println!(
@@ -370,6 +376,48 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+/// The issuers whose tokens this server accepts; an identity linked for any other could never sign in.
+fn configured_issuers(config: &Config) -> Vec<&str> {
+    let mut issuers = Vec::new();
+    if let Some(jwks) = &config.jwks_issuer {
+        issuers.push(jwks.issuer.as_str());
+    }
+    if config.django_secret_key.is_some() {
+        issuers.push(crate::auth::DJANGO_ISSUER);
+    }
+    issuers
+}
+
+/// Splits ISSUER:SUBJECT where ISSUER is one of `issuers`. Issuers are often URLs (`https://host:port/...`) and
+/// subjects may hold colons, so no one colon can be the separator: the issuer is the configured one the text
+/// starts with, and text that two issuers could start is refused as ambiguous.
+fn parse_identity<'a>(text: &'a str, issuers: &[&'a str]) -> anyhow::Result<(&'a str, &'a str)> {
+    let mut matches = issuers.iter().filter_map(|issuer| {
+        let subject = text.strip_prefix(issuer)?.strip_prefix(':')?;
+        Some((*issuer, subject))
+    });
+    let Some((issuer, subject)) = matches.next() else {
+        let known = if issuers.is_empty() {
+            "none is configured (set EXTERNAL_JWKS_ISSUER, or DJANGO_SECRET_KEY for django)"
+                .to_string()
+        } else {
+            format!("configured: {}", issuers.join(", "))
+        };
+        anyhow::bail!(
+            "the issuer of {text:?} is not a configured issuer (ISSUER:SUBJECT); {known}"
+        );
+    };
+    anyhow::ensure!(
+        matches.next().is_none(),
+        "{text:?} is ambiguous: more than one configured issuer could start it"
+    );
+    anyhow::ensure!(
+        !subject.is_empty(),
+        "{text:?} has no subject after {issuer}:"
+    );
+    Ok((issuer, subject))
+}
+
 /// From a prompt on a terminal, else the first line of standard input.
 fn read_password(prompt: &str) -> anyhow::Result<String> {
     use std::io::IsTerminal;
@@ -384,4 +432,26 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
     let password = line.trim_end_matches(['\r', '\n']).to_string();
     anyhow::ensure!(!password.is_empty(), "no password on standard input");
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_identity;
+
+    #[test]
+    fn an_identity_splits_after_the_configured_issuer_it_starts_with() {
+        let issuers = ["https://id.example.com:8443/realms/main", "django"];
+        assert_eq!(
+            parse_identity("https://id.example.com:8443/realms/main:a:b", &issuers).unwrap(),
+            ("https://id.example.com:8443/realms/main", "a:b")
+        );
+        assert_eq!(
+            parse_identity("django:42", &issuers).unwrap(),
+            ("django", "42")
+        );
+        assert!(parse_identity("https:alice", &issuers).is_err());
+        assert!(parse_identity("django:", &issuers).is_err());
+        assert!(parse_identity("djangox:1", &issuers).is_err());
+        assert!(parse_identity("a:b:c", &["a", "a:b"]).is_err(), "ambiguous");
+    }
 }

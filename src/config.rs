@@ -173,6 +173,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers (and a kept-alive connection may sit idle) before the
+    /// connection is closed.
+    pub header_read_timeout: Duration,
+    /// Open connections one client address may hold; more are closed at once. Trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
     // Settings of later features, read and validated here so one place documents them all.
     pub enable_tool_logging: bool,
     /// Size at which a tool-call log file is rotated to `NAME.1`.
@@ -392,6 +397,14 @@ impl Config {
             max_body_bytes: number(&get, "MAX_BODY_BYTES", 1024 * 1024)?,
             max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024)?,
             request_timeout: Duration::from_secs(number(&get, "REQUEST_TIMEOUT_SECONDS", 30)?),
+            header_read_timeout: Duration::from_secs(bounded(
+                &get,
+                "HEADER_READ_TIMEOUT_SECONDS",
+                10,
+                1,
+                300,
+            )?),
+            max_connections_per_ip: bounded(&get, "MAX_CONNECTIONS_PER_IP", 256, 1, 1_000_000)?,
             enable_tool_logging: get("ENABLE_TOOL_LOGGING")
                 .map(|v| parse_bool("ENABLE_TOOL_LOGGING", &v))
                 .transpose()?
@@ -653,6 +666,8 @@ mod tests {
         assert!(config(&[("LOGIN_IP_PER_MINUTE", "0")]).is_err());
         assert!(config(&[("JWT_EXPIRY_HOURS", "99999999999")]).is_err());
         assert!(config(&[("CORS_ORIGINS", "app.example.com")]).is_err());
+        assert!(config(&[("HEADER_READ_TIMEOUT_SECONDS", "0")]).is_err());
+        assert!(config(&[("MAX_CONNECTIONS_PER_IP", "0")]).is_err());
         assert_eq!(
             config(&[("LOG_FORMAT", "JSON")]).unwrap().log_format,
             LogFormat::Json

@@ -4,7 +4,7 @@
 //! Only bool, integers, floats, text and bytes cross the `Any` driver: times are epoch milliseconds (BIGINT),
 //! ids and JSON are TEXT, flags are 0/1 integers. Ids and times are made in Rust, never by the database.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
@@ -91,11 +91,8 @@ impl Db {
         };
         if backend == Backend::Sqlite
             && let Some(path) = sqlite_path(url)
-            && let Some(parent) = std::path::Path::new(&path).parent()
-            && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+            prepare_sqlite_file(Path::new(&path), creates_file(url))?;
         }
         let pool = options(backend, if backend == Backend::Sqlite { 8 } else { 16 })
             .connect(url)
@@ -254,6 +251,53 @@ fn options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                 Ok(())
             })
         })
+}
+
+/// Makes the SQLite database private to the service user before SQLite opens it: its folder 0700 when created
+/// here, the file 0600. SQLite gives the -wal and -shm files the mode of the database file, so pre-creating
+/// that one (when the URL lets SQLite create it) keeps all three private; files an earlier version left
+/// readable by others are tightened.
+fn prepare_sqlite_file(path: &Path, create: bool) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder
+            .create(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if create && !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other
+                    .with_context(|| format!("making {} private", Path::new(&name).display()))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the URL lets SQLite create a missing database file (`mode=rwc`); sqlx does not otherwise.
+fn creates_file(url: &str) -> bool {
+    url.split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=rwc"))
 }
 
 fn sqlite_path(url: &str) -> Option<String> {

@@ -394,30 +394,42 @@ fn doctor_prints_what_production_would_refuse() {
     );
 }
 
+/// Runs the real binary with `args` and `stdin` in `data_dir`, plus `env`; whether it succeeded, and its output.
+fn run_cli(
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String) {
+    let mut child = warden_command(data_dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 #[test]
 fn the_cli_manages_users_with_passwords_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = warden_command(dir.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let django = [(
+        "DJANGO_SECRET_KEY",
+        "a-django-secret-for-the-cli-test-0123456789",
+    )];
+    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), &django, args, stdin);
     let (ok, text) = run(
         &["user", "create", "olga", "--role", "user"],
         "olga-password-1\n",
@@ -433,7 +445,7 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
     let (ok, _) = run(&["user", "set-role", "olga", "admin"], "");
     assert!(ok);
     let (ok, text) = run(&["user", "link", "olga", "django:7"], "");
-    assert!(ok && text.contains("django:7"), "{text}");
+    assert!(ok && text.contains("issuer django, subject 7"), "{text}");
     let (ok, text) = run(&["user", "link", "olga", "django:7"], "");
     assert!(!ok && text.contains("already linked"), "{text}");
     let (ok, text) = run(&["client", "create", "bot"], "");
@@ -546,4 +558,163 @@ fn development_keeps_a_private_signing_key_in_the_data_dir() {
         assert_eq!(users[0].username, "admin");
         assert!(users[0].password_hash.starts_with("$argon2id$"));
     });
+}
+
+/// The external identities stored in the SQLite database of `data_dir`, as (issuer, subject) pairs.
+async fn stored_identities(data_dir: &std::path::Path) -> Vec<(String, String)> {
+    let url = format!("sqlite://{}", data_dir.join("warden.db").display());
+    let db = warden::store::Db::connect(&url).await.unwrap();
+    let rows = sqlx::query_as("SELECT issuer, subject FROM external_identities ORDER BY subject")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    db.close().await;
+    rows
+}
+
+#[test]
+fn the_cli_links_identities_only_of_configured_issuers_even_when_written_as_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = [
+        ("EXTERNAL_JWKS_URL", "http://127.0.0.1:9/jwks.json"),
+        ("EXTERNAL_JWKS_ISSUER", "https://id.example.com"),
+    ];
+    let run = |args: &[&str], stdin: &str| run_cli(dir.path(), &jwks, args, stdin);
+    let (ok, text) = run(&["user", "create", "vera"], "vera-password-1\n");
+    assert!(ok, "{text}");
+
+    let (ok, text) = run(
+        &["user", "link", "vera", "https://id.example.com:alice"],
+        "",
+    );
+    assert!(ok, "{text}");
+    // A subject may hold colons too: the issuer is the configured one the identity starts with.
+    let (ok, text) = run(
+        &["user", "link", "vera", "https://id.example.com:user:42"],
+        "",
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        &["user", "link", "vera", "https://other.example.com:bob"],
+        "",
+    );
+    assert!(!ok && text.contains("not a configured issuer"), "{text}");
+    let (ok, text) = run(&["user", "link", "vera", "django:7"], "");
+    assert!(
+        !ok && text.contains("not a configured issuer"),
+        "django tokens are not accepted without DJANGO_SECRET_KEY: {text}"
+    );
+    let (ok, text) = run(
+        &["user", "create", "walt", "--external", "https:walt"],
+        "walt-password-1\n",
+    );
+    assert!(!ok && text.contains("not a configured issuer"), "{text}");
+    let (ok, text) = run(&["user", "list"], "");
+    assert!(
+        ok && !text.contains("walt"),
+        "a refused identity leaves no account behind: {text}"
+    );
+    let (ok, text) = run(
+        &[
+            "user",
+            "create",
+            "xena",
+            "--external",
+            "https://id.example.com:xena",
+        ],
+        "xena-password-1\n",
+    );
+    assert!(ok, "{text}");
+
+    let stored = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(stored_identities(dir.path()));
+    let issuer = "https://id.example.com".to_string();
+    assert_eq!(
+        stored,
+        vec![
+            (issuer.clone(), "alice".to_string()),
+            (issuer.clone(), "user:42".to_string()),
+            (issuer, "xena".to_string()),
+        ]
+    );
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Starts the server on `data_dir` (SQLite), signs in over HTTP so the database is written, and returns the
+/// modes of the data dir and the database files while the server still runs.
+async fn modes_after_a_write(data_dir: &std::path::Path) -> Vec<(String, u32)> {
+    let data = data_dir.display().to_string();
+    let settings: HashMap<String, String> = [
+        ("WARDEN_DATA_DIR", data.as_str()),
+        ("WARDEN_BIND", "127.0.0.1:0"),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let app = warden::app::build(
+        Config::from_lookup(|k| settings.get(k).cloned()).unwrap(),
+        ManualClock::new(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.addr);
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run());
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let modes = [
+        "",
+        "warden.db",
+        "warden.db-wal",
+        "warden.db-shm",
+        "jwt_secret",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), mode(&data_dir.join(name))))
+    .collect();
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    modes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_and_everything_in_it_are_private_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let private = |modes: Vec<(String, u32)>| {
+        for (name, mode) in modes {
+            let wanted = if name.is_empty() { 0o700 } else { 0o600 };
+            assert_eq!(mode, wanted, "{name:?} has mode {mode:o}");
+        }
+    };
+
+    // A fresh data dir, folders included, is made private.
+    let fresh = root.path().join("new").join("data");
+    private(modes_after_a_write(&fresh).await);
+
+    // One left open by an earlier version (or an operator) is tightened at start.
+    let loose = root.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    modes_after_a_write(&loose).await;
+    for name in ["warden.db", "jwt_secret"] {
+        std::fs::set_permissions(loose.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    private(modes_after_a_write(&loose).await);
 }

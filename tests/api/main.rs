@@ -7,6 +7,7 @@ mod auth_flow;
 mod browser;
 mod chat;
 mod db_faults;
+mod edge;
 mod edge_input;
 mod external;
 mod lifecycle;
