@@ -15,6 +15,8 @@ db_tests!(
     role_change_disabling_and_password_reset_end_every_session,
     role_permissions_are_read_from_server_state_at_once,
     sql_looking_input_is_an_ordinary_4xx,
+    invisible_and_format_characters_in_usernames_are_refused_with_422,
+    names_in_any_script_are_still_accepted_and_can_log_in,
 );
 
 async fn call(
@@ -541,4 +543,97 @@ async fn sql_looking_input_is_an_ordinary_4xx(kind: DbKind) {
     }
     let list = call(&app, Method::GET, "/api/users", &admin.access, None).await;
     assert_eq!(list.status(), StatusCode::OK, "the users table is intact");
+}
+
+async fn create(app: &TestApp, token: &str, username: &str) -> reqwest::Response {
+    call(
+        app,
+        Method::POST,
+        "/api/users",
+        token,
+        Some(json!({ "username": username, "password": "long-enough-password" })),
+    )
+    .await
+}
+
+async fn invisible_and_format_characters_in_usernames_are_refused_with_422(kind: DbKind) {
+    // Arrange
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let hidden = [
+        ('\u{200B}', "zero-width space"),
+        ('\u{200C}', "zero-width non-joiner"),
+        ('\u{200D}', "zero-width joiner"),
+        ('\u{00AD}', "soft hyphen"),
+        ('\u{202A}', "left-to-right embedding"),
+        ('\u{202B}', "right-to-left embedding"),
+        ('\u{202C}', "pop directional formatting"),
+        ('\u{202D}', "left-to-right override"),
+        ('\u{202E}', "right-to-left override"),
+        ('\u{2066}', "left-to-right isolate"),
+        ('\u{2067}', "right-to-left isolate"),
+        ('\u{2068}', "first strong isolate"),
+        ('\u{2069}', "pop directional isolate"),
+        ('\u{E0001}', "language tag"),
+        ('\u{E0061}', "tag latin small letter a"),
+        ('\u{FE00}', "variation selector-1"),
+        ('\u{FE0F}', "variation selector-16"),
+        ('\u{E0100}', "variation selector-17"),
+        ('\u{FEFF}', "byte order mark"),
+        ('\u{2060}', "word joiner"),
+        ('\u{180E}', "mongolian vowel separator"),
+    ];
+    for (c, what) in hidden {
+        for name in [
+            format!("ma{c}llory"),
+            format!("{c}mallory"),
+            format!("mallory{c}"),
+        ] {
+            // Act
+            let r = create(&app, &admin.access, &name).await;
+            // Assert
+            let body = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+            let message = body["error"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("U+{:04X}", u32::from(c))),
+                "{what}: {message}"
+            );
+        }
+    }
+    let list: Value = call(&app, Method::GET, "/api/users", &admin.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"]["total"], json!(1), "only the admin exists");
+}
+
+async fn names_in_any_script_are_still_accepted_and_can_log_in(kind: DbKind) {
+    // Arrange
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let names = [
+        "José",
+        "Ελένη",
+        "李雷",
+        "Дмитрий",
+        "مريم",
+        "नमस्ते",
+        "o'brien",
+        "first.last",
+        "jane_doe-2",
+    ];
+    for name in names {
+        // Act
+        let r = create(&app, &admin.access, name).await;
+        // Assert
+        assert_eq!(r.status(), StatusCode::CREATED, "{name}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["data"]["user"]["username"], json!(name));
+        app.login(name, "long-enough-password").await;
+    }
+    // The decomposed spelling of an existing name is the same account, not a new one.
+    let r = create(&app, &admin.access, "Jose\u{0301}").await;
+    expect_error(r, StatusCode::CONFLICT).await;
+    app.login("JOSÉ", "long-enough-password").await;
 }
