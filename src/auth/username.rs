@@ -1,10 +1,13 @@
 //! Usernames: kept as typed for display, compared in one canonical form (Unicode NFKC, then case fold, then
 //! NFKC again) so that "Alice", "ALICE" and "Ａｌｉｃｅ" are one account with one failure counter.
 //!
-//! A new name must also be allowed by the PRECIS IdentifierClass as the UsernameCaseMapped profile enforces it
-//! (RFC 8264, 8265): letters, digits and printable ASCII; no invisible, formatting or bidirectional-control
-//! characters, no symbols, no compatibility forms other than full and half width, and right-to-left text only
-//! as the bidi rule allows.
+//! A new name must also be:
+//! - allowed by the PRECIS IdentifierClass as the UsernameCaseMapped profile enforces it (RFC 8264, 8265):
+//!   letters, digits and printable ASCII; no invisible, formatting or bidirectional-control characters, no
+//!   symbols, no compatibility forms other than full and half width, and right-to-left text only as the
+//!   bidi rule allows;
+//! - unlike every existing name once confusables are mapped (the TS #39 skeleton of the canonical form), so
+//!   `аdmin` in Cyrillic cannot sit beside `admin`. The database holds the skeleton under a unique index.
 
 use precis_profiles::{
     UsernameCaseMapped,
@@ -57,6 +60,11 @@ impl Username {
     pub fn canonical(&self) -> &str {
         &self.canonical
     }
+
+    /// The confusable skeleton that must be unique among accounts.
+    pub fn skeleton(&self) -> String {
+        skeleton(&self.canonical)
+    }
 }
 
 /// The comparison form of any text offered as a username (also for names that fail `parse`, so every
@@ -64,6 +72,12 @@ impl Username {
 pub fn canonical(raw: &str) -> String {
     let folded = caseless::default_case_fold_str(&raw.trim().nfkc().collect::<String>());
     folded.nfkc().collect()
+}
+
+/// The TS #39 skeleton of a canonical name: lookalikes from other scripts (and `rn` for `m`, `1` for `l`)
+/// map to one string. Computed from the case-folded form, as TS #39 advises for case-insensitive names.
+pub fn skeleton(canonical: &str) -> String {
+    unicode_security::skeleton(canonical).collect()
 }
 
 /// Names the code point PRECIS refused, so the caller can see an invisible one.
@@ -175,5 +189,44 @@ mod tests {
         ] {
             assert!(Username::parse(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn script_lookalikes_share_a_skeleton_with_the_latin_name() {
+        let admin = Username::parse("admin").unwrap().skeleton();
+        for name in [
+            "\u{0430}dmin",
+            "\u{03B1}dmin",
+            "adm\u{0131}n",
+            "\u{0410}DMIN",
+            "ADMIN",
+            "\u{0430}\u{0501}m\u{0456}n",
+            "adrnin",
+        ] {
+            assert_eq!(Username::parse(name).unwrap().skeleton(), admin, "{name}");
+        }
+        for name in ["admins", "adnim", "Ελένη", "José"] {
+            assert_ne!(Username::parse(name).unwrap().skeleton(), admin, "{name}");
+        }
+        assert_eq!(skeleton(&canonical("user1")), skeleton(&canonical("userl")));
+    }
+
+    #[test]
+    fn different_names_in_one_script_keep_different_skeletons() {
+        let names = [
+            "José",
+            "Jose",
+            "Ελένη",
+            "Ελενη",
+            "李雷",
+            "李雪",
+            "Дмитрий",
+            "Дмитрия",
+        ];
+        let skeletons: std::collections::HashSet<String> = names
+            .iter()
+            .map(|n| Username::parse(n).unwrap().skeleton())
+            .collect();
+        assert_eq!(skeletons.len(), names.len());
     }
 }

@@ -64,6 +64,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_mcp_servers.sql"),
         postgres: include_str!("../../migrations/postgres/0005_mcp_servers.sql"),
     },
+    Migration {
+        version: 6,
+        name: "username_skeleton",
+        sqlite: include_str!("../../migrations/sqlite/0006_username_skeleton.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_username_skeleton.sql"),
+    },
 ];
 
 impl Db {
