@@ -2,7 +2,8 @@
 //!
 //! `Config::from_lookup` takes a lookup function so tests build configs without touching the process
 //! environment. `Config::findings` lists what production would refuse; `serve` refuses on any of them when
-//! `ENVIRONMENT=production`, and `warden doctor` prints them.
+//! `ENVIRONMENT=production`, and `warden doctor` prints them. A `JWT_SECRET_KEY` that is set is checked at
+//! load in every environment (a weak key would let anyone mint tokens); only an unset one is a finding.
 
 use std::{net::IpAddr, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -366,7 +367,9 @@ impl Config {
                 .unwrap_or_else(|| "./data".into())
                 .into(),
             database_url: get("DATABASE_URL"),
-            jwt_secret: secret("JWT_SECRET_KEY"),
+            jwt_secret: secret("JWT_SECRET_KEY")
+                .map(|s| strong_jwt_secret(s).map_err(|e| anyhow::anyhow!("JWT_SECRET_KEY {e}")))
+                .transpose()?,
             session_hours: bounded(&get, "JWT_EXPIRY_HOURS", 24, 1, 24 * 365)?,
             access_token_minutes: bounded(&get, "ACCESS_TOKEN_EXPIRE_MINUTES", 15, 1, 24 * 60)?,
             session_idle_minutes: bounded(&get, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60 * 365)?,
@@ -483,20 +486,12 @@ impl Config {
     /// What production refuses to start with. Empty means production may start.
     pub fn findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        match &self.jwt_secret {
-            None => out.push(Finding {
+        // A key that is set was checked at load (`strong_jwt_secret`); production also needs one set.
+        if self.jwt_secret.is_none() {
+            out.push(Finding {
                 variable: "JWT_SECRET_KEY",
                 message: "is not set; set it to a random value of at least 32 bytes (e.g. `openssl rand -base64 48`)".into(),
-            }),
-            Some(s) if is_known_default(s.expose_secret()) => out.push(Finding {
-                variable: "JWT_SECRET_KEY",
-                message: "is a known default value; set it to a fresh random value of at least 32 bytes".into(),
-            }),
-            Some(s) if s.expose_secret().len() < 32 => out.push(Finding {
-                variable: "JWT_SECRET_KEY",
-                message: format!("is {} bytes long; it must be at least 32 bytes", s.expose_secret().len()),
-            }),
-            Some(_) => {}
+            });
         }
         if let (Some(ours), Some(django)) = (&self.jwt_secret, &self.django_secret_key)
             && ours.expose_secret() == django.expose_secret()
@@ -539,6 +534,26 @@ impl Config {
             });
         }
         out
+    }
+}
+
+/// Minimum length of a signing key that is set explicitly, in bytes (HS256 wants at least its output size).
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// An explicitly set signing key, refused when short or a known sample value whatever the environment.
+/// The error completes "JWT_SECRET_KEY ..." and never repeats the key.
+fn strong_jwt_secret(key: SecretString) -> Result<SecretString, String> {
+    let advice = format!(
+        "set it to a fresh random value of at least {MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -base64 48`), \
+         or unset it in development to use a generated key"
+    );
+    let len = key.expose_secret().len();
+    if len < MIN_JWT_SECRET_BYTES {
+        Err(format!("is {len} bytes long; {advice}"))
+    } else if is_known_default(key.expose_secret()) {
+        Err(format!("is a known default value; {advice}"))
+    } else {
+        Ok(key)
     }
 }
 
@@ -636,7 +651,6 @@ mod tests {
     fn findings_name_each_variable() {
         let c = config(&[
             ("ENVIRONMENT", "production"),
-            ("JWT_SECRET_KEY", "short"),
             ("COOKIE_SECURE", "false"),
             ("ADMIN_PASSWORD", "admin"),
         ])
@@ -648,13 +662,26 @@ mod tests {
     }
 
     #[test]
-    fn a_known_default_secret_is_refused_even_when_long() {
-        let c = config(&[("JWT_SECRET_KEY", "your-secret-key-change-in-production")]).unwrap();
-        assert!(
-            c.findings()
-                .iter()
-                .any(|f| f.variable == "JWT_SECRET_KEY" && f.message.contains("default"))
-        );
+    fn an_explicit_jwt_secret_must_be_strong_in_development_too() {
+        for (key, words) in [
+            ("secret", "is 6 bytes long"),
+            ("0123456789abcdef0123456789abcde", "is 31 bytes long"),
+            ("your-secret-key-change-in-production", "known default"),
+        ] {
+            for environment in ["development", "production"] {
+                let err = config(&[("ENVIRONMENT", environment), ("JWT_SECRET_KEY", key)])
+                    .expect_err("a weak key is refused");
+                let err = format!("{err:#}");
+                assert!(
+                    err.starts_with("JWT_SECRET_KEY ") && err.contains(words),
+                    "{err}"
+                );
+                assert!(!err.contains(key), "the key itself is not echoed: {err}");
+            }
+        }
+        let strong = config(&[("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert!(strong.jwt_secret.is_some());
+        assert!(config(&[]).unwrap().jwt_secret.is_none());
     }
 
     #[test]

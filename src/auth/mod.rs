@@ -231,8 +231,10 @@ pub struct AuthParts {
 }
 
 impl Auth {
-    /// Builds the service and loads the revoked sessions that are still unexpired.
+    /// Builds the service, gives older accounts their username skeleton, and loads the revoked sessions that
+    /// are still unexpired.
     pub async fn new(p: AuthParts) -> anyhow::Result<Auth> {
+        backfill_username_skeletons(&p.db).await?;
         let now = p.clock.now_ms();
         let revoked = store::find_revoked_sessions(&p.db.pool, now)
             .await?
@@ -839,6 +841,7 @@ impl Auth {
             id: &id,
             username: username.display(),
             username_canonical: username.canonical(),
+            username_skeleton: &username.skeleton(),
             kind,
             password_hash,
             role,
@@ -847,6 +850,7 @@ impl Auth {
             now: self.now(),
         };
         match store::insert_user(self.db.writer(), &new).await {
+            // The same name or a lookalike of one (its skeleton): one answer, so neither can be told apart.
             Err(e) if Db::is_unique_violation(&e) => {
                 return Err(AuthError::Conflict("username already exists".into()));
             }
@@ -1112,6 +1116,22 @@ impl Auth {
         }
         Ok(generated.then_some(password))
     }
+}
+
+/// Gives accounts made before usernames had skeletons (migration 0006) theirs. Where an older account already
+/// holds the skeleton, the newer one keeps none and can still sign in: logged for the operator to resolve.
+async fn backfill_username_skeletons(db: &Db) -> anyhow::Result<()> {
+    for (id, canonical) in store::find_users_without_skeleton(&db.pool).await? {
+        match store::update_skeleton(db.writer(), &id, &username::skeleton(&canonical)).await {
+            Ok(()) => {}
+            Err(e) if Db::is_unique_violation(&e) => tracing::warn!(
+                user = %id,
+                "username looks like an older account's (same confusable skeleton); rename or remove one of them"
+            ),
+            Err(e) => return Err(anyhow::Error::new(e).context("setting a username skeleton")),
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]

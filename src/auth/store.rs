@@ -27,6 +27,8 @@ pub struct NewUser<'a> {
     pub id: &'a str,
     pub username: &'a str,
     pub username_canonical: &'a str,
+    /// Unique: a lookalike of an existing name fails the insert like a duplicate does.
+    pub username_skeleton: &'a str,
     pub kind: &'a str,
     pub password_hash: &'a str,
     pub role: &'a str,
@@ -37,18 +39,42 @@ pub struct NewUser<'a> {
 
 pub async fn insert_user(pool: &AnyPool, u: &NewUser<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO users (id, username, username_canonical, kind, password_hash, role, email, full_name, is_active, \
-         created_at, updated_at, login_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, 0)",
+        "INSERT INTO users (id, username, username_canonical, username_skeleton, kind, password_hash, role, email, \
+         full_name, is_active, created_at, updated_at, login_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, \
+         $10, 0)",
     )
     .bind(u.id)
     .bind(u.username)
     .bind(u.username_canonical)
+    .bind(u.username_skeleton)
     .bind(u.kind)
     .bind(u.password_hash)
     .bind(u.role)
     .bind(u.email)
     .bind(u.full_name)
     .bind(u.now)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Accounts made before usernames had skeletons (or left without one because they collide), oldest first:
+/// (id, canonical name).
+pub async fn find_users_without_skeleton(pool: &AnyPool) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT id, username_canonical FROM users WHERE username_skeleton IS NULL ORDER BY created_at, id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Sets a missing skeleton; fails with a unique violation when another account holds it.
+pub async fn update_skeleton(pool: &AnyPool, id: &str, skeleton: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET username_skeleton = $1 WHERE id = $2 AND username_skeleton IS NULL",
+    )
+    .bind(skeleton)
+    .bind(id)
     .execute(pool)
     .await
     .map(|_| ())

@@ -76,6 +76,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0007_session_activity.sql"),
         postgres: include_str!("../../migrations/postgres/0007_session_activity.sql"),
     },
+    Migration {
+        version: 8,
+        name: "username_skeleton",
+        sqlite: include_str!("../../migrations/sqlite/0008_username_skeleton.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_username_skeleton.sql"),
+    },
 ];
 
 impl Db {

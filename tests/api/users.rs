@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app};
+use crate::helpers::{DbKind, TestApp, captured_logs, expect_error, spawn_app};
 
 db_tests!(
     admins_list_create_read_update_and_delete_users,
@@ -15,6 +15,10 @@ db_tests!(
     role_change_disabling_and_password_reset_end_every_session,
     role_permissions_are_read_from_server_state_at_once,
     sql_looking_input_is_an_ordinary_4xx,
+    invisible_and_format_characters_in_usernames_are_refused_with_422,
+    script_lookalikes_of_an_existing_name_are_refused_like_a_duplicate,
+    names_in_any_script_are_still_accepted_and_can_log_in,
+    accounts_from_before_skeletons_get_one_at_start_up_and_old_collisions_still_log_in,
 );
 
 async fn call(
@@ -541,4 +545,237 @@ async fn sql_looking_input_is_an_ordinary_4xx(kind: DbKind) {
     }
     let list = call(&app, Method::GET, "/api/users", &admin.access, None).await;
     assert_eq!(list.status(), StatusCode::OK, "the users table is intact");
+}
+
+async fn create(app: &TestApp, token: &str, username: &str) -> reqwest::Response {
+    call(
+        app,
+        Method::POST,
+        "/api/users",
+        token,
+        Some(json!({ "username": username, "password": "long-enough-password" })),
+    )
+    .await
+}
+
+async fn invisible_and_format_characters_in_usernames_are_refused_with_422(kind: DbKind) {
+    // Arrange
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let hidden = [
+        ('\u{200B}', "zero-width space"),
+        ('\u{200C}', "zero-width non-joiner"),
+        ('\u{200D}', "zero-width joiner"),
+        ('\u{00AD}', "soft hyphen"),
+        ('\u{202A}', "left-to-right embedding"),
+        ('\u{202B}', "right-to-left embedding"),
+        ('\u{202C}', "pop directional formatting"),
+        ('\u{202D}', "left-to-right override"),
+        ('\u{202E}', "right-to-left override"),
+        ('\u{2066}', "left-to-right isolate"),
+        ('\u{2067}', "right-to-left isolate"),
+        ('\u{2068}', "first strong isolate"),
+        ('\u{2069}', "pop directional isolate"),
+        ('\u{E0001}', "language tag"),
+        ('\u{E0061}', "tag latin small letter a"),
+        ('\u{FE00}', "variation selector-1"),
+        ('\u{FE0F}', "variation selector-16"),
+        ('\u{E0100}', "variation selector-17"),
+        ('\u{FEFF}', "byte order mark"),
+        ('\u{2060}', "word joiner"),
+        ('\u{180E}', "mongolian vowel separator"),
+    ];
+    for (c, what) in hidden {
+        for name in [
+            format!("ma{c}llory"),
+            format!("{c}mallory"),
+            format!("mallory{c}"),
+        ] {
+            // Act
+            let r = create(&app, &admin.access, &name).await;
+            // Assert
+            let body = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+            let message = body["error"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("U+{:04X}", u32::from(c))),
+                "{what}: {message}"
+            );
+        }
+    }
+    let list: Value = call(&app, Method::GET, "/api/users", &admin.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"]["total"], json!(1), "only the admin exists");
+}
+
+async fn script_lookalikes_of_an_existing_name_are_refused_like_a_duplicate(kind: DbKind) {
+    // Arrange: `admin` exists from start-up (bootstrap); `paypal` is made over the API.
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    app.create_user("paypal", "paypal-password", "user").await;
+    let duplicate = expect_error(
+        create(&app, &admin.access, "admin").await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let lookalikes = [
+        "\u{0430}dmin",               // Cyrillic а
+        "\u{03B1}dmin",               // Greek α
+        "adm\u{0131}n",               // dotless ı
+        "\u{0410}DMIN",               // Cyrillic А, upper case
+        "\u{0430}\u{0501}m\u{0456}n", // Cyrillic а, ԁ, і
+        "p\u{0430}yp\u{0430}l",
+        "\u{0440}aypal", // Cyrillic р
+    ];
+    for name in lookalikes {
+        // Act
+        let r = create(&app, &admin.access, name).await;
+        // Assert
+        let body = expect_error(r, StatusCode::CONFLICT).await;
+        assert_eq!(body["error"], duplicate["error"], "{name}");
+        assert_eq!(body["code"], duplicate["code"], "{name}");
+    }
+    let list: Value = call(&app, Method::GET, "/api/users", &admin.access, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"]["total"], json!(2));
+}
+
+async fn names_in_any_script_are_still_accepted_and_can_log_in(kind: DbKind) {
+    // Arrange
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let names = [
+        "José",
+        "Ελένη",
+        "李雷",
+        "Дмитрий",
+        "مريم",
+        "नमस्ते",
+        "o'brien",
+        "first.last",
+        "jane_doe-2",
+    ];
+    for name in names {
+        // Act
+        let r = create(&app, &admin.access, name).await;
+        // Assert
+        assert_eq!(r.status(), StatusCode::CREATED, "{name}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["data"]["user"]["username"], json!(name));
+        app.login(name, "long-enough-password").await;
+    }
+    // The decomposed spelling of an existing name is the same account, not a new one.
+    let r = create(&app, &admin.access, "Jose\u{0301}").await;
+    expect_error(r, StatusCode::CONFLICT).await;
+    app.login("JOSÉ", "long-enough-password").await;
+}
+
+async fn accounts_from_before_skeletons_get_one_at_start_up_and_old_collisions_still_log_in(
+    kind: DbKind,
+) {
+    // Arrange: two accounts as they were before skeletons, one of them a lookalike of the other.
+    let app = spawn_app(kind).await;
+    app.create_user("carl", "carl-password", "user").await;
+    let legacy = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO users (id, username, username_canonical, kind, password_hash, role, is_active, created_at, \
+         updated_at, login_count) SELECT $1, $2, $2, kind, password_hash, role, 1, created_at + 1, updated_at, 0 \
+         FROM users WHERE username_canonical = 'carl'",
+    )
+    .bind(&legacy)
+    .bind("\u{0441}arl") // Cyrillic с
+    .execute(app.db().writer())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE users SET username_skeleton = NULL")
+        .execute(app.db().writer())
+        .await
+        .unwrap();
+
+    // Act
+    let app = app.restart().await;
+
+    // Assert: the older account holds the name again, the newer lookalike is logged and still signs in.
+    let admin = app.admin().await;
+    for name in ["\u{0441}\u{0430}rl", "c\u{0430}rl", "\u{0430}dmin"] {
+        let body = expect_error(
+            create(&app, &admin.access, name).await,
+            StatusCode::CONFLICT,
+        )
+        .await;
+        assert_eq!(body["error"], json!("username already exists"), "{name}");
+    }
+    app.login("carl", "carl-password").await;
+    app.login("\u{0441}arl", "carl-password").await;
+    assert!(captured_logs().contains(&legacy), "the collision is logged");
+    let left: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM users WHERE username_skeleton IS NULL")
+            .fetch_all(&app.db().pool)
+            .await
+            .unwrap();
+    assert_eq!(left, [(legacy,)]);
+}
+
+/// The CLI's `user create` and `client create` go through the same rules as the admin API.
+#[test]
+fn the_cli_refuses_invisible_characters_and_lookalike_names() {
+    use std::io::Write;
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARDEN_DATA_DIR", dir.path())
+            .env("LOG_LEVEL", "warn")
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"long-enough-password\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = run(&["user", "create", "bob"]);
+    assert!(ok, "{text}");
+
+    // Act
+    let lookalike = run(&["user", "create", "b\u{043E}b"]);
+    let client_lookalike = run(&["client", "create", "b\u{03BF}b"]);
+    let hidden = run(&["user", "create", "b\u{200B}ob"]);
+
+    // Assert
+    assert!(
+        !lookalike.0 && lookalike.1.contains("already exists"),
+        "{}",
+        lookalike.1
+    );
+    assert!(
+        !client_lookalike.0 && client_lookalike.1.contains("already exists"),
+        "{}",
+        client_lookalike.1
+    );
+    assert!(!hidden.0 && hidden.1.contains("U+200B"), "{}", hidden.1);
+    let (ok, text) = run(&["user", "list"]);
+    assert!(
+        ok && !text.contains("b\u{043E}b") && !text.contains('\u{200B}'),
+        "{text}"
+    );
 }
