@@ -382,10 +382,7 @@ impl Config {
             log_format,
             trusted_proxies,
             cors_origins,
-            public_url: get("WARDEN_PUBLIC_URL")
-                .unwrap_or_else(|| format!("http://{bind}"))
-                .trim_end_matches('/')
-                .into(),
+            public_url: public_url(get("WARDEN_PUBLIC_URL"), &bind)?,
             django_secret_key: secret("DJANGO_SECRET_KEY"),
             jwks_issuer,
             login_max_failures: bounded(&get, "LOGIN_MAX_FAILURES", 5, 1, 100)?,
@@ -537,6 +534,26 @@ impl Config {
     }
 }
 
+/// `WARDEN_PUBLIC_URL` (default `http://{bind}`) without its trailing `/`. It goes into response headers (the
+/// `/mcp` challenge) and metadata, so it must be an absolute http(s) URL of printable ASCII with a host.
+fn public_url(value: Option<String>, bind: &SocketAddr) -> anyhow::Result<String> {
+    let url = value
+        .unwrap_or_else(|| format!("http://{bind}"))
+        .trim_end_matches('/')
+        .to_string();
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let printable_ascii = url.bytes().all(|b| b.is_ascii_graphic());
+    match host {
+        Some(rest) if printable_ascii && !rest.is_empty() && !rest.starts_with('/') => Ok(url),
+        _ => bail!(
+            "WARDEN_PUBLIC_URL must be an absolute http:// or https:// URL of ASCII characters \
+             (e.g. https://warden.example.com), not {url:?}"
+        ),
+    }
+}
+
 /// Minimum length of a signing key that is set explicitly, in bytes (HS256 wants at least its output size).
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -639,6 +656,27 @@ mod tests {
         let c = config(&[("ENVIRONMENT", "production")]).unwrap();
         assert!(c.cookie_secure());
         assert_eq!(c.session_cookie_name(), "__Host-auth_token");
+    }
+
+    #[test]
+    fn the_public_url_must_be_an_absolute_ascii_http_url() {
+        for bad in [
+            "https://wärden.example",
+            "warden.example.com",
+            "ftp://warden.example.com",
+            "https://",
+            "https:///path",
+            "https://warden example",
+            "https://warden.example/\u{7f}",
+        ] {
+            let e = config(&[("WARDEN_PUBLIC_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("WARDEN_PUBLIC_URL"), "{bad:?}: {e}");
+        }
+        let c = config(&[("WARDEN_PUBLIC_URL", "https://warden.example.com:8443/base/")]).unwrap();
+        assert_eq!(c.public_url, "https://warden.example.com:8443/base");
+        assert_eq!(config(&[]).unwrap().public_url, "http://127.0.0.1:8000");
     }
 
     #[test]
