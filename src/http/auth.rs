@@ -3,20 +3,19 @@
 //! `token_type`), so existing clients keep working.
 
 use axum::{
-    Router,
     body::Bytes,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ErrorBody},
     extract::{ClientIp, Json, MaybePrincipal, OptionalJson, cookie, is_json_content_type},
+    routes::Routes,
     users::user_json,
 };
 use crate::{
@@ -25,20 +24,20 @@ use crate::{
     clock::rfc3339,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/api/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/verify", post(verify))
-        .route("/auth/logout", post(logout))
-        .route("/api/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
-        .route("/auth/token", post(client_token))
-        .route("/api/status", get(status))
-        .route("/api/me", get(me))
-        .route("/api/profile", get(me))
-        .route("/api/me/password", post(change_password))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/auth/login", login)
+        .post("/api/login", login)
+        .post("/auth/refresh", refresh)
+        .post("/auth/verify", verify)
+        .post("/auth/logout", logout)
+        .post("/api/logout", logout)
+        .post("/auth/logout-all", logout_all)
+        .post("/auth/token", client_token)
+        .get("/api/status", status)
+        .get("/api/me", me)
+        .get("/api/profile", me)
+        .post("/api/me/password", change_password)
 }
 
 #[derive(Deserialize)]
@@ -251,19 +250,17 @@ async fn client_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let oauth_error = |status: StatusCode, error: &str, description: &str| {
-        let mut r = (
-            status,
-            axum::Json(json!({ "success": false, "error": error, "error_description": description, "code": error })),
-        )
-            .into_response();
+    let oauth_error = |status: StatusCode, error: &'static str, description: &str| {
+        let body = ErrorBody::oauth(status, error, description);
         if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
+            body.header(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"warden\""),
-            );
+            )
+        } else {
+            body
         }
-        r
+        .into_response()
     };
     let is_json = is_json_content_type(&headers);
     let fields: Vec<(String, String)> = if is_json {

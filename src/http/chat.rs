@@ -4,14 +4,12 @@
 use std::convert::Infallible;
 
 use axum::{
-    Router,
     extract::{FromRequestParts, Path, State},
     http::{HeaderMap, header, request::Parts},
     response::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +18,7 @@ use tokio::sync::mpsc;
 use super::{
     error::{AppError, AppResult},
     extract::{CSRF_HEADER, ChatUse, Json, OptionalJson, Query, Require, cookie},
+    routes::Routes,
 };
 use crate::{
     agent::AgentEvent,
@@ -28,37 +27,19 @@ use crate::{
     clock::rfc3339,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/chat/session/new", post(create_session))
-        .route("/chat/message", post(send_message))
-        .route("/chat/sessions", get(list_sessions))
-        .route(
-            "/chat/session/{id}",
-            get(get_session).delete(delete_session),
-        )
-        .route("/chat/session/{id}/history", get(history))
-        .route("/chat/session/{id}/tokens", get(session_tokens))
-        .route("/chat/user/tokens", get(user_tokens))
-        .route("/api/chat", post(stateless_chat))
-        .route("/chat/approvals/{id}", post(decide_approval))
-}
-
-impl From<ChatError> for AppError {
-    fn from(e: ChatError) -> Self {
-        match e {
-            ChatError::NotFound => AppError::NotFound("Session not found or access denied".into()),
-            ChatError::Invalid(m) => AppError::Unprocessable(m),
-            ChatError::QuotaExceeded { retry_after_secs } => {
-                AppError::TooManyRequests { retry_after_secs }
-            }
-            ChatError::Llm(crate::agent::llm::LlmError::Timeout) => AppError::GatewayTimeout(
-                "The language model did not answer in time; your message was saved".into(),
-            ),
-            ChatError::Llm(e) => AppError::BadGateway(format!("{e}; your message was saved")),
-            ChatError::Internal(e) => AppError::Internal(e),
-        }
-    }
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/chat/session/new", create_session)
+        .post("/chat/message", send_message)
+        .get("/chat/sessions", list_sessions)
+        .get("/chat/session/{id}", get_session)
+        .delete("/chat/session/{id}", delete_session)
+        .get("/chat/session/{id}/history", history)
+        .get("/chat/session/{id}/tokens", session_tokens)
+        .get("/chat/user/tokens", user_tokens)
+        .post("/api/chat", stateless_chat)
+        // Not `{id}`: an approval id names no conversation (tests pick conversation routes by `{id}`).
+        .post("/chat/approvals/{approval_id}", decide_approval)
 }
 
 /// Conversation ids are UUIDs; anything else cannot name one and gets the same 404.
@@ -189,12 +170,10 @@ async fn send_message(
             Ok(turn) => Event::default()
                 .event("done")
                 .data(turn_json(&turn).to_string()),
-            Err(e) => {
-                let e = AppError::from(e);
-                Event::default()
-                    .event("error")
-                    .data(json!({ "success": false, "error": e.to_string() }).to_string())
-            }
+            // The same body as a JSON error: an internal error is logged under the id the client sees.
+            Err(e) => Event::default()
+                .event("error")
+                .data(AppError::from(e).into_body().to_json().to_string()),
         };
         let _ = out.send(last);
     });

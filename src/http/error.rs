@@ -1,16 +1,19 @@
-//! One error type for every handler, one status mapping and one JSON shape:
-//! `{"success": false, "error": "...", "message": "...", "code": "..."}` (`message` is what seed-003 clients read).
+//! One error type for every handler, one status mapping and one builder of error bodies, [`ErrorBody`]:
+//! `{"success": false, "error": "...", "message": "...", "code": "..."}` (`message` is what seed-003 clients read),
+//! or RFC 6749's `{"error": code, "error_description": "..."}` dialect on the OAuth token route. Every error a
+//! client sees — JSON responses, the `/mcp` challenge, `/ready`, the edge's refusals and a streamed chat turn's
+//! `error` event — is built here, so no path can leak an internal error's text.
 //! Unexpected errors are logged under an id that the client sees, never with their details.
 //! Whatever route it comes from, an error caused by the database being unavailable (`store::is_unavailable`)
 //! is a 503 with `Retry-After`, marked [`DatabaseUnavailable`] so that idempotent requests are retried once.
 
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
-use crate::auth::AuthError;
+use crate::{agent::llm::LlmError, auth::AuthError, chat::ChatError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -28,6 +31,9 @@ pub enum AppError {
     Conflict(String),
     #[error("Request body too large")]
     PayloadTooLarge,
+    /// The request's headers exceed `max_header_bytes` (refused at the edge).
+    #[error("Request headers too large")]
+    HeadersTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -58,6 +64,10 @@ impl AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             AppError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -106,8 +116,27 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+impl From<ChatError> for AppError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotFound => AppError::NotFound("Session not found or access denied".into()),
+            ChatError::Invalid(m) => AppError::Unprocessable(m),
+            ChatError::QuotaExceeded { retry_after_secs } => {
+                AppError::TooManyRequests { retry_after_secs }
+            }
+            ChatError::Llm(LlmError::Timeout) => AppError::GatewayTimeout(
+                "The language model did not answer in time; your message was saved".into(),
+            ),
+            ChatError::Llm(e) => AppError::BadGateway(format!("{e}; your message was saved")),
+            ChatError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+impl AppError {
+    /// The body (and headers) the client sees. An internal error is logged here under a fresh error id and
+    /// only that id reaches the client; an internal error caused by the database being unavailable becomes a 503.
+    pub fn into_body(self) -> ErrorBody {
         // Services wrap sqlx errors in anyhow (often under `.context()`): the cause decides, not the wrapper.
         let error = match self {
             AppError::Internal(e) if crate::store::is_unavailable_cause(&e) => {
@@ -125,27 +154,113 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        let body = json!({ "success": false, "error": message, "message": message, "code": code });
-        let mut response = (status, axum::Json(body)).into_response();
-        let headers = response.headers_mut();
+        let body = ErrorBody::new(status, code, message);
         match error {
             AppError::Unauthorized | AppError::InvalidCredentials => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                body.header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
             }
-            AppError::TooManyRequests { retry_after_secs } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(retry_after_secs.max(1)),
-                );
-            }
-            AppError::Busy => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            AppError::Unavailable => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response.extensions_mut().insert(DatabaseUnavailable);
-            }
-            _ => {}
+            AppError::TooManyRequests { retry_after_secs } => body.header(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            ),
+            AppError::Busy => body.header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+            AppError::Unavailable => body
+                .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+                .database_unavailable(),
+            _ => body,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.into_body().into_response()
+    }
+}
+
+/// The one builder of error bodies: status, a stable machine-readable `code`, a message for people, and the
+/// headers that go with them. Build one from an [`AppError`] ([`AppError::into_body`]) wherever possible; build
+/// one directly only for the few bodies with extra fields (readiness) or another dialect (OAuth).
+#[derive(Debug)]
+pub struct ErrorBody {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// RFC 6749 §5.2: `error` carries the code and `error_description` the message.
+    oauth: bool,
+    extra: Map<String, Value>,
+    headers: HeaderMap,
+    database_unavailable: bool,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            status,
+            code,
+            message: message.into(),
+            oauth: false,
+            extra: Map::new(),
+            headers: HeaderMap::new(),
+            database_unavailable: false,
+        }
+    }
+
+    /// An OAuth 2.0 token-endpoint error (RFC 6749 §5.2): `error` is the OAuth code, `error_description` the text.
+    pub fn oauth(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        ErrorBody {
+            oauth: true,
+            ..ErrorBody::new(status, error, description)
+        }
+    }
+
+    /// An extra field beside the standard ones (never `success`, `error`, `message` or `code`).
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Marks the response with [`DatabaseUnavailable`], so the retry layer may retry an idempotent request.
+    fn database_unavailable(mut self) -> Self {
+        self.database_unavailable = true;
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The JSON body alone, e.g. for a server-sent `error` event.
+    pub fn to_json(&self) -> Value {
+        let mut body = self.extra.clone();
+        body.insert("success".into(), Value::Bool(false));
+        if self.oauth {
+            body.insert("error".into(), json!(self.code));
+            body.insert("error_description".into(), json!(self.message));
+        } else {
+            body.insert("error".into(), json!(self.message));
+            body.insert("message".into(), json!(self.message));
+        }
+        body.insert("code".into(), json!(self.code));
+        Value::Object(body)
+    }
+}
+
+impl IntoResponse for ErrorBody {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.to_json())).into_response();
+        response.headers_mut().extend(self.headers);
+        if self.database_unavailable {
+            response.extensions_mut().insert(DatabaseUnavailable);
         }
         response
     }

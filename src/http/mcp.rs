@@ -6,10 +6,9 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::{Path, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -19,6 +18,7 @@ use serde_json::json;
 use super::{
     error::{AppError, AppResult},
     extract::{Json, McpManage, Require, presented_token},
+    routes::Routes,
 };
 use crate::{
     app::AppState,
@@ -29,7 +29,7 @@ use crate::{
     },
 };
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(state: &AppState) -> Routes {
     let gateway = Gateway {
         catalog: state.catalog.clone(),
         tool_log: state.tool_log.clone(),
@@ -61,24 +61,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    Router::new()
-        .route_service("/mcp", service)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_bearer,
-        ))
-        .route("/api/mcp/servers", get(list_servers).post(add_server))
-        .route(
-            "/api/mcp/servers/{name}",
-            axum::routing::delete(remove_server),
-        )
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(resource_metadata),
-        )
-        .route(
+    // Only the gateway sits behind `require_bearer`; the JSON API below authenticates in its extractors.
+    let gateway = Router::new().route_service("/mcp", service).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), require_bearer),
+    );
+    Routes::new()
+        .service(Method::POST, "/mcp", gateway)
+        .get("/api/mcp/servers", list_servers)
+        .post("/api/mcp/servers", add_server)
+        .delete("/api/mcp/servers/{name}", remove_server)
+        .get("/.well-known/oauth-protected-resource", resource_metadata)
+        .get(
             "/.well-known/oauth-protected-resource/mcp",
-            get(resource_metadata),
+            resource_metadata,
         )
 }
 
@@ -100,35 +95,30 @@ async fn require_bearer(
         if let Some(e) = error {
             value.push_str(&format!(", error=\"{e}\""));
         }
-        let mut r = (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({ "success": false, "error": "Unauthorized - Invalid or missing token", "code": "unauthorized" })),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&value).expect("ASCII challenge"),
-        );
-        r
+        // The public URL is checked to be ASCII at start (config), so the fallback is never expected.
+        let value = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"));
+        AppError::Unauthorized
+            .into_body()
+            .header(header::WWW_AUTHENTICATE, value)
     };
     // One credential, in the Authorization header: a cookie or X-Access-Token alone is no MCP credential, and
     // two different credentials are refused as everywhere else (RFC 6750 §3.1: invalid_request is a 400).
     let token = match presented_token(request.headers(), state.config.session_cookie_name()) {
         Ok(Some(p)) if p.in_authorization => p.token.to_string(),
-        Ok(_) => return challenge(None),
+        Ok(_) => return challenge(None).into_response(),
         Err(AppError::BadRequest(_)) => {
-            let mut r = challenge(Some("invalid_request"));
+            let mut r = challenge(Some("invalid_request")).into_response();
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return r;
         }
-        Err(_) => return challenge(None),
+        Err(_) => return challenge(None).into_response(),
     };
     match state.auth.authenticate(&token, Credential::Bearer).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(_) => challenge(Some("invalid_token")),
+        Err(_) => challenge(Some("invalid_token")).into_response(),
     }
 }
 

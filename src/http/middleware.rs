@@ -9,7 +9,7 @@ use std::{borrow::Cow, time::Instant};
 
 use axum::{
     extract::{Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, Method, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -29,9 +29,7 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
 
     let mut response = if header_bytes(request.headers()) > state.config.max_header_bytes {
-        let mut r = AppError::BadRequest("Request headers too large".into()).into_response();
-        *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-        r
+        AppError::HeadersTooLarge.into_response()
     } else if let Some(reason) = refused_target(request.uri()) {
         AppError::BadRequest(reason.into()).into_response()
     } else if !method_is_safe(&method)

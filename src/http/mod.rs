@@ -8,6 +8,7 @@ pub mod extract;
 pub mod mcp;
 pub mod middleware;
 pub mod retry;
+pub mod routes;
 pub mod system;
 pub mod tools;
 pub mod users;
@@ -20,16 +21,22 @@ use tower_http::{
 
 use crate::app::AppState;
 
-/// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,
-/// timeout and (when configured) CORS.
-pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
+/// Every resource's routes, recorded as they are registered (see [`routes`]).
+pub fn routes(state: &AppState) -> routes::Routes {
+    routes::Routes::new()
         .merge(auth::router())
         .merge(chat::router())
         .merge(users::router())
         .merge(system::router())
         .merge(tools::router())
-        .merge(mcp::router(&state))
+        .merge(mcp::router(state))
+}
+
+/// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,
+/// timeout and (when configured) CORS.
+pub fn router(state: AppState) -> Router {
+    let mut router = routes(&state)
+        .into_router()
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         // Inside the timeout, so a read and its one retry share the request's time budget.

@@ -1,15 +1,20 @@
 //! Liveness, readiness and the API description.
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use serde_json::{Value, json};
 
+use super::{error::ErrorBody, routes::Routes};
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/api/docs", get(docs))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/health", health)
+        .get("/ready", ready)
+        .get("/api/docs", docs)
 }
 
 async fn health() -> axum::Json<Value> {
@@ -17,23 +22,26 @@ async fn health() -> axum::Json<Value> {
 }
 
 /// 200 while the database answers, 503 otherwise.
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+async fn ready(State(state): State<AppState>) -> Response {
     if state.db.is_ready().await {
-        (
-            StatusCode::OK,
-            axum::Json(json!({ "status": "ready", "database": "ok" })),
-        )
+        axum::Json(json!({ "status": "ready", "database": "ok" })).into_response()
     } else {
-        (
+        // Not AppError::Unavailable: a readiness probe is not retried, and it names what is unreachable.
+        ErrorBody::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({ "success": false, "status": "unavailable", "database": "unreachable", "code": "unavailable", "error": "database unreachable" }),
-            ),
+            "unavailable",
+            "database unreachable",
         )
+        .field("status", "unavailable")
+        .field("database", "unreachable")
+        .into_response()
     }
 }
 
-/// (method, path, summary, auth) for every route; the OpenAPI document is built from it.
+/// (method, path, summary, auth) for every route; the OpenAPI document and the 401/403 sweep tests are built
+/// from it, and a test checks it against the routes the router registers ([`super::routes`]), both ways.
+/// `auth` is `none`, `optional`, `client` (OAuth client credentials), `session` (any signed-in caller),
+/// `bearer` (an access token in the Authorization header) or the permission the route requires.
 pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "post",
@@ -224,6 +232,60 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "/.well-known/oauth-protected-resource/mcp",
         "Same, at the MCP resource's own path",
         "none",
+    ),
+    (
+        "post",
+        "/chat/approvals/{approval_id}",
+        "Approve or refuse a pending tool call of one's own turn",
+        "chat:use",
+    ),
+    (
+        "get",
+        "/api/servers",
+        "The upstream MCP servers and their health",
+        "chat:use",
+    ),
+    (
+        "get",
+        "/api/servers/{id}/tools",
+        "One server's tools the caller may use",
+        "chat:use",
+    ),
+    (
+        "post",
+        "/api/servers/{id}/tools/{tool}/execute",
+        "Call one tool with JSON arguments (policy and log as over MCP)",
+        "chat:use",
+    ),
+    (
+        "get",
+        "/api/tool-policies",
+        "The tool-policy rules",
+        "users:manage",
+    ),
+    (
+        "put",
+        "/api/tool-policies",
+        "Set one tool-policy rule",
+        "users:manage",
+    ),
+    (
+        "get",
+        "/api/mcp/servers",
+        "The configured upstream MCP servers",
+        "mcp:manage",
+    ),
+    (
+        "post",
+        "/api/mcp/servers",
+        "Add an upstream MCP server",
+        "mcp:manage",
+    ),
+    (
+        "delete",
+        "/api/mcp/servers/{name}",
+        "Remove an upstream MCP server",
+        "mcp:manage",
     ),
     ("get", "/health", "Alive", "none"),
     ("get", "/ready", "Database reachable", "none"),

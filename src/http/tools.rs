@@ -2,17 +2,14 @@
 //! `GET /api/tool-calls` (the caller's own calls; with `tool-calls:read-all`, everyone's), each with the login
 //! session that made it (`?session_id=` reads one session's calls).
 
-use axum::{
-    Router,
-    extract::{Path, State},
-    routing::{get, post},
-};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
     error::{AppError, AppResult},
     extract::{Json, Query, Require, ToolsList, UsersManage},
+    routes::Routes,
 };
 use crate::{
     app::AppState,
@@ -24,14 +21,15 @@ use crate::{
 /// Lets a caller read every user's tool calls, not only their own.
 pub const READ_ALL_TOOL_CALLS: &str = "tool-calls:read-all";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tools", get(list_tools))
-        .route("/api/tool-calls", get(list_tool_calls))
-        .route("/api/servers", get(list_servers))
-        .route("/api/tool-policies", get(list_policies).put(set_policy))
-        .route("/api/servers/{id}/tools", get(server_tools))
-        .route("/api/servers/{id}/tools/{tool}/execute", post(execute_tool))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/tools", list_tools)
+        .get("/api/tool-calls", list_tool_calls)
+        .get("/api/servers", list_servers)
+        .get("/api/tool-policies", list_policies)
+        .put("/api/tool-policies", set_policy)
+        .get("/api/servers/{id}/tools", server_tools)
+        .post("/api/servers/{id}/tools/{tool}/execute", execute_tool)
 }
 
 /// Seed 004: the upstream MCP servers and their health (built-in tools are the `builtin` server).

@@ -2,11 +2,9 @@
 //! Replies keep the seed's `{status, data}` envelope and add `success`.
 
 use axum::{
-    Router,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, put},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,6 +12,7 @@ use serde_json::{Value, json};
 use super::{
     error::{AppError, AppResult},
     extract::{Json, Require, UsersManage},
+    routes::Routes,
 };
 use crate::{
     app::AppState,
@@ -21,19 +20,17 @@ use crate::{
     clock::rfc3339,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users", get(list_users).post(create_user))
-        .route(
-            "/api/users/{id}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route("/api/users/{id}/password", put(set_password))
-        .route(
-            "/api/permissions",
-            get(list_permissions).post(set_permissions),
-        )
-        .route("/api/permissions/user/{id}", get(user_permissions))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/api/users", list_users)
+        .post("/api/users", create_user)
+        .get("/api/users/{id}", get_user)
+        .put("/api/users/{id}", update_user)
+        .delete("/api/users/{id}", delete_user)
+        .put("/api/users/{id}/password", set_password)
+        .get("/api/permissions", list_permissions)
+        .post("/api/permissions", set_permissions)
+        .get("/api/permissions/user/{id}", user_permissions)
 }
 
 /// The public view of a user: never the password hash.
