@@ -7,10 +7,15 @@ use serde_json::{Value, json};
 use sqlx::Executor;
 
 use crate::db_tests;
-use crate::helpers::{DbKind, new_session, spawn_app_with};
+use reqwest::{StatusCode, header};
+
+use crate::helpers::{DbKind, expect_error, new_session, spawn_app, spawn_app_with};
 use crate::llm_mock::{Mock, openai_stream};
 
-db_tests!(an_internal_failure_in_a_streamed_turn_sends_a_code_and_no_internal_text,);
+db_tests!(
+    an_internal_failure_in_a_streamed_turn_sends_a_code_and_no_internal_text,
+    the_edge_the_gateway_and_oauth_errors_come_from_the_one_builder,
+);
 
 /// The `error` event's data of a streamed turn, read to the end of the stream.
 async fn error_event(mut r: reqwest::Response) -> Value {
@@ -101,4 +106,59 @@ async fn an_internal_failure_in_a_streamed_turn_sends_a_code_and_no_internal_tex
     ] {
         assert!(!text.contains(internal), "{internal:?} leaked: {event}");
     }
+}
+
+async fn the_edge_the_gateway_and_oauth_errors_come_from_the_one_builder(kind: DbKind) {
+    let app = spawn_app(kind).await;
+
+    // Headers too large: its own code, not `bad_request`.
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("x-padding", "v".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
+    assert_eq!(body["code"], json!("headers_too_large"), "{body}");
+    assert_eq!(body["error"], json!("Request headers too large"), "{body}");
+    assert_eq!(body["message"], body["error"], "{body}");
+
+    // The MCP gateway's 401: the standard body with the RFC 9728 challenge.
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let challenge = r.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer resource_metadata=\"")
+            && challenge.ends_with("/.well-known/oauth-protected-resource/mcp\""),
+        "{challenge}"
+    );
+    let body = expect_error(r, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["code"], json!("unauthorized"), "{body}");
+    assert_eq!(
+        body["error"],
+        json!("Unauthorized - Invalid or missing token")
+    );
+
+    // The OAuth dialect keeps RFC 6749's fields, with `code` beside them.
+    let r = app
+        .client
+        .post(app.url("/auth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password")
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["error"], json!("unsupported_grant_type"), "{body}");
+    assert_eq!(body["code"], json!("unsupported_grant_type"), "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
 }
