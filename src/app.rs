@@ -118,10 +118,6 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let catalog = Arc::new(Catalog::new(crate::tools::policy::Policy::load(&db).await?));
-    for tool in crate::tools::builtin::all(clock.clone()) {
-        catalog.register(tool);
-    }
     let files = config
         .enable_tool_logging
         .then(|| crate::tools::log::Files {
@@ -129,7 +125,19 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             max_bytes: config.tool_log_max_bytes,
         });
     let tool_log = ToolLog::start(db.clone(), files);
-    let approvals = Arc::new(Approvals::default());
+    let catalog = Arc::new(Catalog::new(
+        crate::tools::policy::Policy::load(&db).await?,
+        crate::tools::CatalogParts {
+            db: db.clone(),
+            audit: audit.clone(),
+            tool_log: tool_log.clone(),
+            clock: clock.clone(),
+        },
+    ));
+    for tool in crate::tools::builtin::all(clock.clone()) {
+        catalog.register(tool);
+    }
+    let approvals = Arc::new(Approvals::new(audit.clone()));
     let agent = Agent {
         provider: crate::agent::llm::from_config(&config)?,
         approvals: approvals.clone(),
@@ -147,20 +155,21 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         daily_token_quota: config.chat_daily_token_quota,
     };
     let chat = Chat::new(db.clone(), clock.clone(), agent, chat_settings);
-    let mut servers = crate::mcp::upstream::load(
+    let servers = crate::mcp::servers::startup_servers(
+        &db,
         config.mcp_servers_file.as_deref(),
         config.mcp_server_url.as_deref(),
-    )?;
-    // Servers added by admins at run time follow those of the settings.
-    for (name, text) in crate::mcp::store::find_servers(&db).await? {
-        match serde_json::from_str(&text) {
-            Ok(transport) => servers.push(crate::mcp::upstream::ServerConfig { name, transport }),
-            Err(e) => {
-                tracing::warn!(server = %name, error = %e, "stored MCP server config unreadable; skipped")
-            }
-        }
-    }
-    let upstreams = Upstreams::start(servers, catalog.clone(), clock.clone());
+    )
+    .await?;
+    let upstreams = Upstreams::start(
+        servers,
+        crate::mcp::upstream::UpstreamsParts {
+            catalog: catalog.clone(),
+            clock: clock.clone(),
+            db: db.clone(),
+            audit: audit.clone(),
+        },
+    );
     let state = AppState(Arc::new(Services {
         config,
         db,

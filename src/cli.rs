@@ -162,44 +162,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchMcpUpstream { bind } => {
-            use rmcp::transport::streamable_http_server::{
-                StreamableHttpServerConfig, StreamableHttpService,
-                session::local::LocalSessionManager,
-            };
-            let mut config = StreamableHttpServerConfig::default();
-            config.legacy_session_mode = false;
-            config.json_response = true;
-            let service = StreamableHttpService::new(
-                || Ok(crate::mcp::BenchUpstream),
-                Arc::new(LocalSessionManager::default()),
-                config,
-            );
-            let router = axum::Router::new().route_service("/mcp", service);
-            let listener = tokio::net::TcpListener::bind(&bind).await?;
-            axum::serve(listener, router).await?;
+            crate::bench::mcp_upstream::run(&bind).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchLlm { bind } => {
-            let reply = serde_json::json!({
-                "id": "bench", "object": "chat.completion", "model": "bench",
-                "choices": [{ "index": 0, "message": { "role": "assistant", "content": "ok" }, "finish_reason": "stop" }],
-                "usage": { "prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11 }
-            });
-            let router = axum::Router::new().route(
-                "/v1/chat/completions",
-                axum::routing::post(move || {
-                    let reply = reply.clone();
-                    async move { axum::Json(reply) }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind(&bind).await?;
-            axum::serve(listener, router).await?;
+            crate::bench::llm::run(&bind).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchBaseline { bind } => {
-            let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-            let listener = tokio::net::TcpListener::bind(&bind).await?;
-            axum::serve(listener, router).await?;
+            crate::bench::baseline::run(&bind).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

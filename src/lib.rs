@@ -7,6 +7,7 @@ pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod clock;

@@ -17,10 +17,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::{
-    auth::Account,
     clock::SharedClock,
     tools::{
-        Catalog, Decision, ToolContext, ToolRefusal,
+        Caller, Catalog, Decision, ToolContext, ToolRefusal,
         approval::{Approvals, Verdict},
         log::{Entry, ToolLog},
         result_text,
@@ -102,17 +101,17 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Runs the loop over `history` (ending with the user's message) for `account`.
+    /// Runs the loop over `history` (ending with the user's message) for `caller`.
     pub async fn run(
         &self,
-        account: &Account,
+        caller: &Caller,
         ctx: &ToolContext,
         history: Vec<Message>,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Outcome, LlmError> {
         tokio::time::timeout(
             self.limits.deadline,
-            self.steps(account, ctx, history, events),
+            self.steps(caller, ctx, history, events),
         )
         .await
         .map_err(|_| LlmError::Timeout)?
@@ -120,12 +119,12 @@ impl Agent {
 
     async fn steps(
         &self,
-        account: &Account,
+        caller: &Caller,
         ctx: &ToolContext,
         mut messages: Vec<Message>,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Outcome, LlmError> {
-        let tools = self.catalog.specs_for(account);
+        let tools = self.catalog.specs_for(caller);
         let first_new = messages.len();
         let mut records = Vec::new();
         let mut usage = Usage::default();
@@ -176,7 +175,7 @@ impl Agent {
             let runs = response
                 .tool_calls
                 .iter()
-                .map(|call| self.run_tool(account, ctx, call, events.as_ref()));
+                .map(|call| self.run_tool(caller, ctx, call, events.as_ref()));
             let results = futures::future::join_all(runs).await;
             messages.push(Message::assistant(
                 response.content,
@@ -216,11 +215,11 @@ impl Agent {
     /// Asks the caller to approve a call and waits for the answer; no answer in time is a refusal.
     async fn ask(
         &self,
-        account: &Account,
+        caller: &Caller,
         call: &ToolCall,
         events: Option<&mpsc::UnboundedSender<AgentEvent>>,
     ) -> Verdict {
-        let (approval_id, decision) = self.approvals.request(&account.id);
+        let (approval_id, decision) = self.approvals.request(&caller.user_id);
         if let Some(events) = events {
             let _ = events.send(AgentEvent::ApprovalRequired {
                 approval_id: approval_id.clone(),
@@ -243,14 +242,14 @@ impl Agent {
 
     async fn run_tool(
         &self,
-        account: &Account,
+        caller: &Caller,
         ctx: &ToolContext,
         call: &ToolCall,
         events: Option<&mpsc::UnboundedSender<AgentEvent>>,
     ) -> ToolRecord {
         let started = Instant::now();
         let mut approval: Option<Verdict> = None;
-        let outcome = match self.catalog.find_for(account, &call.name) {
+        let outcome = match self.catalog.find_for(caller, &call.name) {
             Err(ToolRefusal::Unknown) => Err(format!("unknown tool {:?}", call.name)),
             Err(ToolRefusal::NotPermitted) => Err(format!(
                 "you are not allowed to use the tool {:?}",
@@ -259,7 +258,7 @@ impl Agent {
             Ok((tool, decision)) => match serde_json::from_str::<Value>(&call.arguments) {
                 Ok(args @ Value::Object(_)) => {
                     if decision == Decision::Ask {
-                        approval = Some(self.ask(account, call, events).await);
+                        approval = Some(self.ask(caller, call, events).await);
                     }
                     match &approval {
                         Some(v) if !v.approved => {

@@ -18,7 +18,7 @@ use crate::{
     auth::Principal,
     clock::SharedClock,
     store::Db,
-    tools::ToolContext,
+    tools::{Caller, ToolContext},
 };
 use store::{MessageRow, NewMessage, SessionRow};
 
@@ -268,8 +268,9 @@ impl Chat {
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Turn, ChatError> {
         let account = &caller.account;
-        let ctx = ToolContext::new(caller, Some(session_id));
-        let outcome = self.agent.run(account, &ctx, history, events).await?;
+        let tool_caller = Caller::from(caller);
+        let ctx = ToolContext::new(&tool_caller, Some(session_id));
+        let outcome = self.agent.run(&tool_caller, &ctx, history, events).await?;
         // The steps (assistant tool calls and tool results) are stored before the answer, in order.
         let mut rows: Vec<NewMessage> = Vec::with_capacity(outcome.steps.len() + 1);
         for m in &outcome.steps {

@@ -373,24 +373,27 @@ struct Decision {
     approve: bool,
 }
 
+#[derive(serde::Serialize)]
+struct ApprovalDecided {
+    success: bool,
+    approval_id: String,
+    approved: bool,
+}
+
 /// The owner of a conversation approves or refuses a tool call waiting under the `ask` policy.
 async fn decide_approval(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     Path(id): Path<String>,
     Json(body): Json<Decision>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<ApprovalDecided>> {
+    // The service records the decision in the audit trail.
     if !state.approvals.decide(&id, &p.account.id, body.approve) {
         return Err(AppError::NotFound("No such pending approval".into()));
     }
-    let outcome = if body.approve { "approved" } else { "refused" };
-    state.audit.record(
-        crate::audit::Event::new("tool.approval", "ok")
-            .actor(&p.account.id)
-            .subject(&id)
-            .detail(json!({ "decision": outcome })),
-    );
-    Ok(axum::Json(
-        json!({ "success": true, "approval_id": id, "approved": body.approve }),
-    ))
+    Ok(axum::Json(ApprovalDecided {
+        success: true,
+        approval_id: id,
+        approved: body.approve,
+    }))
 }

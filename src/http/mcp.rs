@@ -13,6 +13,7 @@ use axum::{
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
+use serde::Serialize;
 use serde_json::json;
 
 use super::{
@@ -25,15 +26,13 @@ use crate::{
     auth::Credential,
     mcp::{
         Gateway,
-        upstream::{ServerConfig, Transport, validate_name},
+        servers::{NewServer, RedactedTransport, ServerError, ServerView},
     },
 };
 
 pub fn router(state: &AppState) -> Routes {
     let gateway = Gateway {
         catalog: state.catalog.clone(),
-        tool_log: state.tool_log.clone(),
-        clock: state.clock.clone(),
     };
     // Host and Origin checks against DNS rebinding: loopback plus the public host; browsers only from CORS_ORIGINS.
     let public_host = state
@@ -133,43 +132,38 @@ async fn resource_metadata(State(state): State<AppState>) -> axum::Json<serde_js
     }))
 }
 
-/// A stored server as admins see it: env and header values are never shown.
-fn redacted(transport: &Transport) -> serde_json::Value {
-    match transport {
-        Transport::Stdio { command, args, env } => {
-            json!({ "command": command, "args": args, "env": env.keys().map(|k| (k.clone(), "[REDACTED]")).collect::<std::collections::BTreeMap<_, _>>() })
-        }
-        Transport::Http { url, headers } => {
-            json!({ "url": url, "headers": headers.keys().map(|k| (k.clone(), "[REDACTED]")).collect::<std::collections::BTreeMap<_, _>>() })
+impl From<ServerError> for AppError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::Invalid(m) => AppError::Unprocessable(m),
+            ServerError::Duplicate(m) => AppError::Conflict(m),
+            ServerError::NotFound => AppError::NotFound("MCP server not found".into()),
+            ServerError::Internal(e) => AppError::Internal(e),
         }
     }
+}
+
+#[derive(Serialize)]
+struct ServerList {
+    success: bool,
+    servers: Vec<ServerView>,
 }
 
 async fn list_servers(
     State(state): State<AppState>,
     _admin: Require<McpManage>,
-) -> AppResult<axum::Json<serde_json::Value>> {
-    let health = state.upstreams.health();
-    let servers: Vec<serde_json::Value> = crate::mcp::store::find_servers(&state.db)
-        .await?
-        .into_iter()
-        .filter_map(|(name, text)| {
-            let transport: Transport = serde_json::from_str(&text).ok()?;
-            let status = health
-                .iter()
-                .find(|h| h.server_name == name)
-                .map(|h| h.status);
-            Some(json!({ "name": name, "config": redacted(&transport), "status": status }))
-        })
-        .collect();
-    Ok(axum::Json(json!({ "success": true, "servers": servers })))
+) -> AppResult<axum::Json<ServerList>> {
+    Ok(axum::Json(ServerList {
+        success: true,
+        servers: state.upstreams.list_servers().await?,
+    }))
 }
 
-#[derive(serde::Deserialize)]
-struct NewServer {
+#[derive(Serialize)]
+struct ServerAdded {
+    success: bool,
     name: String,
-    #[serde(flatten)]
-    transport: Transport,
+    config: RedactedTransport,
 }
 
 /// Adds an upstream server (stdio `command`/`args`/`env`, or `url`/`headers`), stored and started at once.
@@ -177,70 +171,35 @@ async fn add_server(
     State(state): State<AppState>,
     Require(admin, ..): Require<McpManage>,
     Json(body): Json<NewServer>,
-) -> AppResult<Response> {
-    validate_name(&body.name).map_err(AppError::Unprocessable)?;
-    if let Transport::Http { url, .. } = &body.transport
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(AppError::Unprocessable(
-            "url must start with http:// or https://".into(),
-        ));
-    }
-    let text = serde_json::to_string(&body.transport).map_err(|e| AppError::Internal(e.into()))?;
-    match crate::mcp::store::insert_server(
-        &state.db,
-        &body.name,
-        &text,
-        &admin.account.id,
-        state.clock.now_ms(),
-    )
-    .await
-    {
-        Err(e) if crate::store::Db::is_unique_violation(&e) => {
-            return Err(AppError::Conflict(format!(
-                "an MCP server named {:?} already exists",
-                body.name
-            )));
-        }
-        other => other?,
-    }
-    if let Err(e) = state.upstreams.add(ServerConfig {
-        name: body.name.clone(),
-        transport: body.transport.clone(),
-    }) {
-        crate::mcp::store::delete_server(&state.db, &body.name).await?;
-        return Err(AppError::Conflict(e));
-    }
-    state.audit.record(
-        crate::audit::Event::new("mcp.server.add", "ok")
-            .actor(&admin.account.id)
-            .subject(&body.name),
-    );
+) -> AppResult<(StatusCode, axum::Json<ServerAdded>)> {
+    let added = state.upstreams.add_server(&admin.account.id, body).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(
-            json!({ "success": true, "name": body.name, "config": redacted(&body.transport) }),
-        ),
-    )
-        .into_response())
+        axum::Json(ServerAdded {
+            success: true,
+            name: added.name,
+            config: added.config,
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+struct ServerRemoved {
+    success: bool,
+    message: &'static str,
 }
 
 async fn remove_server(
     State(state): State<AppState>,
     Require(admin, ..): Require<McpManage>,
     Path(name): Path<String>,
-) -> AppResult<axum::Json<serde_json::Value>> {
-    // Only servers added here can be removed here; those of the settings belong to the settings.
-    if name.len() > 64 || !crate::mcp::store::delete_server(&state.db, &name).await? {
-        return Err(AppError::NotFound("MCP server not found".into()));
-    }
-    state.upstreams.remove(&name);
-    state.audit.record(
-        crate::audit::Event::new("mcp.server.remove", "ok")
-            .actor(&admin.account.id)
-            .subject(&name),
-    );
-    Ok(axum::Json(
-        json!({ "success": true, "message": "MCP server removed" }),
-    ))
+) -> AppResult<axum::Json<ServerRemoved>> {
+    state
+        .upstreams
+        .remove_server(&admin.account.id, &name)
+        .await?;
+    Ok(axum::Json(ServerRemoved {
+        success: true,
+        message: "MCP server removed",
+    }))
 }

@@ -3,8 +3,8 @@
 //! session that made it (`?session_id=` reads one session's calls).
 
 use axum::extract::{Path, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{
     error::{AppError, AppResult},
@@ -14,12 +14,15 @@ use super::{
 use crate::{
     app::AppState,
     auth::Principal,
-    clock::rfc3339,
-    tools::{call_logged, log},
+    mcp::upstream::Health,
+    tools::{
+        Caller, Decision, OutsideChatRefusal, ToolSpec, calls::CallsQuery, calls::ToolCallView,
+        catalog_name, policy::RuleError, server_of,
+    },
 };
 
 /// Lets a caller read every user's tool calls, not only their own.
-pub const READ_ALL_TOOL_CALLS: &str = "tool-calls:read-all";
+pub const READ_ALL_TOOL_CALLS: &str = crate::tools::calls::READ_ALL_TOOL_CALLS;
 
 pub fn router() -> Routes {
     Routes::new()
@@ -32,46 +35,69 @@ pub fn router() -> Routes {
         .post("/api/servers/{id}/tools/{tool}/execute", execute_tool)
 }
 
+#[derive(Serialize)]
+struct ServerList {
+    success: bool,
+    servers: Vec<Health>,
+    count: usize,
+}
+
 /// Seed 004: the upstream MCP servers and their health (built-in tools are the `builtin` server).
 async fn list_servers(
     State(state): State<AppState>,
     _caller: Require<ToolsList>,
-) -> axum::Json<Value> {
+) -> axum::Json<ServerList> {
     let servers = state.upstreams.health();
-    axum::Json(json!({ "success": true, "servers": servers, "count": servers.len() }))
+    axum::Json(ServerList {
+        success: true,
+        count: servers.len(),
+        servers,
+    })
 }
 
-/// The catalog name of a server's tool: built-ins are unprefixed, upstream tools are `server__tool`.
-fn catalog_name(server: &str, tool: &str) -> String {
-    if server == "builtin" {
-        tool.to_string()
-    } else {
-        format!("{server}{}{tool}", crate::mcp::upstream::SEPARATOR)
+/// A tool as `GET /tools` and `GET /api/servers/{id}/tools` show it.
+#[derive(Serialize)]
+struct ToolView {
+    name: String,
+    description: String,
+    input_schema: Value,
+    /// The server it comes from (`builtin` or an upstream's name); only `GET /tools` says it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+}
+
+impl ToolView {
+    fn new(spec: ToolSpec, with_server: bool) -> ToolView {
+        ToolView {
+            server: with_server.then(|| server_of(&spec.name).to_string()),
+            name: spec.name,
+            description: spec.description,
+            input_schema: spec.parameters,
+        }
     }
+}
+
+#[derive(Serialize)]
+struct ServerTools {
+    success: bool,
+    server_id: String,
+    tools: Vec<ToolView>,
 }
 
 async fn server_tools(
     State(state): State<AppState>,
     Require(p, ..): Require<ToolsList>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
-    let prefix = catalog_name(&id, "");
-    let tools: Vec<Value> = state
-        .catalog
-        .specs_for(&p.account)
-        .into_iter()
-        .filter(|t| if id == "builtin" { !t.name.contains(crate::mcp::upstream::SEPARATOR) } else { t.name.starts_with(&prefix) })
-        .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.parameters }))
-        .collect();
-    if tools.is_empty()
-        && id != "builtin"
-        && !state.upstreams.health().iter().any(|h| h.server_name == id)
-    {
-        return Err(AppError::NotFound("MCP server not found".into()));
-    }
-    Ok(axum::Json(
-        json!({ "success": true, "server_id": id, "tools": tools }),
-    ))
+) -> AppResult<axum::Json<ServerTools>> {
+    let tools = state
+        .upstreams
+        .server_tools(&Caller::from(&p), &id)
+        .ok_or_else(|| AppError::NotFound("MCP server not found".into()))?;
+    Ok(axum::Json(ServerTools {
+        success: true,
+        server_id: id,
+        tools: tools.into_iter().map(|t| ToolView::new(t, false)).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -80,53 +106,75 @@ struct Execute {
     parameters: serde_json::Map<String, Value>,
 }
 
+#[derive(Serialize)]
+struct Executed {
+    success: bool,
+    tool: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    duration_ms: f64,
+}
+
 /// Seed 004: run one tool directly (same permission check and log as the agent and /mcp).
 async fn execute_tool(
     State(state): State<AppState>,
     Require(p, ..): Require<ToolsList>,
     Path((id, tool)): Path<(String, String)>,
     Json(body): Json<Execute>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<Executed>> {
     let name = catalog_name(&id, &tool);
-    let (found, decision) = state
+    let called = state
         .catalog
-        .find_for(&p.account, &name)
-        .map_err(|_| AppError::NotFound("Tool not found".into()))?;
-    if decision != crate::tools::Decision::Allow {
-        return Err(AppError::Forbidden(
-            "This tool needs a person's approval; use it from a chat".into(),
-        ));
-    }
-    let arguments = Value::Object(body.parameters);
-    let (outcome, duration_ms) = call_logged(
-        found.as_ref(),
-        &state.tool_log,
-        state.clock.now_ms(),
-        &p,
-        &name,
-        arguments,
-        "rest",
-    )
-    .await;
-    Ok(axum::Json(match outcome {
-        Ok(value) => {
-            json!({ "success": true, "tool": name, "result": value, "duration_ms": duration_ms })
-        }
-        Err(e) => json!({ "success": false, "tool": name, "error": e, "duration_ms": duration_ms }),
+        .call_outside_chat(
+            &Caller::from(&p),
+            &name,
+            Value::Object(body.parameters),
+            "rest",
+        )
+        .await
+        .map_err(|refusal| match refusal {
+            OutsideChatRefusal::Unavailable => AppError::NotFound("Tool not found".into()),
+            OutsideChatRefusal::NeedsApproval => AppError::Forbidden(
+                "This tool needs a person's approval; use it from a chat".into(),
+            ),
+        })?;
+    let (result, error) = match called.outcome {
+        Ok(value) => (Some(value), None),
+        Err(e) => (None, Some(e)),
+    };
+    Ok(axum::Json(Executed {
+        success: error.is_none(),
+        tool: name,
+        result,
+        error,
+        duration_ms: called.duration_ms,
     }))
+}
+
+#[derive(Serialize)]
+struct ToolList {
+    success: bool,
+    tools: Vec<ToolView>,
+    count: usize,
 }
 
 async fn list_tools(
     State(state): State<AppState>,
     Require(p, ..): Require<ToolsList>,
-) -> axum::Json<Value> {
-    let tools: Vec<Value> = state
+) -> axum::Json<ToolList> {
+    let tools: Vec<ToolView> = state
         .catalog
-        .specs_for(&p.account)
+        .specs_for(&Caller::from(&p))
         .into_iter()
-        .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.parameters, "server": "builtin" }))
+        .map(|t| ToolView::new(t, true))
         .collect();
-    axum::Json(json!({ "success": true, "tools": tools, "count": tools.len() }))
+    axum::Json(ToolList {
+        success: true,
+        count: tools.len(),
+        tools,
+    })
 }
 
 #[derive(Deserialize)]
@@ -140,68 +188,72 @@ struct ToolCallQuery {
     offset: Option<i64>,
 }
 
+#[derive(Serialize)]
+struct ToolCallList {
+    success: bool,
+    tool_calls: Vec<ToolCallView>,
+    limit: i64,
+    offset: i64,
+}
+
 async fn list_tool_calls(
     State(state): State<AppState>,
     principal: Principal,
     Query(q): Query<ToolCallQuery>,
-) -> AppResult<axum::Json<Value>> {
-    // Everyone sees their own calls; only a reader of all may look at (or filter by) another user.
-    let user_id = if principal.account.has_permission(READ_ALL_TOOL_CALLS) {
-        q.user_id
-    } else {
-        Some(principal.account.id.clone())
-    };
-    let filter = log::Filter {
-        user_id,
+) -> AppResult<axum::Json<ToolCallList>> {
+    let query = CallsQuery {
+        user_id: q.user_id,
         tool_name: q.tool_name,
         status: q.status,
         conversation_id: q.conversation_id,
         session_id: q.session_id,
-        limit: q.limit.unwrap_or(50).clamp(1, 200),
-        offset: q.offset.unwrap_or(0).max(0),
+        limit: q.limit,
+        offset: q.offset,
     };
-    let rows = log::find(&state.db, &filter).await?;
-    let calls: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "timestamp": rfc3339(r.at),
-                "user_id": r.user_id,
-                "session_id": r.session_id,
-                "conversation_id": r.conversation_id,
-                "server": r.server,
-                "tool_name": r.tool_name,
-                "tool_call_id": r.tool_call_id,
-                "arguments": serde_json::from_str::<Value>(&r.arguments).unwrap_or(Value::String(r.arguments)),
-                "status": r.status,
-                "duration_ms": r.duration_ms,
-                "result": r.result,
-                "result_length": r.result_length,
-                "error": r.error,
-                "source": r.source,
-                "approval": r.approval,
-                "approver_id": r.approver_id,
-            })
-        })
-        .collect();
-    Ok(axum::Json(
-        json!({ "success": true, "tool_calls": calls, "limit": filter.limit, "offset": filter.offset }),
-    ))
+    let page = state
+        .catalog
+        .find_calls(&Caller::from(&principal), query)
+        .await?;
+    Ok(axum::Json(ToolCallList {
+        success: true,
+        tool_calls: page.calls,
+        limit: page.limit,
+        offset: page.offset,
+    }))
+}
+
+#[derive(Serialize)]
+struct PolicyRule {
+    role: String,
+    tool: String,
+    decision: Option<Decision>,
+}
+
+#[derive(Serialize)]
+struct PolicyList {
+    success: bool,
+    policies: Vec<PolicyRule>,
 }
 
 async fn list_policies(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
-) -> axum::Json<Value> {
-    let rules: Vec<Value> = state
+) -> axum::Json<PolicyList> {
+    let policies = state
         .catalog
         .policy
         .all()
         .into_iter()
-        .map(|(role, tool, decision)| json!({ "role": role, "tool": tool, "decision": decision }))
+        .map(|(role, tool, decision)| PolicyRule {
+            role,
+            tool,
+            decision: Some(decision),
+        })
         .collect();
-    axum::Json(json!({ "success": true, "policies": rules }))
+    axum::Json(PolicyList {
+        success: true,
+        policies,
+    })
 }
 
 #[derive(Deserialize)]
@@ -212,58 +264,56 @@ struct SetPolicy {
     decision: Option<String>,
 }
 
+#[derive(Serialize)]
+struct PolicySet {
+    success: bool,
+    #[serde(flatten)]
+    rule: PolicyRule,
+}
+
+impl From<RuleError> for AppError {
+    fn from(e: RuleError) -> Self {
+        match e {
+            RuleError::Invalid(m) => AppError::Unprocessable(m),
+            RuleError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
 async fn set_policy(
     State(state): State<AppState>,
     Require(admin, ..): Require<UsersManage>,
     Json(body): Json<SetPolicy>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<PolicySet>> {
     let decision = match body.decision.as_deref() {
         None => None,
-        Some(d) => Some(crate::tools::Decision::parse(d).ok_or_else(|| {
+        Some(d) => Some(Decision::parse(d).ok_or_else(|| {
             AppError::Unprocessable("decision must be allow, ask, deny or null".into())
         })?),
     };
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 128
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-*.:".contains(c))
-    };
-    if !valid(&body.role) || !valid(&body.tool) {
-        return Err(AppError::Unprocessable(
-            "role and tool must be names (letters, digits, _ - . : and a trailing *)".into(),
-        ));
-    }
-    if !state
+    // The catalog does not know roles; the accounts service says whether this one exists.
+    let role_exists = state
         .auth
         .roles()
         .await?
         .iter()
-        .any(|r| r.name == body.role)
-    {
-        return Err(AppError::Unprocessable(format!(
-            "unknown role {:?}",
-            body.role
-        )));
-    }
+        .any(|r| r.name == body.role);
     state
         .catalog
-        .policy
-        .set(
-            &state.db,
+        .set_rule(
+            &admin.account.id,
             &body.role,
             &body.tool,
             decision,
-            state.clock.now_ms(),
+            role_exists,
         )
         .await?;
-    state.audit.record(
-        crate::audit::Event::new("tool.policy", "ok")
-            .actor(&admin.account.id)
-            .subject(&format!("{}:{}", body.role, body.tool))
-            .detail(json!({ "decision": decision })),
-    );
-    Ok(axum::Json(
-        json!({ "success": true, "role": body.role, "tool": body.tool, "decision": decision }),
-    ))
+    Ok(axum::Json(PolicySet {
+        success: true,
+        rule: PolicyRule {
+            role: body.role,
+            tool: body.tool,
+            decision,
+        },
+    }))
 }

@@ -1,10 +1,12 @@
-//! MCP: the gateway at `/mcp`, serving the tool catalog to MCP clients with the caller's permissions.
-//! (Upstream servers feeding the catalog come next.)
+//! MCP: the gateway at `/mcp`, serving the tool catalog to MCP clients with the caller's permissions, and the
+//! upstream servers feeding the catalog (`upstream`, managed at run time through `servers`).
 //!
 //! The HTTP layer authenticates the caller and puts its `Principal` in the request extensions; rmcp hands the
-//! request parts to this handler, which lists and calls only the tools that principal may use. Calls are
-//! logged like the agent's. The caller's token never leaves this process.
+//! request parts to this handler, which lists and calls only the tools that principal may use, through the
+//! catalog's one outside-a-chat path (so calls are checked and logged like the REST execute route's). The
+//! caller's token never leaves this process. This adapter is the only place in mcp that reads `auth`.
 
+pub mod servers;
 pub mod store;
 pub mod upstream;
 
@@ -22,22 +24,35 @@ use serde_json::Value;
 
 use crate::{
     auth::Principal,
-    clock::SharedClock,
-    tools::{Catalog, Decision, ToolRefusal, call_logged, log::ToolLog, result_text},
+    tools::{Caller, Catalog, OutsideChatRefusal, result_text},
 };
 
+/// The rmcp server handler behind `/mcp`.
 #[derive(Clone)]
 pub struct Gateway {
     pub catalog: Arc<Catalog>,
-    pub tool_log: ToolLog,
-    pub clock: SharedClock,
 }
 
-fn principal(context: &RequestContext<RoleServer>) -> Result<Principal, ErrorData> {
+/// The catalog's view of an authenticated principal. Defined here, beside the one adapter below `http` that
+/// receives a `Principal`, so that `tools` never imports `auth`; chat and the http handlers use it too.
+impl From<&Principal> for Caller {
+    fn from(p: &Principal) -> Caller {
+        Caller {
+            user_id: p.account.id.clone(),
+            session_id: p.session_id.clone(),
+            role: p.account.role.clone(),
+            permissions: p.account.permissions.clone(),
+        }
+    }
+}
+
+/// The caller that `http::mcp::require_bearer` authenticated for this request.
+fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
     context
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Principal>().cloned())
+        .and_then(|parts| parts.extensions.get::<Principal>())
+        .map(Caller::from)
         .ok_or_else(|| ErrorData::invalid_request("not authenticated", None))
 }
 
@@ -52,10 +67,10 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let principal = principal(&context)?;
+        let caller = caller(&context)?;
         let tools = self
             .catalog
-            .specs_for(&principal.account)
+            .specs_for(&caller)
             .into_iter()
             .map(|spec| {
                 let schema = match spec.parameters {
@@ -73,34 +88,28 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let principal = principal(&context)?;
+        let caller = caller(&context)?;
         let name = request.name.to_string();
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let tool = match self.catalog.find_for(&principal.account, &name) {
-            Ok((tool, Decision::Allow)) => tool,
+        let outcome = match self
+            .catalog
+            .call_outside_chat(&caller, &name, arguments, "mcp")
+            .await
+        {
+            Ok(called) => called.outcome,
             // Nobody can be asked to approve a call made through /mcp.
-            Ok(_) => {
+            Err(OutsideChatRefusal::NeedsApproval) => {
                 let text = format!("the tool {name} needs a person's approval; use it from a chat");
                 return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
             }
             // An unknown tool and one the caller may not use look the same from outside.
-            Err(ToolRefusal::Unknown | ToolRefusal::NotPermitted) => {
+            Err(OutsideChatRefusal::Unavailable) => {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool: {name}"),
                     None,
                 ));
             }
         };
-        let (outcome, _) = call_logged(
-            tool.as_ref(),
-            &self.tool_log,
-            self.clock.now_ms(),
-            &principal,
-            &name,
-            arguments,
-            "mcp",
-        )
-        .await;
         let response = match outcome {
             Ok(value) => {
                 let mut r = CallToolResult::success(vec![ContentBlock::text(result_text(&value))]);
@@ -114,58 +123,5 @@ impl ServerHandler for Gateway {
             Err(e) => CallToolResult::error(vec![ContentBlock::text(e)]),
         };
         Ok(response.into())
-    }
-}
-
-/// A minimal MCP server with one tool, `add(a, b)`, for the benchmark's upstream (`warden bench-mcp-upstream`):
-/// Rust, so the upstream is not the bottleneck when the gateway is measured against it.
-#[derive(Clone)]
-pub struct BenchUpstream;
-
-impl ServerHandler for BenchUpstream {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
-            Implementation::new("warden-bench-upstream", env!("CARGO_PKG_VERSION")),
-        )
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let schema = serde_json::json!({
-            "type": "object",
-            "properties": { "a": { "type": "integer" }, "b": { "type": "integer" } },
-            "required": ["a", "b"]
-        });
-        let Value::Object(schema) = schema else {
-            unreachable!("a JSON object literal")
-        };
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "add",
-            "Add two integers",
-            Arc::new(schema),
-        )]))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let args = request.arguments.unwrap_or_default();
-        let (Some(a), Some(b)) = (
-            args.get("a").and_then(Value::as_i64),
-            args.get("b").and_then(Value::as_i64),
-        ) else {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(
-                "add needs integers a and b",
-            )])
-            .into());
-        };
-        let mut r = CallToolResult::success(vec![ContentBlock::text((a + b).to_string())]);
-        r.structured_content = Some(serde_json::json!({ "result": a + b }));
-        Ok(r.into())
     }
 }

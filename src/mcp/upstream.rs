@@ -23,13 +23,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    agent::llm::ToolSpec,
+    audit::Audit,
     clock::{SharedClock, rfc3339},
-    tools::{Catalog, Tool, ToolContext},
+    store::Db,
+    tools::{Catalog, SERVER_SEPARATOR as SEPARATOR, Tool, ToolContext, ToolSpec},
 };
-
-/// Separates a server's name from its tool's in the catalog.
-pub const SEPARATOR: &str = crate::tools::SERVER_SEPARATOR;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -138,24 +136,33 @@ struct Upstream {
     clock: SharedClock,
 }
 
+/// The running upstream servers, and (in `servers`) the service that adds and removes them at run time.
 pub struct Upstreams {
     servers: parking_lot::RwLock<Vec<(Arc<Upstream>, CancellationToken)>>,
-    catalog: Arc<Catalog>,
-    clock: SharedClock,
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) clock: SharedClock,
+    pub(super) db: Db,
+    pub(super) audit: Audit,
     stop: CancellationToken,
+}
+
+/// What `Upstreams::start` needs besides the servers.
+pub struct UpstreamsParts {
+    pub catalog: Arc<Catalog>,
+    pub clock: SharedClock,
+    pub db: Db,
+    pub audit: Audit,
 }
 
 impl Upstreams {
     /// Starts a supervisor per server; returns at once.
-    pub fn start(
-        configs: Vec<ServerConfig>,
-        catalog: Arc<Catalog>,
-        clock: SharedClock,
-    ) -> Upstreams {
+    pub fn start(configs: Vec<ServerConfig>, parts: UpstreamsParts) -> Upstreams {
         let upstreams = Upstreams {
             servers: Default::default(),
-            catalog,
-            clock,
+            catalog: parts.catalog,
+            clock: parts.clock,
+            db: parts.db,
+            audit: parts.audit,
             stop: CancellationToken::new(),
         };
         for config in configs {

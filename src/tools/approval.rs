@@ -1,10 +1,13 @@
 //! Pending approvals of tool calls under the `ask` policy: the agent registers one and waits; the owner of the
 //! conversation decides through `POST /chat/approvals/{id}`. Nobody else can decide (their id finds nothing).
+//! Every decision that lands is recorded in the audit trail (`tool.approval`).
 
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+
+use crate::audit::{Audit, Event};
 
 struct Pending {
     user_id: String,
@@ -17,12 +20,23 @@ pub struct Verdict {
     pub by: String,
 }
 
+/// The calls waiting for a decision, on this instance.
 #[derive(Default)]
 pub struct Approvals {
     pending: Mutex<HashMap<String, Pending>>,
+    /// Where decisions are recorded; `None` only in unit tests.
+    audit: Option<Audit>,
 }
 
 impl Approvals {
+    /// Approvals whose decisions are recorded in `audit`.
+    pub fn new(audit: Audit) -> Approvals {
+        Approvals {
+            pending: Mutex::default(),
+            audit: Some(audit),
+        }
+    }
+
     /// Registers a call awaiting `user_id`'s decision; the receiver yields it (or closes if withdrawn).
     pub fn request(&self, user_id: &str) -> (String, oneshot::Receiver<Verdict>) {
         let id = uuid::Uuid::new_v4().to_string();
@@ -42,21 +56,33 @@ impl Approvals {
         self.pending.lock().remove(id);
     }
 
-    /// Records `user_id`'s decision. False when there is no such pending call for that user.
+    /// Records `user_id`'s decision and its audit event. False when there is no such pending call for that user.
     pub fn decide(&self, id: &str, user_id: &str, approved: bool) -> bool {
-        let mut pending = self.pending.lock();
-        if pending.get(id).is_none_or(|p| p.user_id != user_id) {
-            return false;
-        }
-        let Some(p) = pending.remove(id) else {
-            return false;
+        let delivered = {
+            let mut pending = self.pending.lock();
+            if pending.get(id).is_none_or(|p| p.user_id != user_id) {
+                return false;
+            }
+            let Some(p) = pending.remove(id) else {
+                return false;
+            };
+            p.decide
+                .send(Verdict {
+                    approved,
+                    by: user_id.to_string(),
+                })
+                .is_ok()
         };
-        p.decide
-            .send(Verdict {
-                approved,
-                by: user_id.to_string(),
-            })
-            .is_ok()
+        if delivered && let Some(audit) = &self.audit {
+            let outcome = if approved { "approved" } else { "refused" };
+            audit.record(
+                Event::new("tool.approval", "ok")
+                    .actor(user_id)
+                    .subject(id)
+                    .detail(serde_json::json!({ "decision": outcome })),
+            );
+        }
+        delivered
     }
 }
 

@@ -5,11 +5,8 @@ use std::sync::Arc;
 use futures::{FutureExt, future::BoxFuture};
 use serde_json::{Value, json};
 
-use super::{Tool, ToolContext};
-use crate::{
-    agent::llm::ToolSpec,
-    clock::{SharedClock, rfc3339},
-};
+use super::{Tool, ToolContext, ToolSpec};
+use crate::clock::{SharedClock, rfc3339};
 
 pub fn all(clock: SharedClock) -> Vec<Arc<dyn Tool>> {
     vec![Arc::new(Add), Arc::new(Calculator), Arc::new(Time(clock))]

@@ -1,13 +1,18 @@
-//! The tool catalog: every tool the agent (and, later, `/mcp` and the REST execute route) can call, behind one
-//! interface. Features register their tools here; this module knows none of them but the built-ins.
+//! The tool catalog: every tool the agent, `/mcp` and the REST execute route can call, behind one interface.
+//! Features register their tools here; this module knows none of them but the built-ins, and imports neither
+//! `agent` nor `auth`: it owns `ToolSpec` and takes a narrow `Caller`.
 //!
-//! A caller sees and calls only the tools its permissions allow: `tools:call:<name>` (globs such as
-//! `tools:call:*` match).
+//! A caller sees and calls only the tools its permissions allow (`tools:call:<name>`; globs such as
+//! `tools:call:*` match) and the policy does not deny. Outside a chat every call goes through
+//! `Catalog::call_outside_chat`: find, check, call, log, in one place.
 
 pub mod approval;
 pub mod builtin;
+pub mod caller;
+pub mod calls;
 pub mod log;
 pub mod policy;
+pub mod spec;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -15,11 +20,10 @@ use futures::future::BoxFuture;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::{
-    agent::llm::ToolSpec,
-    auth::{Account, Principal},
-};
+use crate::{audit::Audit, clock::SharedClock, store::Db};
+pub use caller::Caller;
 pub use policy::Decision;
+pub use spec::ToolSpec;
 
 /// Who is calling a tool, for tools that act on the caller's behalf and for the tool-call log.
 #[derive(Clone, Debug)]
@@ -32,15 +36,16 @@ pub struct ToolContext {
 
 impl ToolContext {
     /// The context of a call made with `caller`'s credential, in `conversation` if it comes from a chat.
-    pub fn new(caller: &Principal, conversation: Option<&str>) -> ToolContext {
+    pub fn new(caller: &Caller, conversation: Option<&str>) -> ToolContext {
         ToolContext {
-            user_id: caller.account.id.clone(),
+            user_id: caller.user_id.clone(),
             session_id: caller.session_id.clone(),
             conversation_id: conversation.map(str::to_string),
         }
     }
 }
 
+/// A tool any feature can register: its spec, and a call on a caller's behalf.
 pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
     /// Runs the tool. `Err` is a message for the model (bad arguments, a failed upstream), never a crash.
@@ -51,10 +56,23 @@ pub trait Tool: Send + Sync {
     ) -> BoxFuture<'a, Result<Value, String>>;
 }
 
-#[derive(Default)]
+/// The tools, the policy over them, and what their flows need: the database (policy rules, the call log), the
+/// audit trail (policy changes), the call log and the clock.
 pub struct Catalog {
     tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
     pub policy: policy::Policy,
+    db: Db,
+    audit: Audit,
+    tool_log: log::ToolLog,
+    clock: SharedClock,
+}
+
+/// What `Catalog::new` needs besides the policy.
+pub struct CatalogParts {
+    pub db: Db,
+    pub audit: Audit,
+    pub tool_log: log::ToolLog,
+    pub clock: SharedClock,
 }
 
 /// The permission that lets a caller see and call a tool.
@@ -63,13 +81,18 @@ pub fn permission_for(tool: &str) -> String {
 }
 
 impl Catalog {
-    pub fn new(policy: policy::Policy) -> Catalog {
+    pub fn new(policy: policy::Policy, parts: CatalogParts) -> Catalog {
         Catalog {
             tools: RwLock::default(),
             policy,
+            db: parts.db,
+            audit: parts.audit,
+            tool_log: parts.tool_log,
+            clock: parts.clock,
         }
     }
 
+    /// Adds a tool under its spec's name (replacing one of the same name).
     pub fn register(&self, tool: Arc<dyn Tool>) {
         self.tools.write().insert(tool.spec().name, tool);
     }
@@ -79,23 +102,22 @@ impl Catalog {
         self.tools.write().retain(|name, _| !matches(name));
     }
 
-    /// The specs of the tools `account` may call, by name.
-    pub fn specs_for(&self, account: &Account) -> Vec<ToolSpec> {
+    /// The specs of the tools `caller` may call, by name.
+    pub fn specs_for(&self, caller: &Caller) -> Vec<ToolSpec> {
         self.tools
             .read()
             .iter()
             .filter(|(name, _)| {
-                account.has_permission(&permission_for(name))
-                    && self.policy.decide(&account.role, name) != Decision::Deny
+                caller.can_call(name) && self.policy.decide(&caller.role, name) != Decision::Deny
             })
             .map(|(_, t)| t.spec())
             .collect()
     }
 
-    /// The tool, if it exists and `account` may call it, with the policy's decision (`Allow` or `Ask`).
+    /// The tool, if it exists and `caller` may call it, with the policy's decision (`Allow` or `Ask`).
     pub fn find_for(
         &self,
-        account: &Account,
+        caller: &Caller,
         name: &str,
     ) -> Result<(Arc<dyn Tool>, Decision), ToolRefusal> {
         let tool = self
@@ -104,8 +126,8 @@ impl Catalog {
             .get(name)
             .cloned()
             .ok_or(ToolRefusal::Unknown)?;
-        let decision = self.policy.decide(&account.role, name);
-        if !account.has_permission(&permission_for(name)) || decision == Decision::Deny {
+        let decision = self.policy.decide(&caller.role, name);
+        if !caller.can_call(name) || decision == Decision::Deny {
             return Err(ToolRefusal::NotPermitted);
         }
         Ok((tool, decision))
@@ -115,11 +137,23 @@ impl Catalog {
 /// Separates a feeding server's name from its tool's name in the catalog (`<server>__<tool>`).
 pub const SERVER_SEPARATOR: &str = "__";
 
+/// The catalog name of a server's tool: built-ins are unprefixed, upstream tools are `<server>__<tool>`.
+pub fn catalog_name(server: &str, tool: &str) -> String {
+    if server == BUILTIN_SERVER {
+        tool.to_string()
+    } else {
+        format!("{server}{SERVER_SEPARATOR}{tool}")
+    }
+}
+
+/// The name under which the built-in tools are reported as a server.
+pub const BUILTIN_SERVER: &str = "builtin";
+
 /// The server a catalog tool comes from: `<server>__<tool>` for upstream tools, else `builtin`.
 pub fn server_of(tool_name: &str) -> &str {
     tool_name
         .split_once(SERVER_SEPARATOR)
-        .map_or("builtin", |(server, _)| server)
+        .map_or(BUILTIN_SERVER, |(server, _)| server)
 }
 
 /// The text of a tool's result: a string as is, anything else as JSON.
@@ -130,35 +164,62 @@ pub fn result_text(value: &Value) -> String {
     }
 }
 
-/// Runs a tool for a caller outside a chat turn (`/mcp`, the REST execute route) and records the call in the
-/// tool-call log under `source`. Returns the outcome and its duration in milliseconds.
-pub async fn call_logged(
-    tool: &dyn Tool,
-    tool_log: &log::ToolLog,
-    at_ms: i64,
-    caller: &Principal,
-    name: &str,
-    arguments: Value,
-    source: &'static str,
-) -> (Result<Value, String>, f64) {
-    let started = std::time::Instant::now();
-    let ctx = ToolContext::new(caller, None);
-    let outcome = tool.call(arguments.clone(), &ctx).await;
-    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    tool_log.record(log::Entry::new(
-        at_ms,
-        &ctx,
-        name,
-        arguments,
-        &outcome,
-        duration_ms,
-        source,
-    ));
-    (outcome, duration_ms)
-}
-
+/// Why the catalog will not hand out a tool.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ToolRefusal {
     Unknown,
     NotPermitted,
+}
+
+/// Why a call outside a chat did not run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OutsideChatRefusal {
+    /// No such tool, or one the caller may not use: the two look the same from outside.
+    Unavailable,
+    /// The policy says `ask`, and outside a chat nobody can be asked.
+    NeedsApproval,
+}
+
+/// A call that ran: its outcome (an `Err` is a message for the caller) and its duration in milliseconds.
+#[derive(Debug)]
+pub struct Called {
+    pub outcome: Result<Value, String>,
+    pub duration_ms: f64,
+}
+
+impl Catalog {
+    /// The one path for calls outside a chat turn (`/mcp`, the REST execute route): find the tool, check the
+    /// caller's permission and the policy (only `allow` runs), call it, and record the call in the tool-call log
+    /// under `source`.
+    pub async fn call_outside_chat(
+        &self,
+        caller: &Caller,
+        name: &str,
+        arguments: Value,
+        source: &'static str,
+    ) -> Result<Called, OutsideChatRefusal> {
+        let tool = match self.find_for(caller, name) {
+            Ok((tool, Decision::Allow)) => tool,
+            Ok(_) => return Err(OutsideChatRefusal::NeedsApproval),
+            Err(_) => return Err(OutsideChatRefusal::Unavailable),
+        };
+        let at_ms = self.clock.now_ms();
+        let started = std::time::Instant::now();
+        let ctx = ToolContext::new(caller, None);
+        let outcome = tool.call(arguments.clone(), &ctx).await;
+        let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        self.tool_log.record(log::Entry::new(
+            at_ms,
+            &ctx,
+            name,
+            arguments,
+            &outcome,
+            duration_ms,
+            source,
+        ));
+        Ok(Called {
+            outcome,
+            duration_ms,
+        })
+    }
 }

@@ -3,7 +3,8 @@
 //! longest prefix); no match is `allow`. The same decision governs the agent, `/mcp` and the REST execute
 //! route; outside a chat, where nobody can be asked, `ask` refuses.
 //!
-//! Rules live in `tool_policies` and in memory; every change goes through `set`, which refreshes the copy.
+//! Rules live in `tool_policies` and in memory; every change goes through `Catalog::set_rule` (validate, store,
+//! refresh the copy, audit).
 
 use std::collections::HashMap;
 
@@ -85,7 +86,7 @@ impl Policy {
             .unwrap_or(Decision::Allow)
     }
 
-    /// Sets (or, with `None`, removes) the rule for a role and pattern.
+    /// Sets (or, with `None`, removes) the rule for a role and pattern; `Catalog::set_rule` is the flow around it.
     pub async fn set(
         &self,
         db: &Db,
@@ -128,6 +129,56 @@ impl Policy {
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         out
+    }
+}
+
+/// Why a rule was not set.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// A role name or tool pattern: letters, digits, `_ - . :` and `*`, 1 to 128 characters.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-*.:".contains(c))
+}
+
+impl super::Catalog {
+    /// Sets (or, with `None`, removes) the rule for `role` and `pattern` on behalf of `actor`, and records
+    /// `tool.policy`. `role_exists` comes from the caller, which knows the roles (this module does not know auth).
+    pub async fn set_rule(
+        &self,
+        actor: &str,
+        role: &str,
+        pattern: &str,
+        decision: Option<Decision>,
+        role_exists: bool,
+    ) -> Result<(), RuleError> {
+        if !is_name(role) || !is_name(pattern) {
+            return Err(RuleError::Invalid(
+                "role and tool must be names (letters, digits, _ - . : and a trailing *)".into(),
+            ));
+        }
+        if !role_exists {
+            return Err(RuleError::Invalid(format!("unknown role {role:?}")));
+        }
+        self.policy
+            .set(&self.db, role, pattern, decision, self.clock.now_ms())
+            .await
+            .map_err(|e| RuleError::Internal(e.into()))?;
+        self.audit.record(
+            crate::audit::Event::new("tool.policy", "ok")
+                .actor(actor)
+                .subject(&format!("{role}:{pattern}"))
+                .detail(serde_json::json!({ "decision": decision })),
+        );
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ db_tests!(
     a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up,
     an_http_upstream_is_discovered_and_a_dead_one_reported_down,
     admins_add_and_remove_upstream_servers_at_run_time,
+    get_tools_names_the_server_each_tool_comes_from,
 );
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/upstream.py");
@@ -352,4 +353,55 @@ async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
         .await
         .unwrap();
     expect_error(r, StatusCode::NOT_FOUND).await;
+}
+
+async fn get_tools_names_the_server_each_tool_comes_from(kind: DbKind) {
+    // Arrange: the built-ins, and (where the Python MCP SDK is installed) an upstream over HTTP.
+    let python = crate::helpers::mcp_python();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut peer = python.as_ref().map(|python| {
+        tokio::process::Command::new(python)
+            .args([PEER, &port.to_string()])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = servers_file(
+        &dir,
+        json!({ "web": { "url": format!("http://127.0.0.1:{port}/mcp") } }),
+    );
+    let vars: &[(&str, &str)] = if peer.is_some() {
+        &[("MCP_SERVERS_FILE", &file)]
+    } else {
+        &[]
+    };
+    let app = spawn_app_with(kind, vars).await;
+    let t = app.admin().await;
+    if peer.is_some() {
+        wait_status(&app, &t.access, "web", "up").await;
+    }
+
+    // Act
+    let r = app.get_bearer("/tools", &t.access).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+
+    // Assert: a built-in is `builtin`, an upstream tool names its server.
+    let server_of = |name: &str| {
+        body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == json!(name))
+            .map(|t| t["server"].clone())
+    };
+    assert_eq!(server_of("add"), Some(json!("builtin")), "{body}");
+    if let Some(peer) = peer.as_mut() {
+        assert_eq!(server_of("web__multiply"), Some(json!("web")), "{body}");
+        peer.kill().await.unwrap();
+    }
 }

@@ -12,7 +12,6 @@ pub mod openai;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,13 +77,8 @@ impl Message {
     }
 }
 
-/// A tool as the model sees it: name, description and a JSON Schema for its arguments.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    pub parameters: Value,
-}
+/// Tools are described by the catalog, below the agent; providers translate its specs into their dialects.
+pub use crate::tools::ToolSpec;
 
 #[derive(Clone, Debug)]
 pub struct LlmRequest {

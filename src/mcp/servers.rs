@@ -1,0 +1,212 @@
+//! The MCP servers admins manage at run time, as a service: add (validate, store, start, audit), remove, list
+//! with health, and the start-up list (the settings' servers, then the stored ones). A stored row exists only for
+//! a server that started: if its supervisor cannot be added, the row is removed again. Env and header values are
+//! never shown back.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    store,
+    upstream::{ServerConfig, Transport, Upstreams, load, validate_name},
+};
+use crate::{
+    audit::Event,
+    store::Db,
+    tools::{BUILTIN_SERVER, Caller, SERVER_SEPARATOR, ToolSpec},
+};
+
+/// An upstream server to add: stdio `command`/`args`/`env`, or `url`/`headers`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewServer {
+    pub name: String,
+    #[serde(flatten)]
+    pub transport: Transport,
+}
+
+/// A stored server as admins see it, with its health when it runs.
+#[derive(Debug, Serialize)]
+pub struct ServerView {
+    pub name: String,
+    pub config: RedactedTransport,
+    pub status: Option<&'static str>,
+}
+
+/// A transport with its env and header values replaced by `[REDACTED]`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum RedactedTransport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, &'static str>,
+    },
+    Http {
+        url: String,
+        headers: BTreeMap<String, &'static str>,
+    },
+}
+
+impl From<&Transport> for RedactedTransport {
+    fn from(t: &Transport) -> Self {
+        let hide = |m: &std::collections::HashMap<String, String>| {
+            m.keys().map(|k| (k.clone(), "[REDACTED]")).collect()
+        };
+        match t {
+            Transport::Stdio { command, args, env } => RedactedTransport::Stdio {
+                command: command.clone(),
+                args: args.clone(),
+                env: hide(env),
+            },
+            Transport::Http { url, headers } => RedactedTransport::Http {
+                url: url.clone(),
+                headers: hide(headers),
+            },
+        }
+    }
+}
+
+/// Why a server could not be added, removed or listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Invalid(String),
+    /// The name is taken (stored, or configured in the settings).
+    #[error("{0}")]
+    Duplicate(String),
+    /// No stored server of that name (servers of the settings cannot be removed here).
+    #[error("MCP server not found")]
+    NotFound,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ServerError {
+    fn from(e: sqlx::Error) -> Self {
+        ServerError::Internal(e.into())
+    }
+}
+
+/// The servers to start with: those of MCP_SERVERS_FILE and MCP_SERVER_URL, then those admins added (oldest
+/// first). An unreadable stored config is logged and skipped, never a reason not to start.
+pub async fn startup_servers(
+    db: &Db,
+    file: Option<&std::path::Path>,
+    url: Option<&str>,
+) -> anyhow::Result<Vec<ServerConfig>> {
+    let mut servers = load(file, url)?;
+    let stored = store::find_servers(db)
+        .await
+        .context("reading the stored MCP servers")?;
+    for (name, text) in stored {
+        match serde_json::from_str(&text) {
+            Ok(transport) => servers.push(ServerConfig { name, transport }),
+            Err(e) => {
+                tracing::warn!(server = %name, error = %e, "stored MCP server config unreadable; skipped")
+            }
+        }
+    }
+    Ok(servers)
+}
+
+impl Upstreams {
+    /// Adds a server for good: validates it, stores it (a taken name is `Duplicate`), starts its supervisor
+    /// (removing the row again if that fails) and records `mcp.server.add` for `actor`.
+    pub async fn add_server(&self, actor: &str, new: NewServer) -> Result<ServerView, ServerError> {
+        validate_name(&new.name).map_err(ServerError::Invalid)?;
+        if let Transport::Http { url, .. } = &new.transport
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ServerError::Invalid(
+                "url must start with http:// or https://".into(),
+            ));
+        }
+        let text = serde_json::to_string(&new.transport).context("serialising a transport")?;
+        match store::insert_server(&self.db, &new.name, &text, actor, self.clock.now_ms()).await {
+            Err(e) if Db::is_unique_violation(&e) => {
+                return Err(ServerError::Duplicate(format!(
+                    "an MCP server named {:?} already exists",
+                    new.name
+                )));
+            }
+            other => other?,
+        }
+        if let Err(e) = self.add(ServerConfig {
+            name: new.name.clone(),
+            transport: new.transport.clone(),
+        }) {
+            store::delete_server(&self.db, &new.name).await?;
+            return Err(ServerError::Duplicate(e));
+        }
+        self.audit.record(
+            Event::new("mcp.server.add", "ok")
+                .actor(actor)
+                .subject(&new.name),
+        );
+        Ok(ServerView {
+            config: RedactedTransport::from(&new.transport),
+            name: new.name,
+            status: None,
+        })
+    }
+
+    /// Stops and forgets a server added at run time, and records `mcp.server.remove` for `actor`.
+    pub async fn remove_server(&self, actor: &str, name: &str) -> Result<(), ServerError> {
+        // Only servers added here can be removed here; those of the settings belong to the settings.
+        if name.len() > 64 || !store::delete_server(&self.db, name).await? {
+            return Err(ServerError::NotFound);
+        }
+        self.remove(name);
+        self.audit.record(
+            Event::new("mcp.server.remove", "ok")
+                .actor(actor)
+                .subject(name),
+        );
+        Ok(())
+    }
+
+    /// The stored servers with their current status (none while not running).
+    pub async fn list_servers(&self) -> Result<Vec<ServerView>, ServerError> {
+        let health = self.health();
+        Ok(store::find_servers(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|(name, text)| {
+                let transport: Transport = serde_json::from_str(&text).ok()?;
+                let status = health
+                    .iter()
+                    .find(|h| h.server_name == name)
+                    .map(|h| h.status);
+                Some(ServerView {
+                    config: RedactedTransport::from(&transport),
+                    name,
+                    status,
+                })
+            })
+            .collect())
+    }
+
+    /// The tools of one server (`builtin` for the built-ins) that `caller` may call; `None` when there is no
+    /// such server. A known server whose tools the caller may not use gives an empty list.
+    pub fn server_tools(&self, caller: &Caller, server: &str) -> Option<Vec<ToolSpec>> {
+        let prefix = format!("{server}{SERVER_SEPARATOR}");
+        let tools: Vec<ToolSpec> = self
+            .catalog
+            .specs_for(caller)
+            .into_iter()
+            .filter(|t| {
+                if server == BUILTIN_SERVER {
+                    !t.name.contains(SERVER_SEPARATOR)
+                } else {
+                    t.name.starts_with(&prefix)
+                }
+            })
+            .collect();
+        let known = server == BUILTIN_SERVER
+            || !tools.is_empty()
+            || self.health().iter().any(|h| h.server_name == server);
+        known.then_some(tools)
+    }
+}

@@ -1,0 +1,108 @@
+//! Reading the tool-call log: everyone reads their own calls; a holder of `tool-calls:read-all` reads (and may
+//! filter by) anyone's. The SQL is the log's own (`log::find`); this file is the read side's rule and shape.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Caller, Catalog, log};
+use crate::clock::rfc3339;
+
+/// Lets a caller read every user's tool calls, not only their own.
+pub const READ_ALL_TOOL_CALLS: &str = "tool-calls:read-all";
+
+/// What a reader may ask for; `user_id` counts only for readers of all.
+#[derive(Debug, Default)]
+pub struct CallsQuery {
+    pub user_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub status: Option<String>,
+    pub conversation_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Clamped to 1..=200; 50 when unset.
+    pub limit: Option<i64>,
+    /// At least 0.
+    pub offset: Option<i64>,
+}
+
+/// One logged call as readers see it.
+#[derive(Debug, Serialize)]
+pub struct ToolCallView {
+    pub id: String,
+    pub timestamp: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub server: String,
+    pub tool_name: String,
+    pub tool_call_id: Option<String>,
+    /// The stored JSON arguments, or their text when they are not JSON.
+    pub arguments: Value,
+    pub status: String,
+    pub duration_ms: f64,
+    pub result: Option<String>,
+    pub result_length: i64,
+    pub error: Option<String>,
+    pub source: String,
+    pub approval: Option<String>,
+    pub approver_id: Option<String>,
+}
+
+/// A page of calls, newest first, with the limit and offset that applied.
+#[derive(Debug)]
+pub struct CallsPage {
+    pub calls: Vec<ToolCallView>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl From<log::Row> for ToolCallView {
+    fn from(r: log::Row) -> Self {
+        ToolCallView {
+            timestamp: rfc3339(r.at),
+            arguments: serde_json::from_str::<Value>(&r.arguments)
+                .unwrap_or(Value::String(r.arguments)),
+            id: r.id,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            conversation_id: r.conversation_id,
+            server: r.server,
+            tool_name: r.tool_name,
+            tool_call_id: r.tool_call_id,
+            status: r.status,
+            duration_ms: r.duration_ms,
+            result: r.result,
+            result_length: r.result_length,
+            error: r.error,
+            source: r.source,
+            approval: r.approval,
+            approver_id: r.approver_id,
+        }
+    }
+}
+
+impl Catalog {
+    /// The calls `caller` may read that match `query`, newest first.
+    pub async fn find_calls(&self, caller: &Caller, query: CallsQuery) -> sqlx::Result<CallsPage> {
+        // Everyone sees their own calls; only a reader of all may look at (or filter by) another user.
+        let user_id = if caller.has_permission(READ_ALL_TOOL_CALLS) {
+            query.user_id
+        } else {
+            Some(caller.user_id.clone())
+        };
+        let filter = log::Filter {
+            user_id,
+            tool_name: query.tool_name,
+            status: query.status,
+            conversation_id: query.conversation_id,
+            session_id: query.session_id,
+            limit: query.limit.unwrap_or(50).clamp(1, 200),
+            offset: query.offset.unwrap_or(0).max(0),
+        };
+        let rows = log::find(&self.db, &filter).await?;
+        Ok(CallsPage {
+            calls: rows.into_iter().map(ToolCallView::from).collect(),
+            limit: filter.limit,
+            offset: filter.offset,
+        })
+    }
+}
