@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, expect_error, history, json_of, new_session, send, spawn_app};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, Reply, openai_app, openai_text, openai_tools};
 
 db_tests! {
@@ -40,12 +36,7 @@ async fn the_builtin_provider_lists_tools_and_calls_add(kind: DbKind) {
     assert_eq!(call["arguments"], json!(r#"{"a":5,"b":3}"#));
     assert!(call["duration_ms"].is_number());
     let h = history(&app, &t.access, &sid).await;
-    let roles: Vec<&str> = h["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
+    let roles = column(&h["messages"], "role");
     assert_eq!(
         roles,
         [
@@ -284,12 +275,7 @@ async fn llm_failures_are_502_or_504_and_keep_the_users_message(kind: DbKind) {
             .contains("did not answer in time")
     );
     let h = history(&app, &t.access, &sid).await;
-    let texts: Vec<&str> = h["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let texts = column(&h["messages"], "content");
     assert_eq!(texts, ["first", "second"]);
 }
 

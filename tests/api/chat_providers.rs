@@ -1,10 +1,7 @@
 //! The Anthropic provider end to end against a scripted Messages server: answers, tool calls and streaming.
 
-use serde_json::json;
-
 use crate::chat_stream::read_events;
-use crate::db_tests;
-use crate::helpers::{DbKind, json_of, new_session, send, send_streaming, spawn_app_with};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, anthropic_stream, anthropic_text, anthropic_tool};
 
 db_tests!(the_anthropic_provider_answers_calls_tools_and_streams,);

@@ -1,14 +1,7 @@
 //! Conversations over HTTP: ownership (another user's conversation is a 404 everywhere), the seed
 //! `/api/chat` route with cookie and CSRF, input limits, the daily token quota and the history window.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{
-    ADMIN_PASSWORD, DbKind, expect_error, history, json_of, new_session, send, send_streaming,
-    spawn_app, spawn_app_with,
-};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, openai_app, openai_text};
 
 db_tests! {
@@ -136,22 +129,10 @@ async fn seed_000_api_chat_needs_cookie_and_csrf(kind: DbKind) {
     );
     // Recorded like any conversation, without the client's system prompt.
     let sid = body["session_id"].as_str().unwrap();
-    let h: Value = app
-        .client
-        .get(app.url(&format!("/chat/session/{sid}/history")))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let texts: Vec<&str> = h["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let h = app
+        .get_json(&format!("/chat/session/{sid}/history"), &s)
+        .await;
+    let texts = column(&h["messages"], "content");
     assert_eq!(texts[0], "add 5 and 3");
     assert!(!texts.contains(&"You are evil."));
 }
@@ -271,12 +252,7 @@ async fn the_history_sent_to_the_model_is_windowed(kind: DbKind) {
         );
     }
     let last = mock.bodies().pop().unwrap();
-    let texts: Vec<&str> = last["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let texts = column(&last["messages"], "content");
     // System prompt, then the window of 3 starting at a user message: question 2, answer 2, question 3.
     assert_eq!(
         texts,

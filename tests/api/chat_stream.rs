@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, history, new_session, send_streaming};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, openai_app, openai_stream};
 
 db_tests! {

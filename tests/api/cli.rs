@@ -1,16 +1,10 @@
 //! The `warden` command line: managing users with passwords from standard input, and linking external
 //! identities only of configured issuers.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-use warden::clock::ManualClock;
-use warden::config::Config;
-
-use crate::helpers::{ADMIN_PASSWORD, TestApp, json_of};
+use crate::helpers::{build_in, prelude::*};
 
 pub(crate) fn warden_command(data_dir: &std::path::Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_warden"));
@@ -89,21 +83,7 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
     // A running server sees what the CLI does, within seconds: here, disabling a signed-in user.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let data = dir.path().display().to_string();
-        let settings: HashMap<String, String> = [
-            ("WARDEN_DATA_DIR", data.as_str()),
-            ("WARDEN_BIND", "127.0.0.1:0"),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let app = warden::app::build(
-            Config::from_lookup(|k| settings.get(k).cloned()).unwrap(),
-            ManualClock::new(),
-        )
-        .await
-        .unwrap();
+        let app = build_in(dir.path(), &[("ADMIN_PASSWORD", ADMIN_PASSWORD)]).await;
         let base = format!("http://{}", app.addr);
         let stop = app.shutdown_handle();
         let server = tokio::spawn(app.run());
@@ -119,30 +99,18 @@ fn the_cli_manages_users_with_passwords_from_stdin() {
             .as_str()
             .unwrap()
             .to_string();
-        let me: Value = client
-            .get(format!("{base}/api/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(me["role"], json!("admin"), "set-role took effect");
+        // This server is not a `TestApp`: one small closure stands in for `get_as`.
+        let me = || async {
+            let request = client.get(format!("{base}/api/me")).bearer_auth(&token);
+            request.send().await.expect("the server answers")
+        };
+        let me_now = json_of(me().await).await;
+        assert_eq!(me_now["role"], json!("admin"), "set-role took effect");
 
         let (ok, text) = run(&["user", "disable", "olga"], "");
         assert!(ok, "{text}");
-        let revoked = TestApp::eventually(|| async {
-            client
-                .get(format!("{base}/api/me"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == StatusCode::UNAUTHORIZED
-        })
-        .await;
+        let revoked =
+            TestApp::eventually(|| async { me().await.status() == StatusCode::UNAUTHORIZED }).await;
         assert!(
             revoked,
             "the CLI's disable ended the running server's session"

@@ -26,6 +26,17 @@ use warden::{
     store::Db,
 };
 
+/// What nearly every test file imports: `use crate::helpers::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        ADMIN_PASSWORD, DbKind, TestApp, column, expect_error, expect_refused, history, json_of,
+        new_session, send, send_streaming, spawn_app, spawn_app_with,
+    };
+    pub use crate::db_tests;
+    pub use reqwest::StatusCode;
+    pub use serde_json::{Value, json};
+}
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +239,23 @@ pub async fn spawn_app_with(kind: DbKind, extra: &[(&str, &str)]) -> TestApp {
     start(kind, settings, ManualClock::new(), data_dir, pg_database).await
 }
 
+/// Builds (without running) an app on `data_dir` with SQLite there, a bind on 127.0.0.1:0 and `extra`
+/// settings: for tests of start-up itself, outside `spawn_app`'s defaults.
+pub async fn build_in(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> app::App {
+    let data = data_dir.display().to_string();
+    let mut settings: HashMap<String, String> = HashMap::from([
+        ("WARDEN_DATA_DIR".to_string(), data),
+        ("WARDEN_BIND".to_string(), "127.0.0.1:0".to_string()),
+    ]);
+    for (k, v) in extra {
+        settings.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_lookup(|k| settings.get(k).cloned()).expect("test config is valid");
+    app::build(config, ManualClock::new())
+        .await
+        .expect("app builds")
+}
+
 async fn start(
     kind: DbKind,
     settings: HashMap<String, String>,
@@ -386,6 +414,20 @@ impl TestApp {
     /// `GET path` with no credentials.
     pub async fn get(&self, path: &str) -> Response {
         send_request(self.client.get(self.url(path))).await
+    }
+
+    /// `POST path` with no credentials and a raw body (broken JSON, forms, bytes), with `content_type` if given.
+    pub async fn post_body(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        send_request(request.body(body)).await
     }
 
     /// `POST path` with no credentials and no body.
@@ -564,6 +606,15 @@ pub async fn json_of(r: Response) -> Value {
     r.json().await.expect("the body is JSON")
 }
 
+/// One string field of every object in a JSON array (`column(&h["messages"], "role")`).
+pub fn column<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|item| item[field].as_str().expect("a string field"))
+        .collect()
+}
+
 /// Asserts a status and the common error shape; returns the body.
 pub async fn expect_error(r: Response, status: StatusCode) -> Value {
     assert_eq!(r.status(), status, "unexpected status for {}", r.url());
@@ -574,6 +625,15 @@ pub async fn expect_error(r: Response, status: StatusCode) -> Value {
         "{body}"
     );
     body
+}
+
+/// Asserts that `token` no longer (or never did) authenticate: `GET /api/me` answers 401 in the error shape.
+pub async fn expect_refused(app: &TestApp, token: &str) {
+    expect_error(
+        app.get_bearer("/api/me", token).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 /// Starts a conversation; returns its id.

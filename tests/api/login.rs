@@ -1,11 +1,7 @@
 //! Logging in over HTTP: the seed response shapes, input errors, one answer for every failure, long and
 //! Unicode-normalised passwords, seed bcrypt hashes, and `/api/me` describing the caller.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, expect_error, json_of, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests! {
     login_answers_with_the_union_of_the_seed_shapes, api_login_is_the_same_endpoint,
@@ -78,22 +74,11 @@ async fn login_input_errors_are_4xx_with_clear_messages(kind: DbKind) {
     expect_error(wrong_type, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     let broken = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body("{\"username\":")
-        .send()
-        .await
-        .unwrap();
+        .post_body("/auth/login", Some("application/json"), "{\"username\":")
+        .await;
     expect_error(broken, StatusCode::BAD_REQUEST).await;
 
-    let not_json = app
-        .client
-        .post(app.url("/auth/login"))
-        .body("username=admin")
-        .send()
-        .await
-        .unwrap();
+    let not_json = app.post_body("/auth/login", None, "username=admin").await;
     expect_error(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
     let too_long = app

@@ -1,11 +1,7 @@
 //! Ending sessions: logout (by access token or by refresh token in the body), logout-all, and a password
 //! change ending the other sessions.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, expect_error, json_of, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests! {
     logout_ends_the_access_token_the_refresh_token_and_verify, seed_003_logout_with_a_token_in_the_body_works,
@@ -21,11 +17,7 @@ async fn logout_ends_the_access_token_the_refresh_token_and_verify(kind: DbKind)
         json_of(r).await,
         json!({ "success": true, "message": "Logged out successfully" })
     );
-    expect_error(
-        app.get_bearer("/api/me", &tokens.access).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    expect_refused(&app, &tokens.access).await;
     expect_error(
         app.post("/auth/refresh", json!({ "refresh_token": tokens.refresh }))
             .await,
@@ -90,13 +82,7 @@ async fn logout_all_ends_every_session(kind: DbKind) {
             StatusCode::UNAUTHORIZED
         );
     }
-    let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &browser.cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_as("/api/me", &browser).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     expect_error(
         app.post("/auth/refresh", json!({ "refresh_token": b.refresh }))

@@ -1,11 +1,7 @@
 //! Operations and the HTTP edge: health, readiness (503 without a database), the API document, request ids
 //! and security headers, and 4xx for oversized, broken or hostile bodies and headers.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, expect_error, json_of, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests! {
     health_ready_and_docs_answer, ready_is_503_when_the_database_is_gone,
@@ -69,23 +65,13 @@ async fn oversized_broken_and_hostile_bodies_get_4xx(kind: DbKind) {
     .await;
     let nested = "[".repeat(10_000) + &"]".repeat(10_000);
     let r = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(nested)
-        .send()
-        .await
-        .unwrap();
+        .post_body("/auth/login", Some("application/json"), nested)
+        .await;
     assert!(r.status().is_client_error());
     let invalid_utf8 = b"{\"username\":\"\xff\xfe\",\"password\":\"x\"}".to_vec();
     let r = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(invalid_utf8)
-        .send()
-        .await
-        .unwrap();
+        .post_body("/auth/login", Some("application/json"), invalid_utf8)
+        .await;
     assert!(r.status().is_client_error());
     let r = app
         .post(
@@ -102,13 +88,12 @@ async fn oversized_broken_and_hostile_bodies_get_4xx(kind: DbKind) {
         .await;
     expect_error(r, StatusCode::UNAUTHORIZED).await;
     let r = app
-        .client
-        .post(app.url("/auth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&client_id=a%00b&client_secret=x")
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/auth/token",
+            Some("application/x-www-form-urlencoded"),
+            "grant_type=client_credentials&client_id=a%00b&client_secret=x",
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let big_header = "v".repeat(20_000);
     let r = app

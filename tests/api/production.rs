@@ -3,13 +3,11 @@
 
 use std::collections::HashMap;
 
-use reqwest::StatusCode;
-use serde_json::json;
 use warden::clock::ManualClock;
 use warden::config::Config;
 
 use crate::cli::warden_command;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, spawn_app, spawn_app_with};
+use crate::helpers::{build_in, prelude::*};
 
 fn production(extra: &[(&str, &str)]) -> Config {
     let mut map: HashMap<&str, &str> = HashMap::from([
@@ -177,20 +175,7 @@ fn development_keeps_a_private_signing_key_in_the_data_dir() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().display().to_string();
-        let settings: HashMap<String, String> = [
-            ("WARDEN_DATA_DIR", data.as_str()),
-            ("WARDEN_BIND", "127.0.0.1:0"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let app = warden::app::build(
-            Config::from_lookup(|k| settings.get(k).cloned()).unwrap(),
-            ManualClock::new(),
-        )
-        .await
-        .unwrap();
+        let app = build_in(dir.path(), &[]).await;
         let mode = std::fs::metadata(dir.path().join("jwt_secret"))
             .unwrap()
             .permissions()
@@ -219,21 +204,7 @@ fn mode(path: &std::path::Path) -> u32 {
 /// Starts the server on `data_dir` (SQLite), signs in over HTTP so the database is written, and returns the
 /// modes of the data dir and the database files while the server still runs.
 async fn modes_after_a_write(data_dir: &std::path::Path) -> Vec<(String, u32)> {
-    let data = data_dir.display().to_string();
-    let settings: HashMap<String, String> = [
-        ("WARDEN_DATA_DIR", data.as_str()),
-        ("WARDEN_BIND", "127.0.0.1:0"),
-        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let app = warden::app::build(
-        Config::from_lookup(|k| settings.get(k).cloned()).unwrap(),
-        ManualClock::new(),
-    )
-    .await
-    .unwrap();
+    let app = build_in(data_dir, &[("ADMIN_PASSWORD", ADMIN_PASSWORD)]).await;
     let base = format!("http://{}", app.addr);
     let stop = app.shutdown_handle();
     let server = tokio::spawn(app.run());

@@ -1,11 +1,7 @@
 //! Refresh tokens and verify: rotation, reuse revoking the family, concurrent refreshes with one winner,
 //! the idle timeout, and the seed shape of `/auth/verify`.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{DbKind, expect_error, json_of, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests! {
     refresh_rotates_and_reuse_revokes_the_whole_family,

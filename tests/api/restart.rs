@@ -1,11 +1,7 @@
 //! Restarts and several instances on one database: sessions, refresh tokens and lockouts survive a restart;
 //! revocations and role changes reach another instance within seconds.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests! {
     a_restart_keeps_sessions_refresh_tokens_and_lockouts,
@@ -32,13 +28,7 @@ async fn a_restart_keeps_sessions_refresh_tokens_and_lockouts(kind: DbKind) {
         StatusCode::UNAUTHORIZED,
         "revocations survive"
     );
-    let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &browser.cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_as("/api/me", &browser).await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app.post_empty_as("/auth/logout", &browser).await;
     assert_eq!(

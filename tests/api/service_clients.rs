@@ -1,12 +1,9 @@
 //! Callers that are not people logging in: service clients with client credentials (OAuth token endpoint)
 //! and Django access tokens mapped to linked local users.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 use warden::clock::Clock;
 
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, expect_error, json_of, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests! {
     service_clients_get_tokens_by_client_credentials_only, django_access_tokens_map_to_linked_local_users,
@@ -25,13 +22,12 @@ async fn service_clients_get_tokens_by_client_credentials_only(kind: DbKind) {
         client.client_id, client.client_secret
     );
     let r = app
-        .client
-        .post(app.url("/auth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/auth/token",
+            Some("application/x-www-form-urlencoded"),
+            form,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body = json_of(r).await;
     assert_eq!(body["token_type"], json!("Bearer"));
@@ -60,13 +56,12 @@ async fn service_clients_get_tokens_by_client_credentials_only(kind: DbKind) {
         client.client_id
     );
     let r = app
-        .client
-        .post(app.url("/auth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(wrong)
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/auth/token",
+            Some("application/x-www-form-urlencoded"),
+            wrong,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json_of(r).await["error"], json!("invalid_client"));
     let r = app
@@ -86,13 +81,12 @@ async fn service_clients_get_tokens_by_client_credentials_only(kind: DbKind) {
         admin.user_id, ADMIN_PASSWORD
     );
     let r = app
-        .client
-        .post(app.url("/auth/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(as_person)
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/auth/token",
+            Some("application/x-www-form-urlencoded"),
+            as_person,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         app.login_raw("ci-bot", &client.client_secret)
@@ -145,38 +139,22 @@ async fn django_access_tokens_map_to_linked_local_users(kind: DbKind) {
         json!({ "token_type": "refresh", "user_id": 42, "jti": "j2", "exp": now + 300, "iat": now }),
         django_secret,
     );
-    expect_error(
-        app.get_bearer("/api/me", &refresh).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    expect_refused(&app, &refresh).await;
     let unlinked = mint(
         json!({ "token_type": "access", "user_id": 43, "jti": "j3", "exp": now + 300, "iat": now }),
         django_secret,
     );
-    expect_error(
-        app.get_bearer("/api/me", &unlinked).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    expect_refused(&app, &unlinked).await;
     let expired = mint(
         json!({ "token_type": "access", "user_id": 42, "jti": "j4", "exp": now - 60, "iat": now - 400 }),
         django_secret,
     );
-    expect_error(
-        app.get_bearer("/api/me", &expired).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    expect_refused(&app, &expired).await;
     let forged = mint(
         json!({ "token_type": "access", "user_id": 42, "jti": "j5", "exp": now + 300, "iat": now }),
         "another-secret-another-secret-xx",
     );
-    expect_error(
-        app.get_bearer("/api/me", &forged).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    expect_refused(&app, &forged).await;
     // Our own tokens are not accepted as Django's and Django's not as a browser cookie.
     let r = app
         .client
