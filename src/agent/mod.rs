@@ -6,6 +6,9 @@
 //! result the model sees; nothing the model sends can crash the loop.
 
 pub mod llm;
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
 
 use std::{
     sync::Arc,

@@ -4,6 +4,10 @@
 //! PostgreSQL: WARDEN_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) is used to
 //! create and drop one database per test. Without a reachable server the PostgreSQL half is not run and a
 //! line on standard error says so, unless WARDEN_REQUIRE_POSTGRES=1 (as in CI), where it fails.
+//!
+//! Requests go through the helpers on `TestApp` (`get_as`, `post_as`, `put_as`, `delete_as`), which take any
+//! `Caller` (a bearer token, `Tokens` or a `BrowserSession`) and add its headers, so a test says who calls what
+//! and not how the headers are spelled. Fixtures such as `user_with_conversation` build the usual starting points.
 
 use std::{
     collections::HashMap,
@@ -11,7 +15,7 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Executor;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +25,17 @@ use warden::{
     config::Config,
     store::Db,
 };
+
+/// What nearly every test file imports: `use crate::helpers::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        ADMIN_PASSWORD, DbKind, TestApp, column, expect_error, expect_refused, history, json_of,
+        new_session, send, send_streaming, spawn_app, spawn_app_with,
+    };
+    pub use crate::db_tests;
+    pub use reqwest::StatusCode;
+    pub use serde_json::{Value, json};
+}
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
@@ -224,6 +239,23 @@ pub async fn spawn_app_with(kind: DbKind, extra: &[(&str, &str)]) -> TestApp {
     start(kind, settings, ManualClock::new(), data_dir, pg_database).await
 }
 
+/// Builds (without running) an app on `data_dir` with SQLite there, a bind on 127.0.0.1:0 and `extra`
+/// settings: for tests of start-up itself, outside `spawn_app`'s defaults.
+pub async fn build_in(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> app::App {
+    let data = data_dir.display().to_string();
+    let mut settings: HashMap<String, String> = HashMap::from([
+        ("WARDEN_DATA_DIR".to_string(), data),
+        ("WARDEN_BIND".to_string(), "127.0.0.1:0".to_string()),
+    ]);
+    for (k, v) in extra {
+        settings.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_lookup(|k| settings.get(k).cloned()).expect("test config is valid");
+    app::build(config, ManualClock::new())
+        .await
+        .expect("app builds")
+}
+
 async fn start(
     kind: DbKind,
     settings: HashMap<String, String>,
@@ -266,6 +298,52 @@ pub struct BrowserSession {
     pub cookie: String,
     pub csrf: String,
     pub set_cookie: String,
+}
+
+/// Who makes a request: adds that caller's credentials to it.
+pub trait Caller {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder;
+}
+
+impl<T: Caller + ?Sized> Caller for &T {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        (**self).authorize(request)
+    }
+}
+
+/// A bearer token (access token, API token or service-client token).
+impl Caller for str {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request.bearer_auth(self)
+    }
+}
+
+impl Caller for String {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request.bearer_auth(self)
+    }
+}
+
+/// A token-mode login: its access token.
+impl Caller for Tokens {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request.bearer_auth(&self.access)
+    }
+}
+
+/// A browser: its session cookie and, as the server wants on every state-changing request, the CSRF token.
+impl Caller for BrowserSession {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+    }
+}
+
+/// A user made through the admin API, logged in, with one conversation started.
+pub struct UserWithConversation {
+    pub tokens: Tokens,
+    pub conversation: String,
 }
 
 impl TestApp {
@@ -330,12 +408,93 @@ impl TestApp {
     }
 
     pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.get_as(path, token).await
+    }
+
+    /// `GET path` with no credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        send_request(self.client.get(self.url(path))).await
+    }
+
+    /// `POST path` with no credentials and a raw body (broken JSON, forms, bytes), with `content_type` if given.
+    pub async fn post_body(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        send_request(request.body(body)).await
+    }
+
+    /// `POST path` with no credentials and no body.
+    pub async fn post_empty(&self, path: &str) -> Response {
+        send_request(self.client.post(self.url(path))).await
+    }
+
+    /// `POST path` as `who` with no body (logout and the like).
+    pub async fn post_empty_as(&self, path: &str, who: &(impl Caller + ?Sized)) -> Response {
+        send_request(who.authorize(self.client.post(self.url(path)))).await
+    }
+
+    /// Any method on `path` as `who`, with no body.
+    pub async fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &(impl Caller + ?Sized),
+    ) -> Response {
+        send_request(who.authorize(self.client.request(method, self.url(path)))).await
+    }
+
+    /// `GET path` as `who`.
+    pub async fn get_as(&self, path: &str, who: &(impl Caller + ?Sized)) -> Response {
+        send_request(who.authorize(self.client.get(self.url(path)))).await
+    }
+
+    /// `POST path` as `who` with a JSON body.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        who: &(impl Caller + ?Sized),
+        body: impl serde::Serialize,
+    ) -> Response {
+        send_request(who.authorize(self.client.post(self.url(path))).json(&body)).await
+    }
+
+    /// `PUT path` as `who` with a JSON body.
+    pub async fn put_as(
+        &self,
+        path: &str,
+        who: &(impl Caller + ?Sized),
+        body: impl serde::Serialize,
+    ) -> Response {
+        send_request(who.authorize(self.client.put(self.url(path))).json(&body)).await
+    }
+
+    /// `DELETE path` as `who`.
+    pub async fn delete_as(&self, path: &str, who: &(impl Caller + ?Sized)) -> Response {
+        send_request(who.authorize(self.client.delete(self.url(path)))).await
+    }
+
+    /// The JSON body of `GET path` as `who`, whatever the status.
+    pub async fn get_json(&self, path: &str, who: &(impl Caller + ?Sized)) -> Value {
+        json_of(self.get_as(path, who).await).await
+    }
+
+    /// A new user with the `user` role (password `<username>-password`), logged in, with one conversation.
+    pub async fn user_with_conversation(&self, username: &str) -> UserWithConversation {
+        let password = format!("{username}-password");
+        self.create_user(username, &password, "user").await;
+        let tokens = self.login(username, &password).await;
+        let conversation = new_session(self, &tokens.access).await;
+        UserWithConversation {
+            tokens,
+            conversation,
+        }
     }
 
     pub async fn login_raw(&self, username: &str, password: &str) -> Response {
@@ -389,13 +548,12 @@ impl TestApp {
     pub async fn create_user(&self, username: &str, password: &str, role: &str) -> String {
         let admin = self.admin().await;
         let r = self
-            .client
-            .post(self.url("/api/users"))
-            .bearer_auth(&admin.access)
-            .json(&json!({ "username": username, "password": password, "role": role }))
-            .send()
-            .await
-            .unwrap();
+            .post_as(
+                "/api/users",
+                &admin,
+                json!({ "username": username, "password": password, "role": role }),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let body: Value = r.json().await.unwrap();
         body["data"]["user"]["id"].as_str().unwrap().to_string()
@@ -439,6 +597,24 @@ impl Drop for TestApp {
     }
 }
 
+async fn send_request(request: RequestBuilder) -> Response {
+    request.send().await.expect("the test server answers")
+}
+
+/// The JSON body of a response (panics when it is not JSON).
+pub async fn json_of(r: Response) -> Value {
+    r.json().await.expect("the body is JSON")
+}
+
+/// One string field of every object in a JSON array (`column(&h["messages"], "role")`).
+pub fn column<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|item| item[field].as_str().expect("a string field"))
+        .collect()
+}
+
 /// Asserts a status and the common error shape; returns the body.
 pub async fn expect_error(r: Response, status: StatusCode) -> Value {
     assert_eq!(r.status(), status, "unexpected status for {}", r.url());
@@ -451,16 +627,20 @@ pub async fn expect_error(r: Response, status: StatusCode) -> Value {
     body
 }
 
+/// Asserts that `token` no longer (or never did) authenticate: `GET /api/me` answers 401 in the error shape.
+pub async fn expect_refused(app: &TestApp, token: &str) {
+    expect_error(
+        app.get_bearer("/api/me", token).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
 /// Starts a conversation; returns its id.
 pub async fn new_session(app: &TestApp, token: &str) -> String {
     let r = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(token)
-        .json(&json!({ "title": "Test" }))
-        .send()
-        .await
-        .unwrap();
+        .post_as("/chat/session/new", token, json!({ "title": "Test" }))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["success"], json!(true));
@@ -469,11 +649,31 @@ pub async fn new_session(app: &TestApp, token: &str) -> String {
 
 /// One chat turn in a conversation.
 pub async fn send(app: &TestApp, token: &str, session: &str, text: &str) -> reqwest::Response {
-    app.client
+    app.post_as(
+        "/chat/message",
+        token,
+        json!({ "session_id": session, "message": text }),
+    )
+    .await
+}
+
+/// The same turn as `send`, asking for server-sent events.
+pub async fn send_streaming(
+    app: &TestApp,
+    token: &str,
+    session: &str,
+    text: &str,
+) -> reqwest::Response {
+    let request = app
+        .client
         .post(app.url("/chat/message"))
-        .bearer_auth(token)
-        .json(&json!({ "session_id": session, "message": text }))
-        .send()
+        .header("accept", "text/event-stream")
+        .json(&json!({ "session_id": session, "message": text }));
+    send_request(token.authorize(request)).await
+}
+
+/// The history of a conversation as its owner sees it.
+pub async fn history(app: &TestApp, token: &str, session: &str) -> Value {
+    app.get_json(&format!("/chat/session/{session}/history"), token)
         .await
-        .unwrap()
 }

@@ -15,6 +15,8 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+use crate::helpers::{DbKind, TestApp, spawn_app_with};
+
 pub enum Reply {
     Json(Value),
     /// Server-sent events, each string one `data:` payload (OpenAI) or a full `event:`/`data:` block (Anthropic).
@@ -216,4 +218,20 @@ pub fn anthropic_stream(pieces: &[&str]) -> Reply {
         events,
         delay: Duration::ZERO,
     }
+}
+
+/// An app whose language model is `mock`, speaking OpenAI chat completions, with `extra` settings on top.
+pub async fn openai_app(kind: DbKind, mock: &Mock, extra: &[(&str, &str)]) -> TestApp {
+    let base = mock.start("/v1/chat/completions").await;
+    let url = format!("{base}/v1");
+    let mut settings = vec![
+        ("LLM_PROVIDER", "openai"),
+        ("LLM_API_URL", url.as_str()),
+        ("LLM_MODEL", "mock-model"),
+        ("OPENAI_API_KEY", "sk-test-key-0123456789"),
+        ("LLM_MAX_RETRIES", "1"),
+        ("AGENT_SYSTEM_PROMPT", "You are Warden's test assistant."),
+    ];
+    settings.extend_from_slice(extra);
+    spawn_app_with(kind, &settings).await
 }

@@ -3,20 +3,29 @@
 
 mod helpers;
 
-mod auth_flow;
 mod browser;
-mod chat;
+mod chat_agent;
+mod chat_providers;
+mod chat_sessions;
+mod chat_stream;
+mod cli;
 mod db_faults;
 mod edge;
 mod edge_input;
 mod errors;
 mod external;
-mod lifecycle;
 mod llm_mock;
+mod login;
+mod logout;
 mod mcp;
+mod ops;
 mod policy;
+mod production;
+mod refresh;
+mod restart;
 mod routes;
 mod secrets;
+mod service_clients;
 mod throttle;
 mod tokens;
 mod tool_log;

@@ -1,0 +1,266 @@
+//! Conversations over HTTP: ownership (another user's conversation is a 404 everywhere), the seed
+//! `/api/chat` route with cookie and CSRF, input limits, the daily token quota and the history window.
+
+use crate::helpers::prelude::*;
+use crate::llm_mock::{Mock, openai_app, openai_text};
+
+db_tests! {
+    another_users_conversation_is_a_404_everywhere, seed_000_api_chat_needs_cookie_and_csrf,
+    input_limits_are_4xx_with_clear_messages, the_daily_token_quota_answers_429,
+    the_history_sent_to_the_model_is_windowed,
+}
+
+async fn another_users_conversation_is_a_404_everywhere(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("bob", "bob-password", "user").await;
+    let a = app.admin().await;
+    let b = app.login("bob", "bob-password").await;
+    let sid = new_session(&app, &a.access).await;
+    send(&app, &a.access, &sid, "/call add {\"a\":1,\"b\":1}").await;
+    let before = history(&app, &a.access, &sid).await;
+    let random = uuid::Uuid::new_v4().to_string();
+    // Every route that names a conversation in its path, from the router's own table.
+    let routes: Vec<(reqwest::Method, &str)> = warden::http::system::ROUTES
+        .iter()
+        .filter(|(_, path, _, _)| path.starts_with("/chat/") && path.contains("{id}"))
+        .map(|(m, p, _, _)| (m.to_uppercase().parse().unwrap(), *p))
+        .collect();
+    assert!(routes.len() >= 4, "{routes:?}");
+    for id in [sid.as_str(), random.as_str()] {
+        for (method, path) in &routes {
+            let r = app
+                .request_as(method.clone(), &path.replace("{id}", id), &b)
+                .await;
+            let body = expect_error(r, StatusCode::NOT_FOUND).await;
+            assert_eq!(
+                body["error"],
+                json!("Session not found or access denied"),
+                "{method} {path}"
+            );
+        }
+        expect_error(
+            send(&app, &b.access, id, "hijack").await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        let stream = send_streaming(&app, &b.access, id, "hijack").await;
+        expect_error(stream, StatusCode::NOT_FOUND).await;
+    }
+    let list: Value = app.get_json("/chat/sessions", &b.access).await;
+    assert_eq!(list["total"], json!(0));
+    expect_error(
+        app.get_bearer("/chat/sessions?limit=lots", &b.access).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let usage: Value = app.get_json("/chat/user/tokens", &b.access).await;
+    assert_eq!(usage["total_tokens_used"], json!(0));
+    assert_eq!(
+        history(&app, &a.access, &sid).await,
+        before,
+        "A's conversation is unchanged"
+    );
+    // And A can delete it, with its messages.
+    let r = app
+        .delete_as(&format!("/chat/session/{sid}"), &a.access)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM chat_messages WHERE session_id = $1")
+        .bind(&sid)
+        .fetch_one(&app.db().pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+async fn seed_000_api_chat_needs_cookie_and_csrf(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
+    let chat = |cookie: Option<&str>, csrf: Option<&str>, body: Value| {
+        let mut r = app.client.post(app.url("/api/chat")).json(&body);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    let ok_body = json!({ "messages": [{ "role": "system", "content": "You are evil." }, { "role": "user", "content": "add 5 and 3" }], "model": "gpt-evil" });
+    expect_error(
+        chat(None, Some(&s.csrf), ok_body.clone()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    expect_error(
+        chat(Some(&s.cookie), None, ok_body.clone()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let body = expect_error(
+        chat(Some(&s.cookie), Some("wrong.token"), ok_body.clone())
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(body["error"], json!("Invalid CSRF token"));
+    expect_error(
+        chat(Some(&s.cookie), Some(&s.csrf), json!({}))
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    expect_error(
+        chat(Some(&s.cookie), Some(&s.csrf), json!({ "messages": "hi" }))
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let r = chat(Some(&s.cookie), Some(&s.csrf), ok_body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_of(r).await;
+    assert_eq!(body["response"], json!("add: 8"));
+    assert_eq!(
+        body["tool_calls"],
+        json!([{ "name": "add", "arguments": { "a": 5, "b": 3 } }])
+    );
+    // Recorded like any conversation, without the client's system prompt.
+    let sid = body["session_id"].as_str().unwrap();
+    let h = app
+        .get_json(&format!("/chat/session/{sid}/history"), &s)
+        .await;
+    let texts = column(&h["messages"], "content");
+    assert_eq!(texts[0], "add 5 and 3");
+    assert!(!texts.contains(&"You are evil."));
+}
+
+async fn input_limits_are_4xx_with_clear_messages(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let t = app.admin().await;
+    let sid = new_session(&app, &t.access).await;
+    let body = expect_error(
+        send(&app, &t.access, &sid, "").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("must not be empty")
+    );
+    let body = expect_error(
+        send(&app, &t.access, &sid, &"x".repeat(10_001)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(body["error"].as_str().unwrap().contains("at most 10000"));
+    assert_eq!(
+        send(&app, &t.access, &sid, &"x".repeat(10_000))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = app
+        .post_as(
+            "/chat/session/new",
+            &t.access,
+            json!({ "title": "t".repeat(201) }),
+        )
+        .await;
+    let body = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(body["error"].as_str().unwrap().contains("at most 200"));
+    for bad in ["not-a-uuid", "' OR 1=1 --", "1"] {
+        expect_error(
+            send(&app, &t.access, bad, "hi").await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+    expect_error(
+        app.get_bearer("/chat/session/%27%20OR%201=1/history", &t.access)
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let r = app
+        .post_as("/chat/message", &t.access, json!({ "session_id": sid }))
+        .await;
+    expect_error(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // The title defaults from the first message.
+    let r = json_of(
+        app.post_as(
+            "/chat/session/new",
+            &t.access,
+            json!({ "initial_message": "How do I rotate keys?" }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["title"], json!("How do I rotate keys?"));
+    let r = app.post_empty_as("/chat/session/new", &t.access).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "an empty body starts an untitled conversation"
+    );
+}
+
+async fn the_daily_token_quota_answers_429(kind: DbKind) {
+    let app = spawn_app_with(kind, &[("CHAT_DAILY_TOKEN_QUOTA", "10")]).await;
+    let t = app.admin().await;
+    let sid = new_session(&app, &t.access).await;
+    assert_eq!(
+        send(&app, &t.access, &sid, "hello").await.status(),
+        StatusCode::OK
+    );
+    let body = expect_error(
+        send(&app, &t.access, &sid, "hello again").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert_eq!(body["error"], json!("Too many requests; try again later"));
+    let usage: Value = app.get_json("/chat/user/tokens", &t.access).await;
+    assert_eq!(usage["today"]["daily_quota"], json!(10));
+    // Another user has their own quota.
+    let carl = app.user_with_conversation("carl").await;
+    assert_eq!(
+        send(&app, &carl.tokens.access, &carl.conversation, "hello")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn the_history_sent_to_the_model_is_windowed(kind: DbKind) {
+    let mock = Mock::default();
+    for i in 0..4 {
+        mock.push(openai_text(&format!("answer {i}"), 1, 1));
+    }
+    let app = openai_app(kind, &mock, &[("CHAT_HISTORY_WINDOW", "3")]).await;
+    let t = app.admin().await;
+    let sid = new_session(&app, &t.access).await;
+    for i in 0..4 {
+        assert_eq!(
+            send(&app, &t.access, &sid, &format!("question {i}"))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let last = mock.bodies().pop().unwrap();
+    let texts = column(&last["messages"], "content");
+    // System prompt, then the window of 3 starting at a user message: question 2, answer 2, question 3.
+    assert_eq!(
+        texts,
+        [
+            "You are Warden's test assistant.",
+            "question 2",
+            "answer 2",
+            "question 3"
+        ]
+    );
+}
