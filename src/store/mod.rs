@@ -4,10 +4,14 @@
 //! Only bool, integers, floats, text and bytes cross the `Any` driver: times are epoch milliseconds (BIGINT),
 //! ids and JSON are TEXT, flags are 0/1 integers. Ids and times are made in Rust, never by the database.
 
+mod batch;
+
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
+
+pub use batch::BatchWriter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -8,21 +8,17 @@
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
 };
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Db;
+pub use super::store::{Filter, Row, find};
+use crate::store::{BatchWriter, Db};
 
 const CHANNEL_CAPACITY: usize = 8192;
 const BATCH: usize = 256;
 /// The seed cut results at 1000 characters in the JSON file and 200 in the text file.
-const JSON_RESULT_CHARS: usize = 1000;
+pub(super) const JSON_RESULT_CHARS: usize = 1000;
 const TEXT_RESULT_CHARS: usize = 200;
 /// Argument keys whose values are never logged (matched case-insensitively, anywhere in the key).
 const SECRET_KEYS: &[&str] = &[
@@ -103,15 +99,10 @@ impl Entry {
     }
 }
 
-enum Message {
-    Record(Box<Entry>),
-    Flush(oneshot::Sender<()>),
-}
-
+/// The handle callers record calls through; clones share one writer task.
 #[derive(Clone)]
 pub struct ToolLog {
-    tx: mpsc::Sender<Message>,
-    dropped: Arc<AtomicU64>,
+    writer: BatchWriter<Entry>,
 }
 
 /// Where the files go and when they rotate; `None` turns the files off (the table is always written).
@@ -122,29 +113,28 @@ pub struct Files {
 }
 
 impl ToolLog {
+    /// Starts the writer task: each batch goes to the table, then (when `files` is set) to the files.
     pub fn start(db: Db, files: Option<Files>) -> ToolLog {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(write_batches(db, files, rx));
-        ToolLog {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        let writer = BatchWriter::start("tool-call log", CHANNEL_CAPACITY, BATCH, move |entries| {
+            write_batch(db.clone(), files.clone(), entries)
+        });
+        ToolLog { writer }
     }
 
+    /// Queues a call (its arguments redacted first); never waits.
     pub fn record(&self, mut entry: Entry) {
         entry.arguments = redact(entry.arguments);
-        if self.tx.try_send(Message::Record(Box::new(entry))).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("tool-call log channel full; entry dropped");
-        }
+        self.writer.push(entry);
     }
 
     /// Waits until everything recorded before this call is written.
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.writer.flush().await;
+    }
+
+    /// How many calls were dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.writer.dropped()
     }
 }
 
@@ -275,38 +265,18 @@ impl std::fmt::Display for Escaped<'_> {
     }
 }
 
-async fn write_batches(db: Db, files: Option<Files>, mut rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        if rx.recv_many(&mut batch, BATCH).await == 0 {
-            return;
-        }
-        let mut entries = Vec::new();
-        let mut flushes = Vec::new();
-        for m in batch.drain(..) {
-            match m {
-                Message::Record(e) => entries.push(*e),
-                Message::Flush(done) => flushes.push(done),
-            }
-        }
-        if !entries.is_empty() {
-            if let Err(e) = insert(&db, &entries).await {
-                tracing::error!(error = %e, count = entries.len(), "writing tool calls to the database failed");
-            }
-            if let Some(files) = files.clone() {
-                let lines: Vec<(String, String)> = entries
-                    .iter()
-                    .map(|e| (json_line(e).to_string(), text_lines(e)))
-                    .collect();
-                let written =
-                    tokio::task::spawn_blocking(move || append_files(&files, &lines)).await;
-                if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
-                    tracing::error!(error = %e, "writing the tool-call log files failed");
-                }
-            }
-        }
-        for done in flushes {
-            let _ = done.send(());
+async fn write_batch(db: Db, files: Option<Files>, entries: Vec<Entry>) {
+    if let Err(e) = super::store::insert(&db, &entries).await {
+        tracing::error!(error = %e, count = entries.len(), "writing tool calls to the database failed");
+    }
+    if let Some(files) = files {
+        let lines: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (json_line(e).to_string(), text_lines(e)))
+            .collect();
+        let written = tokio::task::spawn_blocking(move || append_files(&files, &lines)).await;
+        if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+            tracing::error!(error = %e, "writing the tool-call log files failed");
         }
     }
 }
@@ -340,92 +310,6 @@ fn rotate(path: &Path, max_bytes: u64) -> std::io::Result<()> {
         std::fs::rename(path, rotated)?;
     }
     Ok(())
-}
-
-async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
-    let mut tx = db.writer().begin().await?;
-    for e in entries {
-        let length = i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO tool_calls (id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-             duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(e.at_ms)
-        .bind(e.user_id.as_deref())
-        .bind(e.conversation_id.as_deref())
-        .bind(&e.server)
-        .bind(&e.tool_name)
-        .bind(e.tool_call_id.as_deref())
-        .bind(e.arguments.to_string())
-        .bind(&e.status)
-        .bind(e.duration_ms)
-        .bind(e.result.chars().take(JSON_RESULT_CHARS * 16).collect::<String>())
-        .bind(length)
-        .bind(e.error.as_deref())
-        .bind(e.source)
-        .bind(e.approval.as_deref())
-        .bind(e.approver_id.as_deref())
-        .bind(json!({ "model": e.model, "api": e.api }).to_string())
-        .bind(e.session_id.as_deref())
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
-}
-
-#[derive(Debug, sqlx::FromRow, serde::Serialize)]
-pub struct Row {
-    pub id: String,
-    pub at: i64,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub server: String,
-    pub tool_name: String,
-    pub tool_call_id: Option<String>,
-    pub arguments: String,
-    pub status: String,
-    pub duration_ms: f64,
-    pub result: Option<String>,
-    pub result_length: i64,
-    pub error: Option<String>,
-    pub source: String,
-    pub approval: Option<String>,
-    pub approver_id: Option<String>,
-}
-
-#[derive(Default)]
-pub struct Filter {
-    /// `None`: every user's calls (admins).
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub tool_name: Option<String>,
-    pub status: Option<String>,
-    pub conversation_id: Option<String>,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-/// Newest first. Each filter is either unset (`$n IS NULL`) or an exact match.
-pub async fn find(db: &Db, f: &Filter) -> sqlx::Result<Vec<Row>> {
-    sqlx::query_as(
-        "SELECT id, at, user_id, session_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-         duration_ms, result, result_length, error, source, approval, approver_id FROM tool_calls \
-         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR tool_name = $2) AND ($3 IS NULL OR status = $3) \
-         AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR session_id = $5) \
-         ORDER BY at DESC, id DESC LIMIT $6 OFFSET $7",
-    )
-    .bind(f.user_id.as_deref())
-    .bind(f.tool_name.as_deref())
-    .bind(f.status.as_deref())
-    .bind(f.conversation_id.as_deref())
-    .bind(f.session_id.as_deref())
-    .bind(f.limit)
-    .bind(f.offset)
-    .fetch_all(&db.pool)
-    .await
 }
 
 #[cfg(test)]

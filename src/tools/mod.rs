@@ -8,6 +8,7 @@ pub mod approval;
 pub mod builtin;
 pub mod log;
 pub mod policy;
+mod store;
 
 use std::{collections::BTreeMap, sync::Arc};
 
