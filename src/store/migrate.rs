@@ -155,3 +155,23 @@ fn explain(err: MigrateError) -> anyhow::Error {
         other => anyhow::Error::from(other).context("migrating the database"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_trees_have_the_same_migrations_in_order() {
+        let names = |backend| -> Vec<(i64, String)> {
+            migrator(backend)
+                .iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        let sqlite = names(Backend::Sqlite);
+        assert_eq!(sqlite, names(Backend::Postgres));
+        let versions: Vec<i64> = sqlite.iter().map(|(v, _)| *v).collect();
+        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+        assert_eq!(versions, expected, "numbered 1, 2, 3… without gaps");
+    }
+}
