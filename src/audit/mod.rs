@@ -2,17 +2,12 @@
 //! Append-only. Events go through a bounded channel to one writer task that inserts them in batches, so
 //! recording never waits on the database; a full channel drops the event and counts it.
 
-use std::{
-    net::IpAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::net::IpAddr;
+
+use crate::{
+    clock::SharedClock,
+    store::{BatchWriter, Db},
 };
-
-use tokio::sync::{mpsc, oneshot};
-
-use crate::{clock::SharedClock, store::Db};
 
 const CHANNEL_CAPACITY: usize = 8192;
 const BATCH: usize = 256;
@@ -55,75 +50,40 @@ impl Event {
     }
 }
 
-enum Message {
-    Record(Event, i64),
-    Flush(oneshot::Sender<()>),
-}
-
+/// The handle services record events through; clones share one writer task.
 #[derive(Clone)]
 pub struct Audit {
-    tx: mpsc::Sender<Message>,
+    writer: BatchWriter<(Event, i64)>,
     clock: SharedClock,
-    dropped: Arc<AtomicU64>,
 }
 
 impl Audit {
     /// Starts the writer task; it ends when every `Audit` handle is dropped, after writing what it holds.
     pub fn start(db: Db, clock: SharedClock) -> Audit {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(write_batches(db, rx));
-        Audit {
-            tx,
-            clock,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        let writer = BatchWriter::start("audit", CHANNEL_CAPACITY, BATCH, move |events| {
+            let db = db.clone();
+            async move {
+                if let Err(e) = insert(&db, &events).await {
+                    tracing::error!(error = %e, count = events.len(), "writing audit events failed");
+                }
+            }
+        });
+        Audit { writer, clock }
     }
 
     /// Queues an event; never waits.
     pub fn record(&self, event: Event) {
-        let at = self.clock.now_ms();
-        if self.tx.try_send(Message::Record(event, at)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("audit channel full; event dropped");
-        }
+        self.writer.push((event, self.clock.now_ms()));
     }
 
     /// Waits until every event recorded before this call is written.
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.writer.flush().await;
     }
 
+    /// How many events were dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let n = rx.recv_many(&mut batch, BATCH).await;
-        if n == 0 {
-            return;
-        }
-        let mut flushes = Vec::new();
-        let mut events = Vec::new();
-        for m in batch.drain(..) {
-            match m {
-                Message::Record(e, at) => events.push((e, at)),
-                Message::Flush(done) => flushes.push(done),
-            }
-        }
-        if !events.is_empty()
-            && let Err(e) = insert(&db, &events).await
-        {
-            tracing::error!(error = %e, count = events.len(), "writing audit events failed");
-        }
-        for done in flushes {
-            let _ = done.send(());
-        }
+        self.writer.dropped()
     }
 }
 

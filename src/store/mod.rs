@@ -1,13 +1,19 @@
 //! The database: one sqlx `Any` pool over SQLite (default, a file under the data dir) or PostgreSQL (by URL),
-//! and the migrations of both, kept in step (same numbers, same meaning).
+//! and the migrations of both, kept in step (same numbers, same meaning; applied by sqlx's migrator, `migrate`).
+//! `BatchWriter` is the one background writer the append-only logs (audit, tool calls) queue into.
 //!
 //! Only bool, integers, floats, text and bytes cross the `Any` driver: times are epoch milliseconds (BIGINT),
 //! ids and JSON are TEXT, flags are 0/1 integers. Ids and times are made in Rust, never by the database.
+
+mod batch;
+pub mod migrate;
 
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
+
+pub use batch::BatchWriter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -24,65 +30,6 @@ pub struct Db {
     writer: AnyPool,
     pub backend: Backend,
 }
-
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
-}
-
-/// Every migration, in order. Never edit one that has shipped: add the next number.
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "core",
-        sqlite: include_str!("../../migrations/sqlite/0001_core.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_core.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "chat",
-        sqlite: include_str!("../../migrations/sqlite/0002_chat.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_chat.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "tool_calls",
-        sqlite: include_str!("../../migrations/sqlite/0003_tool_calls.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_tool_calls.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "tool_policy",
-        sqlite: include_str!("../../migrations/sqlite/0004_tool_policy.sql"),
-        postgres: include_str!("../../migrations/postgres/0004_tool_policy.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "mcp_servers",
-        sqlite: include_str!("../../migrations/sqlite/0005_mcp_servers.sql"),
-        postgres: include_str!("../../migrations/postgres/0005_mcp_servers.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "tool_call_sessions",
-        sqlite: include_str!("../../migrations/sqlite/0006_tool_call_sessions.sql"),
-        postgres: include_str!("../../migrations/postgres/0006_tool_call_sessions.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "session_activity",
-        sqlite: include_str!("../../migrations/sqlite/0007_session_activity.sql"),
-        postgres: include_str!("../../migrations/postgres/0007_session_activity.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "username_skeleton",
-        sqlite: include_str!("../../migrations/sqlite/0008_username_skeleton.sql"),
-        postgres: include_str!("../../migrations/postgres/0008_username_skeleton.sql"),
-    },
-];
 
 impl Db {
     /// Connects (creating the SQLite file and its folder if needed). Does not migrate.
@@ -126,50 +73,10 @@ impl Db {
         self.writer.close().await;
     }
 
-    /// Applies the migrations not yet applied, each in its own transaction.
+    /// Applies the migrations not yet applied (see `migrate`), each in its own transaction, under a lock;
+    /// returns the versions applied now. Refuses a database whose applied migrations were edited.
     pub async fn migrate(&self) -> anyhow::Result<Vec<i64>> {
-        let create = match self.backend {
-            Backend::Sqlite => {
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-            }
-            Backend::Postgres => {
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-            }
-        };
-        self.writer
-            .execute(sqlx::raw_sql(create))
-            .await
-            .context("creating schema_migrations")?;
-        let mut applied = Vec::new();
-        for m in MIGRATIONS {
-            let mut tx = self.writer.begin().await?;
-            let done: Option<(i64,)> =
-                sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(m.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            let sql = match self.backend {
-                Backend::Sqlite => m.sqlite,
-                Backend::Postgres => m.postgres,
-            };
-            tx.execute(sqlx::raw_sql(sql))
-                .await
-                .with_context(|| format!("migration {} {}", m.version, m.name))?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(crate::clock::Clock::now_ms(&crate::clock::SystemClock))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            applied.push(m.version);
-        }
-        Ok(applied)
+        migrate::run(self).await
     }
 
     /// True when the database answers a trivial query.

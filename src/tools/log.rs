@@ -2,28 +2,26 @@
 //! conversation, which server, the approval) and, unless ENABLE_TOOL_LOGGING=false, to seed 000's files in WARDEN_LOG_DIR:
 //! `tool_calls.json` (JSON Lines) and `tool_calls.log` (human-readable), each rotated by size.
 //!
+//! The files' formats are in `format`, their writing and rotation in `files`, the SQL in `tools::store`.
+//!
 //! Arguments are redacted by key name before they are written anywhere. Writing happens on a background task
 //! fed by a bounded channel: recording never waits, and a full channel drops and counts.
 
-use std::{
-    io::Write,
-    path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+mod files;
+mod format;
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::store::Db;
+pub use self::{
+    files::Files,
+    format::{json_line, text_lines},
+};
+pub use super::store::{Filter, Row, find};
+use crate::store::{BatchWriter, Db};
+pub(super) use format::JSON_RESULT_CHARS;
 
 const CHANNEL_CAPACITY: usize = 8192;
 const BATCH: usize = 256;
-/// The seed cut results at 1000 characters in the JSON file and 200 in the text file.
-const JSON_RESULT_CHARS: usize = 1000;
-const TEXT_RESULT_CHARS: usize = 200;
 /// Argument keys whose values are never logged (matched case-insensitively, anywhere in the key).
 const SECRET_KEYS: &[&str] = &[
     "password",
@@ -103,48 +101,35 @@ impl Entry {
     }
 }
 
-enum Message {
-    Record(Box<Entry>),
-    Flush(oneshot::Sender<()>),
-}
-
+/// The handle callers record calls through; clones share one writer task.
 #[derive(Clone)]
 pub struct ToolLog {
-    tx: mpsc::Sender<Message>,
-    dropped: Arc<AtomicU64>,
-}
-
-/// Where the files go and when they rotate; `None` turns the files off (the table is always written).
-#[derive(Clone)]
-pub struct Files {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
+    writer: BatchWriter<Entry>,
 }
 
 impl ToolLog {
+    /// Starts the writer task: each batch goes to the table, then (when `files` is set) to the files.
     pub fn start(db: Db, files: Option<Files>) -> ToolLog {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(write_batches(db, files, rx));
-        ToolLog {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        let writer = BatchWriter::start("tool-call log", CHANNEL_CAPACITY, BATCH, move |entries| {
+            write_batch(db.clone(), files.clone(), entries)
+        });
+        ToolLog { writer }
     }
 
+    /// Queues a call (its arguments redacted first); never waits.
     pub fn record(&self, mut entry: Entry) {
         entry.arguments = redact(entry.arguments);
-        if self.tx.try_send(Message::Record(Box::new(entry))).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("tool-call log channel full; entry dropped");
-        }
+        self.writer.push(entry);
     }
 
     /// Waits until everything recorded before this call is written.
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.writer.flush().await;
+    }
+
+    /// How many calls were dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.writer.dropped()
     }
 }
 
@@ -168,384 +153,35 @@ pub fn redact(value: Value) -> Value {
     }
 }
 
-/// Seed 000's `session_id`: 8 hex characters of the conversation id, or (for a call outside a chat) of the
-/// login session id, so one session's calls can be found in the files too.
-fn short_session(entry: &Entry) -> String {
-    let source = entry
-        .conversation_id
-        .clone()
-        .or_else(|| entry.session_id.clone())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    source
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(8)
-        .collect()
-}
-
-fn timestamp(ms: i64, format: &str) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    match format {
-        "iso" => t
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        _ => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
+async fn write_batch(db: Db, files: Option<Files>, entries: Vec<Entry>) {
+    if let Err(e) = super::store::insert(&db, &entries).await {
+        tracing::error!(error = %e, count = entries.len(), "writing tool calls to the database failed");
     }
-}
-
-/// One line of `tool_calls.json`, field for field as seed 000 wrote it.
-pub fn json_line(entry: &Entry) -> Value {
-    let length = entry.result.chars().count();
-    let mut line = json!({
-        "timestamp": timestamp(entry.at_ms, "iso"),
-        "session_id": short_session(entry),
-        "tool_name": entry.tool_name,
-        "arguments": entry.arguments,
-        "status": entry.status,
-        "duration_ms": entry.duration_ms,
-        "result": if length > JSON_RESULT_CHARS {
-            format!("{}... (truncated)", entry.result.chars().take(JSON_RESULT_CHARS).collect::<String>())
-        } else {
-            entry.result.clone()
-        },
-        "error": entry.error,
-        "metadata": { "model": entry.model, "api": entry.api, "tool_call_id": entry.tool_call_id },
-    });
-    if length > JSON_RESULT_CHARS {
-        line["result_length"] = json!(length);
-    }
-    line
-}
-
-/// The lines of `tool_calls.log`. Every value goes through [`Escaped`], so nothing a model or a tool chose can
-/// start a line of its own.
-pub fn text_lines(entry: &Entry) -> String {
-    let (level, outcome) = if entry.status == "success" {
-        ("INFO", "SUCCESS")
-    } else {
-        ("ERROR", "ERROR")
-    };
-    let (label, detail) = match &entry.error {
-        Some(e) => ("Error", e.clone()),
-        None => (
-            "Result",
-            entry.result.chars().take(TEXT_RESULT_CHARS).collect(),
-        ),
-    };
-    format!(
-        "{} - {level} - Tool '{}' {outcome} | Session: {} | Duration: {:.2}ms\n    Arguments: {}\n    {label}: {}\n",
-        timestamp(entry.at_ms, "text"),
-        Escaped(&entry.tool_name),
-        Escaped(&short_session(entry)),
-        entry.duration_ms,
-        Escaped(&entry.arguments.to_string()),
-        Escaped(&detail),
-    )
-}
-
-/// A value in a text-log line with its control characters (C0, DEL, C1) and the Unicode line and paragraph
-/// separators written as escapes (`\n`, `\r`, `\t`, else `\u{85}`): a reader splitting on any of them sees
-/// one line per entry.
-struct Escaped<'a>(&'a str);
-
-impl std::fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write as _;
-        for c in self.0.chars() {
-            match c {
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
-                }
-                c => f.write_char(c)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-async fn write_batches(db: Db, files: Option<Files>, mut rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        if rx.recv_many(&mut batch, BATCH).await == 0 {
-            return;
-        }
-        let mut entries = Vec::new();
-        let mut flushes = Vec::new();
-        for m in batch.drain(..) {
-            match m {
-                Message::Record(e) => entries.push(*e),
-                Message::Flush(done) => flushes.push(done),
-            }
-        }
-        if !entries.is_empty() {
-            if let Err(e) = insert(&db, &entries).await {
-                tracing::error!(error = %e, count = entries.len(), "writing tool calls to the database failed");
-            }
-            if let Some(files) = files.clone() {
-                let lines: Vec<(String, String)> = entries
-                    .iter()
-                    .map(|e| (json_line(e).to_string(), text_lines(e)))
-                    .collect();
-                let written =
-                    tokio::task::spawn_blocking(move || append_files(&files, &lines)).await;
-                if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
-                    tracing::error!(error = %e, "writing the tool-call log files failed");
-                }
-            }
-        }
-        for done in flushes {
-            let _ = done.send(());
+    if let Some(files) = files {
+        let lines: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (json_line(e).to_string(), text_lines(e)))
+            .collect();
+        let written = tokio::task::spawn_blocking(move || files.append(&lines)).await;
+        if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+            tracing::error!(error = %e, "writing the tool-call log files failed");
         }
     }
-}
-
-fn append_files(files: &Files, lines: &[(String, String)]) -> std::io::Result<()> {
-    std::fs::create_dir_all(&files.dir)?;
-    let json_path = files.dir.join("tool_calls.json");
-    let text_path = files.dir.join("tool_calls.log");
-    rotate(&json_path, files.max_bytes)?;
-    rotate(&text_path, files.max_bytes)?;
-    let mut json = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&json_path)?;
-    let mut text = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&text_path)?;
-    for (j, t) in lines {
-        writeln!(json, "{j}")?;
-        text.write_all(t.as_bytes())?;
-    }
-    Ok(())
-}
-
-/// Past `max_bytes`, the file moves to `NAME.1` (replacing an older one) and a new file starts.
-fn rotate(path: &Path, max_bytes: u64) -> std::io::Result<()> {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() >= max_bytes) {
-        let mut rotated = path.as_os_str().to_owned();
-        rotated.push(".1");
-        std::fs::rename(path, rotated)?;
-    }
-    Ok(())
-}
-
-async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
-    let mut tx = db.writer().begin().await?;
-    for e in entries {
-        let length = i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO tool_calls (id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-             duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(e.at_ms)
-        .bind(e.user_id.as_deref())
-        .bind(e.conversation_id.as_deref())
-        .bind(&e.server)
-        .bind(&e.tool_name)
-        .bind(e.tool_call_id.as_deref())
-        .bind(e.arguments.to_string())
-        .bind(&e.status)
-        .bind(e.duration_ms)
-        .bind(e.result.chars().take(JSON_RESULT_CHARS * 16).collect::<String>())
-        .bind(length)
-        .bind(e.error.as_deref())
-        .bind(e.source)
-        .bind(e.approval.as_deref())
-        .bind(e.approver_id.as_deref())
-        .bind(json!({ "model": e.model, "api": e.api }).to_string())
-        .bind(e.session_id.as_deref())
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
-}
-
-#[derive(Debug, sqlx::FromRow, serde::Serialize)]
-pub struct Row {
-    pub id: String,
-    pub at: i64,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub server: String,
-    pub tool_name: String,
-    pub tool_call_id: Option<String>,
-    pub arguments: String,
-    pub status: String,
-    pub duration_ms: f64,
-    pub result: Option<String>,
-    pub result_length: i64,
-    pub error: Option<String>,
-    pub source: String,
-    pub approval: Option<String>,
-    pub approver_id: Option<String>,
-}
-
-#[derive(Default)]
-pub struct Filter {
-    /// `None`: every user's calls (admins).
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub tool_name: Option<String>,
-    pub status: Option<String>,
-    pub conversation_id: Option<String>,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-/// Newest first. Each filter is either unset (`$n IS NULL`) or an exact match.
-pub async fn find(db: &Db, f: &Filter) -> sqlx::Result<Vec<Row>> {
-    sqlx::query_as(
-        "SELECT id, at, user_id, session_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-         duration_ms, result, result_length, error, source, approval, approver_id FROM tool_calls \
-         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR tool_name = $2) AND ($3 IS NULL OR status = $3) \
-         AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR session_id = $5) \
-         ORDER BY at DESC, id DESC LIMIT $6 OFFSET $7",
-    )
-    .bind(f.user_id.as_deref())
-    .bind(f.tool_name.as_deref())
-    .bind(f.status.as_deref())
-    .bind(f.conversation_id.as_deref())
-    .bind(f.session_id.as_deref())
-    .bind(f.limit)
-    .bind(f.offset)
-    .fetch_all(&db.pool)
-    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(result: &str) -> Entry {
-        Entry {
-            at_ms: 1_800_000_000_000,
-            user_id: Some("u".into()),
-            session_id: Some("s".into()),
-            conversation_id: Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789".into()),
-            server: "builtin".into(),
-            tool_name: "add".into(),
-            tool_call_id: Some("call_1".into()),
-            arguments: redact(
-                json!({ "a": 5, "password": "hunter2", "nested": { "api_key": "k", "x": [{ "Token": "t" }] } }),
-            ),
-            status: "success".into(),
-            duration_ms: 1.234,
-            result: result.into(),
-            error: None,
-            source: "agent",
-            approval: None,
-            approver_id: None,
-            model: Some("m".into()),
-            api: Some("openai".into()),
-        }
-    }
-
     #[test]
     fn secrets_are_redacted_at_any_depth() {
-        let e = entry("8");
+        // The same arguments the format tests' entry carries.
+        let arguments = redact(
+            json!({ "a": 5, "password": "hunter2", "nested": { "api_key": "k", "x": [{ "Token": "t" }] } }),
+        );
         assert_eq!(
-            e.arguments,
+            arguments,
             json!({ "a": 5, "password": "[REDACTED]", "nested": { "api_key": "[REDACTED]", "x": [{ "Token": "[REDACTED]" }] } })
-        );
-    }
-
-    #[test]
-    fn the_json_line_has_the_seed_fields_and_truncates_long_results() {
-        let line = json_line(&entry("8"));
-        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "arguments",
-                "duration_ms",
-                "error",
-                "metadata",
-                "result",
-                "session_id",
-                "status",
-                "timestamp",
-                "tool_name"
-            ]
-        );
-        assert_eq!(line["session_id"], json!("0a1b2c3d"));
-        assert_eq!(
-            line["metadata"],
-            json!({ "model": "m", "api": "openai", "tool_call_id": "call_1" })
-        );
-        let long = json_line(&entry(&"x".repeat(1500)));
-        assert_eq!(long["result_length"], json!(1500));
-        assert!(
-            long["result"]
-                .as_str()
-                .unwrap()
-                .ends_with("... (truncated)")
-        );
-        assert_eq!(
-            long["result"].as_str().unwrap().len(),
-            1000 + "... (truncated)".len()
-        );
-    }
-
-    #[test]
-    fn the_text_lines_follow_the_seed_format() {
-        let text = text_lines(&entry(&"y".repeat(300)));
-        let first = text.lines().next().unwrap();
-        assert_eq!(
-            first,
-            "2027-01-15 08:00:00 - INFO - Tool 'add' SUCCESS | Session: 0a1b2c3d | Duration: 1.23ms"
-        );
-        assert!(text.contains("Arguments: {"));
-        assert!(text.contains(&format!("Result: {}\n", "y".repeat(200))));
-        assert!(!text.contains("hunter2"));
-    }
-
-    #[test]
-    fn every_value_in_the_text_lines_has_its_control_characters_escaped() {
-        let forged = "\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS";
-        let mut e = entry(&format!("ok{forged}\u{85}\u{2029}"));
-        e.tool_name = format!("add{forged}\r\t\u{1b}[2J\u{7f}");
-        e.arguments = json!({ "note": format!("a{forged}\u{9b}b") });
-        let success = text_lines(&e);
-        e.error = Some(format!("failed{forged}\u{2028}"));
-        let error = text_lines(&e);
-
-        for text in [&success, &error] {
-            let lines: Vec<&str> = text.split_terminator('\n').collect();
-            assert_eq!(lines.len(), 3, "{text}");
-            assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{text}");
-            let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-            assert!(lines.iter().all(|l| !l.contains(unsafe_char)), "{text:?}");
-        }
-        let name =
-            r"Tool 'add\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS\r\t\u{1b}[2J\u{7f}' SUCCESS";
-        assert!(success.contains(name), "{success}");
-        assert!(
-            success.contains(r#"Arguments: {"note":"a\n2027"#) && success.contains("\\u{9b}b"),
-            "{success}"
-        );
-        assert!(
-            success.contains("Result: ok\\n2027") && success.contains("\\u{85}\\u{2029}\n"),
-            "{success}"
-        );
-        assert!(
-            error.contains("Error: failed\\n2027") && error.ends_with("\\u{2028}\n"),
-            "{error}"
         );
     }
 }

@@ -13,6 +13,7 @@ pub mod calls;
 pub mod log;
 pub mod policy;
 pub mod spec;
+mod store;
 
 use std::{collections::BTreeMap, sync::Arc};
 

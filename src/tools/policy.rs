@@ -3,8 +3,8 @@
 //! longest prefix); no match is `allow`. The same decision governs the agent, `/mcp` and the REST execute
 //! route; outside a chat, where nobody can be asked, `ask` refuses.
 //!
-//! Rules live in `tool_policies` and in memory; every change goes through `Catalog::set_rule` (validate, store,
-//! refresh the copy, audit).
+//! Rules live in `tool_policies` (their SQL in `tools::store`) and in memory; every change goes through
+//! `Catalog::set_rule` (validate, store, refresh the copy, audit).
 
 use std::collections::HashMap;
 
@@ -52,10 +52,7 @@ impl Policy {
     }
 
     async fn reload(&self, db: &Db) -> sqlx::Result<()> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT role, tool_pattern, decision FROM tool_policies")
-                .fetch_all(&db.pool)
-                .await?;
+        let rows = super::store::find_policies(db).await?;
         let mut rules: HashMap<String, Vec<(String, Decision)>> = HashMap::new();
         for (role, pattern, decision) in rows {
             if let Some(d) = Decision::parse(&decision) {
@@ -96,25 +93,8 @@ impl Policy {
         now: i64,
     ) -> sqlx::Result<()> {
         match decision {
-            Some(d) => {
-                sqlx::query(
-                    "INSERT INTO tool_policies (role, tool_pattern, decision, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (role, tool_pattern) DO UPDATE SET decision = $3, updated_at = $4",
-                )
-                .bind(role)
-                .bind(pattern)
-                .bind(d.as_str())
-                .bind(now)
-                .execute(db.writer())
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM tool_policies WHERE role = $1 AND tool_pattern = $2")
-                    .bind(role)
-                    .bind(pattern)
-                    .execute(db.writer())
-                    .await?;
-            }
+            Some(d) => super::store::upsert_policy(db, role, pattern, d, now).await?,
+            None => super::store::delete_policy(db, role, pattern).await?,
         }
         self.reload(db).await
     }

@@ -26,6 +26,7 @@ mod restart;
 mod routes;
 mod secrets;
 mod service_clients;
+mod store;
 mod throttle;
 mod tokens;
 mod tool_log;

@@ -1,0 +1,232 @@
+//! Seed 000's tool-call log formats, field for field: one JSON line per call for `tool_calls.json`, and the
+//! human-readable lines of `tool_calls.log`, where every value is escaped so that no text a model or a tool
+//! chose can start a line of its own. Pure functions of an `Entry`: nothing here writes.
+
+use serde_json::{Value, json};
+
+use super::Entry;
+
+/// The seed cut results at 1000 characters in the JSON file and 200 in the text file.
+pub(crate) const JSON_RESULT_CHARS: usize = 1000;
+const TEXT_RESULT_CHARS: usize = 200;
+
+/// Seed 000's `session_id`: 8 hex characters of the conversation id, or (for a call outside a chat) of the
+/// login session id, so one session's calls can be found in the files too.
+fn short_session(entry: &Entry) -> String {
+    let source = entry
+        .conversation_id
+        .clone()
+        .or_else(|| entry.session_id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    source
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect()
+}
+
+fn timestamp(ms: i64, format: &str) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    match format {
+        "iso" => t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        _ => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+    }
+}
+
+/// One line of `tool_calls.json`, field for field as seed 000 wrote it.
+pub fn json_line(entry: &Entry) -> Value {
+    let length = entry.result.chars().count();
+    let mut line = json!({
+        "timestamp": timestamp(entry.at_ms, "iso"),
+        "session_id": short_session(entry),
+        "tool_name": entry.tool_name,
+        "arguments": entry.arguments,
+        "status": entry.status,
+        "duration_ms": entry.duration_ms,
+        "result": if length > JSON_RESULT_CHARS {
+            format!("{}... (truncated)", entry.result.chars().take(JSON_RESULT_CHARS).collect::<String>())
+        } else {
+            entry.result.clone()
+        },
+        "error": entry.error,
+        "metadata": { "model": entry.model, "api": entry.api, "tool_call_id": entry.tool_call_id },
+    });
+    if length > JSON_RESULT_CHARS {
+        line["result_length"] = json!(length);
+    }
+    line
+}
+
+/// The lines of `tool_calls.log`. Every value goes through [`Escaped`], so nothing a model or a tool chose can
+/// start a line of its own.
+pub fn text_lines(entry: &Entry) -> String {
+    let (level, outcome) = if entry.status == "success" {
+        ("INFO", "SUCCESS")
+    } else {
+        ("ERROR", "ERROR")
+    };
+    let (label, detail) = match &entry.error {
+        Some(e) => ("Error", e.clone()),
+        None => (
+            "Result",
+            entry.result.chars().take(TEXT_RESULT_CHARS).collect(),
+        ),
+    };
+    format!(
+        "{} - {level} - Tool '{}' {outcome} | Session: {} | Duration: {:.2}ms\n    Arguments: {}\n    {label}: {}\n",
+        timestamp(entry.at_ms, "text"),
+        Escaped(&entry.tool_name),
+        Escaped(&short_session(entry)),
+        entry.duration_ms,
+        Escaped(&entry.arguments.to_string()),
+        Escaped(&detail),
+    )
+}
+
+/// A value in a text-log line with its control characters (C0, DEL, C1) and the Unicode line and paragraph
+/// separators written as escapes (`\n`, `\r`, `\t`, else `\u{85}`): a reader splitting on any of them sees
+/// one line per entry.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::log::redact;
+
+    fn entry(result: &str) -> Entry {
+        Entry {
+            at_ms: 1_800_000_000_000,
+            user_id: Some("u".into()),
+            session_id: Some("s".into()),
+            conversation_id: Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789".into()),
+            server: "builtin".into(),
+            tool_name: "add".into(),
+            tool_call_id: Some("call_1".into()),
+            arguments: redact(
+                json!({ "a": 5, "password": "hunter2", "nested": { "api_key": "k", "x": [{ "Token": "t" }] } }),
+            ),
+            status: "success".into(),
+            duration_ms: 1.234,
+            result: result.into(),
+            error: None,
+            source: "agent",
+            approval: None,
+            approver_id: None,
+            model: Some("m".into()),
+            api: Some("openai".into()),
+        }
+    }
+
+    #[test]
+    fn the_json_line_has_the_seed_fields_and_truncates_long_results() {
+        let line = json_line(&entry("8"));
+        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "arguments",
+                "duration_ms",
+                "error",
+                "metadata",
+                "result",
+                "session_id",
+                "status",
+                "timestamp",
+                "tool_name"
+            ]
+        );
+        assert_eq!(line["session_id"], json!("0a1b2c3d"));
+        assert_eq!(
+            line["metadata"],
+            json!({ "model": "m", "api": "openai", "tool_call_id": "call_1" })
+        );
+        let long = json_line(&entry(&"x".repeat(1500)));
+        assert_eq!(long["result_length"], json!(1500));
+        assert!(
+            long["result"]
+                .as_str()
+                .unwrap()
+                .ends_with("... (truncated)")
+        );
+        assert_eq!(
+            long["result"].as_str().unwrap().len(),
+            1000 + "... (truncated)".len()
+        );
+    }
+
+    #[test]
+    fn the_text_lines_follow_the_seed_format() {
+        let text = text_lines(&entry(&"y".repeat(300)));
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "2027-01-15 08:00:00 - INFO - Tool 'add' SUCCESS | Session: 0a1b2c3d | Duration: 1.23ms"
+        );
+        assert!(text.contains("Arguments: {"));
+        assert!(text.contains(&format!("Result: {}\n", "y".repeat(200))));
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn every_value_in_the_text_lines_has_its_control_characters_escaped() {
+        let forged = "\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS";
+        let mut e = entry(&format!("ok{forged}\u{85}\u{2029}"));
+        e.tool_name = format!("add{forged}\r\t\u{1b}[2J\u{7f}");
+        e.arguments = json!({ "note": format!("a{forged}\u{9b}b") });
+        let success = text_lines(&e);
+        e.error = Some(format!("failed{forged}\u{2028}"));
+        let error = text_lines(&e);
+
+        for text in [&success, &error] {
+            let lines: Vec<&str> = text.split_terminator('\n').collect();
+            assert_eq!(lines.len(), 3, "{text}");
+            assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{text}");
+            let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+            assert!(lines.iter().all(|l| !l.contains(unsafe_char)), "{text:?}");
+        }
+        let name =
+            r"Tool 'add\n2027-01-15 08:00:00 - INFO - Tool 'x' SUCCESS\r\t\u{1b}[2J\u{7f}' SUCCESS";
+        assert!(success.contains(name), "{success}");
+        assert!(
+            success.contains(r#"Arguments: {"note":"a\n2027"#) && success.contains("\\u{9b}b"),
+            "{success}"
+        );
+        assert!(
+            success.contains("Result: ok\\n2027") && success.contains("\\u{85}\\u{2029}\n"),
+            "{success}"
+        );
+        assert!(
+            error.contains("Error: failed\\n2027") && error.ends_with("\\u{2028}\n"),
+            "{error}"
+        );
+    }
+}

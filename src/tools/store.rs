@@ -1,0 +1,139 @@
+//! The tools' SQL: the tool-call log (`tool_calls`) and the tool policy (`tool_policies`). Nothing else in
+//! `tools` talks to the database; `log` and `policy` keep the formats, the writer and the in-memory rules.
+//!
+//! Writes go through the writer pool, reads through the shared one (see `store::Db`).
+
+use serde_json::json;
+
+use super::{log::Entry, policy::Decision};
+use crate::store::Db;
+
+/// How much of a result the table keeps: sixteen times what the JSON file shows.
+const STORED_RESULT_CHARS: usize = super::log::JSON_RESULT_CHARS * 16;
+
+/// Stores a batch of finished calls in one transaction.
+pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
+    let mut tx = db.writer().begin().await?;
+    for e in entries {
+        let length = i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO tool_calls (id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
+             duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(e.at_ms)
+        .bind(e.user_id.as_deref())
+        .bind(e.conversation_id.as_deref())
+        .bind(&e.server)
+        .bind(&e.tool_name)
+        .bind(e.tool_call_id.as_deref())
+        .bind(e.arguments.to_string())
+        .bind(&e.status)
+        .bind(e.duration_ms)
+        .bind(e.result.chars().take(STORED_RESULT_CHARS).collect::<String>())
+        .bind(length)
+        .bind(e.error.as_deref())
+        .bind(e.source)
+        .bind(e.approval.as_deref())
+        .bind(e.approver_id.as_deref())
+        .bind(json!({ "model": e.model, "api": e.api }).to_string())
+        .bind(e.session_id.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// One stored call, as the log endpoint lists it.
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Row {
+    pub id: String,
+    pub at: i64,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub server: String,
+    pub tool_name: String,
+    pub tool_call_id: Option<String>,
+    pub arguments: String,
+    pub status: String,
+    pub duration_ms: f64,
+    pub result: Option<String>,
+    pub result_length: i64,
+    pub error: Option<String>,
+    pub source: String,
+    pub approval: Option<String>,
+    pub approver_id: Option<String>,
+}
+
+/// Which calls `find` returns; unset fields match everything.
+#[derive(Default)]
+pub struct Filter {
+    /// `None`: every user's calls (admins).
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub status: Option<String>,
+    pub conversation_id: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Newest first. Each filter is either unset (`$n IS NULL`) or an exact match.
+pub async fn find(db: &Db, f: &Filter) -> sqlx::Result<Vec<Row>> {
+    sqlx::query_as(
+        "SELECT id, at, user_id, session_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
+         duration_ms, result, result_length, error, source, approval, approver_id FROM tool_calls \
+         WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR tool_name = $2) AND ($3 IS NULL OR status = $3) \
+         AND ($4 IS NULL OR conversation_id = $4) AND ($5 IS NULL OR session_id = $5) \
+         ORDER BY at DESC, id DESC LIMIT $6 OFFSET $7",
+    )
+    .bind(f.user_id.as_deref())
+    .bind(f.tool_name.as_deref())
+    .bind(f.status.as_deref())
+    .bind(f.conversation_id.as_deref())
+    .bind(f.session_id.as_deref())
+    .bind(f.limit)
+    .bind(f.offset)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Every policy rule as stored: (role, tool pattern, decision text).
+pub async fn find_policies(db: &Db) -> sqlx::Result<Vec<(String, String, String)>> {
+    sqlx::query_as("SELECT role, tool_pattern, decision FROM tool_policies")
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// Sets the rule for a role and pattern, replacing one already there.
+pub async fn upsert_policy(
+    db: &Db,
+    role: &str,
+    pattern: &str,
+    decision: Decision,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO tool_policies (role, tool_pattern, decision, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (role, tool_pattern) DO UPDATE SET decision = $3, updated_at = $4",
+    )
+    .bind(role)
+    .bind(pattern)
+    .bind(decision.as_str())
+    .bind(now)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Removes the rule for a role and pattern, if there is one.
+pub async fn delete_policy(db: &Db, role: &str, pattern: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM tool_policies WHERE role = $1 AND tool_pattern = $2")
+        .bind(role)
+        .bind(pattern)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
