@@ -11,6 +11,7 @@
 
 pub mod activity;
 pub mod csrf;
+pub mod error;
 pub mod jwks;
 pub mod password;
 pub mod store;
@@ -41,6 +42,8 @@ use password::{Hasher, Password, Verdict};
 use tokens::{TokenKeys, TokenKind};
 use username::Username;
 
+pub use error::AuthError;
+
 /// Role given to new users unless another is named.
 pub const DEFAULT_ROLE: &str = "user";
 pub const ADMIN_ROLE: &str = "admin";
@@ -48,51 +51,6 @@ pub const ADMIN_ROLE: &str = "admin";
 pub const REFRESH_REUSE_GRACE_MS: i64 = 2_000;
 /// Issuer name under which Django simplejwt subjects are mapped to local users.
 pub const DJANGO_ISSUER: &str = "django";
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Login failed; one answer for unknown, wrong, locked and disabled.
-    #[error("Invalid username or password")]
-    InvalidCredentials,
-    #[error("Unauthorized - Invalid or missing token")]
-    Unauthorized,
-    #[error("Too many attempts; try again later")]
-    RateLimited { retry_after_secs: u64 },
-    #[error("The server is busy; try again shortly")]
-    Busy,
-    /// The database cannot be reached: fail closed, and recover when it is back.
-    #[error("Service unavailable")]
-    Unavailable,
-    /// Refused before any work (e.g. a password over the maximum length).
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("Not found")]
-    NotFound,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for AuthError {
-    fn from(e: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&e) {
-            AuthError::Unavailable
-        } else {
-            AuthError::Internal(e.into())
-        }
-    }
-}
-
-impl From<password::Busy> for AuthError {
-    fn from(_: password::Busy) -> Self {
-        AuthError::Busy
-    }
-}
 
 /// An account as the hot path sees it.
 #[derive(Debug)]
@@ -446,14 +404,14 @@ impl Auth {
                 .record(Event::new("login.rate_limited", "denied").ip(ip));
             AuthError::RateLimited { retry_after_secs }
         })?;
-        let password = Password::parse(raw_password).map_err(AuthError::BadRequest)?;
+        let password = Password::parse(raw_password).map_err(AuthError::Malformed)?;
         let canonical = username::canonical(raw_username);
         // Control characters (NUL above all, which PostgreSQL refuses in text) never name an account.
         if canonical.is_empty()
             || canonical.chars().count() > username::MAX_USERNAME_CHARS * 4
             || canonical.chars().any(char::is_control)
         {
-            return Err(AuthError::BadRequest(
+            return Err(AuthError::Malformed(
                 "username must be 1 to 64 characters, without control characters".into(),
             ));
         }
@@ -832,9 +790,9 @@ impl Auth {
         email: Option<&str>,
         full_name: Option<&str>,
     ) -> Result<store::UserRow, AuthError> {
-        let username = Username::parse(raw_username).map_err(AuthError::Invalid)?;
+        let username = Username::parse(raw_username).map_err(AuthError::InvalidInput)?;
         if !store::is_role(&self.db.pool, role).await? {
-            return Err(AuthError::Invalid(format!("unknown role {role:?}")));
+            return Err(AuthError::InvalidInput(format!("unknown role {role:?}")));
         }
         let id = uuid::Uuid::now_v7().to_string();
         let new = store::NewUser {
@@ -852,7 +810,7 @@ impl Auth {
         match store::insert_user(self.db.writer(), &new).await {
             // The same name or a lookalike of one (its skeleton): one answer, so neither can be told apart.
             Err(e) if Db::is_unique_violation(&e) => {
-                return Err(AuthError::Conflict("username already exists".into()));
+                return Err(AuthError::AlreadyExists("username already exists".into()));
             }
             other => other?,
         }
@@ -869,8 +827,8 @@ impl Auth {
         email: Option<&str>,
         full_name: Option<&str>,
     ) -> Result<store::UserRow, AuthError> {
-        Username::parse(raw_username).map_err(AuthError::Invalid)?;
-        let password = Password::parse_new(raw_password).map_err(AuthError::Invalid)?;
+        Username::parse(raw_username).map_err(AuthError::InvalidInput)?;
+        let password = Password::parse_new(raw_password).map_err(AuthError::InvalidInput)?;
         let hash = self.hasher.hash(&password).await?;
         let row = self
             .insert_account(raw_username, &hash, role, "person", email, full_name)
@@ -909,11 +867,11 @@ impl Auth {
         let current = self.find_user(id).await?;
         let role = change.role.unwrap_or_else(|| current.role.clone());
         if role != current.role && !store::is_role(&self.db.pool, &role).await? {
-            return Err(AuthError::Invalid(format!("unknown role {role:?}")));
+            return Err(AuthError::InvalidInput(format!("unknown role {role:?}")));
         }
         let active = change.is_active.unwrap_or(current.is_active == 1);
         if actor == id && (!active || role != current.role) {
-            return Err(AuthError::Forbidden(
+            return Err(AuthError::NotAllowed(
                 "you cannot change your own role or disable yourself".into(),
             ));
         }
@@ -955,7 +913,7 @@ impl Auth {
         raw_password: String,
         keep: Option<&str>,
     ) -> Result<(), AuthError> {
-        let password = Password::parse_new(raw_password).map_err(AuthError::Invalid)?;
+        let password = Password::parse_new(raw_password).map_err(AuthError::InvalidInput)?;
         let hash = self.hasher.hash(&password).await?;
         if !store::update_password_hash(self.db.writer(), id, &hash, self.now()).await? {
             return Err(AuthError::NotFound);
@@ -995,10 +953,12 @@ impl Auth {
     pub async fn delete_user(&self, actor: &str, id: &str) -> Result<(), AuthError> {
         let row = self.find_user(id).await?;
         if row.id == actor {
-            return Err(AuthError::Forbidden("you cannot delete yourself".into()));
+            return Err(AuthError::NotAllowed("you cannot delete yourself".into()));
         }
         if row.role == ADMIN_ROLE {
-            return Err(AuthError::Forbidden("admin users cannot be deleted".into()));
+            return Err(AuthError::NotAllowed(
+                "admin users cannot be deleted".into(),
+            ));
         }
         self.revoke_user_sessions(id, None, "deleted").await?;
         store::delete_user(self.db.writer(), id).await?;
@@ -1042,15 +1002,17 @@ impl Auth {
                     .all(|c| c.is_ascii_alphanumeric() || ":_-*.".contains(c))
         };
         if !valid_name(role) {
-            return Err(AuthError::Invalid(
+            return Err(AuthError::InvalidInput(
                 "role must be 1 to 64 letters, digits, '-' or '_'".into(),
             ));
         }
         if let Some(bad) = permissions.iter().find(|p| !valid_permission(p)) {
-            return Err(AuthError::Invalid(format!("invalid permission {bad:?}")));
+            return Err(AuthError::InvalidInput(format!(
+                "invalid permission {bad:?}"
+            )));
         }
         if role == ADMIN_ROLE && !permissions.iter().any(|p| p == "*") {
-            return Err(AuthError::Forbidden(
+            return Err(AuthError::NotAllowed(
                 "the admin role keeps the '*' permission".into(),
             ));
         }
@@ -1080,7 +1042,7 @@ impl Auth {
         user_id: &str,
     ) -> Result<(), AuthError> {
         match store::insert_external_identity(self.db.writer(), issuer, subject, user_id).await {
-            Err(e) if Db::is_unique_violation(&e) => Err(AuthError::Conflict(
+            Err(e) if Db::is_unique_violation(&e) => Err(AuthError::AlreadyExists(
                 "that external identity is already linked".into(),
             )),
             other => Ok(other?),
@@ -1111,7 +1073,7 @@ impl Auth {
         {
             Ok(_) => {}
             // An `admin` user exists but is not an active admin: leave it to the operator.
-            Err(AuthError::Conflict(_)) => return Ok(None),
+            Err(AuthError::AlreadyExists(_)) => return Ok(None),
             Err(e) => return Err(e),
         }
         Ok(generated.then_some(password))
