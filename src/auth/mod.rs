@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod error;
 pub mod jwks;
 pub mod password;
+pub mod permissions;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
@@ -43,6 +44,7 @@ use tokens::{TokenKeys, TokenKind};
 use username::Username;
 
 pub use error::AuthError;
+pub use permissions::permission_matches;
 
 /// Role given to new users unless another is named.
 pub const DEFAULT_ROLE: &str = "user";
@@ -68,13 +70,6 @@ impl Account {
         self.permissions
             .iter()
             .any(|p| permission_matches(p, wanted))
-    }
-}
-
-pub fn permission_matches(pattern: &str, wanted: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => wanted.starts_with(prefix),
-        None => pattern == wanted,
     }
 }
 
@@ -1011,7 +1006,7 @@ impl Auth {
                 "invalid permission {bad:?}"
             )));
         }
-        if role == ADMIN_ROLE && !permissions.iter().any(|p| p == "*") {
+        if role == ADMIN_ROLE && !permissions.iter().any(|p| p == permissions::ALL) {
             return Err(AuthError::NotAllowed(
                 "the admin role keeps the '*' permission".into(),
             ));
@@ -1118,21 +1113,4 @@ pub fn random_token() -> String {
 /// Stored form of a refresh token.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permission_patterns() {
-        assert!(permission_matches("*", "users:manage"));
-        assert!(permission_matches(
-            "tools:call:*",
-            "tools:call:github__search"
-        ));
-        assert!(!permission_matches("tools:call:*", "tools:list"));
-        assert!(permission_matches("chat:use", "chat:use"));
-        assert!(!permission_matches("chat:use", "chat:use:extra"));
-    }
 }
