@@ -14,7 +14,8 @@ use std::{net::IpAddr, sync::Arc};
 use serde_json::json;
 
 use super::{
-    Account, Auth, AuthError, Issued, Principal, REFRESH_REUSE_GRACE_MS, SessionMode, Tokens,
+    Account, Auth, AuthError, Credential, Issued, Principal, REFRESH_REUSE_GRACE_MS, SessionMode,
+    Tokens,
     password::{Password, Verdict},
     random_token, store,
     tokens::TokenKind,
@@ -26,6 +27,9 @@ use sha2::{Digest, Sha256};
 impl Auth {
     /// Checks a username and password and opens a session. Every failure answers `InvalidCredentials`
     /// after the same hashing work; a flood from one address answers `RateLimited`.
+    ///
+    /// `replaces` is the session token a browser still holds: a cookie login that succeeds ends that session
+    /// (a browser that logs in again gets a new session, and the old one does not linger).
     pub async fn login(
         &self,
         raw_username: &str,
@@ -33,6 +37,7 @@ impl Auth {
         mode: SessionMode,
         ip: IpAddr,
         user_agent: Option<&str>,
+        replaces: Option<&str>,
     ) -> Result<Issued, AuthError> {
         let now = self.now();
         self.limiter.check(ip, now).map_err(|retry_after_secs| {
@@ -112,7 +117,32 @@ impl Auth {
                 .ip(ip)
                 .detail(json!({"session_id": issued.session_id})),
         );
+        if mode == SessionMode::Cookie
+            && let Some(old_token) = replaces
+        {
+            self.end_replaced_session(old_token, &issued.session_id)
+                .await?;
+        }
         Ok(issued)
+    }
+
+    /// Ends the session a browser's old cookie names, once its new session is open. An old cookie that no
+    /// longer authenticates (expired, revoked, tampered) names nothing to end.
+    async fn end_replaced_session(
+        &self,
+        old_token: &str,
+        new_session_id: &str,
+    ) -> Result<(), AuthError> {
+        let Ok(old) = self.authenticate(old_token, Credential::Cookie).await else {
+            return Ok(());
+        };
+        self.revoke_session(&old.session_id, "relogin").await?;
+        self.audit.record(
+            Event::new("session.replaced", "ok")
+                .actor(&old.account.id)
+                .detail(json!({"session_id": old.session_id, "replaced_by": new_session_id})),
+        );
+        Ok(())
     }
 
     async fn open_session(
@@ -254,13 +284,22 @@ impl Auth {
         })
     }
 
-    /// The session a refresh token belongs to, if the token is live (for logout by refresh token).
-    pub async fn refresh_token_session(
-        &self,
-        refresh_token: &str,
-    ) -> Result<Option<String>, AuthError> {
-        let found = store::find_refresh_token(&self.db.pool, &token_hash(refresh_token)).await?;
-        Ok(found.map(|(session_id, _)| session_id))
+    /// Logs out the session a refresh token belongs to (a client that holds only its refresh token). An
+    /// unknown token is `Unauthorized`; a used one still names its session, which ends.
+    pub async fn logout_by_refresh_token(&self, refresh_token: &str) -> Result<(), AuthError> {
+        let Some((session_id, _)) =
+            store::find_refresh_token(&self.db.pool, &token_hash(refresh_token)).await?
+        else {
+            return Err(AuthError::Unauthorized);
+        };
+        self.revoke_session(&session_id, "logout").await?;
+        let mut event = Event::new("logout", "ok")
+            .detail(json!({"session_id": session_id, "via": "refresh_token"}));
+        if let Some(session) = store::find_session(&self.db.pool, &session_id).await? {
+            event = event.actor(&session.user_id);
+        }
+        self.audit.record(event);
+        Ok(())
     }
 
     /// Logs out the caller's session.

@@ -15,6 +15,7 @@ mod llm_mock;
 mod mcp;
 mod policy;
 mod secrets;
+mod sessions;
 mod throttle;
 mod tokens;
 mod tool_log;
