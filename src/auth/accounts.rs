@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::{
     ADMIN_ROLE, Auth, AuthError, Client, Principal,
+    error::StoreContext,
     password::{self, Password, Verdict},
     permissions, random_token, store,
     username::{self, Username},
@@ -49,7 +50,10 @@ impl Auth {
         full_name: Option<&str>,
     ) -> Result<store::UserRow, AuthError> {
         let username = Username::parse(raw_username).map_err(AuthError::InvalidInput)?;
-        if !store::is_role(&self.db.pool, role).await? {
+        if !store::is_role(&self.db.pool, role)
+            .await
+            .context("auth store: is_role")?
+        {
             return Err(AuthError::InvalidInput(format!("unknown role {role:?}")));
         }
         let id = uuid::Uuid::now_v7().to_string();
@@ -73,7 +77,8 @@ impl Auth {
             other => other?,
         }
         store::find_user(&self.db.pool, &id)
-            .await?
+            .await
+            .context("auth store: find_user")?
             .ok_or(AuthError::NotFound)
     }
 
@@ -101,18 +106,22 @@ impl Auth {
 
     pub async fn find_user(&self, id: &str) -> Result<store::UserRow, AuthError> {
         store::find_user(&self.db.pool, id)
-            .await?
+            .await
+            .context("auth store: find_user")?
             .ok_or(AuthError::NotFound)
     }
 
     pub async fn find_user_by_name(&self, raw_username: &str) -> Result<store::UserRow, AuthError> {
         store::find_user_by_canonical(&self.db.pool, &username::canonical(raw_username))
-            .await?
+            .await
+            .context("auth store: find_user_by_canonical")?
             .ok_or(AuthError::NotFound)
     }
 
     pub async fn list_users(&self) -> Result<Vec<store::UserRow>, AuthError> {
-        Ok(store::find_all_users(&self.db.pool).await?)
+        store::find_all_users(&self.db.pool)
+            .await
+            .context("auth store: find_all_users")
     }
 
     /// Changes profile fields, role or active flag. A role change or disabling ends every session of the user.
@@ -124,7 +133,11 @@ impl Auth {
     ) -> Result<store::UserRow, AuthError> {
         let current = self.find_user(id).await?;
         let role = change.role.unwrap_or_else(|| current.role.clone());
-        if role != current.role && !store::is_role(&self.db.pool, &role).await? {
+        if role != current.role
+            && !store::is_role(&self.db.pool, &role)
+                .await
+                .context("auth store: is_role")?
+        {
             return Err(AuthError::InvalidInput(format!("unknown role {role:?}")));
         }
         let active = change.is_active.unwrap_or(current.is_active == 1);
@@ -144,7 +157,8 @@ impl Auth {
             active,
             self.now(),
         )
-        .await?;
+        .await
+        .context("auth store: update_profile")?;
         self.forget_accounts(Some(id));
         if role != current.role || (!active && current.is_active == 1) {
             let reason = if role != current.role {
@@ -173,7 +187,10 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let password = Password::parse_new(raw_password).map_err(AuthError::InvalidInput)?;
         let hash = self.hasher.hash(&password).await?;
-        if !store::update_password_hash(self.db.writer(), id, &hash, self.now()).await? {
+        if !store::update_password_hash(self.db.writer(), id, &hash, self.now())
+            .await
+            .context("auth store: update_password_hash")?
+        {
             return Err(AuthError::NotFound);
         }
         self.revoke_user_sessions(id, keep, "password_change")
@@ -219,7 +236,9 @@ impl Auth {
             ));
         }
         self.revoke_user_sessions(id, None, "deleted").await?;
-        store::delete_user(self.db.writer(), id).await?;
+        store::delete_user(self.db.writer(), id)
+            .await
+            .context("auth store: delete_user")?;
         self.forget_accounts(Some(id));
         self.audit
             .record(Event::new("user.delete", "ok").actor(actor).subject(id));
@@ -228,8 +247,13 @@ impl Auth {
 
     pub async fn roles(&self) -> Result<Vec<RolePermissions>, AuthError> {
         let mut out = Vec::new();
-        for (name, description) in store::find_all_roles(&self.db.pool).await? {
-            let permissions = store::find_role_permissions(&self.db.pool, &name).await?;
+        for (name, description) in store::find_all_roles(&self.db.pool)
+            .await
+            .context("auth store: find_all_roles")?
+        {
+            let permissions = store::find_role_permissions(&self.db.pool, &name)
+                .await
+                .context("auth store: find_role_permissions")?;
             out.push(RolePermissions {
                 name,
                 description,
@@ -281,7 +305,8 @@ impl Auth {
             &permissions,
             self.now(),
         )
-        .await?;
+        .await
+        .context("auth store: replace_role_permissions")?;
         self.forget_accounts(None);
         self.audit.record(
             Event::new("role.permissions", "ok")
@@ -312,7 +337,11 @@ impl Auth {
         &self,
         configured: Option<String>,
     ) -> Result<Option<String>, AuthError> {
-        if store::count_active_admins(&self.db.pool).await? > 0 {
+        if store::count_active_admins(&self.db.pool)
+            .await
+            .context("auth store: count_active_admins")?
+            > 0
+        {
             return Ok(None);
         }
         let (password, generated) = match configured {
@@ -341,7 +370,10 @@ impl Auth {
 /// Gives accounts made before usernames had skeletons (migration 0006) theirs. Where an older account already
 /// holds the skeleton, the newer one keeps none and can still sign in: logged for the operator to resolve.
 pub(super) async fn backfill_username_skeletons(db: &Db) -> anyhow::Result<()> {
-    for (id, canonical) in store::find_users_without_skeleton(&db.pool).await? {
+    for (id, canonical) in store::find_users_without_skeleton(&db.pool)
+        .await
+        .context("auth store: find_users_without_skeleton")?
+    {
         match store::update_skeleton(db.writer(), &id, &username::skeleton(&canonical)).await {
             Ok(()) => {}
             Err(e) if Db::is_unique_violation(&e) => tracing::warn!(

@@ -16,7 +16,7 @@ use std::sync::{Arc, atomic::Ordering};
 
 use serde_json::json;
 
-use super::{Account, Auth, AuthError, store};
+use super::{Account, Auth, AuthError, error::StoreContext, store};
 use crate::audit::Event;
 
 #[derive(Clone, Copy, Default)]
@@ -37,7 +37,8 @@ impl Auth {
             return Ok(());
         }
         let session = store::find_session(&self.db.pool, session_id)
-            .await?
+            .await
+            .context("auth store: find_session")?
             .ok_or(AuthError::Unauthorized)?;
         let stored = session.last_seen_at.unwrap_or(session.created_at);
         self.activity.learn_stored(session_id, stored);
@@ -71,10 +72,15 @@ impl Auth {
             return Ok(Some(a.clone()));
         }
         let generation = self.accounts_generation.load(Ordering::SeqCst);
-        let Some(row) = store::find_user(&self.db.pool, user_id).await? else {
+        let Some(row) = store::find_user(&self.db.pool, user_id)
+            .await
+            .context("auth store: find_user")?
+        else {
             return Ok(None);
         };
-        let permissions = store::find_role_permissions(&self.db.pool, &row.role).await?;
+        let permissions = store::find_role_permissions(&self.db.pool, &row.role)
+            .await
+            .context("auth store: find_role_permissions")?;
         let account = Arc::new(Account {
             id: row.id,
             username: row.username,
@@ -102,7 +108,9 @@ impl Auth {
 
     pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<(), AuthError> {
         if let Some(expires_at) =
-            store::revoke_session(self.db.writer(), session_id, reason, self.now()).await?
+            store::revoke_session(self.db.writer(), session_id, reason, self.now())
+                .await
+                .context("auth store: revoke_session")?
         {
             self.revoked
                 .write()
@@ -120,7 +128,8 @@ impl Auth {
     ) -> Result<usize, AuthError> {
         let revoked =
             store::revoke_user_sessions(self.db.writer(), user_id, keep, reason, self.now())
-                .await?;
+                .await
+                .context("auth store: revoke_user_sessions")?;
         let n = revoked.len();
         self.revoked.write().extend(revoked);
         Ok(n)
@@ -130,12 +139,16 @@ impl Auth {
     /// instance, the CLI). Changes made here are applied at once; this closes the gap for the others.
     pub async fn sync_changes(&self) -> Result<(), AuthError> {
         for (session_id, last_seen) in self.activity.due() {
-            store::update_session_seen(self.db.writer(), &session_id, last_seen).await?;
+            store::update_session_seen(self.db.writer(), &session_id, last_seen)
+                .await
+                .context("auth store: update_session_seen")?;
             self.activity.mark_stored(&session_id, last_seen);
         }
         let seen = *self.watermarks.lock();
         let mut next = seen;
-        let revoked = store::find_sessions_revoked_since(&self.db.pool, seen.revoked_at).await?;
+        let revoked = store::find_sessions_revoked_since(&self.db.pool, seen.revoked_at)
+            .await
+            .context("auth store: find_sessions_revoked_since")?;
         if !revoked.is_empty() {
             let mut set = self.revoked.write();
             for (id, expires_at, revoked_at) in revoked {
@@ -143,13 +156,16 @@ impl Auth {
                 set.insert(id, expires_at);
             }
         }
-        for (id, updated_at) in
-            store::find_users_updated_since(&self.db.pool, seen.user_updated_at).await?
+        for (id, updated_at) in store::find_users_updated_since(&self.db.pool, seen.user_updated_at)
+            .await
+            .context("auth store: find_users_updated_since")?
         {
             next.user_updated_at = next.user_updated_at.max(updated_at);
             self.forget_accounts(Some(&id));
         }
-        let role_updated_at = store::find_roles_updated_max(&self.db.pool).await?;
+        let role_updated_at = store::find_roles_updated_max(&self.db.pool)
+            .await
+            .context("auth store: find_roles_updated_max")?;
         if role_updated_at > seen.role_updated_at {
             next.role_updated_at = role_updated_at;
             self.forget_accounts(None);

@@ -56,3 +56,35 @@ impl From<password::Busy> for AuthError {
         AuthError::Busy
     }
 }
+
+/// `.context()` for the service's database steps: the step's name goes into the log of an internal error,
+/// while an unreachable database stays `Unavailable` (which `anyhow::Context` would hide).
+pub(super) trait StoreContext<T> {
+    fn context(self, step: &'static str) -> Result<T, AuthError>;
+}
+
+impl<T> StoreContext<T> for sqlx::Result<T> {
+    fn context(self, step: &'static str) -> Result<T, AuthError> {
+        self.map_err(|e| {
+            if crate::store::is_unavailable(&e) {
+                AuthError::Unavailable
+            } else {
+                AuthError::Internal(anyhow::Error::new(e).context(step))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_step_is_named_in_the_internal_error() {
+        let r: sqlx::Result<()> = Err(sqlx::Error::RowNotFound);
+        match r.context("finding the session") {
+            Err(AuthError::Internal(e)) => assert_eq!(e.to_string(), "finding the session"),
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+    }
+}

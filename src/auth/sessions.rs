@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{
     Account, Auth, AuthError, Credential, Issued, Principal, REFRESH_REUSE_GRACE_MS, SessionMode,
     Tokens,
+    error::StoreContext,
     password::{Password, Verdict},
     random_token, store,
     tokens::TokenKind,
@@ -56,8 +57,13 @@ impl Auth {
                 "username must be 1 to 64 characters, without control characters".into(),
             ));
         }
-        let locked = store::find_lock(&self.db.pool, &canonical).await? > now;
-        let user = store::find_user_by_canonical(&self.db.pool, &canonical).await?;
+        let locked = store::find_lock(&self.db.pool, &canonical)
+            .await
+            .context("auth store: find_lock")?
+            > now;
+        let user = store::find_user_by_canonical(&self.db.pool, &canonical)
+            .await
+            .context("auth store: find_user_by_canonical")?;
         let verdict = self
             .hasher
             .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
@@ -68,7 +74,9 @@ impl Auth {
             {
                 if needs_rehash {
                     let hash = self.hasher.hash(&password).await?;
-                    store::update_password_hash(self.db.writer(), &u.id, &hash, now).await?;
+                    store::update_password_hash(self.db.writer(), &u.id, &hash, now)
+                        .await
+                        .context("auth store: update_password_hash")?;
                 }
                 u
             }
@@ -76,11 +84,15 @@ impl Auth {
                 // Attempts during a lock are refused without counting, so the lock lifts on time even
                 // under attack; each failure after it locks again for twice as long.
                 if !locked {
-                    let failures = store::record_failure(self.db.writer(), &canonical, now).await?;
+                    let failures = store::record_failure(self.db.writer(), &canonical, now)
+                        .await
+                        .context("auth store: record_failure")?;
                     let over = failures - self.settings.max_failures;
                     if over >= 0 {
                         let lock = self.settings.lock_ms.saturating_mul(1 << over.min(6));
-                        store::update_lock(self.db.writer(), &canonical, now + lock).await?;
+                        store::update_lock(self.db.writer(), &canonical, now + lock)
+                            .await
+                            .context("auth store: update_lock")?;
                         self.audit.record(
                             Event::new("login.locked", "denied")
                                 .subject(&canonical)
@@ -105,8 +117,12 @@ impl Auth {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        store::delete_throttle(self.db.writer(), &canonical).await?;
-        store::update_login_success(self.db.writer(), &user.id, now).await?;
+        store::delete_throttle(self.db.writer(), &canonical)
+            .await
+            .context("auth store: delete_throttle")?;
+        store::update_login_success(self.db.writer(), &user.id, now)
+            .await
+            .context("auth store: update_login_success")?;
         let account = self.active_account(&user.id).await?;
         let issued = self
             .open_session(account, mode, "password", ip, user_agent)
@@ -175,7 +191,8 @@ impl Auth {
                 user_agent: user_agent.as_deref(),
             },
         )
-        .await?;
+        .await
+        .context("auth store: insert_session")?;
         self.activity.learn_stored(&session_id, now);
         let tokens = match mode {
             SessionMode::Bearer => {
@@ -188,7 +205,8 @@ impl Auth {
                         now,
                         expires_at,
                     )
-                    .await?;
+                    .await
+                    .context("auth store: insert_refresh_token")?;
                 }
                 self.bearer_tokens(&account.id, &session_id, expires_at, refresh)
             }
@@ -237,12 +255,15 @@ impl Auth {
         }
         let now = self.now();
         let hash = token_hash(refresh_token);
-        let Some(session_id) = store::consume_refresh_token(self.db.writer(), &hash, now).await?
+        let Some(session_id) = store::consume_refresh_token(self.db.writer(), &hash, now)
+            .await
+            .context("auth store: consume_refresh_token")?
         else {
             // A used token shown again is theft (RFC 9700 §4.14.2), unless it is a concurrent retry of the
             // same rotation (two tabs, a retried request) within a short grace window: that one only fails.
-            if let Some((session_id, used_at)) =
-                store::find_refresh_token(&self.db.pool, &hash).await?
+            if let Some((session_id, used_at)) = store::find_refresh_token(&self.db.pool, &hash)
+                .await
+                .context("auth store: find_refresh_token")?
                 && used_at.is_some_and(|used| now - used > REFRESH_REUSE_GRACE_MS)
             {
                 self.revoke_session(&session_id, "refresh_token_reuse")
@@ -255,7 +276,8 @@ impl Auth {
             return Err(AuthError::Unauthorized);
         };
         let session = store::find_session(&self.db.pool, &session_id)
-            .await?
+            .await
+            .context("auth store: find_session")?
             .ok_or(AuthError::Unauthorized)?;
         if session.revoked_at.is_some() || session.expires_at <= now || self.is_revoked(&session_id)
         {
@@ -273,7 +295,8 @@ impl Auth {
             now,
             session.expires_at,
         )
-        .await?;
+        .await
+        .context("auth store: insert_refresh_token")?;
         let tokens =
             self.bearer_tokens(&account.id, &session_id, session.expires_at, Some(refresh));
         Ok(Issued {
@@ -288,14 +311,19 @@ impl Auth {
     /// unknown token is `Unauthorized`; a used one still names its session, which ends.
     pub async fn logout_by_refresh_token(&self, refresh_token: &str) -> Result<(), AuthError> {
         let Some((session_id, _)) =
-            store::find_refresh_token(&self.db.pool, &token_hash(refresh_token)).await?
+            store::find_refresh_token(&self.db.pool, &token_hash(refresh_token))
+                .await
+                .context("auth store: find_refresh_token")?
         else {
             return Err(AuthError::Unauthorized);
         };
         self.revoke_session(&session_id, "logout").await?;
         let mut event = Event::new("logout", "ok")
             .detail(json!({"session_id": session_id, "via": "refresh_token"}));
-        if let Some(session) = store::find_session(&self.db.pool, &session_id).await? {
+        if let Some(session) = store::find_session(&self.db.pool, &session_id)
+            .await
+            .context("auth store: find_session")?
+        {
             event = event.actor(&session.user_id);
         }
         self.audit.record(event);
@@ -337,7 +365,9 @@ impl Auth {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-');
         let row = if plausible_id {
-            store::find_user(&self.db.pool, client_id).await?
+            store::find_user(&self.db.pool, client_id)
+                .await
+                .context("auth store: find_user")?
         } else {
             None
         };
