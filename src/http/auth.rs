@@ -66,17 +66,19 @@ async fn login(
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
+    // A browser that logs in again ends the session its old cookie names (the service decides).
+    let old_cookie = cookie(&headers, state.config.session_cookie_name());
     let issued = state
         .auth
-        .login(&body.username, body.password, mode, ip, user_agent)
+        .login(
+            &body.username,
+            body.password,
+            mode,
+            ip,
+            user_agent,
+            old_cookie,
+        )
         .await?;
-    // A browser that logs in again gets a new session; the one its old cookie named ends.
-    if mode == SessionMode::Cookie
-        && let Some(old) = cookie(&headers, state.config.session_cookie_name())
-        && let Ok(p) = state.auth.authenticate(old, Credential::Cookie).await
-    {
-        state.auth.revoke_session(&p.session_id, "relogin").await?;
-    }
     Ok(issued_response(&state, issued))
 }
 
@@ -200,12 +202,7 @@ async fn logout(
         (Some(p), None, None) => p,
         (None, Some(token), None) => state.auth.authenticate(&token, Credential::Bearer).await?,
         (None, None, Some(refresh)) => {
-            let session_id = state
-                .auth
-                .refresh_token_session(&refresh)
-                .await?
-                .ok_or(AppError::Unauthorized)?;
-            state.auth.revoke_session(&session_id, "logout").await?;
+            state.auth.logout_by_refresh_token(&refresh).await?;
             return Ok(logged_out(&state));
         }
         (None, None, None) => return Err(AppError::Unauthorized),

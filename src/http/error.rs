@@ -86,6 +86,8 @@ impl AppError {
     }
 }
 
+/// The one place where the auth service's outcomes become HTTP statuses: a malformed request is a 400, input
+/// that breaks a rule a 422, a taken name a 409, a refused change a 403.
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
@@ -96,11 +98,11 @@ impl From<AuthError> for AppError {
             }
             AuthError::Busy => AppError::Busy,
             AuthError::Unavailable => AppError::Unavailable,
-            AuthError::BadRequest(m) => AppError::BadRequest(m),
-            AuthError::Invalid(m) => AppError::Unprocessable(m),
-            AuthError::Conflict(m) => AppError::Conflict(m),
+            AuthError::Malformed(m) => AppError::BadRequest(m),
+            AuthError::InvalidInput(m) => AppError::Unprocessable(m),
+            AuthError::AlreadyExists(m) => AppError::Conflict(m),
             AuthError::NotFound => AppError::not_found(),
-            AuthError::Forbidden(m) => AppError::Forbidden(m),
+            AuthError::NotAllowed(m) => AppError::Forbidden(m),
             AuthError::Internal(e) => AppError::Internal(e),
         }
     }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::error::AppError;
 use crate::{
     app::AppState,
-    auth::{Credential, Principal},
+    auth::{Credential, Principal, permissions},
 };
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -151,23 +151,23 @@ pub trait Permission {
 
 pub struct UsersManage;
 impl Permission for UsersManage {
-    const NAME: &'static str = "users:manage";
+    const NAME: &'static str = permissions::USERS_MANAGE;
 }
 
 pub struct McpManage;
 impl Permission for McpManage {
-    const NAME: &'static str = "mcp:manage";
+    const NAME: &'static str = permissions::MCP_MANAGE;
 }
 
 pub struct ChatUse;
 impl Permission for ChatUse {
-    const NAME: &'static str = "chat:use";
+    const NAME: &'static str = permissions::CHAT_USE;
 }
 
 /// Seeing the tool catalog needs the chat permission: tools are what the agent uses.
 pub struct ToolsList;
 impl Permission for ToolsList {
-    const NAME: &'static str = "chat:use";
+    const NAME: &'static str = permissions::CHAT_USE;
 }
 
 /// The caller, known to hold permission `P` (403 otherwise).

@@ -21,8 +21,8 @@ use crate::{
     },
 };
 
-/// Lets a caller read every user's tool calls, not only their own.
-pub const READ_ALL_TOOL_CALLS: &str = crate::tools::calls::READ_ALL_TOOL_CALLS;
+/// Lets a caller read every user's tool calls, not only their own (named in `auth::permissions`).
+pub use crate::auth::permissions::TOOL_CALLS_READ_ALL as READ_ALL_TOOL_CALLS;
 
 pub fn router() -> Routes {
     Routes::new()

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    auth::{DEFAULT_ROLE, UserChange, store::UserRow},
+    auth::{DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
     clock::rfc3339,
 };
 
@@ -212,17 +212,6 @@ async fn delete_user(
     ))
 }
 
-/// Permissions the server checks today; roles may hold any others (for features to come) and globs.
-pub const KNOWN_PERMISSIONS: &[&str] = &[
-    "*",
-    "users:manage",
-    "analytics:read",
-    "chat:use",
-    "tools:call:*",
-    "mcp:manage",
-    "sms:send",
-];
-
 async fn list_permissions(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
@@ -279,4 +268,21 @@ async fn user_permissions(
     Ok(envelope(
         json!({ "user_id": account.id, "username": account.username, "role": account.role, "permissions": account.permissions }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::auth::permissions::{TOOL_CALL_PREFIX, TOOLS_CALL_ALL, permission_matches};
+
+    /// `tools` builds its permission names itself (it may not import `auth`); they must be the ones roles hold.
+    #[test]
+    fn tool_permissions_follow_the_pattern_auth_documents() {
+        let wanted = crate::tools::permission_for("github__search");
+        assert!(wanted.starts_with(TOOL_CALL_PREFIX));
+        assert!(permission_matches(TOOLS_CALL_ALL, &wanted));
+        assert_eq!(
+            crate::tools::calls::READ_ALL_TOOL_CALLS,
+            crate::auth::permissions::TOOL_CALLS_READ_ALL
+        );
+    }
 }

@@ -26,6 +26,7 @@ mod restart;
 mod routes;
 mod secrets;
 mod service_clients;
+mod sessions;
 mod store;
 mod throttle;
 mod tokens;
