@@ -1,4 +1,4 @@
-//! Assembly: the shared state, `build` (config in, a bound server out), the connection loop and graceful
+//! Assembly: `build` (config in, a bound server out), the connection loop and graceful
 //! shutdown. `build` binds before it returns, so tests can ask for port 0 and read the real address.
 //! Everything written to the data dir is private to the service user (0700 folder, 0600 files).
 
@@ -32,33 +32,10 @@ use crate::{
     clock::SharedClock,
     config::{Config, IpNet},
     mcp::upstream::Upstreams,
+    state::{AppState, Services},
     store::Db,
     tools::{Catalog, approval::Approvals, log::ToolLog},
 };
-
-/// Everything a handler may use. One `Arc`, so the per-request clones axum makes cost one counter bump.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-pub struct Services {
-    pub config: Config,
-    pub db: Db,
-    pub auth: Auth,
-    pub audit: Audit,
-    pub chat: Chat,
-    pub catalog: Arc<Catalog>,
-    pub tool_log: ToolLog,
-    pub upstreams: Upstreams,
-    pub approvals: Arc<Approvals>,
-    pub clock: SharedClock,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
 
 pub struct App {
     listener: TcpListener,
@@ -170,7 +147,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             audit: audit.clone(),
         },
     );
-    let state = AppState(Arc::new(Services {
+    let state = AppState::new(Services {
         config,
         db,
         auth,
@@ -181,7 +158,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         upstreams,
         approvals,
         clock,
-    }));
+    });
     Ok(App {
         listener,
         addr,

@@ -19,9 +19,9 @@ use super::{
     users::user_json,
 };
 use crate::{
-    app::AppState,
     auth::{Credential, Issued, Principal, SessionMode, Tokens},
     clock::rfc3339,
+    state::AppState,
 };
 
 pub fn router() -> Routes {

@@ -22,9 +22,9 @@ use super::{
 };
 use crate::{
     agent::AgentEvent,
-    app::AppState,
     chat::{ChatError, Turn, store::SessionRow},
     clock::rfc3339,
+    state::AppState,
 };
 
 pub fn router() -> Routes {

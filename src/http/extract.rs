@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::AppError;
 use crate::{
-    app::AppState,
     auth::{Credential, Principal, permissions},
+    state::AppState,
 };
 
 pub const CSRF_HEADER: &str = "x-csrf-token";

@@ -22,12 +22,12 @@ use super::{
     routes::Routes,
 };
 use crate::{
-    app::AppState,
     auth::Credential,
     mcp::{
         Gateway,
         servers::{NewServer, RedactedTransport, ServerError, ServerView},
     },
+    state::AppState,
 };
 
 pub fn router(state: &AppState) -> Routes {

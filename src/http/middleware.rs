@@ -16,7 +16,7 @@ use axum::{
 use tracing::Instrument;
 
 use super::{error::AppError, extract::is_json_content_type};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 

@@ -19,7 +19,7 @@ use tower_http::{
     timeout::TimeoutLayer,
 };
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Every resource's routes, recorded as they are registered (see [`routes`]).
 pub fn routes(state: &AppState) -> routes::Routes {

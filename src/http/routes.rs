@@ -10,7 +10,7 @@ use axum::{
     routing::{self, MethodRouter},
 };
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// An axum router together with the (method, path) of every route it serves.
 #[derive(Default)]

@@ -8,7 +8,7 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{error::ErrorBody, routes::Routes};
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Routes {
     Routes::new()
@@ -23,7 +23,7 @@ async fn health() -> axum::Json<Value> {
 
 /// 200 while the database answers, 503 otherwise.
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.db.is_ready().await {
+    if state.is_ready().await {
         axum::Json(json!({ "status": "ready", "database": "ok" })).into_response()
     } else {
         // Not AppError::Unavailable: a readiness probe is not retried, and it names what is unreachable.

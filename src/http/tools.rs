@@ -12,9 +12,9 @@ use super::{
     routes::Routes,
 };
 use crate::{
-    app::AppState,
     auth::Principal,
     mcp::upstream::Health,
+    state::AppState,
     tools::{
         Caller, Decision, OutsideChatRefusal, ToolSpec, calls::CallsQuery, calls::ToolCallView,
         catalog_name, policy::RuleError, server_of,

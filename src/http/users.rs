@@ -15,9 +15,9 @@ use super::{
     routes::Routes,
 };
 use crate::{
-    app::AppState,
     auth::{DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
     clock::rfc3339,
+    state::AppState,
 };
 
 pub fn router() -> Routes {

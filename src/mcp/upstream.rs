@@ -335,8 +335,8 @@ async fn connect(
             let mut custom = HashMap::new();
             for (k, v) in headers {
                 custom.insert(
-                    k.parse::<axum::http::HeaderName>()?,
-                    v.parse::<axum::http::HeaderValue>()?,
+                    k.parse::<reqwest::header::HeaderName>()?,
+                    v.parse::<reqwest::header::HeaderValue>()?,
                 );
             }
             let config =

@@ -19,12 +19,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Executor;
 use tokio_util::sync::CancellationToken;
-use warden::{
-    app::{self, AppState},
-    clock::ManualClock,
-    config::Config,
-    store::Db,
-};
+use warden::{app, clock::ManualClock, config::Config, state::AppState, store::Db};
 
 /// What nearly every test file imports: `use crate::helpers::prelude::*;`.
 pub mod prelude {

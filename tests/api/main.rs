@@ -28,6 +28,7 @@ mod secrets;
 mod service_clients;
 mod sessions;
 mod store;
+mod structure;
 mod throttle;
 mod tokens;
 mod tool_log;

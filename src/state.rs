@@ -1,0 +1,52 @@
+//! The shared state every handler receives. It sits below both `app` (which builds it) and `http` (which reads
+//! it), so no import runs back up: `app → http → state` and `app → state` (DESIGN: arrows point down only).
+
+use std::sync::Arc;
+
+use crate::{
+    audit::Audit,
+    auth::Auth,
+    chat::Chat,
+    clock::SharedClock,
+    config::Config,
+    mcp::upstream::Upstreams,
+    store::Db,
+    tools::{Catalog, approval::Approvals, log::ToolLog},
+};
+
+/// Everything a handler may use. One `Arc`, so the per-request clones axum makes cost one counter bump.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub auth: Auth,
+    pub audit: Audit,
+    pub chat: Chat,
+    pub catalog: Arc<Catalog>,
+    pub tool_log: ToolLog,
+    pub upstreams: Upstreams,
+    pub approvals: Arc<Approvals>,
+    pub clock: SharedClock,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl Services {
+    /// Whether requests can be served: the database answers.
+    pub async fn is_ready(&self) -> bool {
+        self.db.is_ready().await
+    }
+}
