@@ -54,6 +54,18 @@ impl Clock for ManualClock {
     }
 }
 
+/// A point in time as stored: epoch milliseconds (what every table holds). It serialises as RFC 3339 text, so
+/// a row with a `Millis` field goes on the wire without a hand-written conversion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Millis(pub i64);
+
+impl serde::Serialize for Millis {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
 /// RFC 3339 text for an epoch-millisecond time (UTC).
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -63,4 +75,18 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_serialise_as_rfc3339() {
+        let t = Millis(1_800_000_000_123);
+        assert_eq!(
+            serde_json::to_value(t).unwrap(),
+            serde_json::json!("2027-01-15T08:00:00.123Z")
+        );
+    }
 }

@@ -1,11 +1,7 @@
 //! Reading the tool-call log: everyone reads their own calls; a holder of `tool-calls:read-all` reads (and may
 //! filter by) anyone's. The SQL is the log's own (`log::find`); this file is the read side's rule and shape.
 
-use serde::Serialize;
-use serde_json::Value;
-
 use super::{Caller, Catalog, log};
-use crate::clock::rfc3339;
 
 /// Lets a caller read every user's tool calls, not only their own.
 pub const READ_ALL_TOOL_CALLS: &str = "tool-calls:read-all";
@@ -24,28 +20,8 @@ pub struct CallsQuery {
     pub offset: Option<i64>,
 }
 
-/// One logged call as readers see it.
-#[derive(Debug, Serialize)]
-pub struct ToolCallView {
-    pub id: String,
-    pub timestamp: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub server: String,
-    pub tool_name: String,
-    pub tool_call_id: Option<String>,
-    /// The stored JSON arguments, or their text when they are not JSON.
-    pub arguments: Value,
-    pub status: String,
-    pub duration_ms: f64,
-    pub result: Option<String>,
-    pub result_length: i64,
-    pub error: Option<String>,
-    pub source: String,
-    pub approval: Option<String>,
-    pub approver_id: Option<String>,
-}
+/// One logged call as readers see it: the stored row, which serialises in the wire shape.
+pub type ToolCallView = log::Row;
 
 /// A page of calls, newest first, with the limit and offset that applied.
 #[derive(Debug)]
@@ -53,31 +29,6 @@ pub struct CallsPage {
     pub calls: Vec<ToolCallView>,
     pub limit: i64,
     pub offset: i64,
-}
-
-impl From<log::Row> for ToolCallView {
-    fn from(r: log::Row) -> Self {
-        ToolCallView {
-            timestamp: rfc3339(r.at),
-            arguments: serde_json::from_str::<Value>(&r.arguments)
-                .unwrap_or(Value::String(r.arguments)),
-            id: r.id,
-            user_id: r.user_id,
-            session_id: r.session_id,
-            conversation_id: r.conversation_id,
-            server: r.server,
-            tool_name: r.tool_name,
-            tool_call_id: r.tool_call_id,
-            status: r.status,
-            duration_ms: r.duration_ms,
-            result: r.result,
-            result_length: r.result_length,
-            error: r.error,
-            source: r.source,
-            approval: r.approval,
-            approver_id: r.approver_id,
-        }
-    }
 }
 
 impl Catalog {
@@ -100,7 +51,7 @@ impl Catalog {
         };
         let rows = log::find(&self.db, &filter).await?;
         Ok(CallsPage {
-            calls: rows.into_iter().map(ToolCallView::from).collect(),
+            calls: rows,
             limit: filter.limit,
             offset: filter.offset,
         })

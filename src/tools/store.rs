@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{log::Entry, policy::Decision};
-use crate::store::Db;
+use crate::{clock::Millis, store::Db};
 
 /// How much of a result the table keeps: sixteen times what the JSON file shows.
 const STORED_RESULT_CHARS: usize = super::log::JSON_RESULT_CHARS * 16;
@@ -45,17 +45,20 @@ pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
     tx.commit().await
 }
 
-/// One stored call, as the log endpoint lists it.
+/// One stored call, as the log endpoint lists it (`at` goes out as RFC 3339 `timestamp`, the arguments as
+/// the JSON they were stored as).
 #[derive(Debug, sqlx::FromRow, serde::Serialize)]
 pub struct Row {
     pub id: String,
-    pub at: i64,
+    #[serde(rename = "timestamp")]
+    pub at: Millis,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     pub server: String,
     pub tool_name: String,
     pub tool_call_id: Option<String>,
+    #[serde(serialize_with = "json_or_text")]
     pub arguments: String,
     pub status: String,
     pub duration_ms: f64,
@@ -136,4 +139,13 @@ pub async fn delete_policy(db: &Db, role: &str, pattern: &str) -> sqlx::Result<(
         .execute(db.writer())
         .await?;
     Ok(())
+}
+
+/// Stored JSON as JSON; anything else as its text.
+fn json_or_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
 }
