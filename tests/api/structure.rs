@@ -200,3 +200,20 @@ fn nothing_imports_the_assembly_from_below() {
         offending,
     );
 }
+
+#[test]
+fn every_route_goes_through_the_registrar() {
+    // `http::routes::Routes` records each route as it adds it; the route-table test compares that record with
+    // `ROUTES`. A route added to an axum Router directly would escape both. The one service route (`/mcp`,
+    // rmcp behind its own layer) is built in http/mcp.rs and recorded with `Routes::service`.
+    let offending: Vec<String> = texts(&[".route(", ".route_service(", ".nest("], |f| {
+        !f.starts_with("src/http/") || f == "src/http/routes.rs"
+    })
+    .into_iter()
+    .filter(|l| !(l.starts_with("  src/http/mcp.rs:") && l.contains(".route_service(\"/mcp\"")))
+    .collect();
+    assert_none(
+        "a route added outside the registrar (src/http/routes.rs)",
+        offending,
+    );
+}
