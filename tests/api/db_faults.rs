@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Response;
 use sqlx::{AnyPool, Connection, Executor};
 
-use crate::helpers::{DbKind, TestApp, expect_error, new_session, postgres_available, spawn_app};
+use crate::helpers::{postgres_available, prelude::*};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_every_database_connection_under_load_never_answers_500() {

@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use sqlx::Executor;
 
-use crate::db_tests;
-use reqwest::{StatusCode, header};
+use reqwest::header;
 
-use crate::helpers::{DbKind, expect_error, new_session, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, openai_stream};
 
 db_tests!(

@@ -24,8 +24,8 @@ use warden::{app, clock::ManualClock, config::Config, state::AppState, store::Db
 /// What nearly every test file imports: `use crate::helpers::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        ADMIN_PASSWORD, DbKind, TestApp, column, expect_error, expect_refused, history, json_of,
-        new_session, send, send_streaming, spawn_app, spawn_app_with,
+        ADMIN_PASSWORD, DbKind, TestApp, column, expect_error, expect_refused, header, history,
+        json_of, new_session, send, send_streaming, spawn_app, spawn_app_with,
     };
     pub use crate::db_tests;
     pub use reqwest::StatusCode;
@@ -335,6 +335,44 @@ impl Caller for BrowserSession {
     }
 }
 
+/// No credentials at all.
+impl Caller for () {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request
+    }
+}
+
+/// Both callers' headers on one request: a caller plus an extra header, or two credentials at once.
+impl<A: Caller, B: Caller> Caller for (A, B) {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        self.1.authorize(self.0.authorize(request))
+    }
+}
+
+/// Headers spelled by hand (a cookie without its CSRF token, a raw `authorization`, an `origin`), in order;
+/// a name given twice is sent twice.
+pub struct Headers(Vec<(&'static str, String)>);
+
+/// One hand-spelled header as a `Caller`; `.and(..)` adds more.
+pub fn header(name: &'static str, value: impl Into<String>) -> Headers {
+    Headers(vec![(name, value.into())])
+}
+
+impl Headers {
+    pub fn and(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.0.push((name, value.into()));
+        self
+    }
+}
+
+impl Caller for Headers {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        self.0.iter().fold(request, |request, (name, value)| {
+            request.header(*name, value)
+        })
+    }
+}
+
 /// A user made through the admin API, logged in, with one conversation started.
 pub struct UserWithConversation {
     pub tokens: Tokens,
@@ -443,6 +481,21 @@ impl TestApp {
         who: &(impl Caller + ?Sized),
     ) -> Response {
         send_request(who.authorize(self.client.request(method, self.url(path)))).await
+    }
+
+    /// Any method on `path` as `who` with a raw body (its content type, if any, comes with `who`'s headers).
+    pub async fn request_body_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &(impl Caller + ?Sized),
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        send_request(
+            who.authorize(self.client.request(method, self.url(path)))
+                .body(body),
+        )
+        .await
     }
 
     /// `GET path` as `who`.

@@ -5,11 +5,7 @@
 //! /root/.cache/warden-ci/venv/bin/python). Without it the SDK half is not run and says so, unless
 //! WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     the_python_sdk_lists_and_calls_the_callers_tools,
@@ -92,12 +88,7 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
 
     // Calls through /mcp are in the tool-call log, as the caller's.
     app.state.tool_log.flush().await;
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &admin.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &admin.access).await;
     let mcp_calls: Vec<&Value> = calls["tool_calls"]
         .as_array()
         .unwrap()

@@ -1,10 +1,6 @@
 //! The tool policy (allow / ask / deny per role and tool) and approvals in the chat stream.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, new_session, send, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     deny_hides_and_refuses_a_tool_everywhere,
@@ -29,18 +25,8 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
     app.create_user("una", "una-password", "user").await;
     let una = app.login("una", "una-password").await;
     set_policy(&app, &admin.access, "user", "add", json!("deny")).await;
-    let tools: Value = app
-        .get_bearer("/tools", &una.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let tools: Value = app.get_json("/tools", &una.access).await;
+    let names = column(&tools["tools"], "name");
     assert_eq!(names, ["calculator", "time"]);
     let r = app
         .client
@@ -72,12 +58,7 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["result"], json!(3));
     set_policy(&app, &admin.access, "user", "add", Value::Null).await;
-    let tools: Value = app
-        .get_bearer("/tools", &una.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tools: Value = app.get_json("/tools", &una.access).await;
     assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
     for bad in [
         json!({ "role": "user", "tool": "add", "decision": "maybe" }),
@@ -209,12 +190,7 @@ async fn ask_pauses_the_agent_until_the_owner_approves_or_refuses(kind: DbKind) 
     }
     // Both decisions and who made them are in the tool-call log.
     app.state.tool_log.flush().await;
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &vic.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &vic.access).await;
     let decisions: Vec<(Value, Value)> = calls["tool_calls"]
         .as_array()
         .unwrap()

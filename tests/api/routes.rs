@@ -3,11 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Method;
 
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     every_registered_route_is_in_the_route_table_and_back,

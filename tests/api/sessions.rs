@@ -1,11 +1,7 @@
 //! Ending sessions through the auth service: every way a session ends writes an audit event, and the
 //! credential it named stops working at once.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     logout_by_refresh_token_ends_the_session_and_writes_an_audit_event,

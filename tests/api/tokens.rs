@@ -1,11 +1,8 @@
 //! Attacks on tokens (security.md cases 1–9): every one is a 401 with one generic body, never a 500.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app_with};
+use crate::helpers::prelude::*;
 use warden::clock::Clock;
 
 const SECRET: &str = "token-test-secret-0123456789-abcdefghijklmnop";
@@ -39,12 +36,7 @@ fn claims_for(app: &TestApp, user_id: &str, sid: &str) -> Value {
 }
 
 async fn session_of(app: &TestApp, access: &str) -> String {
-    let me: Value = app
-        .get_bearer("/api/me", access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json("/api/me", access).await;
     me["session_id"].as_str().unwrap().to_string()
 }
 

@@ -5,11 +5,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, new_session, send, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests!(
     a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up,
@@ -27,12 +23,7 @@ fn servers_file(dir: &tempfile::TempDir, servers: Value) -> String {
 }
 
 async fn server(app: &TestApp, token: &str, name: &str) -> Value {
-    let all: Value = app
-        .get_bearer("/api/servers", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json("/api/servers", token).await;
     all["servers"]
         .as_array()
         .unwrap()
@@ -99,22 +90,12 @@ async fn a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up(kind: Db
     assert_eq!(r["content"], json!("up__multiply: 42"), "{r}");
     // The log names the server the call went to.
     app.state.tool_log.flush().await;
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &t.access).await;
     assert_eq!(calls["tool_calls"][0]["server"], json!("up"), "{calls}");
     assert_eq!(calls["tool_calls"][0]["source"], json!("agent"));
     let r = execute(&app, &t.access, "up", "multiply", json!({ "a": 2, "b": 3 })).await;
     assert_eq!(r["result"], json!(6), "{r}");
-    let tools: Value = app
-        .get_bearer("/api/servers/up/tools", &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tools: Value = app.get_json("/api/servers/up/tools", &t.access).await;
     assert_eq!(tools["tools"].as_array().unwrap().len(), 2);
     expect_error(
         app.get_bearer("/api/servers/nosuch/tools", &t.access).await,

@@ -1,11 +1,9 @@
 //! Seed-004 admin routes: users and permissions (shapes and errors; the 401/403 sweeps of every route are in
 //! routes.rs).
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Method;
 
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, captured_logs, expect_error, spawn_app};
+use crate::helpers::{captured_logs, prelude::*};
 
 db_tests!(
     admins_list_create_read_update_and_delete_users,
@@ -53,12 +51,7 @@ async fn admins_list_create_read_update_and_delete_users(kind: DbKind) {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = list["data"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
+    let names = column(&list["data"]["users"], "username");
     assert_eq!(names, ["admin", "frank"]);
 
     let one: Value = call(
@@ -393,12 +386,7 @@ async fn role_permissions_are_read_from_server_state_at_once(kind: DbKind) {
         .json()
         .await
         .unwrap();
-    let roles: Vec<&str> = all["data"]["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let roles = column(&all["data"]["roles"], "name");
     assert_eq!(roles, ["admin", "auditor", "user"]);
     let r = call(
         &app,
