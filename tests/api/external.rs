@@ -162,12 +162,11 @@ async fn jwks_issuer_tokens_map_to_linked_users_and_nothing_else_passes(kind: Db
         "verify reports the same as every other route"
     );
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", format!("auth_token={token}"))
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            &crate::helpers::header("cookie", format!("auth_token={token}")),
+        )
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,

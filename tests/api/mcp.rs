@@ -60,13 +60,12 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
 
     // A role that may use only `time`: `add` is absent from the list and a call is refused.
     let r = app
-        .client
-        .post(app.url("/api/permissions"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "role": "limited", "permissions": ["chat:use", "tools:call:time"] }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/permissions",
+            &admin.access,
+            json!({ "role": "limited", "permissions": ["chat:use", "tools:call:time"] }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     app.create_user("lee", "lee-password", "limited").await;
     let lee = app.login("lee", "lee-password").await;
@@ -99,22 +98,16 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
     assert_eq!(mcp_calls[0]["user_id"], json!(admin.user_id));
 
     // A revoked session's token is refused at once.
-    app.client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
+    app.post_empty_as("/auth/logout", &admin.access).await;
     let (ok, out) = sdk(&python, &app, &admin.access, None).await;
     assert!(!ok, "the SDK cannot use a revoked token: {out}");
     let r = app
-        .client
-        .post(app.url("/mcp"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/mcp",
+            &admin.access,
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -18,12 +18,8 @@ async fn no_password_token_csrf_value_or_secret_reaches_a_table_or_the_log(kind:
         .unwrap();
     let browser = app.login_cookie("quinn", user_password).await;
     let status: Value = app
-        .client
-        .get(app.url("/api/status"))
-        .header("cookie", &browser.cookie)
-        .send()
+        .get_as("/api/status", &header("cookie", &browser.cookie))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

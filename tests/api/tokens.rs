@@ -260,12 +260,11 @@ async fn token_kinds_do_not_pass_for_each_other(kind: DbKind) {
     refused(&app, &cookie_token).await;
     // And a bearer access token placed in the cookie is not a browser session.
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", format!("auth_token={}", t.access))
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            &header("cookie", format!("auth_token={}", t.access)),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // A token of kind "mfa" (a pending second factor) is not an access token.
     let sid = session_of(&app, &t.access).await;
@@ -311,12 +310,8 @@ async fn malformed_tokens_get_a_fast_4xx(kind: DbKind) {
     }
     for header in ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer"] {
         let r = app
-            .client
-            .get(app.url("/api/me"))
-            .header("authorization", header)
-            .send()
-            .await
-            .unwrap();
+            .get_as("/api/me", &crate::helpers::header("authorization", header))
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{header}");
     }
 }

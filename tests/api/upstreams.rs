@@ -54,16 +54,15 @@ async fn chat_call(app: &TestApp, token: &str, text: &str) -> Value {
 }
 
 async fn execute(app: &TestApp, token: &str, server: &str, tool: &str, parameters: Value) -> Value {
-    app.client
-        .post(app.url(&format!("/api/servers/{server}/tools/{tool}/execute")))
-        .bearer_auth(token)
-        .json(&json!({ "parameters": parameters }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.post_as(
+        &format!("/api/servers/{server}/tools/{tool}/execute"),
+        &token,
+        json!({ "parameters": parameters }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
 }
 
 fn alive(pid: i64) -> bool {
@@ -300,22 +299,15 @@ async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
         .as_i64()
         .unwrap();
 
-    let r = app
-        .client
-        .delete(app.url("/api/mcp/servers/dyn"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_as("/api/mcp/servers/dyn", &admin.access).await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
-        .client
-        .post(app.url("/api/servers/dyn/tools/multiply/execute"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "parameters": { "a": 1, "b": 1 } }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/servers/dyn/tools/multiply/execute",
+            &admin.access,
+            json!({ "parameters": { "a": 1, "b": 1 } }),
+        )
+        .await;
     expect_error(r, StatusCode::NOT_FOUND).await;
     let mut gone = false;
     for _ in 0..100 {
@@ -326,13 +318,7 @@ async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gone, "the removed server's child {pid} still runs");
-    let r = app
-        .client
-        .delete(app.url("/api/mcp/servers/dyn"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_as("/api/mcp/servers/dyn", &admin.access).await;
     expect_error(r, StatusCode::NOT_FOUND).await;
 }
 

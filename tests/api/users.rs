@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{captured_logs, prelude::*};
+use crate::helpers::{call, captured_logs, prelude::*};
 
 db_tests!(
     admins_list_create_read_update_and_delete_users,
@@ -17,20 +17,6 @@ db_tests!(
     names_in_any_script_are_still_accepted_and_can_log_in,
     accounts_from_before_skeletons_get_one_at_start_up_and_old_collisions_still_log_in,
 );
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    r.send().await.unwrap()
-}
 
 async fn admins_list_create_read_update_and_delete_users(kind: DbKind) {
     let app = spawn_app(kind).await;
@@ -285,12 +271,8 @@ async fn role_change_disabling_and_password_reset_end_every_session(kind: DbKind
             "{change}"
         );
         let r = app
-            .client
-            .get(app.url("/api/me"))
-            .header("cookie", &browser.cookie)
-            .send()
-            .await
-            .unwrap();
+            .get_as("/api/me", &header("cookie", &browser.cookie))
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{change}");
         expect_error(
             app.post("/auth/refresh", json!({ "refresh_token": t.refresh }))
