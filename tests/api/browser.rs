@@ -1,11 +1,7 @@
 //! Browser sessions (security.md cases 10–12): cookie flags, a new session at every login, CSRF tokens bound
 //! to the session, and cross-site state changes refused.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, TestApp, expect_error, spawn_app, spawn_app_with};
+use crate::helpers::{BrowserSession, prelude::*};
 use warden::clock::Clock;
 
 db_tests!(
@@ -60,21 +56,14 @@ async fn secure_cookies_use_the_host_prefix_and_configured_samesite(kind: DbKind
             && body.get("access_token").is_none()
             && body.get("refresh_token").is_none()
     );
-    let me = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_as("/api/me", &header("cookie", &s.cookie)).await;
     assert_eq!(me.status(), StatusCode::OK);
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", s.cookie.replace("__Host-", ""))
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            &header("cookie", s.cookie.replace("__Host-", "")),
+        )
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,
@@ -83,16 +72,7 @@ async fn secure_cookies_use_the_host_prefix_and_configured_samesite(kind: DbKind
 }
 
 async fn session_id(app: &TestApp, cookie: &str) -> String {
-    let me: Value = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = app.get_json("/api/me", &header("cookie", cookie)).await;
     me["session_id"].as_str().unwrap().to_string()
 }
 
@@ -101,13 +81,12 @@ async fn every_login_gets_a_new_session_and_ends_the_old_cookie(kind: DbKind) {
     let first = app.login_cookie("admin", ADMIN_PASSWORD).await;
     let first_sid = session_id(&app, &first.cookie).await;
     let r = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("cookie", &first.cookie)
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD, "mode": "cookie" }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/auth/login",
+            &header("cookie", &first.cookie),
+            json!({ "username": "admin", "password": ADMIN_PASSWORD, "mode": "cookie" }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let second_cookie = r.headers()["set-cookie"]
         .to_str()
@@ -119,36 +98,20 @@ async fn every_login_gets_a_new_session_and_ends_the_old_cookie(kind: DbKind) {
     assert_ne!(second_cookie, first.cookie);
     assert_ne!(session_id(&app, &second_cookie).await, first_sid);
     let old = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &first.cookie)
-        .send()
-        .await
-        .unwrap();
+        .get_as("/api/me", &header("cookie", &first.cookie))
+        .await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn status_with_a_cookie_returns_a_working_csrf_token_and_never_the_token(kind: DbKind) {
     let app = spawn_app(kind).await;
-    let anonymous: Value = app
-        .client
-        .get(app.url("/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anonymous = app.get_json("/api/status", &()).await;
     assert_eq!(anonymous["status"], json!("ok"));
     assert_eq!(anonymous["authenticated"], json!(false));
     let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
     let r = app
-        .client
-        .get(app.url("/api/status"))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap();
+        .get_as("/api/status", &header("cookie", &s.cookie))
+        .await;
     let text = r.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["authenticated"], json!(true));
@@ -158,13 +121,11 @@ async fn status_with_a_cookie_returns_a_working_csrf_token_and_never_the_token(k
     );
     let csrf = body["csrf_token"].as_str().unwrap();
     let r = app
-        .client
-        .post(app.url("/auth/logout"))
-        .header("cookie", &s.cookie)
-        .header("x-csrf-token", csrf)
-        .send()
-        .await
-        .unwrap();
+        .post_empty_as(
+            "/auth/logout",
+            &header("cookie", &s.cookie).and("x-csrf-token", csrf),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["set-cookie"]
@@ -173,12 +134,11 @@ async fn status_with_a_cookie_returns_a_working_csrf_token_and_never_the_token(k
             .contains("Max-Age=0")
     );
     let bad = app
-        .client
-        .get(app.url("/api/status"))
-        .header("authorization", "Bearer bad.token.here")
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/status",
+            &header("authorization", "Bearer bad.token.here"),
+        )
+        .await;
     expect_error(bad, StatusCode::UNAUTHORIZED).await;
 }
 
@@ -186,15 +146,13 @@ async fn cookie_state_changes_need_this_sessions_csrf_token(kind: DbKind) {
     let app = spawn_app(kind).await;
     let mine = app.login_cookie("admin", ADMIN_PASSWORD).await;
     let other = app.login_cookie("admin", ADMIN_PASSWORD).await;
-    let logout_all = |csrf: Option<&str>| {
-        let mut r = app
-            .client
-            .post(app.url("/auth/logout-all"))
-            .header("cookie", &mine.cookie);
+    let (app_ref, cookie) = (&app, &mine.cookie);
+    let logout_all = move |csrf: Option<&str>| {
+        let mut who = header("cookie", cookie);
         if let Some(c) = csrf {
-            r = r.header("x-csrf-token", c);
+            who = who.and("x-csrf-token", c);
         }
-        r.send()
+        async move { app_ref.post_empty_as("/auth/logout-all", &who).await }
     };
     for csrf in [
         None,
@@ -202,31 +160,18 @@ async fn cookie_state_changes_need_this_sessions_csrf_token(kind: DbKind) {
         Some("forged.token"),
         Some(other.csrf.as_str()),
     ] {
-        let body = expect_error(logout_all(csrf).await.unwrap(), StatusCode::FORBIDDEN).await;
+        let body = expect_error(logout_all(csrf).await, StatusCode::FORBIDDEN).await;
         assert_eq!(body["error"], json!("Invalid CSRF token"));
     }
     // No side effect: both sessions still work.
     for s in [&mine, &other] {
-        let r = app
-            .client
-            .get(app.url("/api/me"))
-            .header("cookie", &s.cookie)
-            .send()
-            .await
-            .unwrap();
+        let r = app.get_as("/api/me", &header("cookie", &s.cookie)).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    assert_eq!(
-        logout_all(Some(&mine.csrf)).await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(logout_all(Some(&mine.csrf)).await.status(), StatusCode::OK);
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &other.cookie)
-        .send()
-        .await
-        .unwrap();
+        .get_as("/api/me", &header("cookie", &other.cookie))
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -241,37 +186,23 @@ async fn cross_site_state_changes_are_refused(kind: DbKind) {
     ];
     for (name, value) in attempts {
         let r = app
-            .client
-            .post(app.url("/auth/logout"))
-            .header("cookie", &s.cookie)
-            .header("x-csrf-token", &s.csrf)
-            .header(name, value)
-            .send()
-            .await
-            .unwrap();
+            .post_empty_as("/auth/logout", &(&s, header(name, value)))
+            .await;
         expect_error(r, StatusCode::FORBIDDEN).await;
     }
     // A login form posted from another site is refused too (login CSRF).
     let r = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("origin", "https://evil.test")
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/auth/login",
+            &header("origin", "https://evil.test"),
+            json!({ "username": "admin", "password": ADMIN_PASSWORD }),
+        )
+        .await;
     expect_error(r, StatusCode::FORBIDDEN).await;
     // Same origin passes.
-    let r = app
-        .client
-        .post(app.url("/auth/logout"))
-        .header("cookie", &s.cookie)
-        .header("x-csrf-token", &s.csrf)
-        .header("origin", format!("http://{host}"))
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
+    let same_origin =
+        header("origin", format!("http://{host}")).and("sec-fetch-site", "same-origin");
+    let r = app.post_empty_as("/auth/logout", &(&s, same_origin)).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -285,22 +216,10 @@ async fn get_never_changes_state(kind: DbKind) {
         "/auth/login",
         "/auth/refresh",
     ] {
-        let r = app
-            .client
-            .get(app.url(path))
-            .header("cookie", &s.cookie)
-            .send()
-            .await
-            .unwrap();
+        let r = app.get_as(path, &header("cookie", &s.cookie)).await;
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
     }
-    let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_as("/api/me", &header("cookie", &s.cookie)).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -329,28 +248,19 @@ async fn a_json_body_sent_as_another_type_is_refused_on_every_route(kind: DbKind
     ] {
         for (method, path) in &routes {
             let r = app
-                .client
-                .request(method.clone(), app.url(path))
-                .header("cookie", &s.cookie)
-                .header("x-csrf-token", &s.csrf)
-                .header("content-type", content_type)
-                .body(r#"{"title":"forged","messages":[{"role":"user","content":"hi"}]}"#)
-                .send()
-                .await
-                .unwrap();
+                .request_body_as(
+                    method.clone(),
+                    path,
+                    &(&s, header("content-type", content_type)),
+                    r#"{"title":"forged","messages":[{"role":"user","content":"hi"}]}"#,
+                )
+                .await;
             expect_error(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
         }
     }
     // No body at all is still fine where the body is optional, and nothing above changed state.
     assert_eq!(conversations(&app, &s).await, sessions_before);
-    let r = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .header("cookie", &s.cookie)
-        .header("x-csrf-token", &s.csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_empty_as("/chat/session/new", &s).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -361,50 +271,39 @@ async fn a_request_with_two_different_credentials_is_refused(kind: DbKind) {
     let mallory = app.login("mallory", "mallory-password").await;
     let mallory_browser = app.login_cookie("mallory", "mallory-password").await;
 
-    let two_authorizations = app
-        .client
-        .get(app.url("/api/me"))
-        .header("authorization", format!("Bearer {}", mallory.access))
-        .header("authorization", format!("Bearer {}", admin.access))
-        .send()
-        .await
-        .unwrap();
+    let two_bearers = || {
+        header("authorization", format!("Bearer {}", mallory.access))
+            .and("authorization", format!("Bearer {}", admin.access))
+    };
+    let two_authorizations = app.get_as("/api/me", &two_bearers()).await;
     let bearer_and_cookie = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&admin.access)
-        .header("cookie", &mallory_browser.cookie)
-        .send()
-        .await
-        .unwrap();
-    let authorization_and_access_token_header = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&mallory.access)
-        .header("x-access-token", &admin.access)
-        .send()
-        .await
-        .unwrap();
-    let two_cookies = app
-        .client
-        .get(app.url("/api/me"))
-        .header(
-            "cookie",
-            format!("{}; auth_token={}", mallory_browser.cookie, "x"),
+        .get_as(
+            "/api/me",
+            &(&admin, header("cookie", &mallory_browser.cookie)),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
+    let authorization_and_access_token_header = app
+        .get_as(
+            "/api/me",
+            &(&mallory, header("x-access-token", &admin.access)),
+        )
+        .await;
+    let two_cookies = app
+        .get_as(
+            "/api/me",
+            &header(
+                "cookie",
+                format!("{}; auth_token={}", mallory_browser.cookie, "x"),
+            ),
+        )
+        .await;
     let mcp_with_two = app
-        .client
-        .post(app.url("/mcp"))
-        .header("authorization", format!("Bearer {}", mallory.access))
-        .header("authorization", format!("Bearer {}", admin.access))
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/mcp",
+            &two_bearers().and("accept", "application/json, text/event-stream"),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        )
+        .await;
     for r in [
         two_authorizations,
         bearer_and_cookie,
@@ -421,23 +320,20 @@ async fn a_request_with_two_different_credentials_is_refused(kind: DbKind) {
 
     // The same token in both of the seed's headers is one credential.
     let same_twice = app
-        .client
-        .get(app.url("/api/me"))
-        .bearer_auth(&admin.access)
-        .header("x-access-token", &admin.access)
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            &(&admin, header("x-access-token", &admin.access)),
+        )
+        .await;
     assert_eq!(same_twice.status(), StatusCode::OK);
     // Logout naming another session in its body than the credential sent ends neither.
     let r = app
-        .client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "refresh_token": mallory.refresh }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/auth/logout",
+            &admin,
+            json!({ "refresh_token": mallory.refresh }),
+        )
+        .await;
     expect_error(r, StatusCode::BAD_REQUEST).await;
     for token in [&admin.access, &mallory.access] {
         assert_eq!(
@@ -447,27 +343,18 @@ async fn a_request_with_two_different_credentials_is_refused(kind: DbKind) {
     }
 }
 
-async fn conversations(app: &TestApp, s: &crate::helpers::BrowserSession) -> Value {
+async fn conversations(app: &TestApp, s: &BrowserSession) -> Value {
     let r = app
-        .client
-        .get(app.url("/chat/sessions"))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap();
+        .get_as("/chat/sessions", &header("cookie", &s.cookie))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
+    json_of(r).await
 }
 
 async fn an_unused_browser_session_ends_after_the_idle_timeout(kind: DbKind) {
     let app = spawn_app(kind).await; // SESSION_IDLE_MINUTES defaults to 30
     let s = app.login_cookie("admin", ADMIN_PASSWORD).await;
-    let me = |app: &TestApp| {
-        app.client
-            .get(app.url("/api/me"))
-            .header("cookie", &s.cookie)
-            .send()
-    };
+    let cookie = header("cookie", &s.cookie);
     let last_seen = |app: &TestApp| {
         let pool = app.db().pool.clone();
         async move {
@@ -483,14 +370,20 @@ async fn an_unused_browser_session_ends_after_the_idle_timeout(kind: DbKind) {
     // Requests within a minute of the last stored activity write nothing (the sync runs every second).
     for _ in 0..3 {
         app.clock.advance(std::time::Duration::from_secs(10));
-        assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.get_as("/api/me", &cookie).await.status(),
+            StatusCode::OK
+        );
     }
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(last_seen(&app).await, None, "no database write per request");
 
     // Activity keeps the session alive well past 30 minutes from the login ...
     app.clock.advance(minutes(29));
-    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.get_as("/api/me", &cookie).await.status(),
+        StatusCode::OK
+    );
     let seen_at = app.clock.now_ms();
     assert!(
         TestApp::eventually(|| async { last_seen(&app).await == Some(seen_at) }).await,
@@ -499,14 +392,25 @@ async fn an_unused_browser_session_ends_after_the_idle_timeout(kind: DbKind) {
     // ... and survives a restart, which reads the activity back from the database.
     let app = app.restart().await;
     app.clock.advance(minutes(29));
-    assert_eq!(me(&app).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.get_as("/api/me", &cookie).await.status(),
+        StatusCode::OK
+    );
 
     // Unused for 30 minutes and a second: ended, for good.
     app.clock
         .advance(minutes(30) + std::time::Duration::from_secs(1));
-    expect_error(me(&app).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    expect_error(
+        app.get_as("/api/me", &cookie).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     app.clock.advance(std::time::Duration::from_secs(1));
-    expect_error(me(&app).await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    expect_error(
+        app.get_as("/api/me", &cookie).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let (reason,): (Option<String>,) = sqlx::query_as("SELECT revoke_reason FROM sessions")
         .fetch_one(&app.db().pool)
         .await

@@ -4,18 +4,13 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Response;
 use sqlx::{AnyPool, Connection, Executor};
 
-use crate::helpers::{DbKind, TestApp, expect_error, new_session, postgres_available, spawn_app};
+use crate::helpers::{block_on_own_thread, postgres_available, prelude::*};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn terminating_every_database_connection_under_load_never_answers_500() {
-    if !postgres_available().await {
-        return;
-    }
-    // Arrange
+/// A PostgreSQL app with one conversation: the app, its database name, the admin's token and an admin pool.
+async fn app_with_a_conversation() -> (TestApp, String, String, AnyPool) {
     let app = spawn_app(DbKind::Postgres).await;
     let db = app
         .pg_database_name()
@@ -24,6 +19,16 @@ async fn terminating_every_database_connection_under_load_never_answers_500() {
     let token = app.admin().await.access;
     new_session(&app, &token).await;
     let admin = admin_pool(&app).await;
+    (app, db, token, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_every_database_connection_under_load_never_answers_500() {
+    if !postgres_available().await {
+        return;
+    }
+    // Arrange
+    let (app, db, token, admin) = app_with_a_conversation().await;
 
     // Act 1: requests wait on a lock, so they are surely in flight when their connections are terminated.
     let mut locker = sqlx::AnyConnection::connect(&database_url(&app))
@@ -142,14 +147,7 @@ async fn a_database_refusing_connections_answers_503_and_recovers_without_a_rest
         return;
     }
     // Arrange
-    let app = spawn_app(DbKind::Postgres).await;
-    let db = app
-        .pg_database_name()
-        .expect("a PostgreSQL app")
-        .to_string();
-    let token = app.admin().await.access;
-    new_session(&app, &token).await;
-    let admin = admin_pool(&app).await;
+    let (app, db, token, admin) = app_with_a_conversation().await;
     let guard = RestoreDatabase {
         admin_url: admin_url(&app),
         name: db.clone(),
@@ -217,13 +215,8 @@ async fn assert_database_routes_unavailable(app: &TestApp, token: &str) {
         assert_unavailable(app.get_bearer(path, token).await).await;
     }
     let r = app
-        .client
-        .post(app.url("/chat/session/new"))
-        .bearer_auth(token)
-        .json(&json!({ "title": "refused" }))
-        .send()
-        .await
-        .unwrap();
+        .post_as("/chat/session/new", &token, json!({ "title": "refused" }))
+        .await;
     assert_unavailable(r).await;
 }
 
@@ -280,19 +273,12 @@ impl Drop for RestoreDatabase {
             self.moved.clone(),
         );
         // Drop runs outside async; a short-lived thread with its own runtime does the work.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(admin) = AnyPool::connect(&url).await {
-                    let _ = restore_database(&admin, &name, &moved).await;
-                    admin.close().await;
-                }
-            });
-        })
-        .join();
+        block_on_own_thread(async move {
+            if let Ok(admin) = AnyPool::connect(&url).await {
+                let _ = restore_database(&admin, &name, &moved).await;
+                admin.close().await;
+            }
+        });
     }
 }
 

@@ -1,11 +1,9 @@
 //! Input the edge refuses before any route sees it: a NUL byte anywhere in the percent-decoded path or query
 //! (PostgreSQL cannot store one, so it used to become a 500), and control characters in the path.
 
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::Method;
 
-use crate::db_tests;
-use crate::helpers::{DbKind, expect_error, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     a_nul_byte_in_the_path_or_query_is_a_400_on_every_route,

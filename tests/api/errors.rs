@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use sqlx::Executor;
 
-use crate::db_tests;
-use reqwest::{StatusCode, header};
+use reqwest::header;
 
-use crate::helpers::{DbKind, expect_error, new_session, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, openai_stream};
 
 db_tests!(
@@ -113,12 +111,11 @@ async fn the_edge_the_gateway_and_oauth_errors_come_from_the_one_builder(kind: D
 
     // Headers too large: its own code, not `bad_request`.
     let r = app
-        .client
-        .get(app.url("/health"))
-        .header("x-padding", "v".repeat(20_000))
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/health",
+            &crate::helpers::header("x-padding", "v".repeat(20_000)),
+        )
+        .await;
     let body = expect_error(r, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
     assert_eq!(body["code"], json!("headers_too_large"), "{body}");
     assert_eq!(body["error"], json!("Request headers too large"), "{body}");

@@ -7,12 +7,9 @@ use std::sync::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 use warden::clock::Clock;
 
-use crate::db_tests;
-use crate::helpers::{DbKind, expect_error, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests!(jwks_issuer_tokens_map_to_linked_users_and_nothing_else_passes);
 
@@ -109,12 +106,7 @@ async fn jwks_issuer_tokens_map_to_linked_users_and_nothing_else_passes(kind: Db
     let claims = |sub: &str| json!({ "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "exp": now + 300, "iat": now, "typ": "Bearer" });
 
     let token = first.mint(claims("sso-vera"));
-    let me: Value = app
-        .get_bearer("/api/me", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json("/api/me", &token).await;
     assert_eq!(me["username"], json!("vera"));
     assert_eq!(me["role"], json!("user"), "the role is the local user's");
 
@@ -170,12 +162,11 @@ async fn jwks_issuer_tokens_map_to_linked_users_and_nothing_else_passes(kind: Db
         "verify reports the same as every other route"
     );
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", format!("auth_token={token}"))
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            &crate::helpers::header("cookie", format!("auth_token={token}")),
+        )
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,

@@ -24,8 +24,8 @@ use warden::{app, clock::ManualClock, config::Config, state::AppState, store::Db
 /// What nearly every test file imports: `use crate::helpers::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        ADMIN_PASSWORD, DbKind, TestApp, column, expect_error, expect_refused, history, json_of,
-        new_session, send, send_streaming, spawn_app, spawn_app_with,
+        ADMIN_PASSWORD, DbKind, TestApp, column, expect_error, expect_refused, header, history,
+        json_of, new_session, send, send_streaming, spawn_app, spawn_app_with,
     };
     pub use crate::db_tests;
     pub use reqwest::StatusCode;
@@ -61,7 +61,8 @@ macro_rules! db_tests {
     };
 }
 
-fn postgres_admin_url() -> String {
+/// The PostgreSQL server tests create their databases on (WARDEN_TEST_POSTGRES_URL).
+pub fn postgres_admin_url() -> String {
     std::env::var("WARDEN_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -166,26 +167,35 @@ struct PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside async; a short-lived thread with its own runtime does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::AnyPool::connect(&postgres_admin_url()).await {
-                    let _ = pool
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        )))
-                        .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
+        drop_database_now(self.name.clone());
     }
+}
+
+/// Runs `work` to completion on a short-lived thread with its own runtime: for cleanup in `Drop`, which runs
+/// outside async (and may run inside a runtime, where blocking on this one would panic).
+pub fn block_on_own_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for cleanup")
+            .block_on(work)
+    })
+    .join();
+}
+
+/// Drops the PostgreSQL database `name` (if it is there), ending its connections; for `Drop` impls.
+pub fn drop_database_now(name: String) {
+    block_on_own_thread(async move {
+        if let Ok(pool) = sqlx::AnyPool::connect(&postgres_admin_url()).await {
+            let _ = pool
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .await;
+            pool.close().await;
+        }
+    });
 }
 
 pub async fn spawn_app(kind: DbKind) -> TestApp {
@@ -335,6 +345,44 @@ impl Caller for BrowserSession {
     }
 }
 
+/// No credentials at all.
+impl Caller for () {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request
+    }
+}
+
+/// Both callers' headers on one request: a caller plus an extra header, or two credentials at once.
+impl<A: Caller, B: Caller> Caller for (A, B) {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        self.1.authorize(self.0.authorize(request))
+    }
+}
+
+/// Headers spelled by hand (a cookie without its CSRF token, a raw `authorization`, an `origin`), in order;
+/// a name given twice is sent twice.
+pub struct Headers(Vec<(&'static str, String)>);
+
+/// One hand-spelled header as a `Caller`; `.and(..)` adds more.
+pub fn header(name: &'static str, value: impl Into<String>) -> Headers {
+    Headers(vec![(name, value.into())])
+}
+
+impl Headers {
+    pub fn and(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.0.push((name, value.into()));
+        self
+    }
+}
+
+impl Caller for Headers {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        self.0.iter().fold(request, |request, (name, value)| {
+            request.header(*name, value)
+        })
+    }
+}
+
 /// A user made through the admin API, logged in, with one conversation started.
 pub struct UserWithConversation {
     pub tokens: Tokens,
@@ -445,6 +493,36 @@ impl TestApp {
         send_request(who.authorize(self.client.request(method, self.url(path)))).await
     }
 
+    /// Any method on `path` as `who` with a raw body (its content type, if any, comes with `who`'s headers).
+    pub async fn request_body_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &(impl Caller + ?Sized),
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        send_request(
+            who.authorize(self.client.request(method, self.url(path)))
+                .body(body),
+        )
+        .await
+    }
+
+    /// Any method on `path` as `who` with a JSON body.
+    pub async fn json_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &(impl Caller + ?Sized),
+        body: impl serde::Serialize,
+    ) -> Response {
+        send_request(
+            who.authorize(self.client.request(method, self.url(path)))
+                .json(&body),
+        )
+        .await
+    }
+
     /// `GET path` as `who`.
     pub async fn get_as(&self, path: &str, who: &(impl Caller + ?Sized)) -> Response {
         send_request(who.authorize(self.client.get(self.url(path)))).await
@@ -457,7 +535,7 @@ impl TestApp {
         who: &(impl Caller + ?Sized),
         body: impl serde::Serialize,
     ) -> Response {
-        send_request(who.authorize(self.client.post(self.url(path))).json(&body)).await
+        self.json_as(reqwest::Method::POST, path, who, body).await
     }
 
     /// `PUT path` as `who` with a JSON body.
@@ -467,7 +545,7 @@ impl TestApp {
         who: &(impl Caller + ?Sized),
         body: impl serde::Serialize,
     ) -> Response {
-        send_request(who.authorize(self.client.put(self.url(path))).json(&body)).await
+        self.json_as(reqwest::Method::PUT, path, who, body).await
     }
 
     /// `DELETE path` as `who`.
@@ -594,6 +672,22 @@ impl Drop for TestApp {
 
 async fn send_request(request: RequestBuilder) -> Response {
     request.send().await.expect("the test server answers")
+}
+
+/// `method path` with a bearer token and an optional JSON body: for tables of routes walked in a loop.
+pub async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Response {
+    let request = token.authorize(app.client.request(method, app.url(path)));
+    send_request(match body {
+        Some(body) => request.json(&body),
+        None => request,
+    })
+    .await
 }
 
 /// The JSON body of a response (panics when it is not JSON).

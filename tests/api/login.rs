@@ -176,12 +176,8 @@ async fn me_and_profile_describe_the_caller(kind: DbKind) {
     }
     // The seed-004 header works too.
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("x-access-token", &t.access)
-        .send()
-        .await
-        .unwrap();
+        .get_as("/api/me", &header("x-access-token", &t.access))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     expect_error(app.get("/api/me").await, StatusCode::UNAUTHORIZED).await;
 }

@@ -5,11 +5,7 @@
 //! /root/.cache/warden-ci/venv/bin/python). Without it the SDK half is not run and says so, unless
 //! WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     the_python_sdk_lists_and_calls_the_callers_tools,
@@ -64,13 +60,12 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
 
     // A role that may use only `time`: `add` is absent from the list and a call is refused.
     let r = app
-        .client
-        .post(app.url("/api/permissions"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "role": "limited", "permissions": ["chat:use", "tools:call:time"] }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/permissions",
+            &admin.access,
+            json!({ "role": "limited", "permissions": ["chat:use", "tools:call:time"] }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     app.create_user("lee", "lee-password", "limited").await;
     let lee = app.login("lee", "lee-password").await;
@@ -92,12 +87,7 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
 
     // Calls through /mcp are in the tool-call log, as the caller's.
     app.state.tool_log.flush().await;
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &admin.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &admin.access).await;
     let mcp_calls: Vec<&Value> = calls["tool_calls"]
         .as_array()
         .unwrap()
@@ -108,22 +98,16 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
     assert_eq!(mcp_calls[0]["user_id"], json!(admin.user_id));
 
     // A revoked session's token is refused at once.
-    app.client
-        .post(app.url("/auth/logout"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
+    app.post_empty_as("/auth/logout", &admin.access).await;
     let (ok, out) = sdk(&python, &app, &admin.access, None).await;
     assert!(!ok, "the SDK cannot use a revoked token: {out}");
     let r = app
-        .client
-        .post(app.url("/mcp"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/mcp",
+            &admin.access,
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -1,10 +1,6 @@
 //! The tool policy (allow / ask / deny per role and tool) and approvals in the chat stream.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, new_session, send, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     deny_hides_and_refuses_a_tool_everywhere,
@@ -13,13 +9,12 @@ db_tests!(
 
 async fn set_policy(app: &TestApp, admin: &str, role: &str, tool: &str, decision: Value) {
     let r = app
-        .client
-        .put(app.url("/api/tool-policies"))
-        .bearer_auth(admin)
-        .json(&json!({ "role": role, "tool": tool, "decision": decision }))
-        .send()
-        .await
-        .unwrap();
+        .put_as(
+            "/api/tool-policies",
+            &admin,
+            json!({ "role": role, "tool": tool, "decision": decision }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -29,27 +24,16 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
     app.create_user("una", "una-password", "user").await;
     let una = app.login("una", "una-password").await;
     set_policy(&app, &admin.access, "user", "add", json!("deny")).await;
-    let tools: Value = app
-        .get_bearer("/tools", &una.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let tools: Value = app.get_json("/tools", &una.access).await;
+    let names = column(&tools["tools"], "name");
     assert_eq!(names, ["calculator", "time"]);
     let r = app
-        .client
-        .post(app.url("/api/servers/builtin/tools/add/execute"))
-        .bearer_auth(&una.access)
-        .json(&json!({ "parameters": { "a": 1, "b": 2 } }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/servers/builtin/tools/add/execute",
+            &una.access,
+            json!({ "parameters": { "a": 1, "b": 2 } }),
+        )
+        .await;
     expect_error(r, StatusCode::NOT_FOUND).await;
     let sid = new_session(&app, &una.access).await;
     let r: Value = send(&app, &una.access, &sid, "add 5 and 3")
@@ -63,44 +47,30 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
     );
     // Other roles are untouched; removing the rule restores the tool; bad rules are refused.
     let r = app
-        .client
-        .post(app.url("/api/servers/builtin/tools/add/execute"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "parameters": { "a": 1, "b": 2 } }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/servers/builtin/tools/add/execute",
+            &admin.access,
+            json!({ "parameters": { "a": 1, "b": 2 } }),
+        )
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap()["result"], json!(3));
     set_policy(&app, &admin.access, "user", "add", Value::Null).await;
-    let tools: Value = app
-        .get_bearer("/tools", &una.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tools: Value = app.get_json("/tools", &una.access).await;
     assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
     for bad in [
         json!({ "role": "user", "tool": "add", "decision": "maybe" }),
         json!({ "role": "nobody", "tool": "add", "decision": "deny" }),
     ] {
-        let r = app
-            .client
-            .put(app.url("/api/tool-policies"))
-            .bearer_auth(&admin.access)
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let r = app.put_as("/api/tool-policies", &admin.access, &bad).await;
         expect_error(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let r = app
-        .client
-        .put(app.url("/api/tool-policies"))
-        .bearer_auth(&una.access)
-        .json(&json!({ "role": "user", "tool": "*", "decision": "allow" }))
-        .send()
-        .await
-        .unwrap();
+        .put_as(
+            "/api/tool-policies",
+            &una.access,
+            json!({ "role": "user", "tool": "*", "decision": "allow" }),
+        )
+        .await;
     expect_error(r, StatusCode::FORBIDDEN).await;
 }
 
@@ -166,32 +136,29 @@ async fn ask_pauses_the_agent_until_the_owner_approves_or_refuses(kind: DbKind) 
         let approval = pending["approval_id"].as_str().unwrap().to_string();
         // Nobody else can decide, and the REST route cannot bypass the question.
         let other = app
-            .client
-            .post(app.url(&format!("/chat/approvals/{approval}")))
-            .bearer_auth(&eve.access)
-            .json(&json!({ "approve": true }))
-            .send()
-            .await
-            .unwrap();
+            .post_as(
+                &format!("/chat/approvals/{approval}"),
+                &eve.access,
+                json!({ "approve": true }),
+            )
+            .await;
         expect_error(other, StatusCode::NOT_FOUND).await;
         let rest = app
-            .client
-            .post(app.url("/api/servers/builtin/tools/add/execute"))
-            .bearer_auth(&vic.access)
-            .json(&json!({ "parameters": { "a": 1, "b": 1 } }))
-            .send()
-            .await
-            .unwrap();
+            .post_as(
+                "/api/servers/builtin/tools/add/execute",
+                &vic.access,
+                json!({ "parameters": { "a": 1, "b": 1 } }),
+            )
+            .await;
         expect_error(rest, StatusCode::FORBIDDEN).await;
 
         let decided = app
-            .client
-            .post(app.url(&format!("/chat/approvals/{approval}")))
-            .bearer_auth(&vic.access)
-            .json(&json!({ "approve": approve }))
-            .send()
-            .await
-            .unwrap();
+            .post_as(
+                &format!("/chat/approvals/{approval}"),
+                &vic.access,
+                json!({ "approve": approve }),
+            )
+            .await;
         assert_eq!(decided.status(), StatusCode::OK);
         let rest = read_until(&mut r, &mut buffer, "done").await;
         let result = rest.iter().find(|(e, _)| e == "tool_result").unwrap();
@@ -209,12 +176,7 @@ async fn ask_pauses_the_agent_until_the_owner_approves_or_refuses(kind: DbKind) 
     }
     // Both decisions and who made them are in the tool-call log.
     app.state.tool_log.flush().await;
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &vic.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &vic.access).await;
     let decisions: Vec<(Value, Value)> = calls["tool_calls"]
         .as_array()
         .unwrap()

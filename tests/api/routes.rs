@@ -3,31 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Method;
 
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app};
+use crate::helpers::{call, prelude::*};
 
 db_tests!(
     every_registered_route_is_in_the_route_table_and_back,
     every_admin_route_refuses_normal_users_with_403,
     every_protected_route_refuses_anonymous_callers_with_401,
 );
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    r.send().await.unwrap()
-}
 
 /// A path of the table with every `{param}` filled by a fresh UUID.
 fn filled(path: &str) -> String {

@@ -1,10 +1,6 @@
 //! Secrets never at rest in clear, never in logs (security.md cases 23 and 24).
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{ADMIN_PASSWORD, DbKind, captured_logs, spawn_app};
+use crate::helpers::{captured_logs, prelude::*};
 
 db_tests!(no_password_token_csrf_value_or_secret_reaches_a_table_or_the_log);
 
@@ -22,12 +18,8 @@ async fn no_password_token_csrf_value_or_secret_reaches_a_table_or_the_log(kind:
         .unwrap();
     let browser = app.login_cookie("quinn", user_password).await;
     let status: Value = app
-        .client
-        .get(app.url("/api/status"))
-        .header("cookie", &browser.cookie)
-        .send()
+        .get_as("/api/status", &header("cookie", &browser.cookie))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -157,11 +157,7 @@ async fn django_access_tokens_map_to_linked_local_users(kind: DbKind) {
     expect_refused(&app, &forged).await;
     // Our own tokens are not accepted as Django's and Django's not as a browser cookie.
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", format!("auth_token={access}"))
-        .send()
-        .await
-        .unwrap();
+        .get_as("/api/me", &header("cookie", format!("auth_token={access}")))
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

@@ -1,11 +1,7 @@
 //! Ending sessions through the auth service: every way a session ends writes an audit event, and the
 //! credential it named stops working at once.
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, spawn_app};
+use crate::helpers::prelude::*;
 
 db_tests!(
     logout_by_refresh_token_ends_the_session_and_writes_an_audit_event,
@@ -74,24 +70,11 @@ async fn a_browser_that_logs_in_again_ends_its_old_session_and_says_so_in_the_au
         .await;
 
     // Act: the browser logs in again, still sending its old cookie.
-    let r = app
-        .client
-        .post(app.url("/auth/login"))
-        .header("cookie", &old.cookie)
-        .json(&json!({ "username": "admin", "password": crate::helpers::ADMIN_PASSWORD, "mode": "cookie" }))
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_as("/auth/login", &header("cookie", &old.cookie), json!({ "username": "admin", "password": crate::helpers::ADMIN_PASSWORD, "mode": "cookie" })).await;
 
     // Assert
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", &old.cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_as("/api/me", &header("cookie", &old.cookie)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let events = audit_events(&app, "session.replaced").await;
     assert_eq!(events.len(), 1, "{events:?}");

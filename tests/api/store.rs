@@ -16,13 +16,8 @@ use warden::{
 
 use crate::{
     db_tests,
-    helpers::{ADMIN_PASSWORD, DbKind, postgres_available},
+    helpers::{ADMIN_PASSWORD, DbKind, drop_database_now, postgres_admin_url, postgres_available},
 };
-
-fn postgres_admin_url() -> String {
-    std::env::var("WARDEN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// An empty database (a SQLite file in a temporary folder, or a PostgreSQL database dropped at the end) and
 /// the settings that start the app on it.
@@ -85,24 +80,7 @@ impl Drop for Fresh {
         let Some(name) = self.pg_name.clone() else {
             return;
         };
-        // Drop runs outside async; a short-lived thread with its own runtime drops the database.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::AnyPool::connect(&postgres_admin_url()).await {
-                    let _ = pool
-                        .execute(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        )))
-                        .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
+        drop_database_now(name);
     }
 }
 

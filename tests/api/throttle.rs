@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::json;
-
-use crate::db_tests;
-use crate::helpers::{DbKind, expect_error, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests!(
     past_the_threshold_the_right_password_fails_until_the_lock_lifts,

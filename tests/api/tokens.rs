@@ -1,11 +1,8 @@
 //! Attacks on tokens (security.md cases 1–9): every one is a 401 with one generic body, never a 500.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, spawn_app_with};
+use crate::helpers::prelude::*;
 use warden::clock::Clock;
 
 const SECRET: &str = "token-test-secret-0123456789-abcdefghijklmnop";
@@ -39,12 +36,7 @@ fn claims_for(app: &TestApp, user_id: &str, sid: &str) -> Value {
 }
 
 async fn session_of(app: &TestApp, access: &str) -> String {
-    let me: Value = app
-        .get_bearer("/api/me", access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json("/api/me", access).await;
     me["session_id"].as_str().unwrap().to_string()
 }
 
@@ -268,12 +260,11 @@ async fn token_kinds_do_not_pass_for_each_other(kind: DbKind) {
     refused(&app, &cookie_token).await;
     // And a bearer access token placed in the cookie is not a browser session.
     let r = app
-        .client
-        .get(app.url("/api/me"))
-        .header("cookie", format!("auth_token={}", t.access))
-        .send()
-        .await
-        .unwrap();
+        .get_as(
+            "/api/me",
+            &header("cookie", format!("auth_token={}", t.access)),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // A token of kind "mfa" (a pending second factor) is not an access token.
     let sid = session_of(&app, &t.access).await;
@@ -319,12 +310,8 @@ async fn malformed_tokens_get_a_fast_4xx(kind: DbKind) {
     }
     for header in ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer"] {
         let r = app
-            .client
-            .get(app.url("/api/me"))
-            .header("authorization", header)
-            .send()
-            .await
-            .unwrap();
+            .get_as("/api/me", &crate::helpers::header("authorization", header))
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{header}");
     }
 }

@@ -1,11 +1,7 @@
 //! The tool-call log: seed 000's JSON Lines and text files, the database table behind `GET /api/tool-calls`,
 //! redaction by key name, ENABLE_TOOL_LOGGING and rotation.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, new_session, send, spawn_app, spawn_app_with};
+use crate::helpers::prelude::*;
 use crate::llm_mock::{Mock, openai_text, openai_tools};
 
 db_tests!(
@@ -139,12 +135,7 @@ async fn disabling_tool_logging_writes_no_files_but_keeps_the_table(kind: DbKind
         0,
         "no files at all"
     );
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &t.access).await;
     assert_eq!(calls["tool_calls"].as_array().unwrap().len(), 1);
 }
 
@@ -225,18 +216,8 @@ async fn users_see_their_own_tool_calls_and_admins_see_all(kind: DbKind) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // The catalog route shows the permitted tools.
-    let tools: Value = app
-        .get_bearer("/tools", &tina.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let tools: Value = app.get_json("/tools", &tina.access).await;
+    let names = column(&tools["tools"], "name");
     assert_eq!(names, ["add", "calculator", "time"]);
 }
 
@@ -376,12 +357,7 @@ async fn calls_from_rest_mcp_and_chat_carry_the_callers_login_session(kind: DbKi
     app.state.tool_log.flush().await;
 
     // Assert: each row names the session whose token made the call, and the log can be read by session.
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &first.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &first.access).await;
     let mut seen: Vec<(String, String)> = calls["tool_calls"]
         .as_array()
         .unwrap()
@@ -404,13 +380,10 @@ async fn calls_from_rest_mcp_and_chat_carry_the_callers_login_session(kind: DbKi
     wanted.sort();
     assert_eq!(seen, wanted);
     let by_session: Value = app
-        .get_bearer(
+        .get_json(
             &format!("/api/tool-calls?session_id={first_sid}"),
             &first.access,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(by_session["tool_calls"].as_array().unwrap().len(), 3);
 }

@@ -5,11 +5,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, expect_error, new_session, send, spawn_app_with};
+use crate::helpers::prelude::*;
 
 db_tests!(
     a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up,
@@ -27,12 +23,7 @@ fn servers_file(dir: &tempfile::TempDir, servers: Value) -> String {
 }
 
 async fn server(app: &TestApp, token: &str, name: &str) -> Value {
-    let all: Value = app
-        .get_bearer("/api/servers", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json("/api/servers", token).await;
     all["servers"]
         .as_array()
         .unwrap()
@@ -63,16 +54,15 @@ async fn chat_call(app: &TestApp, token: &str, text: &str) -> Value {
 }
 
 async fn execute(app: &TestApp, token: &str, server: &str, tool: &str, parameters: Value) -> Value {
-    app.client
-        .post(app.url(&format!("/api/servers/{server}/tools/{tool}/execute")))
-        .bearer_auth(token)
-        .json(&json!({ "parameters": parameters }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.post_as(
+        &format!("/api/servers/{server}/tools/{tool}/execute"),
+        &token,
+        json!({ "parameters": parameters }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
 }
 
 fn alive(pid: i64) -> bool {
@@ -99,22 +89,12 @@ async fn a_stdio_upstream_is_discovered_called_restarted_and_cleaned_up(kind: Db
     assert_eq!(r["content"], json!("up__multiply: 42"), "{r}");
     // The log names the server the call went to.
     app.state.tool_log.flush().await;
-    let calls: Value = app
-        .get_bearer("/api/tool-calls", &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let calls: Value = app.get_json("/api/tool-calls", &t.access).await;
     assert_eq!(calls["tool_calls"][0]["server"], json!("up"), "{calls}");
     assert_eq!(calls["tool_calls"][0]["source"], json!("agent"));
     let r = execute(&app, &t.access, "up", "multiply", json!({ "a": 2, "b": 3 })).await;
     assert_eq!(r["result"], json!(6), "{r}");
-    let tools: Value = app
-        .get_bearer("/api/servers/up/tools", &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tools: Value = app.get_json("/api/servers/up/tools", &t.access).await;
     assert_eq!(tools["tools"].as_array().unwrap().len(), 2);
     expect_error(
         app.get_bearer("/api/servers/nosuch/tools", &t.access).await,
@@ -319,22 +299,15 @@ async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
         .as_i64()
         .unwrap();
 
-    let r = app
-        .client
-        .delete(app.url("/api/mcp/servers/dyn"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_as("/api/mcp/servers/dyn", &admin.access).await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
-        .client
-        .post(app.url("/api/servers/dyn/tools/multiply/execute"))
-        .bearer_auth(&admin.access)
-        .json(&json!({ "parameters": { "a": 1, "b": 1 } }))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            "/api/servers/dyn/tools/multiply/execute",
+            &admin.access,
+            json!({ "parameters": { "a": 1, "b": 1 } }),
+        )
+        .await;
     expect_error(r, StatusCode::NOT_FOUND).await;
     let mut gone = false;
     for _ in 0..100 {
@@ -345,13 +318,7 @@ async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gone, "the removed server's child {pid} still runs");
-    let r = app
-        .client
-        .delete(app.url("/api/mcp/servers/dyn"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_as("/api/mcp/servers/dyn", &admin.access).await;
     expect_error(r, StatusCode::NOT_FOUND).await;
 }
 

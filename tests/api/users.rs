@@ -1,11 +1,9 @@
 //! Seed-004 admin routes: users and permissions (shapes and errors; the 401/403 sweeps of every route are in
 //! routes.rs).
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Method;
 
-use crate::db_tests;
-use crate::helpers::{DbKind, TestApp, captured_logs, expect_error, spawn_app};
+use crate::helpers::{call, captured_logs, prelude::*};
 
 db_tests!(
     admins_list_create_read_update_and_delete_users,
@@ -19,20 +17,6 @@ db_tests!(
     names_in_any_script_are_still_accepted_and_can_log_in,
     accounts_from_before_skeletons_get_one_at_start_up_and_old_collisions_still_log_in,
 );
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut r = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    r.send().await.unwrap()
-}
 
 async fn admins_list_create_read_update_and_delete_users(kind: DbKind) {
     let app = spawn_app(kind).await;
@@ -53,12 +37,7 @@ async fn admins_list_create_read_update_and_delete_users(kind: DbKind) {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = list["data"]["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
+    let names = column(&list["data"]["users"], "username");
     assert_eq!(names, ["admin", "frank"]);
 
     let one: Value = call(
@@ -292,12 +271,8 @@ async fn role_change_disabling_and_password_reset_end_every_session(kind: DbKind
             "{change}"
         );
         let r = app
-            .client
-            .get(app.url("/api/me"))
-            .header("cookie", &browser.cookie)
-            .send()
-            .await
-            .unwrap();
+            .get_as("/api/me", &header("cookie", &browser.cookie))
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{change}");
         expect_error(
             app.post("/auth/refresh", json!({ "refresh_token": t.refresh }))
@@ -393,12 +368,7 @@ async fn role_permissions_are_read_from_server_state_at_once(kind: DbKind) {
         .json()
         .await
         .unwrap();
-    let roles: Vec<&str> = all["data"]["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let roles = column(&all["data"]["roles"], "name");
     assert_eq!(roles, ["admin", "auditor", "user"]);
     let r = call(
         &app,
