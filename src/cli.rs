@@ -11,6 +11,7 @@ use crate::{
     auth::{Auth, AuthParts, Settings, UserChange},
     clock::{SharedClock, SystemClock},
     config::{Config, LogFormat},
+    ids::Actor,
     store::Db,
 };
 
@@ -272,7 +273,7 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
                 .create_user(&username, password, &role, None, None)
                 .await?;
             if let Some((issuer, subject)) = identity {
-                auth.link_external(issuer, subject, &row.id).await?;
+                auth.link_external(issuer, subject, row.id.as_str()).await?;
             }
             println!(
                 "created user {} ({}) with role {}",
@@ -282,7 +283,7 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
         UserCommand::Link { username, external } => {
             let (issuer, subject) = parse_identity(&external, &issuers)?;
             let row = auth.find_user_by_name(&username).await?;
-            auth.link_external(issuer, subject, &row.id).await?;
+            auth.link_external(issuer, subject, row.id.as_str()).await?;
             println!(
                 "{} is now linked to issuer {issuer}, subject {subject}",
                 row.username
@@ -308,7 +309,8 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
         UserCommand::SetPassword { username } => {
             let row = auth.find_user_by_name(&username).await?;
             let password = read_password("New password: ")?;
-            auth.set_password(None, &row.id, password, None).await?;
+            auth.set_password(None, row.id.as_str(), password, None)
+                .await?;
             println!(
                 "password changed for {}; their sessions have ended",
                 row.username
@@ -317,8 +319,8 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
         UserCommand::SetRole { username, role } => {
             let row = auth.find_user_by_name(&username).await?;
             auth.update_user(
-                "cli",
-                &row.id,
+                &Actor::Cli,
+                row.id.as_str(),
                 UserChange {
                     role: Some(role.clone()),
                     ..Default::default()
@@ -333,8 +335,8 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
         UserCommand::Disable { username } => {
             let row = auth.find_user_by_name(&username).await?;
             auth.update_user(
-                "cli",
-                &row.id,
+                &Actor::Cli,
+                row.id.as_str(),
                 UserChange {
                     is_active: Some(false),
                     ..Default::default()

@@ -1,6 +1,6 @@
 //! Warden: one binary that lets a team use an AI agent and its tools safely.
 //! See DESIGN.md beside the repository for the parts; arrows point down only:
-//! `cli → app → http → state → services (chat → agent → tools ◄ mcp; auth; audit) → store, config, clock`.
+//! `cli → app → http → state → services (chat → agent → tools ◄ mcp; auth; audit) → store, config, clock, ids`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod ids;
 pub mod mcp;
 pub mod state;
 pub mod store;

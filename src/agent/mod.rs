@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     clock::SharedClock,
+    ids::ApprovalId,
     tools::{
         Caller, Catalog, Decision, ToolContext, ToolRefusal,
         approval::{Approvals, Verdict},
@@ -57,7 +58,7 @@ pub enum AgentEvent {
     },
     /// A call under the `ask` policy waits for `POST /chat/approvals/{approval_id}`.
     ApprovalRequired {
-        approval_id: String,
+        approval_id: ApprovalId,
         id: String,
         name: String,
         arguments: String,
@@ -237,7 +238,7 @@ impl Agent {
                 self.approvals.withdraw(&approval_id);
                 Verdict {
                     approved: false,
-                    by: String::new(),
+                    by: None,
                 }
             }
         }
@@ -296,10 +297,7 @@ impl Agent {
                     "refused".into()
                 }
             }),
-            approver_id: approval
-                .as_ref()
-                .filter(|v| !v.by.is_empty())
-                .map(|v| v.by.clone()),
+            approver_id: approval.as_ref().and_then(|v| v.by.clone()),
             model: Some(self.provider.model().to_string()),
             api: Some(self.provider.name().to_string()),
             ..entry

@@ -220,7 +220,7 @@ async fn an_approval_nobody_answers_for_five_minutes_is_a_refusal() {
         }
     }
     let approval_id = approval_id.expect("an approval_required event");
-    assert!(!agent.approvals.decide(&approval_id, "user-1", true));
+    assert!(!agent.approvals.decide(&approval_id, &"user-1".into(), true));
 }
 
 #[tokio::test]
@@ -251,8 +251,8 @@ async fn an_approved_call_runs() {
         }
     };
     // Another user cannot decide it; its owner can.
-    assert!(!agent.approvals.decide(&approval_id, "user-2", true));
-    assert!(agent.approvals.decide(&approval_id, "user-1", true));
+    assert!(!agent.approvals.decide(&approval_id, &"user-2".into(), true));
+    assert!(agent.approvals.decide(&approval_id, &"user-1".into(), true));
     let outcome = run.await.unwrap().unwrap();
     assert_eq!(outcome.tool_calls[0].status, "success");
     assert_eq!(outcome.tool_calls[0].result, "3");

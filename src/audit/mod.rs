@@ -32,12 +32,13 @@ impl Event {
             detail: serde_json::json!({}),
         }
     }
-    pub fn actor(mut self, id: &str) -> Self {
-        self.actor_id = Some(id.to_string());
+    /// Who acted: a user id (any id type), or `Actor::as_str()`.
+    pub fn actor(mut self, id: impl AsRef<str>) -> Self {
+        self.actor_id = Some(id.as_ref().to_string());
         self
     }
-    pub fn subject(mut self, s: &str) -> Self {
-        self.subject = Some(s.to_string());
+    pub fn subject(mut self, s: impl AsRef<str>) -> Self {
+        self.subject = Some(s.as_ref().to_string());
         self
     }
     pub fn ip(mut self, ip: IpAddr) -> Self {

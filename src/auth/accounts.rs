@@ -17,7 +17,7 @@ use super::{
     permissions, random_token, store,
     username::{self, Username},
 };
-use crate::{audit::Event, store::Db};
+use crate::{audit::Event, ids::Actor, store::Db};
 
 impl Auth {
     pub async fn create_client(&self, name: &str, role: &str) -> Result<Client, AuthError> {
@@ -35,7 +35,7 @@ impl Auth {
         self.audit
             .record(Event::new("client.create", "ok").subject(&user.id));
         Ok(Client {
-            client_id: user.id,
+            client_id: user.id.into_string(),
             client_secret: secret,
         })
     }
@@ -127,7 +127,7 @@ impl Auth {
     /// Changes profile fields, role or active flag. A role change or disabling ends every session of the user.
     pub async fn update_user(
         &self,
-        actor: &str,
+        actor: &Actor,
         id: &str,
         change: UserChange,
     ) -> Result<store::UserRow, AuthError> {
@@ -141,7 +141,7 @@ impl Auth {
             return Err(AuthError::InvalidInput(format!("unknown role {role:?}")));
         }
         let active = change.is_active.unwrap_or(current.is_active == 1);
-        if actor == id && (!active || role != current.role) {
+        if actor.is_user(id) && (!active || role != current.role) {
             return Err(AuthError::NotAllowed(
                 "you cannot change your own role or disable yourself".into(),
             ));
@@ -169,7 +169,7 @@ impl Auth {
             self.revoke_user_sessions(id, None, reason).await?;
             self.audit.record(
                 Event::new(format!("user.{reason}"), "ok")
-                    .actor(actor)
+                    .actor(actor.as_str())
                     .subject(id)
                     .detail(json!({"role": role})),
             );
@@ -210,7 +210,7 @@ impl Auth {
         current: String,
         new: String,
     ) -> Result<(), AuthError> {
-        let row = self.find_user(&principal.account.id).await?;
+        let row = self.find_user(principal.account.id.as_str()).await?;
         let current = Password::parse(current).map_err(|_| AuthError::InvalidCredentials)?;
         match self
             .hasher
@@ -220,14 +220,19 @@ impl Auth {
             Verdict::Match { .. } => {}
             Verdict::Mismatch => return Err(AuthError::InvalidCredentials),
         }
-        self.set_password(Some(&row.id), &row.id, new, Some(&principal.session_id))
-            .await
+        self.set_password(
+            Some(row.id.as_str()),
+            row.id.as_str(),
+            new,
+            Some(principal.session_id.as_str()),
+        )
+        .await
     }
 
     /// Deletes a user; refuses admins and oneself.
-    pub async fn delete_user(&self, actor: &str, id: &str) -> Result<(), AuthError> {
+    pub async fn delete_user(&self, actor: &Actor, id: &str) -> Result<(), AuthError> {
         let row = self.find_user(id).await?;
-        if row.id == actor {
+        if actor.is_user(row.id.as_str()) {
             return Err(AuthError::NotAllowed("you cannot delete yourself".into()));
         }
         if row.role == ADMIN_ROLE {
@@ -240,8 +245,11 @@ impl Auth {
             .await
             .context("auth store: delete_user")?;
         self.forget_accounts(Some(id));
-        self.audit
-            .record(Event::new("user.delete", "ok").actor(actor).subject(id));
+        self.audit.record(
+            Event::new("user.delete", "ok")
+                .actor(actor.as_str())
+                .subject(id),
+        );
         Ok(())
     }
 

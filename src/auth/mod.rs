@@ -35,7 +35,12 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use parking_lot::RwLock;
 
-use crate::{audit::Audit, clock::SharedClock, store::Db};
+use crate::{
+    audit::Audit,
+    clock::SharedClock,
+    ids::{SessionId, UserId},
+    store::Db,
+};
 use password::Hasher;
 use tokens::{TokenKeys, TokenKind};
 
@@ -55,7 +60,7 @@ pub const DJANGO_ISSUER: &str = "django";
 /// An account as the hot path sees it.
 #[derive(Debug)]
 pub struct Account {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub role: String,
     pub permissions: Vec<String>,
@@ -83,7 +88,7 @@ pub enum Credential {
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub account: Arc<Account>,
-    pub session_id: String,
+    pub session_id: SessionId,
     pub credential: Credential,
 }
 
@@ -108,7 +113,7 @@ pub enum Tokens {
 /// A session just created or refreshed, with the credentials to hand to the client.
 pub struct Issued {
     pub account: Arc<Account>,
-    pub session_id: String,
+    pub session_id: SessionId,
     pub session_expires_at: i64,
     pub tokens: Tokens,
 }
@@ -141,7 +146,7 @@ pub struct Auth {
     /// Revoked, unexpired sessions: id → expiry (ms).
     revoked: RwLock<HashMap<String, i64>>,
     activity: activity::Activity,
-    accounts: RwLock<HashMap<String, Arc<Account>>>,
+    accounts: RwLock<HashMap<UserId, Arc<Account>>>,
     /// Bumped on every account change, so a load that raced a change is not cached.
     accounts_generation: AtomicU64,
     /// How far `sync_changes` has read: newest session revocation, user change and role change seen.
@@ -239,7 +244,7 @@ impl Auth {
                 let account = self.active_account(&claims.sub).await?;
                 Ok(Principal {
                     account,
-                    session_id: claims.sid,
+                    session_id: SessionId::from(claims.sid),
                     credential,
                 })
             }
@@ -279,7 +284,7 @@ impl Auth {
         let account = self.active_account(&user_id).await?;
         Ok(Principal {
             account,
-            session_id,
+            session_id: SessionId::from(session_id),
             credential: Credential::External,
         })
     }
@@ -291,12 +296,12 @@ impl Auth {
         }
     }
 
-    pub fn issue_csrf(&self, session_id: &str) -> String {
-        self.csrf.issue(session_id)
+    pub fn issue_csrf(&self, session_id: &SessionId) -> String {
+        self.csrf.issue(session_id.as_str())
     }
 
-    pub fn verify_csrf(&self, session_id: &str, token: &str) -> bool {
-        self.csrf.verify(session_id, token)
+    pub fn verify_csrf(&self, session_id: &SessionId, token: &str) -> bool {
+        self.csrf.verify(session_id.as_str(), token)
     }
 }
 

@@ -22,7 +22,7 @@ use super::{
     tokens::TokenKind,
     username,
 };
-use crate::audit::Event;
+use crate::{audit::Event, ids::SessionId};
 use sha2::{Digest, Sha256};
 
 impl Auth {
@@ -74,7 +74,7 @@ impl Auth {
             {
                 if needs_rehash {
                     let hash = self.hasher.hash(&password).await?;
-                    store::update_password_hash(self.db.writer(), &u.id, &hash, now)
+                    store::update_password_hash(self.db.writer(), u.id.as_str(), &hash, now)
                         .await
                         .context("auth store: update_password_hash")?;
                 }
@@ -120,10 +120,10 @@ impl Auth {
         store::delete_throttle(self.db.writer(), &canonical)
             .await
             .context("auth store: delete_throttle")?;
-        store::update_login_success(self.db.writer(), &user.id, now)
+        store::update_login_success(self.db.writer(), user.id.as_str(), now)
             .await
             .context("auth store: update_login_success")?;
-        let account = self.active_account(&user.id).await?;
+        let account = self.active_account(user.id.as_str()).await?;
         let issued = self
             .open_session(account, mode, "password", ip, user_agent)
             .await?;
@@ -136,7 +136,7 @@ impl Auth {
         if mode == SessionMode::Cookie
             && let Some(old_token) = replaces
         {
-            self.end_replaced_session(old_token, &issued.session_id)
+            self.end_replaced_session(old_token, issued.session_id.as_str())
                 .await?;
         }
         Ok(issued)
@@ -152,7 +152,8 @@ impl Auth {
         let Ok(old) = self.authenticate(old_token, Credential::Cookie).await else {
             return Ok(());
         };
-        self.revoke_session(&old.session_id, "relogin").await?;
+        self.revoke_session(old.session_id.as_str(), "relogin")
+            .await?;
         self.audit.record(
             Event::new("session.replaced", "ok")
                 .actor(&old.account.id)
@@ -183,7 +184,7 @@ impl Auth {
             self.db.writer(),
             &store::NewSession {
                 id: &session_id,
-                user_id: &account.id,
+                user_id: account.id.as_str(),
                 kind,
                 now,
                 expires_at,
@@ -208,12 +209,12 @@ impl Auth {
                     .await
                     .context("auth store: insert_refresh_token")?;
                 }
-                self.bearer_tokens(&account.id, &session_id, expires_at, refresh)
+                self.bearer_tokens(account.id.as_str(), &session_id, expires_at, refresh)
             }
             SessionMode::Cookie => Tokens::Cookie {
                 cookie_token: self.keys.issue(
                     TokenKind::Session,
-                    &account.id,
+                    account.id.as_str(),
                     &session_id,
                     now / 1000,
                     expires_at / 1000,
@@ -223,7 +224,7 @@ impl Auth {
         };
         Ok(Issued {
             account,
-            session_id,
+            session_id: SessionId::from(session_id),
             session_expires_at: expires_at,
             tokens,
         })
@@ -297,11 +298,15 @@ impl Auth {
         )
         .await
         .context("auth store: insert_refresh_token")?;
-        let tokens =
-            self.bearer_tokens(&account.id, &session_id, session.expires_at, Some(refresh));
+        let tokens = self.bearer_tokens(
+            account.id.as_str(),
+            &session_id,
+            session.expires_at,
+            Some(refresh),
+        );
         Ok(Issued {
             account,
-            session_id,
+            session_id: SessionId::from(session_id),
             session_expires_at: session.expires_at,
             tokens,
         })
@@ -332,7 +337,8 @@ impl Auth {
 
     /// Logs out the caller's session.
     pub async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
-        self.revoke_session(&principal.session_id, "logout").await?;
+        self.revoke_session(principal.session_id.as_str(), "logout")
+            .await?;
         self.audit
             .record(Event::new("logout", "ok").actor(&principal.account.id));
         Ok(())
@@ -340,7 +346,7 @@ impl Auth {
 
     pub async fn logout_all(&self, principal: &Principal) -> Result<usize, AuthError> {
         let n = self
-            .revoke_user_sessions(&principal.account.id, None, "logout_all")
+            .revoke_user_sessions(principal.account.id.as_str(), None, "logout_all")
             .await?;
         self.audit.record(
             Event::new("logout_all", "ok")
@@ -378,7 +384,7 @@ impl Auth {
             .await?;
         match (ok, row) {
             (Verdict::Match { .. }, Some(r)) if r.kind == "service" && r.is_active == 1 => {
-                let account = self.active_account(&r.id).await?;
+                let account = self.active_account(r.id.as_str()).await?;
                 let issued = self
                     .open_session(account, SessionMode::Bearer, "service", ip, None)
                     .await?;

@@ -3,9 +3,11 @@
 
 use sqlx::{AnyPool, FromRow};
 
+use crate::ids::UserId;
+
 #[derive(Clone, Debug, FromRow)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub username_canonical: String,
     pub kind: String,

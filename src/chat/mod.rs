@@ -17,6 +17,7 @@ use crate::{
     },
     auth::Principal,
     clock::SharedClock,
+    ids::{ConversationId, UserId},
     store::Db,
     tools::{Caller, ToolContext},
 };
@@ -63,7 +64,7 @@ pub struct Chat {
 
 /// A finished turn: the stored assistant message and what it cost.
 pub struct Turn {
-    pub session_id: String,
+    pub session_id: ConversationId,
     pub message: MessageRow,
     pub tool_calls: Vec<ToolRecord>,
     pub usage: Usage,
@@ -89,7 +90,7 @@ impl Chat {
     /// Creates a conversation; its title defaults from the first message.
     pub async fn create_session(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         title: Option<String>,
         initial_message: Option<String>,
     ) -> Result<SessionRow, ChatError> {
@@ -104,44 +105,55 @@ impl Chat {
                 .unwrap_or_else(|| "New Chat".into()),
         };
         let initial = initial_message.map(validate_message).transpose()?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = ConversationId::from(uuid::Uuid::new_v4().to_string());
         let now = self.clock.now_ms();
-        store::insert_session(self.db.writer(), &id, user_id, &title, now).await?;
+        store::insert_session(self.db.writer(), id.as_str(), user_id.as_str(), &title, now).await?;
         if let Some(text) = initial {
             store::append_messages(
                 self.db.writer(),
-                user_id,
-                &id,
+                user_id.as_str(),
+                id.as_str(),
                 &self.day(),
                 vec![user_message(text)],
                 now,
             )
             .await?;
         }
-        store::find_session(&self.db.pool, user_id, &id)
+        store::find_session(&self.db.pool, user_id.as_str(), id.as_str())
             .await?
             .ok_or(ChatError::NotFound)
     }
 
-    pub async fn find_session(&self, user_id: &str, id: &str) -> Result<SessionRow, ChatError> {
-        store::find_session(&self.db.pool, user_id, id)
+    pub async fn find_session(
+        &self,
+        user_id: &UserId,
+        id: &ConversationId,
+    ) -> Result<SessionRow, ChatError> {
+        store::find_session(&self.db.pool, user_id.as_str(), id.as_str())
             .await?
             .ok_or(ChatError::NotFound)
     }
 
     pub async fn list_sessions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<SessionRow>, i64), ChatError> {
-        let rows = store::find_sessions(&self.db.pool, user_id, limit, offset).await?;
-        Ok((rows, store::count_sessions(&self.db.pool, user_id).await?))
+        let rows = store::find_sessions(&self.db.pool, user_id.as_str(), limit, offset).await?;
+        Ok((
+            rows,
+            store::count_sessions(&self.db.pool, user_id.as_str()).await?,
+        ))
     }
 
     /// Deletes a conversation and (by cascade) its messages.
-    pub async fn delete_session(&self, user_id: &str, id: &str) -> Result<(), ChatError> {
-        if store::delete_session(self.db.writer(), user_id, id).await? {
+    pub async fn delete_session(
+        &self,
+        user_id: &UserId,
+        id: &ConversationId,
+    ) -> Result<(), ChatError> {
+        if store::delete_session(self.db.writer(), user_id.as_str(), id.as_str()).await? {
             Ok(())
         } else {
             Err(ChatError::NotFound)
@@ -151,32 +163,32 @@ impl Chat {
     /// The last `limit` messages of a conversation, with the conversation.
     pub async fn history(
         &self,
-        user_id: &str,
-        id: &str,
+        user_id: &UserId,
+        id: &ConversationId,
         limit: i64,
     ) -> Result<(SessionRow, Vec<MessageRow>), ChatError> {
         let session = self.find_session(user_id, id).await?;
-        let messages = store::find_last_messages(&self.db.pool, id, limit).await?;
+        let messages = store::find_last_messages(&self.db.pool, id.as_str(), limit).await?;
         Ok((session, messages))
     }
 
     /// Tokens used today by the user, and the quota (0: none).
-    pub async fn usage_today(&self, user_id: &str) -> Result<(i64, i64), ChatError> {
+    pub async fn usage_today(&self, user_id: &UserId) -> Result<(i64, i64), ChatError> {
         Ok((
-            store::find_day_usage(&self.db.pool, user_id, &self.day()).await?,
+            store::find_day_usage(&self.db.pool, user_id.as_str(), &self.day()).await?,
             self.settings.daily_token_quota,
         ))
     }
 
-    pub async fn user_totals(&self, user_id: &str) -> Result<(i64, i64, i64, i64), ChatError> {
-        Ok(store::find_user_totals(&self.db.pool, user_id).await?)
+    pub async fn user_totals(&self, user_id: &UserId) -> Result<(i64, i64, i64, i64), ChatError> {
+        Ok(store::find_user_totals(&self.db.pool, user_id.as_str()).await?)
     }
 
     /// One turn in a conversation the caller owns.
     pub async fn send(
         &self,
         caller: &Principal,
-        session_id: &str,
+        session_id: &ConversationId,
         text: String,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Turn, ChatError> {
@@ -185,8 +197,8 @@ impl Chat {
         let now = self.clock.now_ms();
         store::append_messages(
             self.db.writer(),
-            &caller.account.id,
-            session_id,
+            caller.account.id.as_str(),
+            session_id.as_str(),
             &self.day(),
             vec![user_message(text)],
             now,
@@ -194,7 +206,7 @@ impl Chat {
         .await?
         .ok_or(ChatError::NotFound)?;
         let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
-        let rows = store::find_last_messages(&self.db.pool, session_id, window).await?;
+        let rows = store::find_last_messages(&self.db.pool, session_id.as_str(), window).await?;
         self.run_turn(caller, session_id, to_history(&rows), events)
             .await
     }
@@ -234,8 +246,8 @@ impl Chat {
         }
         let stored = store::append_messages(
             self.db.writer(),
-            &account.id,
-            &session.id,
+            account.id.as_str(),
+            session.id.as_str(),
             &self.day(),
             rows,
             self.clock.now_ms(),
@@ -248,9 +260,9 @@ impl Chat {
             .await
     }
 
-    async fn check_quota(&self, user_id: &str) -> Result<(), ChatError> {
+    async fn check_quota(&self, user_id: &UserId) -> Result<(), ChatError> {
         if self.settings.daily_token_quota > 0 {
-            let used = store::find_day_usage(&self.db.pool, user_id, &self.day()).await?;
+            let used = store::find_day_usage(&self.db.pool, user_id.as_str(), &self.day()).await?;
             if used >= self.settings.daily_token_quota {
                 let seconds_into_day = self.clock.now_ms().div_euclid(1000).rem_euclid(86_400);
                 let retry_after_secs = u64::try_from(86_400 - seconds_into_day).unwrap_or(60);
@@ -263,7 +275,7 @@ impl Chat {
     async fn run_turn(
         &self,
         caller: &Principal,
-        session_id: &str,
+        session_id: &ConversationId,
         history: Vec<Message>,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Turn, ChatError> {
@@ -315,8 +327,8 @@ impl Chat {
         ));
         let mut stored = store::append_messages(
             self.db.writer(),
-            &account.id,
-            session_id,
+            account.id.as_str(),
+            session_id.as_str(),
             &self.day(),
             rows,
             self.clock.now_ms(),
@@ -327,7 +339,7 @@ impl Chat {
             .pop()
             .ok_or_else(|| ChatError::Internal(anyhow::anyhow!("no message stored")))?;
         Ok(Turn {
-            session_id: session_id.to_string(),
+            session_id: session_id.clone(),
             message,
             tool_calls: outcome.tool_calls,
             usage: outcome.usage,

@@ -3,10 +3,12 @@
 
 use sqlx::{AnyPool, FromRow};
 
+use crate::ids::{ConversationId, UserId};
+
 #[derive(Clone, Debug, FromRow)]
 pub struct SessionRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: ConversationId,
+    pub user_id: UserId,
     pub title: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -21,7 +23,7 @@ const SESSION_COLUMNS: &str = "id, user_id, title, created_at, updated_at, messa
 #[derive(Clone, Debug, FromRow)]
 pub struct MessageRow {
     pub id: String,
-    pub session_id: String,
+    pub session_id: ConversationId,
     pub seq: i64,
     pub role: String,
     pub content: String,
@@ -160,7 +162,7 @@ pub async fn append_messages(
     for (i, m) in messages.into_iter().enumerate() {
         let row = MessageRow {
             id: uuid::Uuid::now_v7().to_string(),
-            session_id: session_id.to_string(),
+            session_id: ConversationId::from(session_id),
             seq: count - n + i64::try_from(i).unwrap_or(0) + 1,
             role: m.role.to_string(),
             content: m.content,

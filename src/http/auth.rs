@@ -21,6 +21,7 @@ use super::{
 use crate::{
     auth::{Credential, Issued, Principal, SessionMode, Tokens},
     clock::rfc3339,
+    ids::UserId,
     state::AppState,
 };
 
@@ -376,7 +377,7 @@ struct StatusBody<'a> {
     authenticated: bool,
     csrf_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
+    user_id: Option<&'a UserId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -412,7 +413,7 @@ async fn status(
 }
 
 async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Response> {
-    let row = state.auth.find_user(&principal.account.id).await?;
+    let row = state.auth.find_user(principal.account.id.as_str()).await?;
     let mut body = user_json(&row);
     body["success"] = json!(true);
     body["permissions"] = json!(principal.account.permissions);

@@ -24,6 +24,7 @@ use crate::{
     agent::AgentEvent,
     chat::{ChatError, Turn, store::SessionRow},
     clock::rfc3339,
+    ids::{ApprovalId, ConversationId},
     state::AppState,
 };
 
@@ -43,9 +44,9 @@ pub fn router() -> Routes {
 }
 
 /// Conversation ids are UUIDs; anything else cannot name one and gets the same 404.
-fn session_id(id: &str) -> AppResult<&str> {
+fn session_id(id: &str) -> AppResult<ConversationId> {
     if id.len() <= 64 && uuid::Uuid::parse_str(id).is_ok() {
-        Ok(id)
+        Ok(ConversationId::from(id))
     } else {
         Err(ChatError::NotFound.into())
     }
@@ -128,7 +129,7 @@ async fn send_message(
     headers: HeaderMap,
     Json(body): Json<SendMessage>,
 ) -> AppResult<Response> {
-    let id = session_id(&body.session_id)?.to_string();
+    let id = session_id(&body.session_id)?;
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -219,7 +220,7 @@ async fn get_session(
 ) -> AppResult<axum::Json<Value>> {
     let s = state
         .chat
-        .find_session(&p.account.id, session_id(&id)?)
+        .find_session(&p.account.id, &session_id(&id)?)
         .await?;
     let mut body = session_json(&s);
     body["success"] = json!(true);
@@ -233,7 +234,7 @@ async fn delete_session(
 ) -> AppResult<axum::Json<Value>> {
     state
         .chat
-        .delete_session(&p.account.id, session_id(&id)?)
+        .delete_session(&p.account.id, &session_id(&id)?)
         .await?;
     Ok(axum::Json(
         json!({ "success": true, "message": "Session deleted" }),
@@ -254,7 +255,7 @@ async fn history(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (session, rows) = state
         .chat
-        .history(&p.account.id, session_id(&id)?, limit)
+        .history(&p.account.id, &session_id(&id)?, limit)
         .await?;
     let messages: Vec<Value> = rows
         .iter()
@@ -286,7 +287,7 @@ async fn session_tokens(
 ) -> AppResult<axum::Json<Value>> {
     let s = state
         .chat
-        .find_session(&p.account.id, session_id(&id)?)
+        .find_session(&p.account.id, &session_id(&id)?)
         .await?;
     Ok(axum::Json(json!({
         "success": true,
@@ -376,7 +377,7 @@ struct Decision {
 #[derive(serde::Serialize)]
 struct ApprovalDecided {
     success: bool,
-    approval_id: String,
+    approval_id: ApprovalId,
     approved: bool,
 }
 
@@ -384,7 +385,7 @@ struct ApprovalDecided {
 async fn decide_approval(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
-    Path(id): Path<String>,
+    Path(id): Path<ApprovalId>,
     Json(body): Json<Decision>,
 ) -> AppResult<axum::Json<ApprovalDecided>> {
     // The service records the decision in the audit trail.

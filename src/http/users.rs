@@ -17,6 +17,7 @@ use super::{
 use crate::{
     auth::{DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
     clock::rfc3339,
+    ids::Actor,
     state::AppState,
 };
 
@@ -167,7 +168,11 @@ async fn update_user(
     };
     let row = state
         .auth
-        .update_user(&admin.account.id, user_id(&id)?, change)
+        .update_user(
+            &Actor::User(admin.account.id.clone()),
+            user_id(&id)?,
+            change,
+        )
         .await
         .map_err(|e| user_not_found(e.into()))?;
     Ok(envelope(json!({ "user": user_json(&row) })))
@@ -186,10 +191,10 @@ async fn set_password(
 ) -> AppResult<axum::Json<Value>> {
     let id = user_id(&id)?;
     // An admin resetting their own password keeps the session they are using.
-    let keep = (id == admin.account.id).then_some(admin.session_id.as_str());
+    let keep = (admin.account.id == id).then_some(admin.session_id.as_str());
     state
         .auth
-        .set_password(Some(&admin.account.id), id, body.new_password, keep)
+        .set_password(Some(admin.account.id.as_str()), id, body.new_password, keep)
         .await
         .map_err(|e| user_not_found(e.into()))?;
     Ok(axum::Json(
@@ -204,7 +209,7 @@ async fn delete_user(
 ) -> AppResult<axum::Json<Value>> {
     state
         .auth
-        .delete_user(&admin.account.id, user_id(&id)?)
+        .delete_user(&Actor::User(admin.account.id.clone()), user_id(&id)?)
         .await
         .map_err(|e| user_not_found(e.into()))?;
     Ok(axum::Json(
@@ -244,7 +249,7 @@ async fn set_permissions(
     state
         .auth
         .set_role_permissions(
-            &admin.account.id,
+            admin.account.id.as_str(),
             &body.role,
             &body.description,
             body.permissions.clone(),

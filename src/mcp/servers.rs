@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     audit::Event,
+    ids::UserId,
     store::Db,
     tools::{BUILTIN_SERVER, Caller, SERVER_SEPARATOR, ToolSpec},
 };
@@ -114,7 +115,11 @@ pub async fn startup_servers(
 impl Upstreams {
     /// Adds a server for good: validates it, stores it (a taken name is `Duplicate`), starts its supervisor
     /// (removing the row again if that fails) and records `mcp.server.add` for `actor`.
-    pub async fn add_server(&self, actor: &str, new: NewServer) -> Result<ServerView, ServerError> {
+    pub async fn add_server(
+        &self,
+        actor: &UserId,
+        new: NewServer,
+    ) -> Result<ServerView, ServerError> {
         validate_name(&new.name).map_err(ServerError::Invalid)?;
         if let Transport::Http { url, .. } = &new.transport
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -124,7 +129,15 @@ impl Upstreams {
             ));
         }
         let text = serde_json::to_string(&new.transport).context("serialising a transport")?;
-        match store::insert_server(&self.db, &new.name, &text, actor, self.clock.now_ms()).await {
+        match store::insert_server(
+            &self.db,
+            &new.name,
+            &text,
+            actor.as_str(),
+            self.clock.now_ms(),
+        )
+        .await
+        {
             Err(e) if Db::is_unique_violation(&e) => {
                 return Err(ServerError::Duplicate(format!(
                     "an MCP server named {:?} already exists",
@@ -153,7 +166,7 @@ impl Upstreams {
     }
 
     /// Stops and forgets a server added at run time, and records `mcp.server.remove` for `actor`.
-    pub async fn remove_server(&self, actor: &str, name: &str) -> Result<(), ServerError> {
+    pub async fn remove_server(&self, actor: &UserId, name: &str) -> Result<(), ServerError> {
         // Only servers added here can be removed here; those of the settings belong to the settings.
         if name.len() > 64 || !store::delete_server(&self.db, name).await? {
             return Err(ServerError::NotFound);

@@ -2,12 +2,14 @@
 //! policy) and the permission patterns (for `tools:call:<name>`). Built where the authenticated principal is
 //! known (http handlers, chat, the `/mcp` adapter), so this module needs nothing from `auth`.
 
+use crate::ids::{SessionId, UserId};
+
 /// The narrow view of an authenticated caller that the catalog filters on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
-    pub user_id: String,
+    pub user_id: UserId,
     /// The login session whose credential made the call: one session's calls can be traced and revoked together.
-    pub session_id: String,
+    pub session_id: SessionId,
     pub role: String,
     /// Permission patterns as the account holds them: exact, `*`, or a prefix ending in `*`.
     pub permissions: Vec<String>,

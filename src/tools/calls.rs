@@ -38,7 +38,7 @@ impl Catalog {
         let user_id = if caller.has_permission(READ_ALL_TOOL_CALLS) {
             query.user_id
         } else {
-            Some(caller.user_id.clone())
+            Some(caller.user_id.to_string())
         };
         let filter = log::Filter {
             user_id,

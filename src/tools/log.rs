@@ -17,7 +17,10 @@ pub use self::{
     format::{json_line, text_lines},
 };
 pub use super::store::{Filter, Row, find};
-use crate::store::{BatchWriter, Db};
+use crate::{
+    ids::{ConversationId, SessionId, UserId},
+    store::{BatchWriter, Db},
+};
 pub(super) use format::JSON_RESULT_CHARS;
 
 const CHANNEL_CAPACITY: usize = 8192;
@@ -40,10 +43,10 @@ const SECRET_KEYS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub at_ms: i64,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// The login session whose credential made the call.
-    pub session_id: Option<String>,
-    pub conversation_id: Option<String>,
+    pub session_id: Option<SessionId>,
+    pub conversation_id: Option<ConversationId>,
     pub server: String,
     pub tool_name: String,
     pub tool_call_id: Option<String>,
@@ -57,7 +60,7 @@ pub struct Entry {
     /// `agent`, `mcp` or `rest`.
     pub source: &'static str,
     pub approval: Option<String>,
-    pub approver_id: Option<String>,
+    pub approver_id: Option<UserId>,
     pub model: Option<String>,
     pub api: Option<String>,
 }

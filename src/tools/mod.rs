@@ -21,7 +21,12 @@ use futures::future::BoxFuture;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::{audit::Audit, clock::SharedClock, store::Db};
+use crate::{
+    audit::Audit,
+    clock::SharedClock,
+    ids::{ConversationId, SessionId, UserId},
+    store::Db,
+};
 pub use caller::Caller;
 pub use policy::Decision;
 pub use spec::ToolSpec;
@@ -29,19 +34,19 @@ pub use spec::ToolSpec;
 /// Who is calling a tool, for tools that act on the caller's behalf and for the tool-call log.
 #[derive(Clone, Debug)]
 pub struct ToolContext {
-    pub user_id: String,
+    pub user_id: UserId,
     /// The login session whose credential made the call: one session's calls can be traced and revoked together.
-    pub session_id: String,
-    pub conversation_id: Option<String>,
+    pub session_id: SessionId,
+    pub conversation_id: Option<ConversationId>,
 }
 
 impl ToolContext {
     /// The context of a call made with `caller`'s credential, in `conversation` if it comes from a chat.
-    pub fn new(caller: &Caller, conversation: Option<&str>) -> ToolContext {
+    pub fn new(caller: &Caller, conversation: Option<&ConversationId>) -> ToolContext {
         ToolContext {
             user_id: caller.user_id.clone(),
             session_id: caller.session_id.clone(),
-            conversation_id: conversation.map(str::to_string),
+            conversation_id: conversation.cloned(),
         }
     }
 }

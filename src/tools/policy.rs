@@ -134,7 +134,7 @@ impl super::Catalog {
     /// `tool.policy`. `role_exists` comes from the caller, which knows the roles (this module does not know auth).
     pub async fn set_rule(
         &self,
-        actor: &str,
+        actor: &crate::ids::UserId,
         role: &str,
         pattern: &str,
         decision: Option<Decision>,
@@ -155,7 +155,7 @@ impl super::Catalog {
         self.audit.record(
             crate::audit::Event::new("tool.policy", "ok")
                 .actor(actor)
-                .subject(&format!("{role}:{pattern}"))
+                .subject(format!("{role}:{pattern}"))
                 .detail(serde_json::json!({ "decision": decision })),
         );
         Ok(())

@@ -6,7 +6,11 @@
 use serde_json::json;
 
 use super::{log::Entry, policy::Decision};
-use crate::{clock::Millis, store::Db};
+use crate::{
+    clock::Millis,
+    ids::{ConversationId, SessionId, UserId},
+    store::Db,
+};
 
 /// How much of a result the table keeps: sixteen times what the JSON file shows.
 const STORED_RESULT_CHARS: usize = super::log::JSON_RESULT_CHARS * 16;
@@ -23,8 +27,8 @@ pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(e.at_ms)
-        .bind(e.user_id.as_deref())
-        .bind(e.conversation_id.as_deref())
+        .bind(e.user_id.as_ref().map(UserId::as_str))
+        .bind(e.conversation_id.as_ref().map(ConversationId::as_str))
         .bind(&e.server)
         .bind(&e.tool_name)
         .bind(e.tool_call_id.as_deref())
@@ -36,9 +40,9 @@ pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         .bind(e.error.as_deref())
         .bind(e.source)
         .bind(e.approval.as_deref())
-        .bind(e.approver_id.as_deref())
+        .bind(e.approver_id.as_ref().map(UserId::as_str))
         .bind(json!({ "model": e.model, "api": e.api }).to_string())
-        .bind(e.session_id.as_deref())
+        .bind(e.session_id.as_ref().map(SessionId::as_str))
         .execute(&mut *tx)
         .await?;
     }

@@ -15,8 +15,9 @@ const TEXT_RESULT_CHARS: usize = 200;
 fn short_session(entry: &Entry) -> String {
     let source = entry
         .conversation_id
-        .clone()
-        .or_else(|| entry.session_id.clone())
+        .as_ref()
+        .map(|c| c.to_string())
+        .or_else(|| entry.session_id.as_ref().map(|s| s.to_string()))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     source
         .chars()
