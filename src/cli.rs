@@ -297,12 +297,7 @@ async fn user(cmd: UserCommand, config: Config, clock: SharedClock) -> anyhow::R
             for u in auth.list_users().await? {
                 println!(
                     "{:<38} {:<24} {:<10} {:<8} {:<7} {}",
-                    u.id,
-                    u.username,
-                    u.role,
-                    u.kind,
-                    u.is_active == 1,
-                    u.login_count
+                    u.id, u.username, u.role, u.kind, u.is_active, u.login_count
                 );
             }
         }

@@ -11,7 +11,7 @@
 use serde_json::json;
 
 use super::{
-    ADMIN_ROLE, Auth, AuthError, Client, Principal,
+    ADMIN_ROLE, AccountKind, Auth, AuthError, Client, Principal,
     error::StoreContext,
     password::{self, Password, Verdict},
     permissions, random_token, store,
@@ -27,7 +27,7 @@ impl Auth {
                 name,
                 &password::sha256_hash(&secret),
                 role,
-                "service",
+                AccountKind::Service,
                 None,
                 None,
             )
@@ -45,7 +45,7 @@ impl Auth {
         raw_username: &str,
         password_hash: &str,
         role: &str,
-        kind: &str,
+        kind: AccountKind,
         email: Option<&str>,
         full_name: Option<&str>,
     ) -> Result<store::UserRow, AuthError> {
@@ -94,7 +94,14 @@ impl Auth {
         let password = Password::parse_new(raw_password).map_err(AuthError::InvalidInput)?;
         let hash = self.hasher.hash(&password).await?;
         let row = self
-            .insert_account(raw_username, &hash, role, "person", email, full_name)
+            .insert_account(
+                raw_username,
+                &hash,
+                role,
+                AccountKind::Person,
+                email,
+                full_name,
+            )
             .await?;
         self.audit.record(
             Event::new("user.create", "ok")
@@ -140,7 +147,7 @@ impl Auth {
         {
             return Err(AuthError::InvalidInput(format!("unknown role {role:?}")));
         }
-        let active = change.is_active.unwrap_or(current.is_active == 1);
+        let active = change.is_active.unwrap_or(current.is_active);
         if actor.is_user(id) && (!active || role != current.role) {
             return Err(AuthError::NotAllowed(
                 "you cannot change your own role or disable yourself".into(),
@@ -160,7 +167,7 @@ impl Auth {
         .await
         .context("auth store: update_profile")?;
         self.forget_accounts(Some(id));
-        if role != current.role || (!active && current.is_active == 1) {
+        if role != current.role || (!active && current.is_active) {
             let reason = if role != current.role {
                 "role_change"
             } else {

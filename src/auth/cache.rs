@@ -86,7 +86,7 @@ impl Auth {
             username: row.username,
             role: row.role,
             permissions,
-            active: row.is_active == 1,
+            active: row.is_active,
         });
         let mut cache = self.accounts.write();
         if self.accounts_generation.load(Ordering::SeqCst) == generation {

@@ -57,6 +57,44 @@ pub const REFRESH_REUSE_GRACE_MS: i64 = 2_000;
 /// Issuer name under which Django simplejwt subjects are mapped to local users.
 pub const DJANGO_ISSUER: &str = "django";
 
+/// What an account is for; stored as the text `person` or `service` in `users.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    /// Signs in with a username and password (browser or bearer).
+    Person,
+    /// A client with a secret (client-credentials grant); never signs in with a password.
+    Service,
+}
+
+impl AccountKind {
+    /// The text stored in `users.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Person => "person",
+            AccountKind::Service => "service",
+        }
+    }
+}
+
+impl std::fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AccountKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "person" => Ok(AccountKind::Person),
+            "service" => Ok(AccountKind::Service),
+            other => Err(format!("unknown account kind {other:?}")),
+        }
+    }
+}
+
 /// An account as the hot path sees it.
 #[derive(Debug)]
 pub struct Account {
@@ -308,4 +346,23 @@ impl Auth {
 /// 256 random bits, URL-safe.
 pub fn random_token() -> String {
     B64.encode(rand::random::<[u8; 32]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccountKind;
+
+    #[test]
+    fn account_kinds_keep_their_stored_text() {
+        for kind in [AccountKind::Person, AccountKind::Service] {
+            assert_eq!(kind.as_str().parse::<AccountKind>(), Ok(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+        assert_eq!(AccountKind::Person.as_str(), "person");
+        assert_eq!(AccountKind::Service.as_str(), "service");
+        assert!("admin".parse::<AccountKind>().is_err());
+    }
 }

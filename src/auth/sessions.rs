@@ -14,8 +14,8 @@ use std::{net::IpAddr, sync::Arc};
 use serde_json::json;
 
 use super::{
-    Account, Auth, AuthError, Credential, Issued, Principal, REFRESH_REUSE_GRACE_MS, SessionMode,
-    Tokens,
+    Account, AccountKind, Auth, AuthError, Credential, Issued, Principal, REFRESH_REUSE_GRACE_MS,
+    SessionMode, Tokens,
     error::StoreContext,
     password::{Password, Verdict},
     random_token, store,
@@ -70,7 +70,7 @@ impl Auth {
             .await?;
         let user = match (verdict, user) {
             (Verdict::Match { needs_rehash }, Some(u))
-                if !locked && u.is_active == 1 && u.kind == "person" =>
+                if !locked && u.is_active && u.kind == AccountKind::Person =>
             {
                 if needs_rehash {
                     let hash = self.hasher.hash(&password).await?;
@@ -103,7 +103,7 @@ impl Auth {
                 let reason = match &user {
                     None => "unknown_user",
                     Some(_) if locked => "locked",
-                    Some(u) if u.is_active != 1 => "disabled",
+                    Some(u) if !u.is_active => "disabled",
                     Some(_) => "wrong_password",
                 };
                 let mut event = Event::new("login.failure", "denied")
@@ -383,7 +383,7 @@ impl Auth {
             .verify(&secret, row.as_ref().map(|r| r.password_hash.as_str()))
             .await?;
         match (ok, row) {
-            (Verdict::Match { .. }, Some(r)) if r.kind == "service" && r.is_active == 1 => {
+            (Verdict::Match { .. }, Some(r)) if r.kind == AccountKind::Service && r.is_active => {
                 let account = self.active_account(r.id.as_str()).await?;
                 let issued = self
                     .open_session(account, SessionMode::Bearer, "service", ip, None)

@@ -1,21 +1,51 @@
 //! The SQL of the accounts tables: users, roles, sessions, refresh tokens, login throttle, external identities.
 //! Other features call `auth`'s functions, never these tables.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyPool, FromRow, Row, any::AnyRow};
 
+use super::AccountKind;
 use crate::ids::UserId;
 
-#[derive(Clone, Debug, FromRow)]
+impl<'r> FromRow<'r, AnyRow> for UserRow {
+    fn from_row(row: &'r AnyRow) -> sqlx::Result<Self> {
+        let kind: String = row.try_get("kind")?;
+        let kind = kind
+            .parse()
+            .map_err(|e: String| sqlx::Error::ColumnDecode {
+                index: "kind".into(),
+                source: e.into(),
+            })?;
+        Ok(UserRow {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            username_canonical: row.try_get("username_canonical")?,
+            kind,
+            password_hash: row.try_get("password_hash")?,
+            role: row.try_get("role")?,
+            email: row.try_get("email")?,
+            full_name: row.try_get("full_name")?,
+            // Stored as 0/1 in both databases (no migration): decoded here, never compared elsewhere.
+            is_active: row.try_get::<i64, _>("is_active")? != 0,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            last_login_at: row.try_get("last_login_at")?,
+            login_count: row.try_get("login_count")?,
+        })
+    }
+}
+
+/// A `users` row, decoded once: `kind` as `AccountKind`, `is_active` (an integer column) as a bool.
+#[derive(Clone, Debug)]
 pub struct UserRow {
     pub id: UserId,
     pub username: String,
     pub username_canonical: String,
-    pub kind: String,
+    pub kind: AccountKind,
     pub password_hash: String,
     pub role: String,
     pub email: Option<String>,
     pub full_name: Option<String>,
-    pub is_active: i64,
+    pub is_active: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
@@ -31,7 +61,7 @@ pub struct NewUser<'a> {
     pub username_canonical: &'a str,
     /// Unique: a lookalike of an existing name fails the insert like a duplicate does.
     pub username_skeleton: &'a str,
-    pub kind: &'a str,
+    pub kind: AccountKind,
     pub password_hash: &'a str,
     pub role: &'a str,
     pub email: Option<&'a str>,
@@ -49,7 +79,7 @@ pub async fn insert_user(pool: &AnyPool, u: &NewUser<'_>) -> sqlx::Result<()> {
     .bind(u.username)
     .bind(u.username_canonical)
     .bind(u.username_skeleton)
-    .bind(u.kind)
+    .bind(u.kind.as_str())
     .bind(u.password_hash)
     .bind(u.role)
     .bind(u.email)

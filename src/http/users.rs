@@ -44,7 +44,7 @@ pub fn user_json(u: &UserRow) -> Value {
         "full_name": u.full_name,
         "role": u.role,
         "is_admin": u.role == crate::auth::ADMIN_ROLE,
-        "is_active": u.is_active == 1,
+        "is_active": u.is_active,
         "kind": u.kind,
         "created_at": rfc3339(u.created_at),
         "last_login": u.last_login_at.map(rfc3339),
