@@ -25,7 +25,7 @@ use crate::{
     tools::{
         Caller, Catalog, Decision, ToolContext, ToolRefusal,
         approval::{Approvals, Verdict},
-        log::{Entry, ToolLog},
+        log::{CallStatus, Entry, ToolLog},
         result_text,
     },
 };
@@ -52,7 +52,7 @@ pub enum AgentEvent {
     ToolResult {
         id: String,
         name: String,
-        status: &'static str,
+        status: CallStatus,
         result: String,
         duration_ms: f64,
     },
@@ -71,8 +71,7 @@ pub struct ToolRecord {
     pub id: String,
     pub name: String,
     pub arguments: String,
-    /// `success` or `error`.
-    pub status: String,
+    pub status: CallStatus,
     pub duration_ms: f64,
     pub result: String,
 }
@@ -190,11 +189,7 @@ impl Agent {
                     let _ = events.send(AgentEvent::ToolResult {
                         id: record.id.clone(),
                         name: record.name.clone(),
-                        status: if record.status == "success" {
-                            "success"
-                        } else {
-                            "error"
-                        },
+                        status: record.status,
                         result: record.result.clone(),
                         duration_ms: record.duration_ms,
                     });
@@ -302,15 +297,16 @@ impl Agent {
             api: Some(self.provider.name().to_string()),
             ..entry
         });
-        let (status, result) = match outcome {
-            Ok(v) => ("success", result_text(&v)),
-            Err(e) => ("error", format!("Error: {e}")),
+        let status = CallStatus::of(&outcome);
+        let result = match outcome {
+            Ok(v) => result_text(&v),
+            Err(e) => format!("Error: {e}"),
         };
         ToolRecord {
             id: call.id.clone(),
             name: call.name.clone(),
             arguments: call.arguments.clone(),
-            status: status.into(),
+            status,
             duration_ms,
             result: result.chars().take(MAX_RESULT_CHARS).collect(),
         }

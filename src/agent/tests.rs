@@ -12,6 +12,7 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::{sync::mpsc, time::Instant};
 
 use super::{APPROVAL_WAIT, Agent, AgentEvent, Limits};
+use crate::tools::log::CallStatus;
 use crate::{
     audit::Audit,
     clock::{ManualClock, SharedClock},
@@ -206,7 +207,7 @@ async fn an_approval_nobody_answers_for_five_minutes_is_a_refusal() {
     );
     assert_eq!(APPROVAL_WAIT, Duration::from_secs(300));
     let record = &outcome.tool_calls[0];
-    assert_eq!(record.status, "error");
+    assert_eq!(record.status, CallStatus::Error);
     assert!(record.result.contains("refused"), "{}", record.result);
     assert_eq!(outcome.content, "refused");
     // The request was announced, and withdrawn once the wait ended: a late answer finds nothing.
@@ -254,7 +255,7 @@ async fn an_approved_call_runs() {
     assert!(!agent.approvals.decide(&approval_id, &"user-2".into(), true));
     assert!(agent.approvals.decide(&approval_id, &"user-1".into(), true));
     let outcome = run.await.unwrap().unwrap();
-    assert_eq!(outcome.tool_calls[0].status, "success");
+    assert_eq!(outcome.tool_calls[0].status, CallStatus::Success);
     assert_eq!(outcome.tool_calls[0].result, "3");
 }
 

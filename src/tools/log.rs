@@ -40,6 +40,33 @@ const SECRET_KEYS: &[&str] = &[
     "access_key",
 ];
 
+/// How a tool call ended; stored and sent as the text `success` or `error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallStatus {
+    Success,
+    Error,
+}
+
+impl CallStatus {
+    /// `Success` for a result, `Error` for a failure.
+    pub fn of<T, E>(outcome: &Result<T, E>) -> CallStatus {
+        if outcome.is_ok() {
+            CallStatus::Success
+        } else {
+            CallStatus::Error
+        }
+    }
+
+    /// The text stored in `tool_calls.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Success => "success",
+            CallStatus::Error => "error",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub at_ms: i64,
@@ -52,8 +79,7 @@ pub struct Entry {
     pub tool_call_id: Option<String>,
     /// The arguments as the model sent them (redacted when recorded).
     pub arguments: Value,
-    /// `success` or `error`.
-    pub status: String,
+    pub status: CallStatus,
     pub duration_ms: f64,
     pub result: String,
     pub error: Option<String>,
@@ -87,11 +113,7 @@ impl Entry {
             tool_name: tool_name.to_string(),
             tool_call_id: None,
             arguments,
-            status: if outcome.is_ok() {
-                "success".into()
-            } else {
-                "error".into()
-            },
+            status: CallStatus::of(outcome),
             duration_ms,
             result: outcome.as_ref().map(super::result_text).unwrap_or_default(),
             error: outcome.as_ref().err().cloned(),
@@ -186,5 +208,22 @@ mod tests {
             arguments,
             json!({ "a": 5, "password": "[REDACTED]", "nested": { "api_key": "[REDACTED]", "x": [{ "Token": "[REDACTED]" }] } })
         );
+    }
+
+    #[test]
+    fn a_call_status_is_stored_and_sent_as_its_old_text() {
+        assert_eq!(CallStatus::of(&Ok::<(), ()>(())), CallStatus::Success);
+        assert_eq!(CallStatus::of(&Err::<(), ()>(())), CallStatus::Error);
+        for (status, text) in [
+            (CallStatus::Success, "success"),
+            (CallStatus::Error, "error"),
+        ] {
+            assert_eq!(status.as_str(), text);
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(text));
+            assert_eq!(
+                serde_json::from_value::<CallStatus>(json!(text)).unwrap(),
+                status
+            );
+        }
     }
 }

@@ -33,7 +33,7 @@ pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
         .bind(&e.tool_name)
         .bind(e.tool_call_id.as_deref())
         .bind(e.arguments.to_string())
-        .bind(&e.status)
+        .bind(e.status.as_str())
         .bind(e.duration_ms)
         .bind(e.result.chars().take(STORED_RESULT_CHARS).collect::<String>())
         .bind(length)

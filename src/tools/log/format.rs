@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::Entry;
+use super::{CallStatus, Entry};
 
 /// The seed cut results at 1000 characters in the JSON file and 200 in the text file.
 pub(crate) const JSON_RESULT_CHARS: usize = 1000;
@@ -72,7 +72,7 @@ pub fn json_line(entry: &Entry) -> Value {
 /// The lines of `tool_calls.log`. Every value goes through [`Escaped`], so nothing a model or a tool chose can
 /// start a line of its own.
 pub fn text_lines(entry: &Entry) -> String {
-    let (level, outcome) = if entry.status == "success" {
+    let (level, outcome) = if entry.status == CallStatus::Success {
         ("INFO", "SUCCESS")
     } else {
         ("ERROR", "ERROR")
@@ -135,7 +135,7 @@ mod tests {
             arguments: redact(
                 json!({ "a": 5, "password": "hunter2", "nested": { "api_key": "k", "x": [{ "Token": "t" }] } }),
             ),
-            status: "success".into(),
+            status: CallStatus::Success,
             duration_ms: 1.234,
             result: result.into(),
             error: None,
