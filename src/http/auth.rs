@@ -9,19 +9,19 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
     error::{AppError, AppResult, ErrorBody},
     extract::{ClientIp, Json, MaybePrincipal, OptionalJson, cookie, is_json_content_type},
     routes::Routes,
-    users::user_json,
+    users::UserView,
 };
 use crate::{
     auth::{Credential, Issued, Principal, SessionMode, Tokens},
     clock::rfc3339,
-    ids::UserId,
+    ids::{SessionId, UserId},
     state::AppState,
 };
 
@@ -414,11 +414,23 @@ async fn status(
 
 async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Response> {
     let row = state.auth.find_user(principal.account.id.as_str()).await?;
-    let mut body = user_json(&row);
-    body["success"] = json!(true);
-    body["permissions"] = json!(principal.account.permissions);
-    body["session_id"] = json!(principal.session_id);
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(Me {
+        user: UserView::of(&row),
+        success: true,
+        permissions: &principal.account.permissions,
+        session_id: &principal.session_id,
+    })
+    .into_response())
+}
+
+/// `GET /auth/me`: the user's public view with the caller's permissions and login session.
+#[derive(Serialize)]
+struct Me<'a> {
+    #[serde(flatten)]
+    user: UserView<'a>,
+    success: bool,
+    permissions: &'a [String],
+    session_id: &'a SessionId,
 }
 
 #[derive(Deserialize)]

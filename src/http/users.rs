@@ -6,8 +6,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{
     error::{AppError, AppResult},
@@ -15,9 +14,9 @@ use super::{
     routes::Routes,
 };
 use crate::{
-    auth::{DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
+    auth::{AccountKind, DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
     clock::rfc3339,
-    ids::Actor,
+    ids::{Actor, UserId},
     state::AppState,
 };
 
@@ -34,26 +33,111 @@ pub fn router() -> Routes {
         .get("/api/permissions/user/{id}", user_permissions)
 }
 
-/// The public view of a user: never the password hash.
-pub fn user_json(u: &UserRow) -> Value {
-    json!({
-        "id": u.id,
-        "user_id": u.id,
-        "username": u.username,
-        "email": u.email,
-        "full_name": u.full_name,
-        "role": u.role,
-        "is_admin": u.role == crate::auth::ADMIN_ROLE,
-        "is_active": u.is_active,
-        "kind": u.kind,
-        "created_at": rfc3339(u.created_at),
-        "last_login": u.last_login_at.map(rfc3339),
-        "login_count": u.login_count,
+/// The public view of a user: never the password hash. `id` and `user_id` are the same (seed clients read
+/// either).
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    id: &'a UserId,
+    user_id: &'a UserId,
+    username: &'a str,
+    email: Option<&'a str>,
+    full_name: Option<&'a str>,
+    role: &'a str,
+    is_admin: bool,
+    is_active: bool,
+    kind: AccountKind,
+    created_at: String,
+    last_login: Option<String>,
+    login_count: i64,
+}
+
+impl<'a> UserView<'a> {
+    pub fn of(u: &'a UserRow) -> UserView<'a> {
+        UserView {
+            id: &u.id,
+            user_id: &u.id,
+            username: &u.username,
+            email: u.email.as_deref(),
+            full_name: u.full_name.as_deref(),
+            role: &u.role,
+            is_admin: u.role == crate::auth::ADMIN_ROLE,
+            is_active: u.is_active,
+            kind: u.kind,
+            created_at: rfc3339(u.created_at),
+            last_login: u.last_login_at.map(rfc3339),
+            login_count: u.login_count,
+        }
+    }
+}
+
+/// The seed's `{status, data}` envelope, with `success`.
+#[derive(Serialize)]
+struct Envelope<T> {
+    success: bool,
+    status: &'static str,
+    data: T,
+}
+
+fn envelope<T: Serialize>(data: T) -> axum::Json<Envelope<T>> {
+    axum::Json(Envelope {
+        success: true,
+        status: "success",
+        data,
     })
 }
 
-fn envelope(data: Value) -> axum::Json<Value> {
-    axum::Json(json!({ "success": true, "status": "success", "data": data }))
+/// A change that returns no data: `{success, status, message}`.
+#[derive(Serialize)]
+struct Done {
+    success: bool,
+    status: &'static str,
+    message: &'static str,
+}
+
+fn done(message: &'static str) -> axum::Json<Done> {
+    axum::Json(Done {
+        success: true,
+        status: "success",
+        message,
+    })
+}
+
+#[derive(Serialize)]
+struct OneUser<'a> {
+    user: UserView<'a>,
+}
+
+#[derive(Serialize)]
+struct UserList<'a> {
+    users: Vec<UserView<'a>>,
+    total: usize,
+}
+
+#[derive(Serialize)]
+struct RoleView {
+    name: String,
+    description: String,
+    permissions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RolesAndPermissions {
+    roles: Vec<RoleView>,
+    permissions: &'static [&'static str],
+}
+
+#[derive(Serialize)]
+struct RoleSet {
+    role: String,
+    permissions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct UserPermissions<'a> {
+    user_id: &'a UserId,
+    username: &'a str,
+    role: &'a str,
+    permissions: &'a [String],
 }
 
 /// Ids are UUIDs; anything longer is not one of ours, and answers like a missing id.
@@ -75,15 +159,11 @@ fn user_not_found(e: AppError) -> AppError {
 async fn list_users(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
-) -> AppResult<axum::Json<Value>> {
-    let users: Vec<Value> = state
-        .auth
-        .list_users()
-        .await?
-        .iter()
-        .map(user_json)
-        .collect();
-    Ok(envelope(json!({ "users": users, "total": users.len() })))
+) -> AppResult<Response> {
+    let rows = state.auth.list_users().await?;
+    let users: Vec<UserView> = rows.iter().map(UserView::of).collect();
+    let total = users.len();
+    Ok(envelope(UserList { users, total }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -116,7 +196,9 @@ async fn create_user(
     tracing::info!(actor = %admin.account.id, user = %row.id, "user created");
     Ok((
         StatusCode::CREATED,
-        envelope(json!({ "user": user_json(&row) })),
+        envelope(OneUser {
+            user: UserView::of(&row),
+        }),
     )
         .into_response())
 }
@@ -137,13 +219,16 @@ async fn get_user(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let row = state
         .auth
         .find_user(user_id(&id)?)
         .await
         .map_err(|e| user_not_found(e.into()))?;
-    Ok(envelope(json!({ "user": user_json(&row) })))
+    Ok(envelope(OneUser {
+        user: UserView::of(&row),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -159,7 +244,7 @@ async fn update_user(
     Require(admin, ..): Require<UsersManage>,
     Path(id): Path<String>,
     Json(body): Json<UpdateUser>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let change = UserChange {
         email: validated_text("email", body.email, 254)?,
         full_name: validated_text("full_name", body.full_name, 200)?,
@@ -175,7 +260,10 @@ async fn update_user(
         )
         .await
         .map_err(|e| user_not_found(e.into()))?;
-    Ok(envelope(json!({ "user": user_json(&row) })))
+    Ok(envelope(OneUser {
+        user: UserView::of(&row),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -188,7 +276,7 @@ async fn set_password(
     Require(admin, ..): Require<UsersManage>,
     Path(id): Path<String>,
     Json(body): Json<SetPassword>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<Done>> {
     let id = user_id(&id)?;
     // An admin resetting their own password keeps the session they are using.
     let keep = (admin.account.id == id).then_some(admin.session_id.as_str());
@@ -197,40 +285,41 @@ async fn set_password(
         .set_password(Some(admin.account.id.as_str()), id, body.new_password, keep)
         .await
         .map_err(|e| user_not_found(e.into()))?;
-    Ok(axum::Json(
-        json!({ "success": true, "status": "success", "message": "Password updated" }),
-    ))
+    Ok(done("Password updated"))
 }
 
 async fn delete_user(
     State(state): State<AppState>,
     Require(admin, ..): Require<UsersManage>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<Done>> {
     state
         .auth
         .delete_user(&Actor::User(admin.account.id.clone()), user_id(&id)?)
         .await
         .map_err(|e| user_not_found(e.into()))?;
-    Ok(axum::Json(
-        json!({ "success": true, "status": "success", "message": "User deleted" }),
-    ))
+    Ok(done("User deleted"))
 }
 
 async fn list_permissions(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
-) -> AppResult<axum::Json<Value>> {
-    let roles: Vec<Value> = state
+) -> AppResult<axum::Json<Envelope<RolesAndPermissions>>> {
+    let roles = state
         .auth
         .roles()
         .await?
         .into_iter()
-        .map(|r| json!({ "name": r.name, "description": r.description, "permissions": r.permissions }))
+        .map(|r| RoleView {
+            name: r.name,
+            description: r.description,
+            permissions: r.permissions,
+        })
         .collect();
-    Ok(envelope(
-        json!({ "roles": roles, "permissions": KNOWN_PERMISSIONS }),
-    ))
+    Ok(envelope(RolesAndPermissions {
+        roles,
+        permissions: KNOWN_PERMISSIONS,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -245,7 +334,7 @@ async fn set_permissions(
     State(state): State<AppState>,
     Require(admin, ..): Require<UsersManage>,
     Json(body): Json<SetPermissions>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<Envelope<RoleSet>>> {
     state
         .auth
         .set_role_permissions(
@@ -255,24 +344,29 @@ async fn set_permissions(
             body.permissions.clone(),
         )
         .await?;
-    Ok(envelope(
-        json!({ "role": body.role, "permissions": body.permissions }),
-    ))
+    Ok(envelope(RoleSet {
+        role: body.role,
+        permissions: body.permissions,
+    }))
 }
 
 async fn user_permissions(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let account = state
         .auth
         .account(user_id(&id)?)
         .await?
         .ok_or_else(|| AppError::NotFound("User not found".into()))?;
-    Ok(envelope(
-        json!({ "user_id": account.id, "username": account.username, "role": account.role, "permissions": account.permissions }),
-    ))
+    Ok(envelope(UserPermissions {
+        user_id: &account.id,
+        username: &account.username,
+        role: &account.role,
+        permissions: &account.permissions,
+    })
+    .into_response())
 }
 
 #[cfg(test)]
