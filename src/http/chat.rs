@@ -11,7 +11,7 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -21,10 +21,10 @@ use super::{
     routes::Routes,
 };
 use crate::{
-    agent::AgentEvent,
+    agent::{AgentEvent, ToolRecord},
     chat::{ChatError, Turn, store::SessionRow},
     clock::rfc3339,
-    ids::{ApprovalId, ConversationId},
+    ids::{ApprovalId, ConversationId, UserId},
     state::AppState,
 };
 
@@ -52,18 +52,156 @@ fn session_id(id: &str) -> AppResult<ConversationId> {
     }
 }
 
-fn session_json(s: &SessionRow) -> Value {
-    json!({
-        "id": s.id,
-        "session_id": s.id,
-        "user_id": s.user_id,
-        "title": s.title,
-        "created_at": rfc3339(s.created_at),
-        "updated_at": rfc3339(s.updated_at),
-        "message_count": s.message_count,
-        "total_tokens_used": s.input_tokens + s.output_tokens,
-        "metadata": serde_json::from_str::<Value>(&s.metadata).unwrap_or(json!({})),
-    })
+/// Stored metadata text as JSON; an unreadable value shows as `{}`.
+fn metadata(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::Object(Default::default()))
+}
+
+/// A conversation as seed 002 shows it; `id` and `session_id` are the same.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    id: &'a ConversationId,
+    session_id: &'a ConversationId,
+    user_id: &'a UserId,
+    title: &'a str,
+    created_at: String,
+    updated_at: String,
+    message_count: i64,
+    total_tokens_used: i64,
+    metadata: Value,
+}
+
+impl<'a> SessionView<'a> {
+    fn of(s: &'a SessionRow) -> SessionView<'a> {
+        SessionView {
+            id: &s.id,
+            session_id: &s.id,
+            user_id: &s.user_id,
+            title: &s.title,
+            created_at: rfc3339(s.created_at),
+            updated_at: rfc3339(s.updated_at),
+            message_count: s.message_count,
+            total_tokens_used: s.input_tokens + s.output_tokens,
+            metadata: metadata(&s.metadata),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionCreated<'a> {
+    success: bool,
+    session_id: &'a ConversationId,
+    title: &'a str,
+    created_at: String,
+    message: &'static str,
+}
+
+/// An answered turn (also the data of the stream's `done` event).
+#[derive(Serialize)]
+struct TurnView<'a> {
+    success: bool,
+    message_id: &'a str,
+    session_id: &'a ConversationId,
+    role: &'static str,
+    content: &'a str,
+    timestamp: String,
+    sources: &'static [Value],
+    metadata: TurnMetadata<'a>,
+}
+
+#[derive(Serialize)]
+struct TurnMetadata<'a> {
+    tokens_used: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    tool_calls: &'a [ToolRecord],
+}
+
+#[derive(Serialize)]
+struct SessionPage<'a> {
+    success: bool,
+    sessions: Vec<SessionView<'a>>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+    has_more: bool,
+}
+
+#[derive(Serialize)]
+struct OneSession<'a> {
+    #[serde(flatten)]
+    session: SessionView<'a>,
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    success: bool,
+    message: &'static str,
+}
+
+#[derive(Serialize)]
+struct MessageView<'a> {
+    id: &'a str,
+    role: &'a str,
+    content: &'a str,
+    timestamp: String,
+    tool_calls: Option<Value>,
+    tool_call_id: Option<&'a str>,
+    metadata: Value,
+}
+
+#[derive(Serialize)]
+struct History<'a> {
+    success: bool,
+    session_id: &'a ConversationId,
+    session: SessionView<'a>,
+    messages: Vec<MessageView<'a>>,
+    total_messages: i64,
+}
+
+#[derive(Serialize)]
+struct SessionTokens<'a> {
+    success: bool,
+    session_id: &'a ConversationId,
+    total_tokens_used: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    message_count: i64,
+}
+
+#[derive(Serialize)]
+struct UserTokens<'a> {
+    success: bool,
+    user_id: &'a UserId,
+    total_tokens_used: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    sessions: i64,
+    messages: i64,
+    today: Today,
+}
+
+#[derive(Serialize)]
+struct Today {
+    tokens_used: i64,
+    /// `null` when there is no quota.
+    daily_quota: Option<i64>,
+}
+
+/// Seed 000's stateless answer.
+#[derive(Serialize)]
+struct StatelessAnswer<'a> {
+    response: &'a str,
+    tool_calls: Vec<StatelessToolCall<'a>>,
+    session_id: &'a ConversationId,
+}
+
+#[derive(Serialize)]
+struct StatelessToolCall<'a> {
+    name: &'a str,
+    /// The arguments as JSON, or as the text the model sent when it is not JSON.
+    arguments: Value,
 }
 
 #[derive(Default, Deserialize)]
@@ -76,7 +214,7 @@ async fn create_session(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     OptionalJson(body): OptionalJson<NewSession>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     // The body is optional: an empty one starts an untitled conversation.
     let NewSession {
         title,
@@ -86,13 +224,14 @@ async fn create_session(
         .chat
         .create_session(&p.account.id, title, initial_message)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "session_id": s.id,
-        "title": s.title,
-        "created_at": rfc3339(s.created_at),
-        "message": "Chat session created",
-    })))
+    Ok(axum::Json(SessionCreated {
+        success: true,
+        session_id: &s.id,
+        title: &s.title,
+        created_at: rfc3339(s.created_at),
+        message: "Chat session created",
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -101,23 +240,23 @@ struct SendMessage {
     message: String,
 }
 
-fn turn_json(turn: &Turn) -> Value {
+fn turn_view(turn: &Turn) -> TurnView<'_> {
     let m = &turn.message;
-    json!({
-        "success": true,
-        "message_id": m.id,
-        "session_id": turn.session_id,
-        "role": "assistant",
-        "content": m.content,
-        "timestamp": rfc3339(m.created_at),
-        "sources": [],
-        "metadata": {
-            "tokens_used": turn.usage.input_tokens + turn.usage.output_tokens,
-            "input_tokens": turn.usage.input_tokens,
-            "output_tokens": turn.usage.output_tokens,
-            "tool_calls": turn.tool_calls,
+    TurnView {
+        success: true,
+        message_id: &m.id,
+        session_id: &turn.session_id,
+        role: "assistant",
+        content: &m.content,
+        timestamp: rfc3339(m.created_at),
+        sources: &[],
+        metadata: TurnMetadata {
+            tokens_used: turn.usage.input_tokens + turn.usage.output_tokens,
+            input_tokens: turn.usage.input_tokens,
+            output_tokens: turn.usage.output_tokens,
+            tool_calls: &turn.tool_calls,
         },
-    })
+    }
 }
 
 /// A chat turn: JSON, or a stream of server-sent events (`token`, `tool_call`, `tool_result`, `done`, `error`)
@@ -136,7 +275,7 @@ async fn send_message(
         .is_some_and(|v| v.contains("text/event-stream"));
     if !streaming {
         let turn = state.chat.send(&p, &id, body.message, None).await?;
-        return Ok(axum::Json(turn_json(&turn)).into_response());
+        return Ok(axum::Json(turn_view(&turn)).into_response());
     }
     // Refuse a bad message or a foreign conversation with a plain error before any stream starts.
     let text = crate::chat::validate_message(body.message)?;
@@ -170,7 +309,7 @@ async fn send_message(
         let last = match result {
             Ok(turn) => Event::default()
                 .event("done")
-                .data(turn_json(&turn).to_string()),
+                .data(serde_json::to_string(&turn_view(&turn)).unwrap_or_default()),
             // The same body as a JSON error: an internal error is logged under the id the client sees.
             Err(e) => Event::default()
                 .event("error")
@@ -196,49 +335,53 @@ async fn list_sessions(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     Query(page): Query<Page>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let limit = page.limit.unwrap_or(20).clamp(1, 100);
     let offset = page.offset.unwrap_or(0).max(0);
     let (rows, total) = state
         .chat
         .list_sessions(&p.account.id, limit, offset)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "sessions": rows.iter().map(session_json).collect::<Vec<_>>(),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "has_more": offset + i64::try_from(rows.len()).unwrap_or(0) < total,
-    })))
+    Ok(axum::Json(SessionPage {
+        success: true,
+        sessions: rows.iter().map(SessionView::of).collect(),
+        total,
+        limit,
+        offset,
+        has_more: offset + i64::try_from(rows.len()).unwrap_or(0) < total,
+    })
+    .into_response())
 }
 
 async fn get_session(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let s = state
         .chat
         .find_session(&p.account.id, &session_id(&id)?)
         .await?;
-    let mut body = session_json(&s);
-    body["success"] = json!(true);
-    Ok(axum::Json(body))
+    Ok(axum::Json(OneSession {
+        session: SessionView::of(&s),
+        success: true,
+    })
+    .into_response())
 }
 
 async fn delete_session(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<axum::Json<Deleted>> {
     state
         .chat
         .delete_session(&p.account.id, &session_id(&id)?)
         .await?;
-    Ok(axum::Json(
-        json!({ "success": true, "message": "Session deleted" }),
-    ))
+    Ok(axum::Json(Deleted {
+        success: true,
+        message: "Session deleted",
+    }))
 }
 
 #[derive(Deserialize)]
@@ -251,70 +394,77 @@ async fn history(
     Require(p, ..): Require<ChatUse>,
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (session, rows) = state
         .chat
         .history(&p.account.id, &session_id(&id)?, limit)
         .await?;
-    let messages: Vec<Value> = rows
+    let messages = rows
         .iter()
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "role": m.role,
-                "content": m.content,
-                "timestamp": rfc3339(m.created_at),
-                "tool_calls": m.tool_calls.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
-                "tool_call_id": m.tool_call_id,
-                "metadata": serde_json::from_str::<Value>(&m.metadata).unwrap_or(json!({})),
-            })
+        .map(|m| MessageView {
+            id: &m.id,
+            role: &m.role,
+            content: &m.content,
+            timestamp: rfc3339(m.created_at),
+            tool_calls: m
+                .tool_calls
+                .as_deref()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok()),
+            tool_call_id: m.tool_call_id.as_deref(),
+            metadata: metadata(&m.metadata),
         })
         .collect();
-    Ok(axum::Json(json!({
-        "success": true,
-        "session_id": session.id,
-        "session": session_json(&session),
-        "messages": messages,
-        "total_messages": session.message_count,
-    })))
+    Ok(axum::Json(History {
+        success: true,
+        session_id: &session.id,
+        session: SessionView::of(&session),
+        messages,
+        total_messages: session.message_count,
+    })
+    .into_response())
 }
 
 async fn session_tokens(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     Path(id): Path<String>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let s = state
         .chat
         .find_session(&p.account.id, &session_id(&id)?)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "session_id": s.id,
-        "total_tokens_used": s.input_tokens + s.output_tokens,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "message_count": s.message_count,
-    })))
+    Ok(axum::Json(SessionTokens {
+        success: true,
+        session_id: &s.id,
+        total_tokens_used: s.input_tokens + s.output_tokens,
+        input_tokens: s.input_tokens,
+        output_tokens: s.output_tokens,
+        message_count: s.message_count,
+    })
+    .into_response())
 }
 
 async fn user_tokens(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let (sessions, messages, input, output) = state.chat.user_totals(&p.account.id).await?;
     let (today, quota) = state.chat.usage_today(&p.account.id).await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "user_id": p.account.id,
-        "total_tokens_used": input + output,
-        "input_tokens": input,
-        "output_tokens": output,
-        "sessions": sessions,
-        "messages": messages,
-        "today": { "tokens_used": today, "daily_quota": if quota > 0 { Some(quota) } else { None } },
-    })))
+    Ok(axum::Json(UserTokens {
+        success: true,
+        user_id: &p.account.id,
+        total_tokens_used: input + output,
+        input_tokens: input,
+        output_tokens: output,
+        sessions,
+        messages,
+        today: Today {
+            tokens_used: today,
+            daily_quota: (quota > 0).then_some(quota),
+        },
+    })
+    .into_response())
 }
 
 /// Seed 000 answered 401 when the cookie or the CSRF header was missing (and 403 for a wrong CSRF token).
@@ -340,7 +490,7 @@ async fn stateless_chat(
     _seed: SeedCookieAndCsrf,
     Require(p, ..): Require<ChatUse>,
     Json(body): Json<Value>,
-) -> AppResult<axum::Json<Value>> {
+) -> AppResult<Response> {
     let Some(list) = body.get("messages").and_then(Value::as_array) else {
         return Err(AppError::BadRequest("messages must be a list".into()));
     };
@@ -359,14 +509,21 @@ async fn stateless_chat(
         }
     }
     let turn = state.chat.send_stateless(&p, messages).await?;
-    let tool_calls: Vec<Value> = turn
+    let tool_calls = turn
         .tool_calls
         .iter()
-        .map(|c| json!({ "name": c.name, "arguments": serde_json::from_str::<Value>(&c.arguments).unwrap_or(json!(c.arguments)) }))
+        .map(|c| StatelessToolCall {
+            name: &c.name,
+            arguments: serde_json::from_str(&c.arguments)
+                .unwrap_or_else(|_| Value::String(c.arguments.clone())),
+        })
         .collect();
-    Ok(axum::Json(
-        json!({ "response": turn.message.content, "tool_calls": tool_calls, "session_id": turn.session_id }),
-    ))
+    Ok(axum::Json(StatelessAnswer {
+        response: &turn.message.content,
+        tool_calls,
+        session_id: &turn.session_id,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -374,7 +531,7 @@ struct Decision {
     approve: bool,
 }
 
-#[derive(serde::Serialize)]
+#[derive(Serialize)]
 struct ApprovalDecided {
     success: bool,
     approval_id: ApprovalId,

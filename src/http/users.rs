@@ -371,6 +371,37 @@ async fn user_permissions(
 
 #[cfg(test)]
 mod tests {
+    use super::UserView;
+    use crate::auth::{AccountKind, store::UserRow};
+
+    /// The typed view sends exactly what the `json!` it replaced sent.
+    #[test]
+    fn a_user_view_has_the_seed_fields() {
+        let row = UserRow {
+            id: "u1".into(),
+            username: "Ann".into(),
+            username_canonical: "ann".into(),
+            kind: AccountKind::Person,
+            password_hash: "secret-hash".into(),
+            role: "admin".into(),
+            email: Some("a@example.com".into()),
+            full_name: None,
+            is_active: true,
+            created_at: 1_800_000_000_000,
+            updated_at: 1_800_000_000_000,
+            last_login_at: None,
+            login_count: 3,
+        };
+        assert_eq!(
+            serde_json::to_value(UserView::of(&row)).unwrap(),
+            serde_json::json!({
+                "id": "u1", "user_id": "u1", "username": "Ann", "email": "a@example.com", "full_name": null,
+                "role": "admin", "is_admin": true, "is_active": true, "kind": "person",
+                "created_at": "2027-01-15T08:00:00Z", "last_login": null, "login_count": 3,
+            })
+        );
+    }
+
     use crate::auth::permissions::{TOOL_CALL_PREFIX, TOOLS_CALL_ALL, permission_matches};
 
     /// `tools` builds its permission names itself (it may not import `auth`); they must be the ones roles hold.
