@@ -240,8 +240,34 @@ impl Upstreams {
     }
 }
 
+/// The wait between reconnection attempts: 250 ms, doubling to at most 30 s, and back to 250 ms once a
+/// connection succeeds, so a flapping server is retried fast and a dead one costs little.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// The wait before the next attempt; each call doubles the one after it.
+    fn wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
+    }
+}
+
 async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationToken) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new();
     loop {
         let started = std::time::Instant::now();
         let connected = tokio::select! {
@@ -250,7 +276,7 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
         };
         match connected {
             Ok(client) => {
-                backoff = Duration::from_millis(250);
+                backoff.reset();
                 let peer = client.peer().clone();
                 let tools = match peer.list_all_tools().await {
                     Ok(t) => t,
@@ -304,10 +330,9 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.wait()) => {}
             _ = stop.cancelled() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -430,5 +455,24 @@ impl Tool for UpstreamTool {
             })
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_double_from_250_ms_to_30_s_and_reset_after_a_connection() {
+        let mut backoff = Backoff::new();
+        let waits: Vec<u64> = (0..10).map(|_| backoff.wait().as_millis() as u64).collect();
+        assert_eq!(
+            waits,
+            [
+                250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000
+            ]
+        );
+        backoff.reset();
+        assert_eq!(backoff.wait(), Duration::from_millis(250));
     }
 }
