@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod builtin;
+pub mod call;
 pub mod caller;
 pub mod calls;
 pub mod log;

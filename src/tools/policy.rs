@@ -93,7 +93,7 @@ impl Policy {
         now: i64,
     ) -> sqlx::Result<()> {
         match decision {
-            Some(d) => super::store::upsert_policy(db, role, pattern, d, now).await?,
+            Some(d) => super::store::upsert_policy(db, role, pattern, d.as_str(), now).await?,
             None => super::store::delete_policy(db, role, pattern).await?,
         }
         self.reload(db).await

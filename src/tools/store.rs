@@ -5,15 +5,15 @@
 
 use serde_json::json;
 
-use super::{log::Entry, policy::Decision};
+use super::call::Entry;
 use crate::{
     clock::Millis,
     ids::{ConversationId, SessionId, UserId},
     store::Db,
 };
 
-/// How much of a result the table keeps: sixteen times what the JSON file shows.
-const STORED_RESULT_CHARS: usize = super::log::JSON_RESULT_CHARS * 16;
+/// How much of a result the table keeps (the JSON file shows 1,000 characters).
+const STORED_RESULT_CHARS: usize = 16_000;
 
 /// Stores a batch of finished calls in one transaction.
 pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
@@ -119,7 +119,7 @@ pub async fn upsert_policy(
     db: &Db,
     role: &str,
     pattern: &str,
-    decision: Decision,
+    decision: &str,
     now: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -128,7 +128,7 @@ pub async fn upsert_policy(
     )
     .bind(role)
     .bind(pattern)
-    .bind(decision.as_str())
+    .bind(decision)
     .bind(now)
     .execute(db.writer())
     .await?;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{CallStatus, Entry};
 
 /// The seed cut results at 1000 characters in the JSON file and 200 in the text file.
-pub(crate) const JSON_RESULT_CHARS: usize = 1000;
+const JSON_RESULT_CHARS: usize = 1000;
 const TEXT_RESULT_CHARS: usize = 200;
 
 /// Seed 000's `session_id`: 8 hex characters of the conversation id, or (for a call outside a chat) of the
