@@ -32,6 +32,7 @@ use crate::{
     clock::SharedClock,
     config::{Config, IpNet},
     mcp::upstream::Upstreams,
+    private_files,
     state::{AppState, Services},
     store::Db,
     tools::{Catalog, approval::Approvals, log::ToolLog},
@@ -310,7 +311,7 @@ fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     }
     let path = config.data_dir.join("jwt_secret");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        make_private(&path, 0o600)?;
+        private_files::tighten(&path, 0o600)?;
         let key = B64
             .decode(text.trim())
             .context("data dir jwt_secret is not base64")?;
@@ -319,51 +320,15 @@ fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
         }
     }
     let key: [u8; 48] = rand::random();
-    write_private(&path, &B64.encode(key))?;
+    private_files::write(&path, &B64.encode(key))?;
     Ok(key.to_vec())
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        let mut folder = std::fs::DirBuilder::new();
-        folder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
-        folder
-            .create(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// The data dir holds the signing key and the SQLite database: one that exists (made by an earlier version, or
 /// by hand) becomes private to the service user. A missing one is made private by whoever creates it.
 fn tighten_data_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.is_dir() {
-        make_private(dir, 0o700)?;
+        private_files::tighten(dir, 0o700)?;
     }
-    Ok(())
-}
-
-fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("making {} private", path.display()))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
     Ok(())
 }

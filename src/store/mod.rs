@@ -11,6 +11,8 @@ pub mod migrate;
 use std::{path::Path, time::Duration};
 
 use anyhow::Context;
+
+use crate::private_files;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
 
 pub use batch::BatchWriter;
@@ -171,38 +173,16 @@ fn options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
 /// that one (when the URL lets SQLite create it) keeps all three private; files an earlier version left
 /// readable by others are tightened.
 fn prepare_sqlite_file(path: &Path, create: bool) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-    {
-        let mut folder = std::fs::DirBuilder::new();
-        folder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
-        folder
-            .create(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        private_files::create_dir(parent)?;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        if create && !path.exists() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                other => other
-                    .with_context(|| format!("making {} private", Path::new(&name).display()))?,
-            }
-        }
+    if create && !path.exists() {
+        private_files::create_file(path)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        private_files::tighten(Path::new(&name), 0o600)?;
     }
     Ok(())
 }
