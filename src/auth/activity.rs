@@ -39,6 +39,20 @@ impl Activity {
             .map(|s| s.last.load(Ordering::Relaxed))
     }
 
+    /// Records activity at `now` if this instance saw the session within `idle_ms`; false when it did not
+    /// (unknown here, or idle as far as this instance knows). One read lock: the hot path of a cookie session.
+    pub fn touch_if_seen_within(&self, session_id: &str, now: i64, idle_ms: i64) -> bool {
+        let sessions = self.sessions.read();
+        let Some(seen) = sessions.get(session_id) else {
+            return false;
+        };
+        if now.saturating_sub(seen.last.load(Ordering::Relaxed)) > idle_ms {
+            return false;
+        }
+        seen.last.fetch_max(now, Ordering::Relaxed);
+        true
+    }
+
     /// Records activity at `now`.
     pub fn touch(&self, session_id: &str, now: i64) {
         if let Some(seen) = self.sessions.read().get(session_id) {
@@ -128,5 +142,15 @@ mod tests {
         a.touch("t", 4_000);
         assert_eq!(a.last_seen("t"), Some(5_000));
         assert_eq!(a.due(), vec![("t".to_string(), 5_000)]);
+    }
+
+    #[test]
+    fn a_use_within_the_idle_window_is_recorded_and_a_later_one_is_not() {
+        let a = Activity::default();
+        assert!(!a.touch_if_seen_within("s", 1_000, 100), "unknown here");
+        a.learn_stored("s", 1_000);
+        assert!(a.touch_if_seen_within("s", 1_100, 100));
+        assert!(!a.touch_if_seen_within("s", 1_201, 100));
+        assert_eq!(a.last_seen("s"), Some(1_100));
     }
 }

@@ -27,15 +27,19 @@ pub(super) struct Watermarks {
 }
 
 impl Auth {
-    /// Ends a session unused for longer than the idle timeout. What this instance saw is checked first; the
-    /// database (other instances' activity, written within about a minute) only for a session new here or
-    /// one that looks idle, so an active session costs no round trip.
-    pub(super) async fn check_idle(&self, session_id: &str) -> Result<(), AuthError> {
+    /// Records a use of a session that is subject to the idle timeout, or ends it when it was unused for
+    /// longer. What this instance saw is checked first; the database (other instances' activity, written
+    /// within about a minute) only for a session new here or one that looks idle, so an active session costs
+    /// no round trip.
+    pub(super) async fn use_unless_idle(&self, session_id: &str) -> Result<(), AuthError> {
         let now = self.now();
-        let fresh = |last: i64| now.saturating_sub(last) <= self.settings.idle_ms;
-        if self.activity.last_seen(session_id).is_some_and(fresh) {
+        if self
+            .activity
+            .touch_if_seen_within(session_id, now, self.settings.idle_ms)
+        {
             return Ok(());
         }
+        let fresh = |last: i64| now.saturating_sub(last) <= self.settings.idle_ms;
         let session = store::find_session(&self.db.pool, session_id)
             .await
             .context("auth store: find_session")?
@@ -43,6 +47,7 @@ impl Auth {
         let stored = session.last_seen_at.unwrap_or(session.created_at);
         self.activity.learn_stored(session_id, stored);
         if self.activity.last_seen(session_id).is_some_and(fresh) {
+            self.activity.touch(session_id, now);
             return Ok(());
         }
         self.activity.forget(session_id);

@@ -275,10 +275,13 @@ impl Auth {
                 if self.is_revoked(&claims.sid) {
                     return Err(AuthError::Unauthorized);
                 }
+                // Cookie sessions are subject to the idle timeout; a bearer token's use counts as its
+                // family's activity (checked when it refreshes).
                 if credential == Credential::Cookie {
-                    self.check_idle(&claims.sid).await?;
+                    self.use_unless_idle(&claims.sid).await?;
+                } else {
+                    self.activity.touch(&claims.sid, self.now());
                 }
-                self.activity.touch(&claims.sid, self.now());
                 let account = self.active_account(&claims.sub).await?;
                 Ok(Principal {
                     account,

@@ -285,8 +285,7 @@ impl Auth {
             return Err(AuthError::Unauthorized);
         }
         // The family is as idle as its session: no refresh and no use of its access tokens.
-        self.check_idle(&session_id).await?;
-        self.activity.touch(&session_id, now);
+        self.use_unless_idle(&session_id).await?;
         let account = self.active_account(&session.user_id).await?;
         let refresh = random_token();
         store::insert_refresh_token(
