@@ -148,6 +148,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             audit: audit.clone(),
         },
     );
+    let sms = crate::sms::Sms::new(config.sms.clone())?;
     let state = AppState::new(Services {
         config,
         db,
@@ -158,6 +159,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         tool_log,
         upstreams,
         approvals,
+        sms,
         clock,
     });
     Ok(App {

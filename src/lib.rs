@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod mcp;
 pub mod private_files;
+pub mod sms;
 pub mod state;
 pub mod store;
 pub mod tools;

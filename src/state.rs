@@ -10,6 +10,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     mcp::upstream::Upstreams,
+    sms::Sms,
     store::Db,
     tools::{Catalog, approval::Approvals, log::ToolLog},
 };
@@ -28,6 +29,7 @@ pub struct Services {
     pub tool_log: ToolLog,
     pub upstreams: Upstreams,
     pub approvals: Arc<Approvals>,
+    pub sms: Arc<Sms>,
     pub clock: SharedClock,
 }
 

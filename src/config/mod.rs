@@ -10,6 +10,9 @@ use std::{net::IpAddr, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
+mod sms;
+pub use sms::{SmsConfig, SmsProviderKind, TelesignConfig};
+
 /// Known default or sample secrets from the seeds and common tutorials: never accepted in production.
 const KNOWN_DEFAULT_SECRETS: &[&str] = &[
     "secret",
@@ -203,11 +206,8 @@ pub struct Config {
     pub chat_history_window: usize,
     /// Tokens per user per UTC day; 0 is no limit.
     pub chat_daily_token_quota: i64,
-    pub sms_provider: String,
-    pub telesign_customer_id: Option<String>,
-    pub telesign_api_key: Option<SecretString>,
-    pub telesign_sender_id: Option<String>,
-    pub telesign_api_url: Option<String>,
+    /// SMS, Telesign and second factors (`sms.rs`).
+    pub sms: SmsConfig,
     pub encryption_key: Option<SecretString>,
 }
 
@@ -442,11 +442,7 @@ impl Config {
             llm_max_retries: bounded(&get, "LLM_MAX_RETRIES", 2, 0, 10)?,
             chat_history_window: bounded(&get, "CHAT_HISTORY_WINDOW", 40, 1, 10_000)?,
             chat_daily_token_quota: bounded(&get, "CHAT_DAILY_TOKEN_QUOTA", 0, 0, i64::MAX)?,
-            sms_provider: get("SMS_PROVIDER").unwrap_or_else(|| "console".into()),
-            telesign_customer_id: get("TELESIGN_CUSTOMER_ID"),
-            telesign_api_key: secret("TELESIGN_API_KEY"),
-            telesign_sender_id: get("TELESIGN_SENDER_ID"),
-            telesign_api_url: get("TELESIGN_API_URL"),
+            sms: SmsConfig::from_lookup(&get, environment)?,
             encryption_key: secret("WARDEN_ENCRYPTION_KEY"),
         })
     }
@@ -530,6 +526,7 @@ impl Config {
                 ),
             });
         }
+        self.sms.findings(&mut out);
         out
     }
 }
