@@ -1,53 +1,30 @@
 //! Every setting, read once from the environment (and `.env`), validated, with secrets redacted.
 //!
+//! Layout: this file holds `Config` and its loading; `parse.rs` the value parsers, `findings.rs` what production
+//! refuses, `sms.rs` the SMS and Telesign settings.
+//!
 //! `Config::from_lookup` takes a lookup function so tests build configs without touching the process
 //! environment. `Config::findings` lists what production would refuse; `serve` refuses on any of them when
 //! `ENVIRONMENT=production`, and `warden doctor` prints them. A `JWT_SECRET_KEY` that is set is checked at
 //! load in every environment (a weak key would let anyone mint tokens); only an unset one is a finding.
 
-use std::{net::IpAddr, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+mod findings;
+mod parse;
 mod sms;
-pub use sms::{SmsConfig, SmsProviderKind, TelesignConfig};
 
-/// Known default or sample secrets from the seeds and common tutorials: never accepted in production.
-const KNOWN_DEFAULT_SECRETS: &[&str] = &[
-    "secret",
-    "changeme",
-    "change-me",
-    "your-secret-key",
-    "your-secret-key-here",
-    "your-secret-key-change-in-production",
-    "your-super-secret-key",
-    "supersecret",
-    "jwt-secret",
-    "jwt_secret_key",
-    "dev-secret",
-    "development-secret",
-    "test-secret",
-    "bench-secret-key-bench-secret-key",
-    "mysecretkey",
-];
+pub use findings::Finding;
+use findings::strong_jwt_secret;
+pub use parse::{IpNet, redact_url};
+use parse::{bounded, list, number, parse_bool};
+pub use sms::{SmsConfig, SmsProviderKind, TelesignConfig};
 
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant. Use the tools you are given when they help; \
 answer plainly and say when you do not know.";
-
-/// Admin passwords that production refuses.
-const DEFAULT_ADMIN_PASSWORDS: &[&str] = &[
-    "admin",
-    "root",
-    "password",
-    "changeme",
-    "admin123",
-    "password123",
-    "12345678",
-    "123456",
-    "letmein",
-    "secret",
-];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
@@ -76,63 +53,6 @@ impl SameSite {
 pub enum LogFormat {
     Json,
     Pretty,
-}
-
-/// A network (address and prefix length) from TRUSTED_PROXIES.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    pub fn parse(text: &str) -> anyhow::Result<IpNet> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .with_context(|| format!("not an IP address: {text}"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .with_context(|| format!("bad prefix: {text}"))?,
-            None => max,
-        };
-        Ok(IpNet { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match (self.addr, ip) {
-            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            _ => ip,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
 }
 
 /// An external issuer whose tokens map to local users (access tokens only).
@@ -232,36 +152,6 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("django_secret_key", &redact(&self.django_secret_key))
             .finish_non_exhaustive()
-    }
-}
-
-/// Hides the password part of a database URL.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}://{}:<redacted>@{}",
-                &url[..scheme],
-                user,
-                &url[at + 1..]
-            )
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// One thing production would refuse: which variable, and what to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub variable: &'static str,
-    pub message: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.variable, self.message)
     }
 }
 
@@ -475,60 +365,6 @@ impl Config {
             ),
         }
     }
-
-    /// What production refuses to start with. Empty means production may start.
-    pub fn findings(&self) -> Vec<Finding> {
-        let mut out = Vec::new();
-        // A key that is set was checked at load (`strong_jwt_secret`); production also needs one set.
-        if self.jwt_secret.is_none() {
-            out.push(Finding {
-                variable: "JWT_SECRET_KEY",
-                message: "is not set; set it to a random value of at least 32 bytes (e.g. `openssl rand -base64 48`)".into(),
-            });
-        }
-        if let (Some(ours), Some(django)) = (&self.jwt_secret, &self.django_secret_key)
-            && ours.expose_secret() == django.expose_secret()
-        {
-            out.push(Finding {
-                variable: "DJANGO_SECRET_KEY",
-                message: "equals JWT_SECRET_KEY; the two must differ so neither side's tokens pass as the other's".into(),
-            });
-        }
-        if self.cookie_secure == Some(false) {
-            out.push(Finding {
-                variable: "COOKIE_SECURE",
-                message: "is false; production cookies must be Secure (remove it or set COOKIE_SECURE=true)".into(),
-            });
-        }
-        if let Some(p) = &self.admin_password {
-            let p = p.expose_secret();
-            if DEFAULT_ADMIN_PASSWORDS
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(p))
-            {
-                out.push(Finding {
-                    variable: "ADMIN_PASSWORD",
-                    message: "is a default password; choose one of at least 12 characters, or unset it to get a random one".into(),
-                });
-            } else if p.chars().count() < 12 {
-                out.push(Finding {
-                    variable: "ADMIN_PASSWORD",
-                    message: "is shorter than 12 characters; choose a longer one, or unset it to get a random one".into(),
-                });
-            }
-        }
-        if !self.public_url.starts_with("https://") {
-            out.push(Finding {
-                variable: "WARDEN_PUBLIC_URL",
-                message: format!(
-                    "is {:?}; production needs the https:// address clients use",
-                    self.public_url
-                ),
-            });
-        }
-        self.sms.findings(&mut out);
-        out
-    }
 }
 
 /// `WARDEN_PUBLIC_URL` (default `http://{bind}`) without its trailing `/`. It goes into response headers (the
@@ -548,81 +384,6 @@ fn public_url(value: Option<String>, bind: &SocketAddr) -> anyhow::Result<String
             "WARDEN_PUBLIC_URL must be an absolute http:// or https:// URL of ASCII characters \
              (e.g. https://warden.example.com), not {url:?}"
         ),
-    }
-}
-
-/// Minimum length of a signing key that is set explicitly, in bytes (HS256 wants at least its output size).
-const MIN_JWT_SECRET_BYTES: usize = 32;
-
-/// An explicitly set signing key, refused when short or a known sample value whatever the environment.
-/// The error completes "JWT_SECRET_KEY ..." and never repeats the key.
-fn strong_jwt_secret(key: SecretString) -> Result<SecretString, String> {
-    let advice = format!(
-        "set it to a fresh random value of at least {MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -base64 48`), \
-         or unset it in development to use a generated key"
-    );
-    let len = key.expose_secret().len();
-    if len < MIN_JWT_SECRET_BYTES {
-        Err(format!("is {len} bytes long; {advice}"))
-    } else if is_known_default(key.expose_secret()) {
-        Err(format!("is a known default value; {advice}"))
-    } else {
-        Ok(key)
-    }
-}
-
-fn is_known_default(secret: &str) -> bool {
-    let lower = secret.to_ascii_lowercase();
-    KNOWN_DEFAULT_SECRETS.contains(&lower.as_str())
-        || lower.starts_with("django-insecure-")
-        || lower.starts_with("your-")
-}
-
-fn list(value: Option<String>) -> Vec<String> {
-    value
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn number<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: T,
-) -> anyhow::Result<T> {
-    match get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .ok()
-            .with_context(|| format!("{key} must be a whole number, not {v:?}")),
-    }
-}
-
-/// A number within `min..=max`, or the default when unset.
-fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: T,
-    min: T,
-    max: T,
-) -> anyhow::Result<T> {
-    let value = number(get, key, default)?;
-    if value < min || value > max {
-        bail!("{key} must be between {min} and {max}, not {value}");
-    }
-    Ok(value)
-}
-
-fn parse_bool(key: &str, value: &str) -> anyhow::Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => bail!("{key} must be true or false, not {value:?}"),
     }
 }
 

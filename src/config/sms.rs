@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 
-use super::{Environment, Finding, bounded, list};
+use super::{
+    Environment, Finding,
+    parse::{bounded, list},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmsProviderKind {
