@@ -1,19 +1,22 @@
 //! Seed-002 chat routes (`/chat/...`, bearer or cookie) and seed-000's stateless `POST /api/chat` (cookie +
 //! CSRF). All need `chat:use`; every conversation route answers a foreign id exactly like a missing one.
-
-use std::convert::Infallible;
+//! A turn asked for as `text/event-stream` is answered by `stream.rs`.
 
 use axum::{
     extract::{FromRequestParts, Path, State},
     http::{HeaderMap, header, request::Parts},
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use serde_json::Value;
+
+mod stream;
+mod views;
+
+use views::{
+    Deleted, History, MessageView, OneSession, SessionCreated, SessionPage, SessionTokens,
+    SessionView, StatelessAnswer, StatelessToolCall, Today, UserTokens, metadata, turn_view,
+};
 
 use super::{
     error::{AppError, AppResult},
@@ -21,10 +24,9 @@ use super::{
     routes::Routes,
 };
 use crate::{
-    agent::{AgentEvent, ToolRecord},
-    chat::{ChatError, Turn, store::SessionRow},
+    chat::ChatError,
     clock::rfc3339,
-    ids::{ApprovalId, ConversationId, UserId},
+    ids::{ApprovalId, ConversationId},
     state::AppState,
 };
 
@@ -50,158 +52,6 @@ fn session_id(id: &str) -> AppResult<ConversationId> {
     } else {
         Err(ChatError::NotFound.into())
     }
-}
-
-/// Stored metadata text as JSON; an unreadable value shows as `{}`.
-fn metadata(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::Object(Default::default()))
-}
-
-/// A conversation as seed 002 shows it; `id` and `session_id` are the same.
-#[derive(Serialize)]
-struct SessionView<'a> {
-    id: &'a ConversationId,
-    session_id: &'a ConversationId,
-    user_id: &'a UserId,
-    title: &'a str,
-    created_at: String,
-    updated_at: String,
-    message_count: i64,
-    total_tokens_used: i64,
-    metadata: Value,
-}
-
-impl<'a> SessionView<'a> {
-    fn of(s: &'a SessionRow) -> SessionView<'a> {
-        SessionView {
-            id: &s.id,
-            session_id: &s.id,
-            user_id: &s.user_id,
-            title: &s.title,
-            created_at: rfc3339(s.created_at),
-            updated_at: rfc3339(s.updated_at),
-            message_count: s.message_count,
-            total_tokens_used: s.input_tokens + s.output_tokens,
-            metadata: metadata(&s.metadata),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct SessionCreated<'a> {
-    success: bool,
-    session_id: &'a ConversationId,
-    title: &'a str,
-    created_at: String,
-    message: &'static str,
-}
-
-/// An answered turn (also the data of the stream's `done` event).
-#[derive(Serialize)]
-struct TurnView<'a> {
-    success: bool,
-    message_id: &'a str,
-    session_id: &'a ConversationId,
-    role: &'static str,
-    content: &'a str,
-    timestamp: String,
-    sources: &'static [Value],
-    metadata: TurnMetadata<'a>,
-}
-
-#[derive(Serialize)]
-struct TurnMetadata<'a> {
-    tokens_used: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    tool_calls: &'a [ToolRecord],
-}
-
-#[derive(Serialize)]
-struct SessionPage<'a> {
-    success: bool,
-    sessions: Vec<SessionView<'a>>,
-    total: i64,
-    limit: i64,
-    offset: i64,
-    has_more: bool,
-}
-
-#[derive(Serialize)]
-struct OneSession<'a> {
-    #[serde(flatten)]
-    session: SessionView<'a>,
-    success: bool,
-}
-
-#[derive(Serialize)]
-struct Deleted {
-    success: bool,
-    message: &'static str,
-}
-
-#[derive(Serialize)]
-struct MessageView<'a> {
-    id: &'a str,
-    role: &'a str,
-    content: &'a str,
-    timestamp: String,
-    tool_calls: Option<Value>,
-    tool_call_id: Option<&'a str>,
-    metadata: Value,
-}
-
-#[derive(Serialize)]
-struct History<'a> {
-    success: bool,
-    session_id: &'a ConversationId,
-    session: SessionView<'a>,
-    messages: Vec<MessageView<'a>>,
-    total_messages: i64,
-}
-
-#[derive(Serialize)]
-struct SessionTokens<'a> {
-    success: bool,
-    session_id: &'a ConversationId,
-    total_tokens_used: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    message_count: i64,
-}
-
-#[derive(Serialize)]
-struct UserTokens<'a> {
-    success: bool,
-    user_id: &'a UserId,
-    total_tokens_used: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    sessions: i64,
-    messages: i64,
-    today: Today,
-}
-
-#[derive(Serialize)]
-struct Today {
-    tokens_used: i64,
-    /// `null` when there is no quota.
-    daily_quota: Option<i64>,
-}
-
-/// Seed 000's stateless answer.
-#[derive(Serialize)]
-struct StatelessAnswer<'a> {
-    response: &'a str,
-    tool_calls: Vec<StatelessToolCall<'a>>,
-    session_id: &'a ConversationId,
-}
-
-#[derive(Serialize)]
-struct StatelessToolCall<'a> {
-    name: &'a str,
-    /// The arguments as JSON, or as the text the model sent when it is not JSON.
-    arguments: Value,
 }
 
 #[derive(Default, Deserialize)]
@@ -240,25 +90,6 @@ struct SendMessage {
     message: String,
 }
 
-fn turn_view(turn: &Turn) -> TurnView<'_> {
-    let m = &turn.message;
-    TurnView {
-        success: true,
-        message_id: &m.id,
-        session_id: &turn.session_id,
-        role: "assistant",
-        content: &m.content,
-        timestamp: rfc3339(m.created_at),
-        sources: &[],
-        metadata: TurnMetadata {
-            tokens_used: turn.usage.input_tokens + turn.usage.output_tokens,
-            input_tokens: turn.usage.input_tokens,
-            output_tokens: turn.usage.output_tokens,
-            tool_calls: &turn.tool_calls,
-        },
-    }
-}
-
 /// A chat turn: JSON, or a stream of server-sent events (`token`, `tool_call`, `tool_result`, `done`, `error`)
 /// when the client accepts `text/event-stream`. A streamed turn runs to the end and is stored even if the
 /// client goes away; a plain one is cancelled with its request.
@@ -280,49 +111,7 @@ async fn send_message(
     // Refuse a bad message or a foreign conversation with a plain error before any stream starts.
     let text = crate::chat::validate_message(body.message)?;
     state.chat.find_session(&p.account.id, &id).await?;
-    let (events, mut agent_events) = mpsc::unbounded_channel::<AgentEvent>();
-    let (out, rx) = mpsc::unbounded_channel::<Event>();
-    let forward = {
-        let out = out.clone();
-        tokio::spawn(async move {
-            while let Some(e) = agent_events.recv().await {
-                let (name, data) = match &e {
-                    AgentEvent::Token { text } => ("token", json!({ "text": text })),
-                    AgentEvent::ToolCall { .. } => {
-                        ("tool_call", serde_json::to_value(&e).unwrap_or_default())
-                    }
-                    AgentEvent::ToolResult { .. } => {
-                        ("tool_result", serde_json::to_value(&e).unwrap_or_default())
-                    }
-                    AgentEvent::ApprovalRequired { .. } => (
-                        "approval_required",
-                        serde_json::to_value(&e).unwrap_or_default(),
-                    ),
-                };
-                let _ = out.send(Event::default().event(name).data(data.to_string()));
-            }
-        })
-    };
-    tokio::spawn(async move {
-        let result = state.chat.send(&p, &id, text, Some(events)).await;
-        let _ = forward.await;
-        let last = match result {
-            Ok(turn) => Event::default()
-                .event("done")
-                .data(serde_json::to_string(&turn_view(&turn)).unwrap_or_default()),
-            // The same body as a JSON error: an internal error is logged under the id the client sees.
-            Err(e) => Event::default()
-                .event("error")
-                .data(AppError::from(e).into_body().to_json().to_string()),
-        };
-        let _ = out.send(last);
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(stream::turn(state, p, id, text))
 }
 
 #[derive(Deserialize)]
