@@ -6,6 +6,7 @@
 //! `history_window` messages, so a long conversation costs the same per turn as a short one.
 
 pub mod store;
+mod transcript;
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::{
     agent::{
         Agent, AgentEvent, ToolRecord,
-        llm::{LlmError, Message, Role, ToolCall, Usage},
+        llm::{LlmError, Message, Usage},
     },
     auth::Principal,
     clock::SharedClock,
@@ -21,7 +22,8 @@ use crate::{
     store::Db,
     tools::{Caller, ToolContext},
 };
-use store::{MessageRow, NewMessage, SessionRow};
+use store::{MessageRow, SessionRow};
+use transcript::{assistant_message, to_history, user_message};
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
@@ -284,40 +286,7 @@ impl Chat {
         let ctx = ToolContext::new(&tool_caller, Some(session_id));
         let outcome = self.agent.run(&tool_caller, &ctx, history, events).await?;
         // The steps (assistant tool calls and tool results) are stored before the answer, in order.
-        let mut rows: Vec<NewMessage> = Vec::with_capacity(outcome.steps.len() + 1);
-        for m in &outcome.steps {
-            rows.push(match m.role {
-                Role::Assistant => NewMessage {
-                    role: "assistant",
-                    content: m.content.clone(),
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    tool_calls: Some(serde_json::to_string(&m.tool_calls).unwrap_or_default()),
-                    tool_call_id: None,
-                    metadata: json!({ "step": true }).to_string(),
-                },
-                _ => {
-                    let record = outcome
-                        .tool_calls
-                        .iter()
-                        .find(|r| Some(&r.id) == m.tool_call_id.as_ref());
-                    NewMessage {
-                        role: "tool",
-                        content: m.content.clone(),
-                        input_tokens: 0,
-                        output_tokens: 0,
-                        tool_calls: None,
-                        tool_call_id: m.tool_call_id.clone(),
-                        metadata: json!({
-                            "name": m.name,
-                            "status": record.map(|r| r.status.as_str()),
-                            "duration_ms": record.map(|r| r.duration_ms),
-                        })
-                        .to_string(),
-                    }
-                }
-            });
-        }
+        let mut rows = transcript::step_messages(&outcome.steps, &outcome.tool_calls);
         let model = json!({ "model": self.agent.provider.model(), "api": self.agent.provider.name(), "capped": outcome.capped });
         rows.push(assistant_message(
             outcome.content,
@@ -345,73 +314,6 @@ impl Chat {
             usage: outcome.usage,
         })
     }
-}
-
-fn user_message(text: String) -> NewMessage {
-    NewMessage {
-        role: "user",
-        content: text,
-        input_tokens: 0,
-        output_tokens: 0,
-        tool_calls: None,
-        tool_call_id: None,
-        metadata: "{}".into(),
-    }
-}
-
-fn assistant_message(
-    content: String,
-    usage: Usage,
-    records: &[ToolRecord],
-    extra: Option<serde_json::Value>,
-) -> NewMessage {
-    let mut metadata = extra.unwrap_or_else(|| json!({}));
-    metadata["tokens_used"] = json!(usage.input_tokens + usage.output_tokens);
-    metadata["tool_calls"] = json!(records);
-    NewMessage {
-        role: "assistant",
-        content,
-        input_tokens: usage.input_tokens,
-        output_tokens: usage.output_tokens,
-        tool_calls: None,
-        tool_call_id: None,
-        metadata: metadata.to_string(),
-    }
-}
-
-/// Rows back into model messages. A window may begin in the middle of a tool exchange: everything before the
-/// first user message in it is dropped, so the model never sees a tool result without its call.
-fn to_history(rows: &[MessageRow]) -> Vec<Message> {
-    let start = rows
-        .iter()
-        .position(|r| r.role == "user")
-        .unwrap_or(rows.len());
-    rows[start..]
-        .iter()
-        .map(|r| match r.role.as_str() {
-            "user" => Message::user(r.content.clone()),
-            "tool" => {
-                let name = serde_json::from_str::<serde_json::Value>(&r.metadata)
-                    .ok()
-                    .and_then(|m| m["name"].as_str().map(String::from))
-                    .unwrap_or_default();
-                let call = ToolCall {
-                    id: r.tool_call_id.clone().unwrap_or_default(),
-                    name,
-                    arguments: String::new(),
-                };
-                Message::tool_result(&call, r.content.clone())
-            }
-            _ => {
-                let calls: Vec<ToolCall> = r
-                    .tool_calls
-                    .as_deref()
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or_default();
-                Message::assistant(r.content.clone(), calls)
-            }
-        })
-        .collect()
 }
 
 pub fn validate_message(text: String) -> Result<String, ChatError> {
