@@ -6,9 +6,11 @@
 //! catalog's one outside-a-chat path (so calls are checked and logged like the REST execute route's). The
 //! caller's token never leaves this process. This adapter is the only place in mcp that reads `auth`.
 
+pub mod config;
 pub mod gateway;
 pub mod servers;
 pub mod store;
+mod tool;
 pub mod upstream;
 
 pub use gateway::Gateway;

@@ -9,8 +9,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    config::{ServerConfig, Transport, load, validate_name},
     store,
-    upstream::{ServerConfig, Transport, Upstreams, load, validate_name},
+    upstream::Upstreams,
 };
 use crate::{
     audit::Event,

@@ -1,115 +1,34 @@
 //! Upstream MCP servers feeding the tool catalog: stdio children (each in its own process group, killed with
-//! it) and Streamable HTTP servers, from MCP_SERVERS_FILE (the `mcpServers` form desktop clients use) and
-//! MCP_SERVER_URL. A supervisor per server connects, registers its tools as `<server>__<tool>`, watches the
+//! it) and Streamable HTTP servers, configured in `config.rs`; their tools are `tool.rs`'s. A supervisor per server connects, registers its tools as `<server>__<tool>`, watches the
 //! connection, and on loss reports the server down, removes its tools and reconnects with backoff. A server
 //! that is down at start never stops Warden from starting.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use futures::{FutureExt, future::BoxFuture};
 use parking_lot::Mutex;
 use rmcp::{
     RoleClient, ServiceExt,
-    model::{CallToolRequestParams, ContentBlock},
     service::Peer,
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
         streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::{
+    config::{ServerConfig, Transport},
+    tool::UpstreamTool,
+};
 use crate::{
     audit::Audit,
     clock::{SharedClock, rfc3339},
     store::Db,
-    tools::{Catalog, SERVER_SEPARATOR as SEPARATOR, Tool, ToolContext, ToolSpec},
+    tools::{Catalog, SERVER_SEPARATOR as SEPARATOR, ToolSpec},
 };
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum Transport {
-    Stdio {
-        command: String,
-        #[serde(default)]
-        args: Vec<String>,
-        #[serde(default)]
-        env: HashMap<String, String>,
-    },
-    Http {
-        url: String,
-        #[serde(default)]
-        headers: HashMap<String, String>,
-    },
-}
-
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    pub name: String,
-    pub transport: Transport,
-}
-
-#[derive(Deserialize)]
-struct ServersFile {
-    #[serde(rename = "mcpServers")]
-    mcp_servers: HashMap<String, Transport>,
-}
-
-/// The servers MCP_SERVERS_FILE and MCP_SERVER_URL name. Names are letters, digits, `-` and `_`.
-pub fn load(
-    file: Option<&std::path::Path>,
-    url: Option<&str>,
-) -> anyhow::Result<Vec<ServerConfig>> {
-    let mut servers = Vec::new();
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading MCP_SERVERS_FILE {}", path.display()))?;
-        let parsed: ServersFile = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "MCP_SERVERS_FILE {} is not an mcpServers file",
-                path.display()
-            )
-        })?;
-        let mut names: Vec<_> = parsed.mcp_servers.into_iter().collect();
-        names.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, transport) in names {
-            servers.push(ServerConfig { name, transport });
-        }
-    }
-    if let Some(url) = url {
-        servers.push(ServerConfig {
-            name: "mcp".into(),
-            transport: Transport::Http {
-                url: url.into(),
-                headers: HashMap::new(),
-            },
-        });
-    }
-    for s in &servers {
-        validate_name(&s.name).map_err(anyhow::Error::msg)?;
-    }
-    Ok(servers)
-}
-
-/// Server names become tool-name prefixes: letters, digits, `-` and single `_`, at most 64.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !name.contains(SEPARATOR);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "MCP server name {name:?} must be letters, digits, '-' or single '_'"
-        ))
-    }
-}
 
 /// What `GET /api/servers` shows of one server (seed 004's mcp_server_status fields).
 #[derive(Clone, Debug, Serialize)]
@@ -129,10 +48,10 @@ pub struct Health {
     pub restarts: u64,
 }
 
-struct Upstream {
-    config: ServerConfig,
-    health: Mutex<Health>,
-    peer: Mutex<Option<Peer<RoleClient>>>,
+pub(super) struct Upstream {
+    pub(super) config: ServerConfig,
+    pub(super) health: Mutex<Health>,
+    pub(super) peer: Mutex<Option<Peer<RoleClient>>>,
     clock: SharedClock,
 }
 
@@ -396,65 +315,6 @@ impl Upstream {
         h.error_count += 1;
         h.error_message = Some(error.chars().take(500).collect());
         h.tools.clear();
-    }
-}
-
-/// A tool of an upstream server, as the catalog sees it.
-struct UpstreamTool {
-    up: Arc<Upstream>,
-    remote_name: String,
-    spec: ToolSpec,
-}
-
-impl Tool for UpstreamTool {
-    fn spec(&self) -> ToolSpec {
-        self.spec.clone()
-    }
-
-    fn call<'a>(
-        &'a self,
-        arguments: Value,
-        _: &'a ToolContext,
-    ) -> BoxFuture<'a, Result<Value, String>> {
-        async move {
-            let peer = self
-                .up
-                .peer
-                .lock()
-                .clone()
-                .ok_or_else(|| format!("the MCP server {:?} is down", self.up.config.name))?;
-            self.up.health.lock().total_requests += 1;
-            let arguments = match arguments {
-                Value::Object(map) => Some(map),
-                _ => None,
-            };
-            let mut params = CallToolRequestParams::new(self.remote_name.clone());
-            params.arguments = arguments;
-            let result = peer
-                .call_tool(params)
-                .await
-                .map_err(|e| format!("the MCP server {:?} failed: {e}", self.up.config.name))?;
-            let text: Vec<String> = result
-                .content
-                .iter()
-                .filter_map(|c| match c {
-                    ContentBlock::Text(t) => Some(t.text.clone()),
-                    _ => None,
-                })
-                .collect();
-            if result.is_error == Some(true) {
-                return Err(text.join("\n"));
-            }
-            self.up.health.lock().successful_requests += 1;
-            Ok(match result.structured_content {
-                Some(Value::Object(mut map)) if map.len() == 1 && map.contains_key("result") => {
-                    map.remove("result").unwrap_or(Value::Null)
-                }
-                Some(v) => v,
-                None => Value::String(text.join("\n")),
-            })
-        }
-        .boxed()
     }
 }
 

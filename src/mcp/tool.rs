@@ -1,0 +1,70 @@
+//! A tool of an upstream server as the catalog sees it: a call goes to the server's live connection, and its
+//! content comes back as the tool's result.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, future::BoxFuture};
+use rmcp::model::{CallToolRequestParams, ContentBlock};
+use serde_json::Value;
+
+use super::upstream::Upstream;
+use crate::tools::{Tool, ToolContext, ToolSpec};
+
+/// A tool of an upstream server, as the catalog sees it.
+pub(super) struct UpstreamTool {
+    pub(super) up: Arc<Upstream>,
+    pub(super) remote_name: String,
+    pub(super) spec: ToolSpec,
+}
+
+impl Tool for UpstreamTool {
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+
+    fn call<'a>(
+        &'a self,
+        arguments: Value,
+        _: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        async move {
+            let peer = self
+                .up
+                .peer
+                .lock()
+                .clone()
+                .ok_or_else(|| format!("the MCP server {:?} is down", self.up.config.name))?;
+            self.up.health.lock().total_requests += 1;
+            let arguments = match arguments {
+                Value::Object(map) => Some(map),
+                _ => None,
+            };
+            let mut params = CallToolRequestParams::new(self.remote_name.clone());
+            params.arguments = arguments;
+            let result = peer
+                .call_tool(params)
+                .await
+                .map_err(|e| format!("the MCP server {:?} failed: {e}", self.up.config.name))?;
+            let text: Vec<String> = result
+                .content
+                .iter()
+                .filter_map(|c| match c {
+                    ContentBlock::Text(t) => Some(t.text.clone()),
+                    _ => None,
+                })
+                .collect();
+            if result.is_error == Some(true) {
+                return Err(text.join("\n"));
+            }
+            self.up.health.lock().successful_requests += 1;
+            Ok(match result.structured_content {
+                Some(Value::Object(mut map)) if map.len() == 1 && map.contains_key("result") => {
+                    map.remove("result").unwrap_or(Value::Null)
+                }
+                Some(v) => v,
+                None => Value::String(text.join("\n")),
+            })
+        }
+        .boxed()
+    }
+}
