@@ -364,10 +364,9 @@ fn number_problem(number: Option<&str>) -> Option<Response<String>> {
 }
 
 fn numbering(number: &str) -> Value {
-    let (cc, national) = if number.starts_with('1') {
-        ("1", &number[1..])
-    } else {
-        number.split_at(2.min(number.len()))
+    let (cc, national) = match number.strip_prefix('1') {
+        Some(national) => ("1", national),
+        None => number.split_at(2.min(number.len())),
     };
     let cleansed = json!({
         "cleansed_code": 100, "country_code": cc, "phone_number": national,

@@ -669,7 +669,8 @@ mod tests {
             }
             h
         };
-        let cases: Vec<(Vec<(String, String)>, i64, Refused)> = vec![
+        type Headers = Vec<(String, String)>;
+        let cases: Vec<(Headers, i64, Refused)> = vec![
             (
                 with("Authorization", None),
                 now,
