@@ -377,6 +377,57 @@ async fn a_refused_connection_is_unavailable() {
     assert!(matches!(e, TelesignError::Unavailable), "{e:?}");
 }
 
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_client_logs_neither_the_number_the_key_nor_the_text() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("warden=trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test's runtime is single-threaded: the client runs on this thread, under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mock = start_mock().await;
+    let client = client_of(&mock);
+    let to = number("+1 555 867 5309");
+
+    client
+        .send_sms(&otp(&to, "Your code is 48213"))
+        .await
+        .unwrap();
+    let sent = client
+        .send_sms(&otp(&to, "Your code is 48213"))
+        .await
+        .unwrap();
+    mock.fail_next(Failure::ServerError, 1);
+    client.message_status(&sent.reference_id).await.unwrap();
+    let _ = format!("{client:?}");
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains(&to.masked()),
+        "the send is logged, masked: {text}"
+    );
+    assert!(text.contains("retrying"), "{text}");
+    for secret in ["15558675309", "48213", "TE8sTgg45", CUSTOMER] {
+        assert!(!text.contains(secret), "{secret} in the logs: {text}");
+    }
+}
+
 /// The venv's Python when it has the Telesign SDK; `None` (said on stderr) without it, unless
 /// WARDEN_REQUIRE_PEERS=1.
 fn sdk_python() -> Option<String> {

@@ -195,11 +195,6 @@ impl MockHandle {
     pub fn stop(&self) {
         self.stop.cancel();
     }
-
-    /// Waits until the server stops (after [`MockHandle::stop`], or a signal its caller handles).
-    pub async fn stopped(&self) {
-        self.stop.cancelled().await;
-    }
 }
 
 impl Drop for MockHandle {
