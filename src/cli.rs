@@ -1,4 +1,4 @@
-//! The `warden` command: serve (the default), migrate, user, client, doctor.
+//! The `warden` command: serve (the default), migrate, user, client, doctor, telesign-mock.
 //! Passwords are read from standard input or a prompt, never from the command line.
 
 use std::{io::BufRead, process::ExitCode, sync::Arc};
@@ -40,6 +40,19 @@ enum Command {
     Client(ClientCommand),
     /// Check the configuration and print what production would refuse.
     Doctor,
+    /// Serve a local Telesign (the REST endpoints Warden uses, verifying signatures) until Ctrl-C; prints
+    /// `listening on http://ADDR`. Point TELESIGN_API_URL and TELESIGN_INTELLIGENCE_URL at it.
+    TelesignMock {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+        #[arg(long, env = "TELESIGN_CUSTOMER_ID")]
+        customer_id: String,
+        #[arg(long, env = "TELESIGN_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Milliseconds between a send and its delivery receipt.
+        #[arg(long, default_value_t = 50)]
+        callback_delay_ms: u64,
+    },
     /// Serve a bare constant handler (the benchmark's baseline).
     #[command(hide = true)]
     BenchBaseline {
@@ -162,6 +175,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             println!("(the secret is shown once; store it now)");
             Ok(ExitCode::SUCCESS)
         }
+        Command::TelesignMock {
+            bind,
+            customer_id,
+            api_key,
+            callback_delay_ms,
+        } => telesign_mock(bind, customer_id, api_key, callback_delay_ms).await,
         Command::BenchMcpUpstream { bind } => {
             crate::bench::mcp_upstream::run(&bind).await?;
             Ok(ExitCode::SUCCESS)
@@ -192,6 +211,26 @@ async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<ExitCode> {
         stop.cancel();
     });
     app.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn telesign_mock(
+    bind: String,
+    customer_id: String,
+    api_key: String,
+    callback_delay_ms: u64,
+) -> anyhow::Result<ExitCode> {
+    use crate::sms::telesign::mock;
+    let handle = mock::start(mock::MockSettings {
+        bind,
+        customer_id,
+        api_key,
+        callback_delay: std::time::Duration::from_millis(callback_delay_ms),
+    })
+    .await?;
+    println!("listening on {}", handle.url());
+    shutdown_signal().await;
+    handle.stop();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,6 +14,7 @@
 
 pub mod console;
 pub mod number;
+pub mod telesign;
 
 use std::sync::Arc;
 

@@ -29,6 +29,7 @@ mod service_clients;
 mod sessions;
 mod store;
 mod structure;
+mod telesign;
 mod throttle;
 mod tokens;
 mod tool_log;
