@@ -64,8 +64,9 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     let db = Db::connect(&config.effective_database_url()).await?;
     db.migrate().await?;
     let secret = signing_secret(&config)?;
+    let mfa_keys = crate::mfa::Keys::derive(&secret);
     let audit = Audit::start(db.clone(), clock.clone());
-    let auth = Auth::new(AuthParts {
+    let auth = Arc::new(Auth::new(AuthParts {
         db: db.clone(),
         clock: clock.clone(),
         secret,
@@ -82,7 +83,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         settings: Settings::from_config(&config),
         audit: audit.clone(),
     })
-    .await?;
+    .await?);
     let generated_admin_password = auth
         .bootstrap_admin(
             config
@@ -149,6 +150,14 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         },
     );
     let sms = crate::sms::Sms::new(config.sms.clone())?;
+    let mfa = crate::mfa::Mfa::new(crate::mfa::MfaParts {
+        db: db.clone(),
+        clock: clock.clone(),
+        audit: audit.clone(),
+        auth: auth.clone(),
+        sms: sms.clone(),
+        keys: mfa_keys,
+    });
     let state = AppState::new(Services {
         config,
         db,
@@ -160,6 +169,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         upstreams,
         approvals,
         sms,
+        mfa,
         clock,
     });
     Ok(App {
