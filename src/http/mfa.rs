@@ -27,7 +27,12 @@ pub fn router() -> Routes {
 pub fn open_before_enrolment(path: &str) -> bool {
     matches!(
         path,
-        "/api/me" | "/api/profile" | "/api/status" | "/auth/logout" | "/api/logout" | "/auth/logout-all"
+        "/api/me"
+            | "/api/profile"
+            | "/api/status"
+            | "/auth/logout"
+            | "/api/logout"
+            | "/auth/logout-all"
     ) || ["/api/me/phone", "/api/me/mfa"]
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))

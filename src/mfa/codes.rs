@@ -138,8 +138,16 @@ mod tests {
         assert_eq!(keys.open("totp", "u1", &sealed).unwrap(), b"secret bytes");
         assert!(keys.open("totp", "u2", &sealed).is_none());
         assert!(keys.open("phone", "u1", &sealed).is_none());
-        assert!(Keys::derive(&[8u8; 32]).open("totp", "u1", &sealed).is_none());
-        assert_ne!(keys.seal("totp", "u1", b"secret bytes"), sealed, "a fresh nonce each time");
+        assert!(
+            Keys::derive(&[8u8; 32])
+                .open("totp", "u1", &sealed)
+                .is_none()
+        );
+        assert_ne!(
+            keys.seal("totp", "u1", b"secret bytes"),
+            sealed,
+            "a fresh nonce each time"
+        );
         assert!(keys.open("totp", "u1", "not base64!").is_none());
     }
 

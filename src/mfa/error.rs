@@ -18,7 +18,9 @@ pub enum MfaError {
     #[error("Invalid or expired code")]
     WrongEnrolmentCode,
     /// The number's risk assessment recommends blocking it.
-    #[error("This phone number cannot be used for sign-in codes; use another number or an authenticator app")]
+    #[error(
+        "This phone number cannot be used for sign-in codes; use another number or an authenticator app"
+    )]
     NumberBlocked,
     /// A code was sent moments ago, or the challenge has sent all it may.
     #[error("A code was sent recently; try again later")]

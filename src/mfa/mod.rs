@@ -201,9 +201,7 @@ impl Mfa {
             None
         };
         let code = phone.as_ref().map(|_| codes::new_code());
-        let code_hmac = code
-            .as_ref()
-            .map(|c| self.keys.code_hmac(&challenge_id, c));
+        let code_hmac = code.as_ref().map(|c| self.keys.code_hmac(&challenge_id, c));
         store::insert_challenge(
             self.db.writer(),
             &store::NewChallenge {
@@ -251,7 +249,10 @@ impl Mfa {
     }
 
     /// The challenge an `mfa` token names, if it is the token's user's.
-    async fn challenge(&self, mfa_token: &str) -> Result<(UserId, String, store::ChallengeRow), MfaError> {
+    async fn challenge(
+        &self,
+        mfa_token: &str,
+    ) -> Result<(UserId, String, store::ChallengeRow), MfaError> {
         let (user_id, challenge_id) = self.auth.verify_mfa_token(mfa_token)?;
         let row = store::find_challenge(&self.db.pool, &challenge_id)
             .await
@@ -283,11 +284,12 @@ impl Mfa {
         .await
         .context("mfa store: replace_challenge_code")?;
         if !replaced {
-            let retry_after_ms = if row.sends >= store::MAX_SENDS || row.attempts >= store::MAX_ATTEMPTS {
-                row.expires_at - now
-            } else {
-                row.last_sent_at.unwrap_or(now) + store::RESEND_MS - now
-            };
+            let retry_after_ms =
+                if row.sends >= store::MAX_SENDS || row.attempts >= store::MAX_ATTEMPTS {
+                    row.expires_at - now
+                } else {
+                    row.last_sent_at.unwrap_or(now) + store::RESEND_MS - now
+                };
             self.audit.record(
                 Event::new("mfa.resend_throttled", "denied")
                     .actor(&user_id)
@@ -377,7 +379,9 @@ impl Mfa {
                 Event::new("mfa.failure", "denied")
                     .actor(&user_id)
                     .ip(ip)
-                    .detail(json!({"challenge_id": challenge_id, "method": method, "reason": reason})),
+                    .detail(
+                        json!({"challenge_id": challenge_id, "method": method, "reason": reason}),
+                    ),
             );
             return Err(MfaError::InvalidCode);
         }
@@ -429,13 +433,21 @@ impl Mfa {
             return Ok(None);
         };
         let secret = self.open_totp_secret(user_id, &row.secret_sealed)?;
-        Ok(totp::matching_step(&secret, code, totp::step_at(self.clock.now_secs())))
+        Ok(totp::matching_step(
+            &secret,
+            code,
+            totp::step_at(self.clock.now_secs()),
+        ))
     }
 
     fn open_totp_secret(&self, user_id: &UserId, sealed: &str) -> Result<Vec<u8>, MfaError> {
         self.keys
             .open("totp", user_id.as_str(), sealed)
-            .ok_or_else(|| MfaError::Internal(anyhow::anyhow!("a sealed TOTP secret does not open (signing key changed?)")))
+            .ok_or_else(|| {
+                MfaError::Internal(anyhow::anyhow!(
+                    "a sealed TOTP secret does not open (signing key changed?)"
+                ))
+            })
     }
 
     /// The methods that can complete a challenge for this user.
@@ -470,8 +482,11 @@ impl Mfa {
             .keys
             .open("phone", user_id.as_str(), sealed)
             .and_then(|d| String::from_utf8(d).ok())
-            .ok_or_else(|| MfaError::Internal(anyhow::anyhow!("a sealed phone number does not open")))?;
-        PhoneNumber::parse(&digits).map_err(|e| MfaError::Internal(anyhow::anyhow!("stored number: {e}")))
+            .ok_or_else(|| {
+                MfaError::Internal(anyhow::anyhow!("a sealed phone number does not open"))
+            })?;
+        PhoneNumber::parse(&digits)
+            .map_err(|e| MfaError::Internal(anyhow::anyhow!("stored number: {e}")))
     }
 
     // ---- Enrolment ----
@@ -522,7 +537,11 @@ impl Mfa {
 
     /// Starts a phone enrolment: the number's risk is assessed (a `block` refuses it, a `flag` is recorded),
     /// then a code goes to it. Returns the masked number.
-    pub async fn enrol_phone(&self, user_id: &UserId, raw_number: &str) -> Result<String, MfaError> {
+    pub async fn enrol_phone(
+        &self,
+        user_id: &UserId,
+        raw_number: &str,
+    ) -> Result<String, MfaError> {
         let number = PhoneNumber::parse(raw_number).map_err(crate::sms::SmsError::from)?;
         let masked = number.masked();
         if store::find_phone(&self.db.pool, user_id.as_str())
@@ -558,7 +577,11 @@ impl Mfa {
             self.db.writer(),
             &store::NewPhoneCode {
                 user_id: user_id.as_str(),
-                number_sealed: &self.keys.seal("phone", user_id.as_str(), number.digits().as_bytes()),
+                number_sealed: &self.keys.seal(
+                    "phone",
+                    user_id.as_str(),
+                    number.digits().as_bytes(),
+                ),
                 number_masked: &masked,
                 code_hmac: &self.keys.code_hmac(&phone_binding(user_id), &code),
                 now,
@@ -583,9 +606,17 @@ impl Mfa {
                 None => MfaError::Internal(anyhow::anyhow!("phone enrolment row vanished")),
             });
         }
-        self.sms
+        if let Err(e) = self
+            .sms
             .send(user_id, &number, &code_text(&code), MessageKind::Otp)
-            .await?;
+            .await
+        {
+            // Nothing was sent (a refused destination, a provider down): the enrolment is not pending.
+            store::delete_unverified_phone(self.db.writer(), user_id.as_str())
+                .await
+                .context("mfa store: delete_unverified_phone")?;
+            return Err(e.into());
+        }
         self.audit.record(
             Event::new("mfa.phone_code_sent", "ok")
                 .actor(user_id)
@@ -659,9 +690,8 @@ impl Mfa {
                 "An authenticator is enrolled; remove it first".into(),
             ));
         }
-        self.audit.record(
-            Event::new("mfa.totp_started", "ok").actor(&account.id),
-        );
+        self.audit
+            .record(Event::new("mfa.totp_started", "ok").actor(&account.id));
         let secret = totp::base32(&secret);
         Ok(TotpEnrolment {
             otpauth_uri: totp::otpauth_uri(&account.username, &secret),
@@ -670,7 +700,11 @@ impl Mfa {
     }
 
     /// Confirms the pending TOTP secret with a current code; returns ten recovery codes, shown only now.
-    pub async fn confirm_totp(&self, user_id: &UserId, code: &str) -> Result<Vec<String>, MfaError> {
+    pub async fn confirm_totp(
+        &self,
+        user_id: &UserId,
+        code: &str,
+    ) -> Result<Vec<String>, MfaError> {
         let row = store::find_totp(&self.db.pool, user_id.as_str())
             .await
             .context("mfa store: find_totp")?
@@ -700,7 +734,9 @@ impl Mfa {
             .await
             .context("mfa store: confirm_totp")?
         {
-            return Err(MfaError::NotEnrolled("No authenticator enrolment is pending".into()));
+            return Err(MfaError::NotEnrolled(
+                "No authenticator enrolment is pending".into(),
+            ));
         }
         self.sync_enrolled(user_id).await?;
         self.audit.record(

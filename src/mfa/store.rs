@@ -89,6 +89,14 @@ pub async fn record_phone_failure(pool: &AnyPool, user_id: &str) -> sqlx::Result
     .map(|_| ())
 }
 
+pub async fn delete_unverified_phone(pool: &AnyPool, user_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM mfa_phones WHERE user_id = $1 AND verified_at IS NULL")
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 pub async fn delete_phone(pool: &AnyPool, user_id: &str) -> sqlx::Result<bool> {
     let r = sqlx::query("DELETE FROM mfa_phones WHERE user_id = $1")
         .bind(user_id)
@@ -331,8 +339,8 @@ pub async fn consume_challenge_with_totp(
     now: i64,
 ) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let ok = claim_challenge(&mut tx, id, now).await?
-        && spend_totp_step(&mut tx, user_id, step).await?;
+    let ok =
+        claim_challenge(&mut tx, id, now).await? && spend_totp_step(&mut tx, user_id, step).await?;
     if ok {
         tx.commit().await?;
     } else {
@@ -350,8 +358,9 @@ pub async fn consume_challenge_with_recovery_code(
     now: i64,
 ) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let ok = claim_challenge(&mut tx, id, now).await? && {
-        let r = sqlx::query(
+    let ok = claim_challenge(&mut tx, id, now).await?
+        && {
+            let r = sqlx::query(
             "UPDATE mfa_recovery_codes SET used_at = $1 WHERE code_hmac = $2 AND user_id = $3 AND used_at IS NULL",
         )
         .bind(now)
@@ -359,8 +368,8 @@ pub async fn consume_challenge_with_recovery_code(
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        r.rows_affected() == 1
-    };
+            r.rows_affected() == 1
+        };
     if ok {
         tx.commit().await?;
     } else {
@@ -383,9 +392,11 @@ async fn claim_challenge(conn: &mut sqlx::AnyConnection, id: &str, now: i64) -> 
 
 /// Counts one wrong code against a challenge still open.
 pub async fn record_challenge_failure(pool: &AnyPool, id: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE mfa_challenges SET attempts = attempts + 1 WHERE id = $1 AND used_at IS NULL")
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "UPDATE mfa_challenges SET attempts = attempts + 1 WHERE id = $1 AND used_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|_| ())
 }
