@@ -167,7 +167,6 @@ impl Mfa {
 
     /// Checks the password; opens the session, or (with a factor confirmed) starts a challenge and sends the
     /// SMS code if the user has a verified phone.
-    #[allow(clippy::too_many_arguments)]
     pub async fn login(
         &self,
         raw_username: &str,
@@ -749,11 +748,11 @@ impl Mfa {
 
     /// Removes the authenticator and its recovery codes; needs a current, unused code.
     pub async fn remove_totp(&self, user_id: &UserId, code: &str) -> Result<(), MfaError> {
-        if !store::find_totp(&self.db.pool, user_id.as_str())
+        let confirmed = store::find_totp(&self.db.pool, user_id.as_str())
             .await
             .context("mfa store: find_totp")?
-            .is_some_and(|t| t.confirmed_at.is_some())
-        {
+            .is_some_and(|t| t.confirmed_at.is_some());
+        if !confirmed {
             return Err(MfaError::NotEnrolled("No authenticator is enrolled".into()));
         }
         let removed = match self.totp_step(user_id, code).await? {
