@@ -22,6 +22,8 @@ db_tests!(
     cookie_mode_completion_sets_the_cookie_and_csrf_and_ends_the_old_session,
     a_role_that_requires_mfa_confines_the_session_to_enrolment,
     a_phone_is_enrolled_with_a_code_from_the_console_provider,
+    removing_totp_needs_a_current_unused_code,
+    without_sms_enrolling_a_phone_answers_503_with_the_reason,
 );
 
 const PHONE: &str = "+1 555 010 4477";
@@ -195,9 +197,19 @@ async fn an_sms_code_completes_the_login_with_the_plain_login_answer(kind: DbKin
         )
         .await;
     assert_eq!(refreshed.status(), StatusCode::OK);
+    let seed_path = json_of(
+        app.post(
+            "/api/login",
+            json!({ "username": "mona", "password": password }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(seed_path["mfa_required"], json!(true), "{seed_path}");
+    assert!(seed_path["access_token"].is_null());
     let challenges = events(&app, "mfa.challenge").await;
     let successes = events(&app, "mfa.success").await;
-    assert_eq!((challenges.len(), successes.len()), (1, 1));
+    assert_eq!((challenges.len(), successes.len()), (2, 1));
 }
 
 async fn five_wrong_codes_kill_the_challenge_even_for_the_right_code(kind: DbKind) {
@@ -634,4 +646,68 @@ async fn a_phone_is_enrolled_with_a_code_from_the_console_provider(kind: DbKind)
     let removals = events(&app, "mfa.removed").await;
     assert_eq!(removals.len(), 1);
     assert!(removals[0].1.contains("sms"));
+}
+
+async fn removing_totp_needs_a_current_unused_code(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let (password, secret, _) = user_with_totp(&app, "zeno").await;
+    let mfa_token = challenge(&app, "zeno", &password).await;
+    app.clock.advance(Duration::from_secs(30));
+    let step = totp::step_at(app.clock.now_secs());
+    let r = verify(&app, &mfa_token, &totp::code_at(&secret, step), "totp").await;
+    let token = json_of(r).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let remove = |code: String| {
+        app.json_as(
+            Method::DELETE,
+            "/api/me/mfa/totp",
+            &token,
+            json!({ "code": code }),
+        )
+    };
+
+    let replayed = remove(totp::code_at(&secret, step)).await;
+    let far = remove(totp::code_at(&secret, step + 5)).await;
+    app.clock.advance(Duration::from_secs(30));
+    let current = remove(totp::code_at(&secret, step + 1)).await;
+
+    expect_error(replayed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    expect_error(far, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(current.status(), StatusCode::OK);
+    let factors = app.get_json("/api/me/mfa", &token).await;
+    assert_eq!(factors["factors"]["totp"], json!(false));
+    assert_eq!(factors["factors"]["recovery_codes_remaining"], json!(0));
+    let login = json_of(app.login_raw("zeno", &password).await).await;
+    assert!(
+        login["access_token"].is_string(),
+        "no factor left, no challenge: {login}"
+    );
+    let removals = events(&app, "mfa.removed").await;
+    assert!(
+        removals.len() == 1 && removals[0].1.contains("totp"),
+        "{removals:?}"
+    );
+}
+
+async fn without_sms_enrolling_a_phone_answers_503_with_the_reason(kind: DbKind) {
+    let app = spawn_app_with(kind, &[("SMS_PROVIDER", "none")]).await;
+    app.create_user("abel", "abel-password-Kq4", "user").await;
+    let tokens = app.login("abel", "abel-password-Kq4").await;
+
+    let r = app
+        .post_as("/api/me/phone", &tokens, json!({ "phone_number": PHONE }))
+        .await;
+
+    let body = expect_error(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("SMS_PROVIDER"),
+        "{body}"
+    );
+    let factors = app.get_json("/api/me/mfa", &tokens).await;
+    assert!(
+        factors["factors"]["phone"].is_null(),
+        "nothing is pending: {factors}"
+    );
 }
