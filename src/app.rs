@@ -64,25 +64,28 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     let db = Db::connect(&config.effective_database_url()).await?;
     db.migrate().await?;
     let secret = signing_secret(&config)?;
+    let mfa_keys = crate::mfa::Keys::derive(&secret);
     let audit = Audit::start(db.clone(), clock.clone());
-    let auth = Auth::new(AuthParts {
-        db: db.clone(),
-        clock: clock.clone(),
-        secret,
-        issuer: config.public_url.clone(),
-        django_secret: config
-            .django_secret_key
-            .as_ref()
-            .map(|s| s.expose_secret().as_bytes().to_vec()),
-        jwks: config.jwks_issuer.as_ref().map(|j| {
-            crate::auth::jwks::JwksVerifier::new(&j.url, &j.issuer, j.audience.as_deref())
-        }),
-        hash_concurrency: config.password_hash_concurrency,
-        ip_per_minute: config.login_ip_per_minute,
-        settings: Settings::from_config(&config),
-        audit: audit.clone(),
-    })
-    .await?;
+    let auth = Arc::new(
+        Auth::new(AuthParts {
+            db: db.clone(),
+            clock: clock.clone(),
+            secret,
+            issuer: config.public_url.clone(),
+            django_secret: config
+                .django_secret_key
+                .as_ref()
+                .map(|s| s.expose_secret().as_bytes().to_vec()),
+            jwks: config.jwks_issuer.as_ref().map(|j| {
+                crate::auth::jwks::JwksVerifier::new(&j.url, &j.issuer, j.audience.as_deref())
+            }),
+            hash_concurrency: config.password_hash_concurrency,
+            ip_per_minute: config.login_ip_per_minute,
+            settings: Settings::from_config(&config),
+            audit: audit.clone(),
+        })
+        .await?,
+    );
     let generated_admin_password = auth
         .bootstrap_admin(
             config
@@ -149,6 +152,14 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         },
     );
     let sms = crate::sms::Sms::new(config.sms.clone())?;
+    let mfa = crate::mfa::Mfa::new(crate::mfa::MfaParts {
+        db: db.clone(),
+        clock: clock.clone(),
+        audit: audit.clone(),
+        auth: auth.clone(),
+        sms: sms.clone(),
+        keys: mfa_keys,
+    });
     let state = AppState::new(Services {
         config,
         db,
@@ -160,6 +171,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         upstreams,
         approvals,
         sms,
+        mfa,
         clock,
     });
     Ok(App {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod mcp;
+pub mod mfa;
 pub mod private_files;
 pub mod sms;
 pub mod state;

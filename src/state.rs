@@ -10,6 +10,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     mcp::upstream::Upstreams,
+    mfa::Mfa,
     sms::Sms,
     store::Db,
     tools::{Catalog, approval::Approvals, log::ToolLog},
@@ -22,7 +23,7 @@ pub struct AppState(Arc<Services>);
 pub struct Services {
     pub config: Config,
     pub db: Db,
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
     pub audit: Audit,
     pub chat: Chat,
     pub catalog: Arc<Catalog>,
@@ -30,6 +31,7 @@ pub struct Services {
     pub upstreams: Upstreams,
     pub approvals: Arc<Approvals>,
     pub sms: Arc<Sms>,
+    pub mfa: Mfa,
     pub clock: SharedClock,
 }
 

@@ -17,7 +17,11 @@ use super::{
     permissions, random_token, store,
     username::{self, Username},
 };
-use crate::{audit::Event, ids::Actor, store::Db};
+use crate::{
+    audit::Event,
+    ids::{Actor, UserId},
+    store::Db,
+};
 
 impl Auth {
     pub async fn create_client(&self, name: &str, role: &str) -> Result<Client, AuthError> {
@@ -262,7 +266,7 @@ impl Auth {
 
     pub async fn roles(&self) -> Result<Vec<RolePermissions>, AuthError> {
         let mut out = Vec::new();
-        for (name, description) in store::find_all_roles(&self.db.pool)
+        for (name, description, require_mfa) in store::find_all_roles(&self.db.pool)
             .await
             .context("auth store: find_all_roles")?
         {
@@ -273,18 +277,21 @@ impl Auth {
                 name,
                 description,
                 permissions,
+                require_mfa: require_mfa != 0,
             });
         }
         Ok(out)
     }
 
-    /// Creates a role or replaces its permissions; cached accounts pick the change up at once.
+    /// Creates a role or replaces its permissions (and, when given, whether it requires a second factor);
+    /// cached accounts pick the change up at once.
     pub async fn set_role_permissions(
         &self,
         actor: &str,
         role: &str,
         description: &str,
         permissions: Vec<String>,
+        require_mfa: Option<bool>,
     ) -> Result<(), AuthError> {
         let valid_name = |s: &str| {
             !s.is_empty()
@@ -318,6 +325,7 @@ impl Auth {
             role,
             description,
             &permissions,
+            require_mfa,
             self.now(),
         )
         .await
@@ -327,8 +335,22 @@ impl Auth {
             Event::new("role.permissions", "ok")
                 .actor(actor)
                 .subject(role)
-                .detail(json!({"permissions": permissions})),
+                .detail(json!({"permissions": permissions, "require_mfa": require_mfa})),
         );
+        Ok(())
+    }
+
+    /// Records whether a user has a confirmed second factor (the mfa service calls this after every enrolment
+    /// or removal), so the cached account — and the per-role requirement — see it at once.
+    pub async fn set_second_factor_enrolled(
+        &self,
+        user_id: &UserId,
+        enrolled: bool,
+    ) -> Result<(), AuthError> {
+        store::update_mfa_enrolled(self.db.writer(), user_id.as_str(), enrolled, self.now())
+            .await
+            .context("auth store: update_mfa_enrolled")?;
+        self.forget_accounts(Some(user_id.as_str()));
         Ok(())
     }
 
@@ -413,4 +435,6 @@ pub struct RolePermissions {
     pub name: String,
     pub description: String,
     pub permissions: Vec<String>,
+    /// Members must enrol a second factor before using anything else.
+    pub require_mfa: bool,
 }

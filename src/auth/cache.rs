@@ -86,12 +86,17 @@ impl Auth {
         let permissions = store::find_role_permissions(&self.db.pool, &row.role)
             .await
             .context("auth store: find_role_permissions")?;
+        let (mfa_required, mfa_enrolled) = store::find_mfa_flags(&self.db.pool, user_id)
+            .await
+            .context("auth store: find_mfa_flags")?;
         let account = Arc::new(Account {
             id: row.id,
             username: row.username,
             role: row.role,
             permissions,
             active: row.is_active,
+            mfa_required,
+            mfa_enrolled,
         });
         let mut cache = self.accounts.write();
         if self.accounts_generation.load(Ordering::SeqCst) == generation {

@@ -103,9 +103,18 @@ pub struct Account {
     pub role: String,
     pub permissions: Vec<String>,
     pub active: bool,
+    /// The role requires a second factor (`roles.require_mfa`).
+    pub mfa_required: bool,
+    /// The user has a confirmed second factor (`users.mfa_enrolled`, kept by the mfa service).
+    pub mfa_enrolled: bool,
 }
 
 impl Account {
+    /// The role requires a second factor and none is confirmed yet: the session may only enrol one.
+    pub fn must_enrol_second_factor(&self) -> bool {
+        self.mfa_required && !self.mfa_enrolled
+    }
+
     /// Permission patterns: exact, `*` for everything, or a prefix ending in `*` (`tools:call:*`).
     pub fn has_permission(&self, wanted: &str) -> bool {
         self.permissions
@@ -343,6 +352,32 @@ impl Auth {
 
     pub fn verify_csrf(&self, session_id: &SessionId, token: &str) -> bool {
         self.csrf.verify(session_id.as_str(), token)
+    }
+}
+
+/// How long an `mfa` token (a checked password awaiting its second factor) lives.
+pub const MFA_TOKEN_SECS: i64 = 300;
+
+impl Auth {
+    /// A short-lived token naming a second-factor challenge of `user_id`; useless anywhere else.
+    pub fn issue_mfa_token(&self, user_id: &UserId, challenge_id: &str) -> String {
+        let now = self.clock.now_secs();
+        self.keys.issue(
+            TokenKind::Mfa,
+            user_id.as_str(),
+            challenge_id,
+            now,
+            now + MFA_TOKEN_SECS,
+        )
+    }
+
+    /// The user and challenge an `mfa` token names; any other token, or an expired one, is `Unauthorized`.
+    pub fn verify_mfa_token(&self, token: &str) -> Result<(UserId, String), AuthError> {
+        let v = self
+            .keys
+            .verify(token, TokenKind::Mfa, self.clock.now_secs())
+            .map_err(|_| AuthError::Unauthorized)?;
+        Ok((UserId::from(v.sub), v.sid))
     }
 }
 

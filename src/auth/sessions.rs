@@ -26,11 +26,8 @@ use crate::{audit::Event, ids::SessionId};
 use sha2::{Digest, Sha256};
 
 impl Auth {
-    /// Checks a username and password and opens a session. Every failure answers `InvalidCredentials`
-    /// after the same hashing work; a flood from one address answers `RateLimited`.
-    ///
-    /// `replaces` is the session token a browser still holds: a cookie login that succeeds ends that session
-    /// (a browser that logs in again gets a new session, and the old one does not linger).
+    /// Checks a username and password and opens a session: [`Auth::check_password`] then
+    /// [`Auth::open_login_session`]. Callers that may ask for a second factor call the two steps themselves.
     pub async fn login(
         &self,
         raw_username: &str,
@@ -40,6 +37,19 @@ impl Auth {
         user_agent: Option<&str>,
         replaces: Option<&str>,
     ) -> Result<Issued, AuthError> {
+        let account = self.check_password(raw_username, raw_password, ip).await?;
+        self.open_login_session(account, mode, ip, user_agent, replaces, "password")
+            .await
+    }
+
+    /// Checks a username and password; the account on success. Every failure answers `InvalidCredentials`
+    /// after the same hashing work; a flood from one address answers `RateLimited`. Opens no session.
+    pub async fn check_password(
+        &self,
+        raw_username: &str,
+        raw_password: String,
+        ip: IpAddr,
+    ) -> Result<Arc<Account>, AuthError> {
         let now = self.now();
         self.limiter.check(ip, now).map_err(|retry_after_secs| {
             self.audit
@@ -123,15 +133,30 @@ impl Auth {
         store::update_login_success(self.db.writer(), user.id.as_str(), now)
             .await
             .context("auth store: update_login_success")?;
-        let account = self.active_account(user.id.as_str()).await?;
+        self.active_account(user.id.as_str()).await
+    }
+
+    /// Opens the session of a login whose every factor is checked (`method`: `password`, or the second
+    /// factor that completed it), records `login.success`, and ends the session the browser's old cookie
+    /// (`replaces`) names: a browser that logs in again gets a new session, and the old one does not linger.
+    pub async fn open_login_session(
+        &self,
+        account: Arc<Account>,
+        mode: SessionMode,
+        ip: IpAddr,
+        user_agent: Option<&str>,
+        replaces: Option<&str>,
+        method: &str,
+    ) -> Result<Issued, AuthError> {
+        let user_id = account.id.clone();
         let issued = self
             .open_session(account, mode, "password", ip, user_agent)
             .await?;
         self.audit.record(
             Event::new("login.success", "ok")
-                .actor(&user.id)
+                .actor(&user_id)
                 .ip(ip)
-                .detail(json!({"session_id": issued.session_id})),
+                .detail(json!({"session_id": issued.session_id, "method": method})),
         );
         if mode == SessionMode::Cookie
             && let Some(old_token) = replaces

@@ -215,10 +215,40 @@ pub async fn find_role_permissions(pool: &AnyPool, role: &str) -> sqlx::Result<V
     Ok(rows.into_iter().map(|(p,)| p).collect())
 }
 
-pub async fn find_all_roles(pool: &AnyPool) -> sqlx::Result<Vec<(String, String)>> {
-    sqlx::query_as("SELECT name, description FROM roles ORDER BY name")
+/// Every role: (name, description, require_mfa as 0/1).
+pub async fn find_all_roles(pool: &AnyPool) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as("SELECT name, description, require_mfa FROM roles ORDER BY name")
         .fetch_all(pool)
         .await
+}
+
+/// Whether a user's role requires a second factor and whether the user has one: (required, enrolled).
+pub async fn find_mfa_flags(pool: &AnyPool, user_id: &str) -> sqlx::Result<(bool, bool)> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT COALESCE(r.require_mfa, 0), u.mfa_enrolled FROM users u LEFT JOIN roles r ON r.name = u.role \
+         WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map_or((false, false), |(r, e)| (r != 0, e != 0)))
+}
+
+/// Records whether a user has a confirmed second factor; `updated_at` moves so other instances drop the
+/// cached account.
+pub async fn update_mfa_enrolled(
+    pool: &AnyPool,
+    user_id: &str,
+    enrolled: bool,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE users SET mfa_enrolled = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(enrolled))
+        .bind(now)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn is_role(pool: &AnyPool, role: &str) -> sqlx::Result<bool> {
@@ -229,22 +259,27 @@ pub async fn is_role(pool: &AnyPool, role: &str) -> sqlx::Result<bool> {
     Ok(row.is_some())
 }
 
-/// Creates the role if needed and replaces its permissions, in one transaction.
+/// Creates the role if needed and replaces its permissions, in one transaction. `require_mfa` `None` keeps
+/// the role's setting (off for a new role).
 pub async fn replace_role_permissions(
     pool: &AnyPool,
     role: &str,
     description: &str,
     permissions: &[String],
+    require_mfa: Option<bool>,
     now: i64,
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO roles (name, description, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (name) DO UPDATE SET description = $2, updated_at = $3",
+        "INSERT INTO roles (name, description, created_at, updated_at, require_mfa) VALUES ($1, $2, $3, $3, $4) \
+         ON CONFLICT (name) DO UPDATE SET description = $2, updated_at = $3, \
+         require_mfa = CASE WHEN $5 = 1 THEN $4 ELSE roles.require_mfa END",
     )
     .bind(role)
     .bind(description)
     .bind(now)
+    .bind(i64::from(require_mfa.unwrap_or(false)))
+    .bind(i64::from(require_mfa.is_some()))
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM role_permissions WHERE role = $1")

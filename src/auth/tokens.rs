@@ -22,6 +22,9 @@ pub enum TokenKind {
     Access,
     /// The browser's HttpOnly cookie; lives as long as its session.
     Session,
+    /// Proof of a checked password while a second factor is awaited: names its challenge (in `sid`), lives
+    /// minutes, and is accepted only by the second-factor routes, never as an access or session token.
+    Mfa,
 }
 
 impl TokenKind {
@@ -29,6 +32,7 @@ impl TokenKind {
         match self {
             TokenKind::Access => "access",
             TokenKind::Session => "session",
+            TokenKind::Mfa => "mfa",
         }
     }
 }
@@ -218,6 +222,18 @@ mod tests {
         let k = keys();
         let t = k.issue(TokenKind::Session, "u1", "s1", NOW, NOW + 900);
         assert_eq!(k.verify(&t, TokenKind::Access, NOW).unwrap_err(), Rejected);
+    }
+
+    #[test]
+    fn an_mfa_token_is_neither_an_access_nor_a_session_token() {
+        let k = keys();
+        let t = k.issue(TokenKind::Mfa, "u1", "c1", NOW, NOW + 300);
+        assert!(k.verify(&t, TokenKind::Mfa, NOW).is_ok());
+        assert!(k.verify(&t, TokenKind::Access, NOW).is_err());
+        assert!(k.verify(&t, TokenKind::Session, NOW).is_err());
+        assert!(k.verify_django(&t, NOW).is_err());
+        let access = k.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 300);
+        assert!(k.verify(&access, TokenKind::Mfa, NOW).is_err());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::{
     auth::{Credential, Issued, Principal, SessionMode, Tokens},
     clock::rfc3339,
     ids::{SessionId, UserId},
+    mfa::LoginOutcome,
     state::AppState,
 };
 
@@ -29,6 +30,8 @@ pub fn router() -> Routes {
     Routes::new()
         .post("/auth/login", login)
         .post("/api/login", login)
+        .post("/auth/mfa/verify", verify_mfa)
+        .post("/auth/mfa/send", send_mfa_code)
         .post("/auth/refresh", refresh)
         .post("/auth/verify", verify)
         .post("/auth/logout", logout)
@@ -69,8 +72,8 @@ async fn login(
         .and_then(|v| v.to_str().ok());
     // A browser that logs in again ends the session its old cookie names (the service decides).
     let old_cookie = cookie(&headers, state.config.session_cookie_name());
-    let issued = state
-        .auth
+    let outcome = state
+        .mfa
         .login(
             &body.username,
             body.password,
@@ -80,7 +83,65 @@ async fn login(
             old_cookie,
         )
         .await?;
+    Ok(match outcome {
+        LoginOutcome::Session(issued) => issued_response(&state, issued),
+        // No session and no cookie yet: the password is checked, a second factor is awaited.
+        LoginOutcome::Challenge { mfa_token, methods } => axum::Json(json!({
+            "success": true,
+            "mfa_required": true,
+            "mfa_token": mfa_token,
+            "methods": methods,
+            "message": "Enter the code of your second factor",
+        }))
+        .into_response(),
+    })
+}
+
+#[derive(Deserialize)]
+struct VerifyMfaBody {
+    mfa_token: String,
+    code: String,
+    method: String,
+}
+
+/// Completes a login that awaited a second factor: the same answer as a plain login (bearer tokens, or the
+/// cookie and CSRF token), and a browser's old session ends as it would.
+async fn verify_mfa(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Json(body): Json<VerifyMfaBody>,
+) -> AppResult<Response> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let old_cookie = cookie(&headers, state.config.session_cookie_name());
+    let issued = state
+        .mfa
+        .verify_login(
+            &body.mfa_token,
+            &body.code,
+            &body.method,
+            ip,
+            user_agent,
+            old_cookie,
+        )
+        .await?;
     Ok(issued_response(&state, issued))
+}
+
+#[derive(Deserialize)]
+struct SendMfaBody {
+    mfa_token: String,
+}
+
+/// Sends a new SMS code for a login challenge (throttled); the older code stops working.
+async fn send_mfa_code(
+    State(state): State<AppState>,
+    Json(body): Json<SendMfaBody>,
+) -> AppResult<Response> {
+    state.mfa.send_login_code(&body.mfa_token).await?;
+    Ok(axum::Json(json!({ "success": true, "message": "A new code was sent" })).into_response())
 }
 
 /// The login/refresh answer: bearer tokens in the body, or the session cookie plus a CSRF token.

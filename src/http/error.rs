@@ -13,7 +13,7 @@ use axum::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::{agent::llm::LlmError, auth::AuthError, chat::ChatError};
+use crate::{agent::llm::LlmError, auth::AuthError, chat::ChatError, mfa::MfaError, sms::SmsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -50,6 +50,13 @@ pub enum AppError {
     BadGateway(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// An outcome with its own machine-readable code (a second factor awaited or required, a blocked number).
+    #[error("{message}")]
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -77,7 +84,17 @@ impl AppError {
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
             AppError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            AppError::Coded { status, code, .. } => (*status, code),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    /// The answer to an account whose role requires a second factor it has not confirmed yet.
+    pub fn enrolment_required() -> AppError {
+        AppError::Coded {
+            status: StatusCode::FORBIDDEN,
+            code: "mfa_enrolment_required",
+            message: "Enrol a second factor first".into(),
         }
     }
 
@@ -104,6 +121,60 @@ impl From<AuthError> for AppError {
             AuthError::NotFound => AppError::not_found(),
             AuthError::NotAllowed(m) => AppError::Forbidden(m),
             AuthError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// SMS outcomes: a server without SMS or a provider down is a 503 (with its message), a number that cannot
+/// be one or may not be texted a 400, too many messages a 429.
+impl From<SmsError> for AppError {
+    fn from(e: SmsError) -> Self {
+        match e {
+            SmsError::Disabled | SmsError::Unavailable => AppError::Coded {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "sms_unavailable",
+                message: e.to_string(),
+            },
+            SmsError::InvalidNumber(_) | SmsError::CountryNotAllowed => {
+                AppError::BadRequest(e.to_string())
+            }
+            SmsError::RateLimited { retry_after_secs } => {
+                AppError::TooManyRequests { retry_after_secs }
+            }
+            SmsError::Rejected { .. } => AppError::BadGateway(e.to_string()),
+            SmsError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// Second-factor outcomes: a wrong login code is a 401 like a wrong password; a wrong enrolment code a 422.
+impl From<MfaError> for AppError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::Auth(e) => e.into(),
+            MfaError::Sms(e) => e.into(),
+            MfaError::InvalidCode => AppError::Coded {
+                status: StatusCode::UNAUTHORIZED,
+                code: "invalid_code",
+                message: e.to_string(),
+            },
+            MfaError::WrongEnrolmentCode => AppError::Coded {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_code",
+                message: e.to_string(),
+            },
+            MfaError::NumberBlocked => AppError::Coded {
+                status: StatusCode::BAD_REQUEST,
+                code: "number_blocked",
+                message: e.to_string(),
+            },
+            MfaError::ResendTooSoon { retry_after_secs } => {
+                AppError::TooManyRequests { retry_after_secs }
+            }
+            MfaError::MethodUnavailable(m) => AppError::BadRequest(m),
+            MfaError::AlreadyEnrolled(m) => AppError::Conflict(m),
+            MfaError::NotEnrolled(m) => AppError::Conflict(m),
+            MfaError::Internal(e) => AppError::Internal(e),
         }
     }
 }

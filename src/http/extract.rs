@@ -104,6 +104,12 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Prin
         return Ok(None);
     };
     let principal = state.auth.authenticate(token, credential).await?;
+    // A role that requires a second factor: until one is confirmed, the session may only enrol it.
+    if principal.account.must_enrol_second_factor()
+        && !super::mfa::open_before_enrolment(parts.uri.path())
+    {
+        return Err(AppError::enrolment_required());
+    }
     if credential == Credential::Cookie && !parts.method.is_safe() {
         let csrf = parts
             .headers

@@ -113,6 +113,9 @@ async fn require_bearer(
         Err(_) => return challenge(None).into_response(),
     };
     match state.auth.authenticate(&token, Credential::Bearer).await {
+        Ok(principal) if principal.account.must_enrol_second_factor() => {
+            AppError::enrolment_required().into_response()
+        }
         Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod mcp;
+pub mod mfa;
 pub mod middleware;
 pub mod retry;
 pub mod routes;
@@ -29,6 +30,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(users::router())
         .merge(system::router())
         .merge(tools::router())
+        .merge(mfa::router())
         .merge(mcp::router(state))
 }
 

@@ -118,6 +118,7 @@ struct RoleView {
     name: String,
     description: String,
     permissions: Vec<String>,
+    require_mfa: bool,
 }
 
 #[derive(Serialize)]
@@ -130,6 +131,8 @@ struct RolesAndPermissions {
 struct RoleSet {
     role: String,
     permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_mfa: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -314,6 +317,7 @@ async fn list_permissions(
             name: r.name,
             description: r.description,
             permissions: r.permissions,
+            require_mfa: r.require_mfa,
         })
         .collect();
     Ok(envelope(RolesAndPermissions {
@@ -328,6 +332,9 @@ struct SetPermissions {
     #[serde(default)]
     description: String,
     permissions: Vec<String>,
+    /// Members must enrol a second factor; left out, the role keeps its setting.
+    #[serde(default)]
+    require_mfa: Option<bool>,
 }
 
 async fn set_permissions(
@@ -342,11 +349,13 @@ async fn set_permissions(
             &body.role,
             &body.description,
             body.permissions.clone(),
+            body.require_mfa,
         )
         .await?;
     Ok(envelope(RoleSet {
         role: body.role,
         permissions: body.permissions,
+        require_mfa: body.require_mfa,
     }))
 }
 

@@ -217,3 +217,29 @@ fn every_route_goes_through_the_registrar() {
         offending,
     );
 }
+
+#[test]
+fn second_factors_sit_above_auth_and_sms_and_below_the_web_face() {
+    // `auth` offers the two halves of a login and the `mfa` token; `mfa` composes them with SMS. An import the
+    // other way round would make a cycle (and let the hot path depend on a provider).
+    let mut offending = imports(&["src/auth/"], &["mfa", "sms"], |_| false);
+    let allowed = [
+        "mfa", "auth", "sms", "store", "audit", "clock", "ids", "config",
+    ];
+    offending.extend(
+        sources()
+            .iter()
+            .filter(|s| s.path.starts_with("src/mfa/"))
+            .flat_map(|s| {
+                crate_modules(&s.code)
+                    .into_iter()
+                    .filter(|(m, _)| !allowed.contains(&m.as_str()))
+                    .map(|(m, line)| format!("  {}:{line}: crate::{m}", s.path))
+                    .collect::<Vec<_>>()
+            }),
+    );
+    assert_none(
+        "auth imports mfa or sms, or mfa imports beyond auth, sms, store, audit, clock, ids and config",
+        offending,
+    );
+}
