@@ -243,3 +243,40 @@ fn second_factors_sit_above_auth_and_sms_and_below_the_web_face() {
         offending,
     );
 }
+
+/// The README's "Source layout" names every folder and file under `src/` (a file by its name, within its folder's
+/// entry or anywhere in the section), so a newcomer's map of the tree stays the tree.
+#[test]
+fn the_readme_source_layout_names_every_source_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("## Source layout")
+        .expect("README has a Source layout section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut missing = Vec::new();
+    for source in sources() {
+        let path = Path::new(&source.path);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let folder = path.parent().unwrap().to_string_lossy().to_string();
+        // A top-level file is named with its folder (`src/app.rs`); a folder by its path (`src/auth/`), once.
+        let named = if folder == "src" {
+            section.contains(&source.path)
+        } else {
+            let folder_named = section.contains(&format!("{folder}/"))
+                || folder
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|last| section.contains(&format!("{last}/")));
+            folder_named && (name == "mod.rs" || section.contains(&name))
+        };
+        if !named {
+            missing.push(source.path);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the README's Source layout does not name: {missing:#?}"
+    );
+}

@@ -3,28 +3,31 @@
 //! `token_type`), so existing clients keep working.
 
 use axum::{
-    body::Bytes,
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
-use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    error::{AppError, AppResult, ErrorBody},
-    extract::{ClientIp, Json, MaybePrincipal, OptionalJson, cookie, is_json_content_type},
+    error::{AppError, AppResult},
+    extract::{ClientIp, Json, MaybePrincipal, OptionalJson, cookie},
     routes::Routes,
     users::UserView,
 };
 use crate::{
-    auth::{Credential, Issued, Principal, SessionMode, Tokens},
-    clock::rfc3339,
+    auth::{Credential, Principal, SessionMode},
     ids::{SessionId, UserId},
     mfa::LoginOutcome,
     state::AppState,
 };
+
+mod cookies;
+mod oauth;
+
+use cookies::{issued_response, logged_out};
+use oauth::client_token;
 
 pub fn router() -> Routes {
     Routes::new()
@@ -144,65 +147,6 @@ async fn send_mfa_code(
     Ok(axum::Json(json!({ "success": true, "message": "A new code was sent" })).into_response())
 }
 
-/// The login/refresh answer: bearer tokens in the body, or the session cookie plus a CSRF token.
-fn issued_response(state: &AppState, issued: Issued) -> Response {
-    let a = &issued.account;
-    let mut body = json!({
-        "success": true,
-        "message": "Login successful",
-        "user_id": a.id,
-        "username": a.username,
-        "role": a.role,
-        "session_expires_at": rfc3339(issued.session_expires_at),
-    });
-    match issued.tokens {
-        Tokens::Bearer {
-            access_token,
-            access_expires_at,
-            refresh_token,
-        } => {
-            let expires_in = ((access_expires_at - state.clock.now_ms()) / 1000).max(0);
-            body["token"] = json!(access_token);
-            body["access_token"] = json!(access_token);
-            body["token_type"] = json!("bearer");
-            body["expires_in"] = json!(expires_in);
-            body["expires_at"] = json!(rfc3339(access_expires_at));
-            if let Some(r) = refresh_token {
-                body["refresh_token"] = json!(r);
-            }
-            axum::Json(body).into_response()
-        }
-        Tokens::Cookie {
-            cookie_token,
-            csrf_token,
-        } => {
-            body["csrf_token"] = json!(csrf_token);
-            body["expires_at"] = json!(rfc3339(issued.session_expires_at));
-            let max_age = (issued.session_expires_at - state.clock.now_ms()) / 1000;
-            let mut response = axum::Json(body).into_response();
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                session_cookie(state, &cookie_token, max_age),
-            );
-            response
-        }
-    }
-}
-
-fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {
-    let c = &state.config;
-    let secure = if c.cookie_secure() { "; Secure" } else { "" };
-    let text = format!(
-        "{}={}; HttpOnly; Path=/; SameSite={}; Max-Age={}{}",
-        c.session_cookie_name(),
-        value,
-        c.cookie_samesite.as_str(),
-        max_age_secs.max(0),
-        secure
-    );
-    HeaderValue::from_str(&text).expect("cookie text is ASCII")
-}
-
 #[derive(Deserialize)]
 struct RefreshBody {
     refresh_token: String,
@@ -283,15 +227,6 @@ async fn logout(
     Ok(logged_out(&state))
 }
 
-fn logged_out(state: &AppState) -> Response {
-    let mut response = axum::Json(json!({ "success": true, "message": "Logged out successfully" }))
-        .into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, session_cookie(state, "", 0));
-    response
-}
-
 async fn logout_all(State(state): State<AppState>, principal: Principal) -> AppResult<Response> {
     let n = state.auth.logout_all(&principal).await?;
     let mut response = logged_out(&state);
@@ -300,135 +235,6 @@ async fn logout_all(State(state): State<AppState>, principal: Principal) -> AppR
             .to_string(),
     );
     Ok(response)
-}
-
-/// OAuth2 client credentials (RFC 6749 §4.4): form or JSON body, or HTTP Basic client authentication.
-async fn client_token(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let oauth_error = |status: StatusCode, error: &'static str, description: &str| {
-        let body = ErrorBody::oauth(status, error, description);
-        if status == StatusCode::UNAUTHORIZED {
-            body.header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"warden\""),
-            )
-        } else {
-            body
-        }
-        .into_response()
-    };
-    let is_json = is_json_content_type(&headers);
-    let fields: Vec<(String, String)> = if is_json {
-        match serde_json::from_slice::<serde_json::Map<String, Value>>(&body) {
-            Ok(map) => map
-                .into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
-                .collect(),
-            Err(_) => {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "malformed JSON body",
-                );
-            }
-        }
-    } else {
-        form_urlencoded(&body)
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    if field("grant_type").as_deref() != Some("client_credentials") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant_type must be client_credentials",
-        );
-    }
-    let (id, secret) = match basic_credentials(&headers)
-        .or_else(|| Some((field("client_id")?, field("client_secret")?)))
-    {
-        Some(c) => c,
-        None => {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "client authentication failed",
-            );
-        }
-    };
-    match state.auth.client_credentials(&id, &secret, ip).await {
-        Ok(issued) => match issued.tokens {
-            Tokens::Bearer {
-                access_token,
-                access_expires_at,
-                ..
-            } => axum::Json(json!({
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": (access_expires_at - state.clock.now_ms()) / 1000,
-            }))
-            .into_response(),
-            Tokens::Cookie { .. } => {
-                AppError::Internal(anyhow::anyhow!("client token issued as a cookie"))
-                    .into_response()
-            }
-        },
-        Err(crate::auth::AuthError::Unauthorized) => oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        ),
-        Err(e) => AppError::from(e).into_response(),
-    }
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_string(), secret.to_string()))
-}
-
-fn form_urlencoded(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%'
-                && i + 2 < bytes.len()
-                && let Ok(b) = u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                )
-            {
-                out.push(b);
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
 }
 
 /// The status answer; a struct rather than a JSON map, since this is the hot path.
