@@ -95,6 +95,25 @@ impl std::str::FromStr for AccountKind {
     }
 }
 
+/// How a session was opened; stored as the text `password` or `service` in `sessions.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A person's login (password, and a second factor when enrolled): refresh tokens, the full lifetime.
+    Password,
+    /// A service client's client-credentials grant: one access token, no refresh, the access token's lifetime.
+    Service,
+}
+
+impl SessionKind {
+    /// The text stored in `sessions.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Password => "password",
+            SessionKind::Service => "service",
+        }
+    }
+}
+
 /// An account as the hot path sees it.
 #[derive(Debug)]
 pub struct Account {

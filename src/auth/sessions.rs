@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::{
     Account, AccountKind, Auth, AuthError, Credential, Issued, Principal, REFRESH_REUSE_GRACE_MS,
-    SessionMode, Tokens,
+    SessionKind, SessionMode, Tokens,
     error::StoreContext,
     password::{Password, Verdict},
     random_token, store,
@@ -150,7 +150,7 @@ impl Auth {
     ) -> Result<Issued, AuthError> {
         let user_id = account.id.clone();
         let issued = self
-            .open_session(account, mode, "password", ip, user_agent)
+            .open_session(account, mode, SessionKind::Password, ip, user_agent)
             .await?;
         self.audit.record(
             Event::new("login.success", "ok")
@@ -191,13 +191,13 @@ impl Auth {
         &self,
         account: Arc<Account>,
         mode: SessionMode,
-        kind: &str,
+        kind: SessionKind,
         ip: IpAddr,
         user_agent: Option<&str>,
     ) -> Result<Issued, AuthError> {
         let now = self.now();
         let session_id = uuid::Uuid::new_v4().to_string();
-        let session_ms = if kind == "service" {
+        let session_ms = if kind == SessionKind::Service {
             self.settings.access_secs * 1000
         } else {
             self.settings.session_ms
@@ -210,7 +210,7 @@ impl Auth {
             &store::NewSession {
                 id: &session_id,
                 user_id: account.id.as_str(),
-                kind,
+                kind: kind.as_str(),
                 now,
                 expires_at,
                 client_ip: Some(&ip_text),
@@ -222,7 +222,7 @@ impl Auth {
         self.activity.learn_stored(&session_id, now);
         let tokens = match mode {
             SessionMode::Bearer => {
-                let refresh = (kind != "service").then(random_token);
+                let refresh = (kind != SessionKind::Service).then(random_token);
                 if let Some(r) = &refresh {
                     store::insert_refresh_token(
                         self.db.writer(),
@@ -410,7 +410,7 @@ impl Auth {
             (Verdict::Match { .. }, Some(r)) if r.kind == AccountKind::Service && r.is_active => {
                 let account = self.active_account(r.id.as_str()).await?;
                 let issued = self
-                    .open_session(account, SessionMode::Bearer, "service", ip, None)
+                    .open_session(account, SessionMode::Bearer, SessionKind::Service, ip, None)
                     .await?;
                 self.audit
                     .record(Event::new("client.token", "ok").actor(&r.id).ip(ip));
