@@ -119,11 +119,22 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         catalog.register(tool);
     }
     let approvals = Arc::new(Approvals::new(audit.clone()));
+    let sms = crate::sms::Sms::new(config.sms.clone())?;
+    let mfa = Arc::new(crate::mfa::Mfa::new(crate::mfa::MfaParts {
+        db: db.clone(),
+        clock: clock.clone(),
+        audit: audit.clone(),
+        auth: auth.clone(),
+        sms: sms.clone(),
+        keys: mfa_keys,
+        approvals: approvals.clone(),
+    }));
     let agent = Agent {
         provider: crate::agent::llm::from_config(&config)?,
         approvals: approvals.clone(),
         catalog: catalog.clone(),
         tool_log: tool_log.clone(),
+        factors: Some(mfa.clone()),
         clock: clock.clone(),
         system_prompt: config.agent_system_prompt.clone(),
         limits: Limits {
@@ -151,15 +162,6 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             audit: audit.clone(),
         },
     );
-    let sms = crate::sms::Sms::new(config.sms.clone())?;
-    let mfa = crate::mfa::Mfa::new(crate::mfa::MfaParts {
-        db: db.clone(),
-        clock: clock.clone(),
-        audit: audit.clone(),
-        auth: auth.clone(),
-        sms: sms.clone(),
-        keys: mfa_keys,
-    });
     let state = AppState::new(Services {
         config,
         db,

@@ -31,7 +31,7 @@ pub struct Services {
     pub upstreams: Upstreams,
     pub approvals: Arc<Approvals>,
     pub sms: Arc<Sms>,
-    pub mfa: Mfa,
+    pub mfa: Arc<Mfa>,
     pub clock: SharedClock,
 }
 

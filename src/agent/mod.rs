@@ -24,7 +24,7 @@ use crate::{
     ids::ApprovalId,
     tools::{
         Caller, Catalog, Decision, ToolContext, ToolRefusal,
-        approval::{Approvals, Verdict},
+        approval::{Approvals, ApproverFactors, Verdict},
         log::{CallStatus, Entry, ToolLog},
         result_text,
     },
@@ -56,12 +56,15 @@ pub enum AgentEvent {
         result: String,
         duration_ms: f64,
     },
-    /// A call under the `ask` policy waits for `POST /chat/approvals/{approval_id}`.
+    /// A call under the `ask` policy waits for `POST /chat/approvals/{approval_id}`. With `step_up`, approving
+    /// needs a fresh second-factor code of one of `methods` (the approver's: `sms`, `totp`).
     ApprovalRequired {
         approval_id: ApprovalId,
         id: String,
         name: String,
         arguments: String,
+        step_up: bool,
+        methods: Vec<&'static str>,
     },
 }
 
@@ -98,6 +101,8 @@ pub struct Agent {
     pub approvals: Arc<Approvals>,
     pub catalog: Arc<Catalog>,
     pub tool_log: ToolLog,
+    /// Which factors an approver has, for step-up events; `None` only in unit tests (no methods).
+    pub factors: Option<Arc<dyn ApproverFactors>>,
     pub clock: SharedClock,
     pub system_prompt: String,
     pub limits: Limits,
@@ -211,20 +216,31 @@ impl Agent {
         })
     }
 
-    /// Asks the caller to approve a call and waits for the answer; no answer in time is a refusal.
+    /// Asks the caller to approve a call and waits for the answer; no answer in time is a refusal. With
+    /// `step_up` (the parsed arguments), the approval is bound to this tool and these arguments.
     async fn ask(
         &self,
         caller: &Caller,
         call: &ToolCall,
+        step_up: Option<&Value>,
         events: Option<&mpsc::UnboundedSender<AgentEvent>>,
     ) -> Verdict {
-        let (approval_id, decision) = self.approvals.request(&caller.user_id);
+        let (approval_id, decision) = self.approvals.request(
+            &caller.user_id,
+            step_up.map(|args| (call.name.as_str(), args)),
+        );
         if let Some(events) = events {
+            let methods = match (&self.factors, step_up) {
+                (Some(f), Some(_)) => f.step_up_methods(&caller.user_id).await,
+                _ => Vec::new(),
+            };
             let _ = events.send(AgentEvent::ApprovalRequired {
                 approval_id: approval_id.clone(),
                 id: call.id.clone(),
                 name: call.name.clone(),
                 arguments: call.arguments.clone(),
+                step_up: step_up.is_some(),
+                methods,
             });
         }
         match tokio::time::timeout(APPROVAL_WAIT, decision).await {
@@ -234,6 +250,7 @@ impl Agent {
                 Verdict {
                     approved: false,
                     by: None,
+                    step_up: false,
                 }
             }
         }
@@ -254,10 +271,11 @@ impl Agent {
                 "you are not allowed to use the tool {:?}",
                 call.name
             )),
-            Ok((tool, decision)) => match serde_json::from_str::<Value>(&call.arguments) {
+            Ok((tool, rule)) => match serde_json::from_str::<Value>(&call.arguments) {
                 Ok(args @ Value::Object(_)) => {
-                    if decision == Decision::Ask {
-                        approval = Some(self.ask(caller, call, events).await);
+                    if rule.decision == Decision::Ask {
+                        let step_up = rule.step_up.then_some(&args);
+                        approval = Some(self.ask(caller, call, step_up, events).await);
                     }
                     match &approval {
                         Some(v) if !v.approved => {
@@ -285,12 +303,10 @@ impl Agent {
         );
         self.tool_log.record(Entry {
             tool_call_id: Some(call.id.clone()),
-            approval: approval.as_ref().map(|v| {
-                if v.approved {
-                    "approved".into()
-                } else {
-                    "refused".into()
-                }
+            approval: approval.as_ref().map(|v| match (v.approved, v.step_up) {
+                (true, true) => "step_up_approved".into(),
+                (true, false) => "approved".into(),
+                (false, _) => "refused".into(),
             }),
             approver_id: approval.as_ref().and_then(|v| v.by.clone()),
             model: Some(self.provider.model().to_string()),

@@ -169,6 +169,7 @@ async fn agent(
         approvals: Arc::new(Approvals::new(audit)),
         catalog: Arc::new(catalog),
         tool_log,
+        factors: None,
         clock,
         system_prompt: "test".into(),
         limits,

@@ -174,6 +174,17 @@ impl From<MfaError> for AppError {
             MfaError::MethodUnavailable(m) => AppError::BadRequest(m),
             MfaError::AlreadyEnrolled(m) => AppError::Conflict(m),
             MfaError::NotEnrolled(m) => AppError::Conflict(m),
+            MfaError::NoSuchApproval => AppError::NotFound(e.to_string()),
+            MfaError::StepUpRequired => AppError::Coded {
+                status: StatusCode::FORBIDDEN,
+                code: "step_up_required",
+                message: e.to_string(),
+            },
+            MfaError::StepUpFailed => AppError::Coded {
+                status: StatusCode::FORBIDDEN,
+                code: "invalid_code",
+                message: e.to_string(),
+            },
             MfaError::Internal(e) => AppError::Internal(e),
         }
     }

@@ -290,7 +290,13 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/chat/approvals/{approval_id}",
-        "Approve or refuse a pending tool call of one's own turn",
+        "Approve or refuse a pending tool call of one's own turn: {approve, code?, method?} (a step-up approval needs a fresh sms or totp code)",
+        "chat:use",
+    ),
+    (
+        "post",
+        "/chat/approvals/{approval_id}/code",
+        "Send an SMS code to the approver's verified phone for a step-up approval (2-minute code, 30 s apart)",
         "chat:use",
     ),
     (

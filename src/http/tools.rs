@@ -16,8 +16,8 @@ use crate::{
     mcp::upstream::Health,
     state::AppState,
     tools::{
-        Caller, Decision, OutsideChatRefusal, ToolSpec, calls::CallsQuery, calls::ToolCallView,
-        catalog_name, policy::RuleError, server_of,
+        Caller, Decision, OutsideChatRefusal, Rule, ToolSpec, calls::CallsQuery,
+        calls::ToolCallView, catalog_name, policy::RuleError, server_of,
     },
 };
 
@@ -227,6 +227,8 @@ struct PolicyRule {
     role: String,
     tool: String,
     decision: Option<Decision>,
+    /// Approving needs a fresh second-factor code (only with `ask`).
+    step_up: bool,
 }
 
 #[derive(Serialize)]
@@ -244,10 +246,11 @@ async fn list_policies(
         .policy
         .all()
         .into_iter()
-        .map(|(role, tool, decision)| PolicyRule {
+        .map(|(role, tool, rule)| PolicyRule {
             role,
             tool,
-            decision: Some(decision),
+            decision: Some(rule.decision),
+            step_up: rule.step_up,
         })
         .collect();
     axum::Json(PolicyList {
@@ -262,6 +265,9 @@ struct SetPolicy {
     tool: String,
     /// `allow`, `ask`, `deny`, or null to remove the rule.
     decision: Option<String>,
+    /// With `ask`: approving needs a fresh second-factor code.
+    #[serde(default)]
+    step_up: bool,
 }
 
 #[derive(Serialize)]
@@ -285,11 +291,14 @@ async fn set_policy(
     Require(admin, ..): Require<UsersManage>,
     Json(body): Json<SetPolicy>,
 ) -> AppResult<axum::Json<PolicySet>> {
-    let decision = match body.decision.as_deref() {
+    let rule = match body.decision.as_deref() {
         None => None,
-        Some(d) => Some(Decision::parse(d).ok_or_else(|| {
-            AppError::Unprocessable("decision must be allow, ask, deny or null".into())
-        })?),
+        Some(d) => Some(Rule {
+            decision: Decision::parse(d).ok_or_else(|| {
+                AppError::Unprocessable("decision must be allow, ask, deny or null".into())
+            })?,
+            step_up: body.step_up,
+        }),
     };
     // The catalog does not know roles; the accounts service says whether this one exists.
     let role_exists = state
@@ -300,20 +309,15 @@ async fn set_policy(
         .any(|r| r.name == body.role);
     state
         .catalog
-        .set_rule(
-            &admin.account.id,
-            &body.role,
-            &body.tool,
-            decision,
-            role_exists,
-        )
+        .set_rule(&admin.account.id, &body.role, &body.tool, rule, role_exists)
         .await?;
     Ok(axum::Json(PolicySet {
         success: true,
         rule: PolicyRule {
             role: body.role,
             tool: body.tool,
-            decision,
+            decision: rule.map(|r| r.decision),
+            step_up: rule.is_some_and(|r| r.step_up),
         },
     }))
 }

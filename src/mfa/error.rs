@@ -34,6 +34,15 @@ pub enum MfaError {
     /// There is nothing pending or enrolled to act on.
     #[error("{0}")]
     NotEnrolled(String),
+    /// No pending tool-call approval with that id awaits this user.
+    #[error("No such pending approval")]
+    NoSuchApproval,
+    /// Approving this call needs a fresh second-factor code (`code` and `method`).
+    #[error("Approving this call needs a second-factor code")]
+    StepUpRequired,
+    /// A step-up code is wrong, expired, used, issued for another approval, or the approval took too many.
+    #[error("Invalid or expired code")]
+    StepUpFailed,
     #[error(transparent)]
     Internal(anyhow::Error),
 }

@@ -14,11 +14,14 @@
 //! - A TOTP step is accepted once per user (the last used step is stored and only a newer one passes); the
 //!   secret and the phone number are sealed with an AEAD under a key derived from the signing secret.
 //! - No code, secret or full number reaches the audit trail or the log (numbers appear masked).
+//! - Step-up approvals of tool calls (`step_up.rs`) reuse the same codes, challenges and TOTP steps, bound to
+//!   one pending approval instead of a login.
 //! - `auth` knows nothing of this module: it exposes the two halves of a login, the `mfa` token, and a flag
 //!   on the account saying whether a factor is confirmed (which this service keeps current).
 
 pub mod codes;
 pub mod error;
+pub mod step_up;
 pub mod store;
 pub mod totp;
 
@@ -34,6 +37,7 @@ use crate::{
     ids::UserId,
     sms::{MessageKind, PhoneNumber, Recommendation, Sms},
     store::Db,
+    tools::approval::Approvals,
 };
 pub use codes::Keys;
 pub use error::MfaError;
@@ -117,6 +121,8 @@ pub struct MfaParts {
     pub sms: Arc<Sms>,
     /// Derived from the signing secret ([`Keys::derive`]).
     pub keys: Keys,
+    /// The pending tool-call approvals a step-up code decides ([`step_up`]).
+    pub approvals: Arc<Approvals>,
 }
 
 pub struct Mfa {
@@ -126,6 +132,7 @@ pub struct Mfa {
     auth: Arc<Auth>,
     sms: Arc<Sms>,
     keys: Keys,
+    approvals: Arc<Approvals>,
 }
 
 /// The binding of a phone enrolment's code.
@@ -156,6 +163,7 @@ impl Mfa {
             auth: p.auth,
             sms: p.sms,
             keys: p.keys,
+            approvals: p.approvals,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The SQL of the second-factor tables: `mfa_phones`, `mfa_totp`, `mfa_recovery_codes`, `mfa_challenges`.
+//! The SQL of the second-factor tables: `mfa_phones`, `mfa_totp`, `mfa_recovery_codes`, `mfa_challenges`
+//! (login challenges, and step-up challenges: rows bound to one pending tool-call approval).
 //! Every consumption of a code or a TOTP step is one conditional UPDATE checked by its row count, so of
 //! several concurrent submissions exactly one wins (PostgreSQL re-checks the condition after the row lock).
 
@@ -274,7 +275,7 @@ pub async fn insert_challenge(pool: &AnyPool, c: &NewChallenge<'_>) -> sqlx::Res
 pub async fn find_challenge(pool: &AnyPool, id: &str) -> sqlx::Result<Option<ChallengeRow>> {
     sqlx::query_as(
         "SELECT user_id, mode, expires_at, attempts, used_at, code_expires_at, sends, last_sent_at \
-         FROM mfa_challenges WHERE id = $1",
+         FROM mfa_challenges WHERE id = $1 AND approval_id IS NULL",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -399,4 +400,98 @@ pub async fn record_challenge_failure(pool: &AnyPool, id: &str) -> sqlx::Result<
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+// Step-up challenges: one per pending approval (`approval_id` is unique), completed with the same
+// `consume_challenge_code` / `consume_challenge_with_totp` and counted with `record_challenge_failure` as a login.
+
+/// A step-up challenge as the service checks it.
+#[derive(Debug, FromRow)]
+pub struct StepUpRow {
+    pub id: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub used_at: Option<i64>,
+    pub code_expires_at: Option<i64>,
+    pub sends: i64,
+    pub last_sent_at: Option<i64>,
+}
+
+pub struct NewStepUp<'a> {
+    /// A fresh id, used only if the approval has no challenge yet.
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub approval_id: &'a str,
+    /// The SHA-256 of the binding (approver, approval, tool, arguments).
+    pub binding: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// Puts a fresh SMS code on the approval's challenge (creating it), and moves its expiry to the code's; refused
+/// (false) when the challenge is used, took `MAX_ATTEMPTS` wrong codes, sent `MAX_SENDS`, or sent one less than
+/// `RESEND_MS` ago.
+pub async fn upsert_step_up_code(
+    pool: &AnyPool,
+    c: &NewStepUp<'_>,
+    code_hmac: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO mfa_challenges (id, user_id, mode, created_at, expires_at, attempts, code_hmac, code_expires_at, \
+         sends, last_sent_at, approval_id, binding) VALUES ($1, $2, 'step_up', $3, $4, 0, $5, $4, 1, $3, $6, $7) \
+         ON CONFLICT (approval_id) DO UPDATE SET code_hmac = $5, code_expires_at = $4, expires_at = $4, \
+         sends = mfa_challenges.sends + 1, last_sent_at = $3 \
+         WHERE mfa_challenges.user_id = $2 AND mfa_challenges.binding = $7 AND mfa_challenges.used_at IS NULL \
+         AND mfa_challenges.attempts < $8 AND mfa_challenges.sends < $9 \
+         AND (mfa_challenges.last_sent_at IS NULL OR mfa_challenges.last_sent_at <= $10)",
+    )
+    .bind(c.id)
+    .bind(c.user_id)
+    .bind(c.now)
+    .bind(c.expires_at)
+    .bind(code_hmac)
+    .bind(c.approval_id)
+    .bind(c.binding)
+    .bind(MAX_ATTEMPTS)
+    .bind(MAX_SENDS)
+    .bind(c.now - RESEND_MS)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Creates the approval's challenge without a code (a TOTP approval counts its attempts there); nothing when
+/// the approval has one already.
+pub async fn insert_step_up_challenge(pool: &AnyPool, c: &NewStepUp<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO mfa_challenges (id, user_id, mode, created_at, expires_at, attempts, sends, approval_id, binding) \
+         VALUES ($1, $2, 'step_up', $3, $4, 0, 0, $5, $6) ON CONFLICT (approval_id) DO NOTHING",
+    )
+    .bind(c.id)
+    .bind(c.user_id)
+    .bind(c.now)
+    .bind(c.expires_at)
+    .bind(c.approval_id)
+    .bind(c.binding)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// The challenge of `approval_id`, if it is `user_id`'s and bound to `binding`.
+pub async fn find_step_up_challenge(
+    pool: &AnyPool,
+    approval_id: &str,
+    user_id: &str,
+    binding: &str,
+) -> sqlx::Result<Option<StepUpRow>> {
+    sqlx::query_as(
+        "SELECT id, expires_at, attempts, used_at, code_expires_at, sends, last_sent_at FROM mfa_challenges \
+         WHERE approval_id = $1 AND user_id = $2 AND binding = $3",
+    )
+    .bind(approval_id)
+    .bind(user_id)
+    .bind(binding)
+    .fetch_optional(pool)
+    .await
 }

@@ -29,7 +29,7 @@ use crate::{
     store::Db,
 };
 pub use caller::Caller;
-pub use policy::Decision;
+pub use policy::{Decision, Rule};
 pub use spec::ToolSpec;
 
 /// Who is calling a tool, for tools that act on the caller's behalf and for the tool-call log.
@@ -121,23 +121,24 @@ impl Catalog {
             .collect()
     }
 
-    /// The tool, if it exists and `caller` may call it, with the policy's decision (`Allow` or `Ask`).
+    /// The tool, if it exists and `caller` may call it, with the policy's rule (`Allow`, or `Ask` and whether it
+    /// needs a step-up).
     pub fn find_for(
         &self,
         caller: &Caller,
         name: &str,
-    ) -> Result<(Arc<dyn Tool>, Decision), ToolRefusal> {
+    ) -> Result<(Arc<dyn Tool>, Rule), ToolRefusal> {
         let tool = self
             .tools
             .read()
             .get(name)
             .cloned()
             .ok_or(ToolRefusal::Unknown)?;
-        let decision = self.policy.decide(&caller.role, name);
-        if !caller.can_call(name) || decision == Decision::Deny {
+        let rule = self.policy.rule(&caller.role, name);
+        if !caller.can_call(name) || rule.decision == Decision::Deny {
             return Err(ToolRefusal::NotPermitted);
         }
-        Ok((tool, decision))
+        Ok((tool, rule))
     }
 }
 
@@ -206,7 +207,7 @@ impl Catalog {
         source: &'static str,
     ) -> Result<Called, OutsideChatRefusal> {
         let tool = match self.find_for(caller, name) {
-            Ok((tool, Decision::Allow)) => tool,
+            Ok((tool, rule)) if rule.decision == Decision::Allow => tool,
             Ok(_) => return Err(OutsideChatRefusal::NeedsApproval),
             Err(_) => return Err(OutsideChatRefusal::Unavailable),
         };

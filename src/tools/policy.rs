@@ -3,6 +3,10 @@
 //! longest prefix); no match is `allow`. The same decision governs the agent, `/mcp` and the REST execute
 //! route; outside a chat, where nobody can be asked, `ask` refuses.
 //!
+//! An `ask` rule may also ask for a *step-up*: approving the call then needs a fresh second-factor code from the
+//! approver, bound to that one approval (see `approval::StepUpBinding`). The flag means nothing on `allow` or
+//! `deny`, and `Catalog::set_rule` refuses it there.
+//!
 //! Rules live in `tool_policies` (their SQL in `tools::store`) and in memory; every change goes through
 //! `Catalog::set_rule` (validate, store, refresh the copy, audit).
 
@@ -39,9 +43,32 @@ impl Decision {
     }
 }
 
+/// One rule's effect: the decision and, for `ask`, whether approving needs a step-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub decision: Decision,
+    pub step_up: bool,
+}
+
+impl Rule {
+    /// What applies when no rule matches.
+    pub const ALLOW: Rule = Rule {
+        decision: Decision::Allow,
+        step_up: false,
+    };
+
+    /// A rule without a step-up.
+    pub fn plain(decision: Decision) -> Rule {
+        Rule {
+            decision,
+            step_up: false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Policy {
-    rules: RwLock<HashMap<String, Vec<(String, Decision)>>>,
+    rules: RwLock<HashMap<String, Vec<(String, Rule)>>>,
 }
 
 impl Policy {
@@ -53,10 +80,14 @@ impl Policy {
 
     async fn reload(&self, db: &Db) -> sqlx::Result<()> {
         let rows = super::store::find_policies(db).await?;
-        let mut rules: HashMap<String, Vec<(String, Decision)>> = HashMap::new();
-        for (role, pattern, decision) in rows {
-            if let Some(d) = Decision::parse(&decision) {
-                rules.entry(role).or_default().push((pattern, d));
+        let mut rules: HashMap<String, Vec<(String, Rule)>> = HashMap::new();
+        for (role, pattern, decision, step_up) in rows {
+            if let Some(decision) = Decision::parse(&decision) {
+                let step_up = decision == Decision::Ask && step_up != 0;
+                rules
+                    .entry(role)
+                    .or_default()
+                    .push((pattern, Rule { decision, step_up }));
             }
         }
         *self.rules.write() = rules;
@@ -65,9 +96,14 @@ impl Policy {
 
     /// The decision for `tool` under `role`.
     pub fn decide(&self, role: &str, tool: &str) -> Decision {
+        self.rule(role, tool).decision
+    }
+
+    /// The rule that governs `tool` under `role` (the most specific match, else `allow`).
+    pub fn rule(&self, role: &str, tool: &str) -> Rule {
         let rules = self.rules.read();
         let Some(list) = rules.get(role) else {
-            return Decision::Allow;
+            return Rule::ALLOW;
         };
         if let Some((_, d)) = list.iter().find(|(p, _)| p == tool) {
             return *d;
@@ -80,7 +116,7 @@ impl Policy {
             })
             .max_by_key(|(len, _)| *len)
             .map(|(_, d)| d)
-            .unwrap_or(Decision::Allow)
+            .unwrap_or(Rule::ALLOW)
     }
 
     /// Sets (or, with `None`, removes) the rule for a role and pattern; `Catalog::set_rule` is the flow around it.
@@ -89,18 +125,21 @@ impl Policy {
         db: &Db,
         role: &str,
         pattern: &str,
-        decision: Option<Decision>,
+        rule: Option<Rule>,
         now: i64,
     ) -> sqlx::Result<()> {
-        match decision {
-            Some(d) => super::store::upsert_policy(db, role, pattern, d.as_str(), now).await?,
+        match rule {
+            Some(r) => {
+                super::store::upsert_policy(db, role, pattern, r.decision.as_str(), r.step_up, now)
+                    .await?
+            }
             None => super::store::delete_policy(db, role, pattern).await?,
         }
         self.reload(db).await
     }
 
     /// Every rule, for the admin page.
-    pub fn all(&self) -> Vec<(String, String, Decision)> {
+    pub fn all(&self) -> Vec<(String, String, Rule)> {
         let mut out: Vec<_> = self
             .rules
             .read()
@@ -132,12 +171,13 @@ fn is_name(s: &str) -> bool {
 impl super::Catalog {
     /// Sets (or, with `None`, removes) the rule for `role` and `pattern` on behalf of `actor`, and records
     /// `tool.policy`. `role_exists` comes from the caller, which knows the roles (this module does not know auth).
+    /// A step-up is only valid on `ask`.
     pub async fn set_rule(
         &self,
         actor: &crate::ids::UserId,
         role: &str,
         pattern: &str,
-        decision: Option<Decision>,
+        rule: Option<Rule>,
         role_exists: bool,
     ) -> Result<(), RuleError> {
         if !is_name(role) || !is_name(pattern) {
@@ -148,15 +188,23 @@ impl super::Catalog {
         if !role_exists {
             return Err(RuleError::Invalid(format!("unknown role {role:?}")));
         }
+        if rule.is_some_and(|r| r.step_up && r.decision != Decision::Ask) {
+            return Err(RuleError::Invalid(
+                "step_up is only valid with the ask decision".into(),
+            ));
+        }
         self.policy
-            .set(&self.db, role, pattern, decision, self.clock.now_ms())
+            .set(&self.db, role, pattern, rule, self.clock.now_ms())
             .await
             .map_err(|e| RuleError::Internal(e.into()))?;
         self.audit.record(
             crate::audit::Event::new("tool.policy", "ok")
                 .actor(actor)
                 .subject(format!("{role}:{pattern}"))
-                .detail(serde_json::json!({ "decision": decision })),
+                .detail(serde_json::json!({
+                    "decision": rule.map(|r| r.decision),
+                    "step_up": rule.is_some_and(|r| r.step_up),
+                })),
         );
         Ok(())
     }
@@ -172,14 +220,23 @@ mod tests {
         p.rules.write().insert(
             "user".into(),
             vec![
-                ("*".into(), Decision::Ask),
-                ("up__*".into(), Decision::Deny),
-                ("up__read".into(), Decision::Allow),
+                ("*".into(), Rule::plain(Decision::Ask)),
+                ("up__*".into(), Rule::plain(Decision::Deny)),
+                ("up__read".into(), Rule::plain(Decision::Allow)),
+                (
+                    "up__pay".into(),
+                    Rule {
+                        decision: Decision::Ask,
+                        step_up: true,
+                    },
+                ),
             ],
         );
         assert_eq!(p.decide("user", "add"), Decision::Ask);
         assert_eq!(p.decide("user", "up__write"), Decision::Deny);
         assert_eq!(p.decide("user", "up__read"), Decision::Allow);
         assert_eq!(p.decide("admin", "up__write"), Decision::Allow);
+        assert!(p.rule("user", "up__pay").step_up);
+        assert!(!p.rule("user", "add").step_up);
     }
 }

@@ -107,9 +107,9 @@ pub async fn find(db: &Db, f: &Filter) -> sqlx::Result<Vec<Row>> {
     .await
 }
 
-/// Every policy rule as stored: (role, tool pattern, decision text).
-pub async fn find_policies(db: &Db) -> sqlx::Result<Vec<(String, String, String)>> {
-    sqlx::query_as("SELECT role, tool_pattern, decision FROM tool_policies")
+/// Every policy rule as stored: (role, tool pattern, decision text, step-up flag 0/1).
+pub async fn find_policies(db: &Db) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+    sqlx::query_as("SELECT role, tool_pattern, decision, step_up FROM tool_policies")
         .fetch_all(&db.pool)
         .await
 }
@@ -120,16 +120,18 @@ pub async fn upsert_policy(
     role: &str,
     pattern: &str,
     decision: &str,
+    step_up: bool,
     now: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO tool_policies (role, tool_pattern, decision, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (role, tool_pattern) DO UPDATE SET decision = $3, updated_at = $4",
+        "INSERT INTO tool_policies (role, tool_pattern, decision, updated_at, step_up) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (role, tool_pattern) DO UPDATE SET decision = $3, updated_at = $4, step_up = $5",
     )
     .bind(role)
     .bind(pattern)
     .bind(decision)
     .bind(now)
+    .bind(i64::from(step_up))
     .execute(db.writer())
     .await?;
     Ok(())

@@ -28,6 +28,7 @@ mod routes;
 mod secrets;
 mod service_clients;
 mod sessions;
+mod step_up;
 mod store;
 mod structure;
 mod telesign;

@@ -26,14 +26,14 @@ db_tests!(
     without_sms_enrolling_a_phone_answers_503_with_the_reason,
 );
 
-const PHONE: &str = "+1 555 010 4477";
+pub(crate) const PHONE: &str = "+1 555 010 4477";
 
-fn number() -> PhoneNumber {
+pub(crate) fn number() -> PhoneNumber {
     PhoneNumber::parse(PHONE).unwrap()
 }
 
 /// The six-digit code in the newest SMS to the test number.
-fn last_code(app: &TestApp) -> String {
+pub(crate) fn last_code(app: &TestApp) -> String {
     let text = app
         .state
         .sms
@@ -107,13 +107,13 @@ async fn verify(app: &TestApp, mfa_token: &str, code: &str, method: &str) -> req
 }
 
 /// A wrong code of the same shape as `code`.
-fn wrong(code: &str) -> String {
+pub(crate) fn wrong(code: &str) -> String {
     let first = (code.as_bytes()[0] - b'0' + 1) % 10;
     format!("{first}{}", &code[1..])
 }
 
 /// The audit events named `event`, as (outcome, detail text).
-async fn events(app: &TestApp, event: &str) -> Vec<(String, String)> {
+pub(crate) async fn events(app: &TestApp, event: &str) -> Vec<(String, String)> {
     app.state.audit.flush().await;
     sqlx::query_as("SELECT outcome, detail FROM audit_events WHERE event = $1 ORDER BY at")
         .bind(event)
@@ -131,7 +131,11 @@ async fn user_with_totp(app: &TestApp, username: &str) -> (String, Vec<u8>, Vec<
     (password, secret, codes)
 }
 
-async fn enrol_totp(app: &TestApp, token: &str, username: &str) -> (Vec<u8>, Vec<String>) {
+pub(crate) async fn enrol_totp(
+    app: &TestApp,
+    token: &str,
+    username: &str,
+) -> (Vec<u8>, Vec<String>) {
     let body = json_of(app.post_as("/api/me/mfa/totp", token, json!({})).await).await;
     let secret_b32 = body["secret"].as_str().unwrap_or_else(|| panic!("{body}"));
     assert_eq!(secret_b32.len(), 32, "20 bytes in base32 without padding");

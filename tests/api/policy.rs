@@ -75,7 +75,7 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
 }
 
 /// Reads a streamed turn until an event named `until` arrives; returns every (event, data) so far.
-async fn read_until(
+pub(crate) async fn read_until(
     r: &mut reqwest::Response,
     buffer: &mut String,
     until: &str,

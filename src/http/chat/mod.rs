@@ -43,6 +43,7 @@ pub fn router() -> Routes {
         .post("/api/chat", stateless_chat)
         // Not `{id}`: an approval id names no conversation (tests pick conversation routes by `{id}`).
         .post("/chat/approvals/{approval_id}", decide_approval)
+        .post("/chat/approvals/{approval_id}/code", send_approval_code)
 }
 
 /// Conversation ids are UUIDs; anything else cannot name one and gets the same 404.
@@ -318,6 +319,9 @@ async fn stateless_chat(
 #[derive(Deserialize)]
 struct Decision {
     approve: bool,
+    /// For a step-up approval: a fresh code, and its method (`sms` or `totp`).
+    code: Option<String>,
+    method: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -327,20 +331,46 @@ struct ApprovalDecided {
     approved: bool,
 }
 
-/// The owner of a conversation approves or refuses a tool call waiting under the `ask` policy.
+/// The owner of a conversation approves or refuses a tool call waiting under the `ask` policy; approving a
+/// step-up call needs a fresh second-factor code (the mfa service verifies it, decides, and audits both).
 async fn decide_approval(
     State(state): State<AppState>,
     Require(p, ..): Require<ChatUse>,
     Path(id): Path<ApprovalId>,
     Json(body): Json<Decision>,
 ) -> AppResult<axum::Json<ApprovalDecided>> {
-    // The service records the decision in the audit trail.
-    if !state.approvals.decide(&id, &p.account.id, body.approve) {
-        return Err(AppError::NotFound("No such pending approval".into()));
-    }
+    state
+        .mfa
+        .decide_approval(
+            &p.account.id,
+            &id,
+            body.approve,
+            body.code.as_deref(),
+            body.method.as_deref(),
+        )
+        .await?;
     Ok(axum::Json(ApprovalDecided {
         success: true,
         approval_id: id,
         approved: body.approve,
+    }))
+}
+
+#[derive(Serialize)]
+struct ApprovalCodeSent {
+    success: bool,
+    approval_id: ApprovalId,
+}
+
+/// Sends an SMS code for a step-up approval to the approver's verified phone (30 s apart, at most five).
+async fn send_approval_code(
+    State(state): State<AppState>,
+    Require(p, ..): Require<ChatUse>,
+    Path(id): Path<ApprovalId>,
+) -> AppResult<axum::Json<ApprovalCodeSent>> {
+    state.mfa.send_approval_code(&p.account.id, &id).await?;
+    Ok(axum::Json(ApprovalCodeSent {
+        success: true,
+        approval_id: id,
     }))
 }
