@@ -14,15 +14,14 @@
 
 pub mod console;
 pub mod number;
+mod service;
+mod store;
 pub mod telesign;
-
-use std::sync::Arc;
+pub mod tools;
 
 pub use number::{InvalidNumber, PhoneNumber};
-
-use crate::{
-    config::{SmsConfig, SmsProviderKind},
-    ids::UserId,
+pub use service::{
+    PhoneInfo, Receipt, Sms, SmsParts, Summary, Transaction, TransactionKind, TransactionPage,
 };
 
 /// Telesign's message types: one-time passwords, alerts and reminders, marketing.
@@ -91,82 +90,19 @@ pub enum SmsError {
     /// The provider could not be reached, timed out or failed; what was sent may or may not have arrived.
     #[error("The SMS provider is unavailable; try again later")]
     Unavailable,
+    /// No transaction of the caller has this reference id.
+    #[error("No such SMS transaction")]
+    NotFound,
+    /// A verification code that is wrong, expired, used up, or was never sent.
+    #[error("The verification code is wrong or expired")]
+    WrongCode,
+    /// A delivery receipt whose signature did not hold (or no Telesign account to check it against).
+    #[error("Delivery receipt refused: {0}")]
+    ReceiptRefused(String),
+    /// A signed delivery receipt we cannot read.
+    #[error("Delivery receipt not understood: {0}")]
+    BadReceipt(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-enum Provider {
-    Disabled,
-    Console(console::Console),
-}
-
-/// The SMS service. Cheap to share behind an `Arc`.
-pub struct Sms {
-    provider: Provider,
-    config: SmsConfig,
-}
-
-impl Sms {
-    pub fn new(config: SmsConfig) -> anyhow::Result<Arc<Sms>> {
-        let provider = match config.provider {
-            SmsProviderKind::Disabled => Provider::Disabled,
-            SmsProviderKind::Console => Provider::Console(console::Console::default()),
-            SmsProviderKind::Telesign => {
-                anyhow::bail!("SMS_PROVIDER=telesign is not wired yet")
-            }
-        };
-        Ok(Arc::new(Sms { provider, config }))
-    }
-
-    /// The console provider's recent messages (development and tests); `None` with another provider.
-    pub fn console(&self) -> Option<&console::Console> {
-        match &self.provider {
-            Provider::Console(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// Sends `text` to `to` on behalf of `actor`, after the destination rules.
-    pub async fn send(
-        &self,
-        actor: &UserId,
-        to: &PhoneNumber,
-        text: &str,
-        kind: MessageKind,
-    ) -> Result<Sent, SmsError> {
-        self.check_destination(to)?;
-        match &self.provider {
-            Provider::Disabled => Err(SmsError::Disabled),
-            Provider::Console(c) => Ok(c.send(actor, to, text, kind)),
-        }
-    }
-
-    /// The fraud risk of a number, for `account_lifecycle_event` `event` (create, sign-in, transact, update,
-    /// delete).
-    pub async fn assess_risk(
-        &self,
-        _actor: &UserId,
-        to: &PhoneNumber,
-        _event: &str,
-    ) -> Result<Risk, SmsError> {
-        match &self.provider {
-            Provider::Disabled => Err(SmsError::Disabled),
-            // The console has no risk data: every number is low risk, and says so.
-            Provider::Console(_) => Ok(Risk {
-                level: "low".into(),
-                score: 0,
-                recommendation: Recommendation::Allow,
-                phone_type: None,
-                carrier: None,
-            })
-            .inspect(|_| tracing::debug!(number = %to.masked(), "console provider: no risk data")),
-        }
-    }
-
-    fn check_destination(&self, to: &PhoneNumber) -> Result<(), SmsError> {
-        if !to.in_countries(&self.config.allowed_countries) {
-            return Err(SmsError::CountryNotAllowed);
-        }
-        Ok(())
-    }
-}
