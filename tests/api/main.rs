@@ -27,6 +27,7 @@ mod restart;
 mod routes;
 mod secrets;
 mod service_clients;
+mod sms;
 mod sessions;
 mod store;
 mod structure;
