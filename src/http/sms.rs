@@ -210,8 +210,10 @@ async fn verify_code(
         .sms
         .check_verification(&principal.account.id, &to, body.code.trim())
         .await?;
-    Ok(axum::Json(json!({ "success": true, "valid": true, "phone_number": to.masked() }))
-        .into_response())
+    Ok(
+        axum::Json(json!({ "success": true, "valid": true, "phone_number": to.masked() }))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]

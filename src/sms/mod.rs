@@ -1,11 +1,12 @@
 //! SMS: sending messages and looking numbers up through a provider, for the SMS routes, second factors and
 //! the agent's tools.
 //!
-//! Layout: `number.rs` normalises and masks phone numbers; `console.rs` is the development provider (prints
-//! each message on standard output); `telesign/` is the Telesign client, its request signing and the local
-//! mock that speaks the same wire format. [`Sms`] is the service every caller goes through: it picks the
-//! provider, enforces the destination rules (allowed countries, per-user and per-number limits) and records
-//! every provider call in the transaction log.
+//! Layout: `service.rs` is [`Sms`], the service every caller goes through: it picks the provider, enforces the
+//! destination rules (allowed countries, per-user and per-number limits counted from the transaction log) and
+//! records every provider call in that log (`store.rs`, its SQL); `tools.rs` holds the agent's SMS tools;
+//! `number.rs` normalises and masks phone numbers; `console.rs` is the development provider (prints each message
+//! on standard output); `telesign/` is the Telesign client, its request signing and the local mock that speaks
+//! the same wire format.
 //!
 //! Invariants:
 //! - A number is normalised (and refused when it cannot be one) before any provider call.
@@ -105,4 +106,3 @@ pub enum SmsError {
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
-

@@ -86,7 +86,7 @@ enum Provider {
     Console(console::Console),
     Telesign {
         client: telesign::Client,
-        receipts: Verifier,
+        receipts: Box<Verifier>,
     },
 }
 
@@ -231,12 +231,16 @@ impl Sms {
                 use secrecy::ExposeSecret;
                 Provider::Telesign {
                     client: telesign::Client::new(t)?,
-                    receipts: Verifier::new(&t.customer_id, t.api_key.expose_secret())
-                        .map_err(|_| anyhow::anyhow!("TELESIGN_API_KEY is not base64"))?,
+                    receipts: Box::new(
+                        Verifier::new(&t.customer_id, t.api_key.expose_secret())
+                            .map_err(|_| anyhow::anyhow!("TELESIGN_API_KEY is not base64"))?,
+                    ),
                 }
             }
         };
-        let root = subkey(p.signing_secret, "warden sms v1").finalize().into_bytes();
+        let root = subkey(p.signing_secret, "warden sms v1")
+            .finalize()
+            .into_bytes();
         Ok(Arc::new(Sms {
             provider,
             config: p.config,
@@ -362,8 +366,7 @@ impl Sms {
                             level: r.risk.level,
                             score: r.risk.score,
                             recommendation,
-                            phone_type: Some(r.phone_type.description)
-                                .filter(|d| !d.is_empty()),
+                            phone_type: Some(r.phone_type.description).filter(|d| !d.is_empty()),
                             carrier: Some(r.carrier.name).filter(|c| !c.is_empty()),
                         },
                     )
@@ -493,14 +496,9 @@ impl Sms {
         .await
         .context("sms store: find_open_verification")?
         .ok_or(SmsError::WrongCode)?;
-        if !store::take_verification_attempt(
-            self.db.writer(),
-            &open.id,
-            VERIFICATION_ATTEMPTS,
-            now,
-        )
-        .await
-        .context("sms store: take_verification_attempt")?
+        if !store::take_verification_attempt(self.db.writer(), &open.id, VERIFICATION_ATTEMPTS, now)
+            .await
+            .context("sms store: take_verification_attempt")?
         {
             return Err(SmsError::WrongCode);
         }
@@ -792,19 +790,13 @@ impl Sms {
             .await
             .context("sms store: count_user_sends")?;
         if user.count > i64::from(self.config.user_per_hour) {
-            return Ok(Some((
-                "SMS_USER_PER_HOUR",
-                retry(user.oldest, HOUR_MS),
-            )));
+            return Ok(Some(("SMS_USER_PER_HOUR", retry(user.oldest, HOUR_MS))));
         }
         let number = store::count_number_sends(&self.db.pool, hash, now - HOUR_MS)
             .await
             .context("sms store: count_number_sends")?;
         if number.count > i64::from(self.config.number_per_hour) {
-            return Ok(Some((
-                "SMS_NUMBER_PER_HOUR",
-                retry(number.oldest, HOUR_MS),
-            )));
+            return Ok(Some(("SMS_NUMBER_PER_HOUR", retry(number.oldest, HOUR_MS))));
         }
         let numbers = store::count_user_numbers(&self.db.pool, actor.as_str(), now - DAY_MS)
             .await

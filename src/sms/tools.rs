@@ -73,8 +73,9 @@ impl Tool for SmsTool {
             },
             ToolKind::Lookup => ToolSpec {
                 name: "phone_lookup".into(),
-                description: "Look a phone number up: its type, carrier, country and whether it is blocked"
-                    .into(),
+                description:
+                    "Look a phone number up: its type, carrier, country and whether it is blocked"
+                        .into(),
                 parameters: json!({
                     "type": "object",
                     "properties": {"phone_number": {"type": "string"}},

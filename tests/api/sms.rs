@@ -73,16 +73,7 @@ async fn texter(app: &TestApp) -> Tokens {
 
 /// (kind, number_masked, number_hash, state, reference_id, final_status_code) of every log row, oldest first.
 #[allow(clippy::type_complexity)]
-async fn rows(
-    app: &TestApp,
-) -> Vec<(
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-)> {
+async fn rows(app: &TestApp) -> Vec<(String, String, String, String, Option<String>, Option<i64>)> {
     sqlx::query_as(
         "SELECT kind, number_masked, number_hash, state, reference_id, final_status_code \
          FROM sms_transactions ORDER BY created_at, kind",
@@ -162,9 +153,7 @@ async fn status_polls_and_signed_receipts_update_the_final_status(kind: DbKind) 
     // The mock delivers after 50 ms; the poll records what it answers.
     let mut delivered = Value::Null;
     for _ in 0..100 {
-        let r = app
-            .get_as(&format!("/api/sms/status/{first}"), &who)
-            .await;
+        let r = app.get_as(&format!("/api/sms/status/{first}"), &who).await;
         assert_eq!(r.status(), StatusCode::OK);
         delivered = json_of(r).await;
         if delivered["transaction"]["final_status_code"] == json!(200) {
@@ -206,13 +195,11 @@ async fn status_polls_and_signed_receipts_update_the_final_status(kind: DbKind) 
         .map(|r| r.5)
         .collect();
     assert_eq!(finals, [Some(210)]);
-    let forged = json!({ "reference_id": second, "status": { "code": 200, "description": "Delivered" } });
+    let forged =
+        json!({ "reference_id": second, "status": { "code": 200, "description": "Delivered" } });
     let r = post_receipt(&app, &forged, "VGVzdCBLZXk=").await;
     let body = expect_error(r, StatusCode::UNAUTHORIZED).await;
-    assert!(
-        body["error"].as_str().unwrap().contains("10008"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("10008"), "{body}");
     let r = app
         .client
         .post(app.url("/api/sms/callback"))
@@ -448,7 +435,12 @@ async fn the_console_provider_serves_the_same_flows(kind: DbKind) {
     .await;
     assert_eq!(info["phone_number"], "15*******09");
     // Receipts need a Telesign account.
-    let r = post_receipt(&app, &json!({"reference_id": reference, "status": {"code": 200}}), KEY).await;
+    let r = post_receipt(
+        &app,
+        &json!({"reference_id": reference, "status": {"code": 200}}),
+        KEY,
+    )
+    .await;
     expect_error(r, StatusCode::UNAUTHORIZED).await;
 }
 
@@ -478,7 +470,10 @@ async fn sms_pumping_is_refused_by_the_limits_and_the_country_list(kind: DbKind)
     let victim = "+1 555 020 1234";
     for name in ["u1", "u2"] {
         let who = user_with(&app, name, &["sms:send"]).await;
-        assert_eq!(send_sms(&app, &who, victim, "hi").await.status(), StatusCode::OK);
+        assert_eq!(
+            send_sms(&app, &who, victim, "hi").await.status(),
+            StatusCode::OK
+        );
     }
     let mut third = user_with(&app, "u3", &["sms:send"]).await;
     expect_error(
@@ -504,7 +499,10 @@ async fn sms_pumping_is_refused_by_the_limits_and_the_country_list(kind: DbKind)
     // Countries outside SMS_ALLOWED_COUNTRIES (default: 1), and what cannot be a number.
     let r = send_sms(&app, &third, "+44 20 7946 0958", "hi").await;
     let body = expect_error(r, StatusCode::BAD_REQUEST).await;
-    assert!(body["error"].as_str().unwrap().contains("country"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("country"),
+        "{body}"
+    );
     let r = send_sms(&app, &third, "555-CALL-NOW", "hi").await;
     let body = expect_error(r, StatusCode::BAD_REQUEST).await;
     assert!(
@@ -594,19 +592,44 @@ async fn the_agent_tools_need_the_sms_permission_too(kind: DbKind) {
     app.create_user("plain", "plain-password-Zx8", "user").await;
     let plain = app.login("plain", "plain-password-Zx8").await;
 
-    let sent = execute(&app, &who, "sms_send", json!({ "phone_number": PHONE, "message": "from the agent" })).await;
+    let sent = execute(
+        &app,
+        &who,
+        "sms_send",
+        json!({ "phone_number": PHONE, "message": "from the agent" }),
+    )
+    .await;
     assert_eq!(sent["success"], json!(true), "{sent}");
     assert_eq!(sent["result"]["phone_number"], "15*******09");
-    assert_eq!(mock.received().last().unwrap().fields["message_type"], "ARN");
+    assert_eq!(
+        mock.received().last().unwrap().fields["message_type"],
+        "ARN"
+    );
     let lookup = execute(&app, &who, "phone_lookup", json!({ "phone_number": PHONE })).await;
     assert_eq!(lookup["result"]["carrier"], "Mock Mobile", "{lookup}");
-    let risk = execute(&app, &who, "phone_risk", json!({ "phone_number": "+1 555 867 9999" })).await;
+    let risk = execute(
+        &app,
+        &who,
+        "phone_risk",
+        json!({ "phone_number": "+1 555 867 9999" }),
+    )
+    .await;
     assert_eq!(risk["result"]["recommendation"], "block", "{risk}");
 
     // The user role may call every tool, but holds no SMS permission.
     let before = mock.received().len();
-    for (tool, permission) in [("sms_send", "sms:send"), ("phone_lookup", "sms:lookup"), ("phone_risk", "sms:lookup")] {
-        let r = execute(&app, &plain, tool, json!({ "phone_number": PHONE, "message": "x" })).await;
+    for (tool, permission) in [
+        ("sms_send", "sms:send"),
+        ("phone_lookup", "sms:lookup"),
+        ("phone_risk", "sms:lookup"),
+    ] {
+        let r = execute(
+            &app,
+            &plain,
+            tool,
+            json!({ "phone_number": PHONE, "message": "x" }),
+        )
+        .await;
         assert_eq!(r["success"], json!(false), "{r}");
         assert!(r["error"].as_str().unwrap().contains(permission), "{r}");
     }
@@ -656,4 +679,39 @@ async fn whatsapp_only_routes_answer_501_and_seed_paths_work(kind: DbKind) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The 401/403 sweeps in routes.rs walk `ROUTES`: every SMS route is there with its permission.
+#[test]
+fn every_sms_route_is_in_the_route_table_with_its_permission() {
+    let table = warden::http::system::ROUTES;
+    let permission_of = |method: &str, path: &str| {
+        table
+            .iter()
+            .find(|(m, p, _, _)| *m == method && *p == path)
+            .map(|r| r.3)
+    };
+    for prefix in ["/api/sms", "/api/whatsapp"] {
+        for (method, route, permission) in [
+            ("post", "send-sms", "sms:send"),
+            ("post", "send-message", "sms:send"),
+            ("post", "verify-phone", "sms:lookup"),
+            ("get", "status/{reference_id}", "sms:send"),
+            ("post", "send-verification", "sms:send"),
+            ("post", "verify-code", "sms:send"),
+            ("post", "assess-risk", "sms:lookup"),
+        ] {
+            let path = format!("{prefix}/{route}");
+            assert_eq!(permission_of(method, &path), Some(permission), "{path}");
+        }
+    }
+    assert_eq!(permission_of("post", "/api/sms/callback"), Some("none"));
+    assert_eq!(
+        permission_of("get", "/api/sms/transactions"),
+        Some("sms:read-all")
+    );
+    for kind in ["template", "media", "buttons"] {
+        let path = format!("/api/whatsapp/send-{kind}");
+        assert_eq!(permission_of("post", &path), Some("sms:send"), "{path}");
+    }
 }
