@@ -158,8 +158,13 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         clock: clock.clone(),
         signing_secret: &sms_secret,
     })?;
-    for tool in crate::sms::tools::all(sms.clone(), sms_permission_check(auth.clone())) {
-        catalog.register(tool);
+    // Only with a real provider: the catalog offers a tool to every caller holding `tools:call:<name>` (the
+    // user role holds `tools:call:*`), and cannot yet hide one from callers without its SMS permission; the tool
+    // refuses those callers itself.
+    if config.sms.provider == crate::config::SmsProviderKind::Telesign {
+        for tool in crate::sms::tools::all(sms.clone(), sms_permission_check(auth.clone())) {
+            catalog.register(tool);
+        }
     }
     let mfa = crate::mfa::Mfa::new(crate::mfa::MfaParts {
         db: db.clone(),
