@@ -23,6 +23,8 @@ db_tests!(
     the_admin_view_filters_and_summarises_and_is_admin_only,
     the_agent_tools_need_the_sms_permission_too,
     whatsapp_only_routes_answer_501_and_seed_paths_work,
+    of_twelve_concurrent_sends_only_the_limit_get_through,
+    the_limits_hold_across_instances_and_restarts,
 );
 
 pub const CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
@@ -679,6 +681,64 @@ async fn whatsapp_only_routes_answer_501_and_seed_paths_work(kind: DbKind) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn of_twelve_concurrent_sends_only_the_limit_get_through(kind: DbKind) {
+    let app = spawn_app_with(kind, &[("SMS_USER_PER_HOUR", "3")]).await;
+    let who = texter(&app).await;
+
+    let replies =
+        futures::future::join_all((0..12).map(|_| send_sms(&app, &who, PHONE, "hi"))).await;
+
+    let ok = replies
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
+    let limited = replies
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!((1..=3).contains(&ok), "{ok} sends got through");
+    assert_eq!(ok + limited, 12);
+    let to = warden::sms::PhoneNumber::parse(PHONE).unwrap();
+    let printed = app
+        .state
+        .sms
+        .console()
+        .unwrap()
+        .outbox()
+        .iter()
+        .filter(|m| m.to == to)
+        .count();
+    assert_eq!(printed, ok, "only admitted sends reached the provider");
+}
+
+async fn the_limits_hold_across_instances_and_restarts(kind: DbKind) {
+    let app = spawn_app_with(kind, &[("SMS_NUMBER_PER_HOUR", "2")]).await;
+    let who = texter(&app).await;
+    assert_eq!(
+        send_sms(&app, &who, PHONE, "hi").await.status(),
+        StatusCode::OK
+    );
+    let other = app.another_instance().await;
+    assert_eq!(
+        send_sms(&other, &who, PHONE, "hi").await.status(),
+        StatusCode::OK
+    );
+
+    expect_error(
+        send_sms(&app, &who, PHONE, "hi").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    drop(other);
+    let app = app.restart().await;
+    let who = app.login("texter", "texter-password-Zx8").await;
+    expect_error(
+        send_sms(&app, &who, PHONE, "hi").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
 }
 
 /// The 401/403 sweeps in routes.rs walk `ROUTES`: every SMS route is there with its permission.
