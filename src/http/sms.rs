@@ -283,6 +283,7 @@ async fn receive_receipt(
 
 #[derive(Deserialize)]
 struct TransactionQuery {
+    #[serde(alias = "number")]
     phone_number: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,

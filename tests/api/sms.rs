@@ -546,6 +546,10 @@ async fn the_admin_view_filters_and_summarises_and_is_admin_only(kind: DbKind) {
         .get_json("/api/sms/transactions?phone_number=%2B15558675309", &admin)
         .await;
     assert_eq!(by_number["total"], json!(4), "{by_number}");
+    let by_alias = app
+        .get_json("/api/sms/transactions?number=15558675309&type=sms", &admin)
+        .await;
+    assert_eq!(by_alias["total"], json!(3), "{by_alias}");
     let failed = app
         .get_json("/api/sms/transactions?failed=true", &admin)
         .await;
