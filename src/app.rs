@@ -65,6 +65,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     db.migrate().await?;
     let secret = signing_secret(&config)?;
     let mfa_keys = crate::mfa::Keys::derive(&secret);
+    let sms_secret = secret.clone();
     let audit = Audit::start(db.clone(), clock.clone());
     let auth = Arc::new(
         Auth::new(AuthParts {
@@ -119,7 +120,20 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         catalog.register(tool);
     }
     let approvals = Arc::new(Approvals::new(audit.clone()));
-    let sms = crate::sms::Sms::new(config.sms.clone())?;
+    let sms = crate::sms::Sms::new(crate::sms::SmsParts {
+        config: config.sms.clone(),
+        db: db.clone(),
+        clock: clock.clone(),
+        signing_secret: &sms_secret,
+    })?;
+    // Only with a real provider: the catalog offers a tool to every caller holding `tools:call:<name>` (the
+    // user role holds `tools:call:*`), and cannot yet hide one from callers without its SMS permission; the tool
+    // refuses those callers itself.
+    if config.sms.provider == crate::config::SmsProviderKind::Telesign {
+        for tool in crate::sms::tools::all(sms.clone(), sms_permission_check(auth.clone())) {
+            catalog.register(tool);
+        }
+    }
     let mfa = Arc::new(crate::mfa::Mfa::new(crate::mfa::MfaParts {
         db: db.clone(),
         clock: clock.clone(),
@@ -318,6 +332,20 @@ impl Drop for ConnectionSlot {
             }
         }
     }
+}
+
+/// Whether a user holds a permission now, for the SMS tools (sms does not import auth): an inactive or
+/// unknown account holds none.
+fn sms_permission_check(auth: Arc<Auth>) -> crate::sms::tools::PermissionCheck {
+    Arc::new(move |user_id, permission| {
+        let auth = auth.clone();
+        Box::pin(async move {
+            matches!(
+                auth.account(user_id.as_str()).await,
+                Ok(Some(account)) if account.active && account.has_permission(permission)
+            )
+        })
+    })
 }
 
 /// JWT_SECRET_KEY, or in development a random key kept in the data dir (mode 0600) so restarts keep sessions.

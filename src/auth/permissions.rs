@@ -18,8 +18,12 @@ pub const ANALYTICS_READ: &str = "analytics:read";
 pub const CHAT_USE: &str = "chat:use";
 /// Add, remove and configure upstream MCP servers and tool policy.
 pub const MCP_MANAGE: &str = "mcp:manage";
-/// Send SMS.
+/// Send SMS and verification codes, and read one's own SMS transactions.
 pub const SMS_SEND: &str = "sms:send";
+/// Look numbers up (PhoneID) and assess their fraud risk.
+pub const SMS_LOOKUP: &str = "sms:lookup";
+/// Read every user's SMS transactions and the log's summary.
+pub const SMS_READ_ALL: &str = "sms:read-all";
 /// Read every user's tool calls, not only one's own.
 pub const TOOL_CALLS_READ_ALL: &str = "tool-calls:read-all";
 /// Prefix of the permission to see and call one tool: `tools:call:<tool name>`.
@@ -36,6 +40,8 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     TOOLS_CALL_ALL,
     MCP_MANAGE,
     SMS_SEND,
+    SMS_LOOKUP,
+    SMS_READ_ALL,
     TOOL_CALLS_READ_ALL,
 ];
 

@@ -119,7 +119,7 @@ impl SmsConfig {
             telesign,
             allowed_countries,
             user_per_hour: bounded(get, "SMS_USER_PER_HOUR", 10, 1, 100_000)?,
-            number_per_hour: bounded(get, "SMS_NUMBER_PER_HOUR", 5, 1, 100_000)?,
+            number_per_hour: bounded(get, "SMS_NUMBER_PER_HOUR", 10, 1, 100_000)?,
             user_numbers_per_day: bounded(get, "SMS_USER_NUMBERS_PER_DAY", 5, 1, 100_000)?,
         })
     }

@@ -126,7 +126,8 @@ impl From<AuthError> for AppError {
 }
 
 /// SMS outcomes: a server without SMS or a provider down is a 503 (with its message), a number that cannot
-/// be one or may not be texted a 400, too many messages a 429.
+/// be one or may not be texted a 400, a number the provider refused (invalid, blocked) a 400 with its code,
+/// too many messages a 429, a wrong verification code a 422, a receipt whose signature fails a 401.
 impl From<SmsError> for AppError {
     fn from(e: SmsError) -> Self {
         match e {
@@ -141,7 +142,23 @@ impl From<SmsError> for AppError {
             SmsError::RateLimited { retry_after_secs } => {
                 AppError::TooManyRequests { retry_after_secs }
             }
-            SmsError::Rejected { .. } => AppError::BadGateway(e.to_string()),
+            SmsError::Rejected { .. } => AppError::Coded {
+                status: StatusCode::BAD_REQUEST,
+                code: "sms_rejected",
+                message: e.to_string(),
+            },
+            SmsError::NotFound => AppError::NotFound(e.to_string()),
+            SmsError::WrongCode => AppError::Coded {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_code",
+                message: e.to_string(),
+            },
+            SmsError::ReceiptRefused(_) => AppError::Coded {
+                status: StatusCode::UNAUTHORIZED,
+                code: "invalid_signature",
+                message: e.to_string(),
+            },
+            SmsError::BadReceipt(_) => AppError::BadRequest(e.to_string()),
             SmsError::Internal(e) => AppError::Internal(e),
         }
     }

@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod middleware;
 pub mod retry;
 pub mod routes;
+pub mod sms;
 pub mod system;
 pub mod tools;
 pub mod users;
@@ -31,6 +32,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(system::router())
         .merge(tools::router())
         .merge(mfa::router())
+        .merge(sms::router())
         .merge(mcp::router(state))
 }
 

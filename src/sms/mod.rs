@@ -1,11 +1,12 @@
 //! SMS: sending messages and looking numbers up through a provider, for the SMS routes, second factors and
 //! the agent's tools.
 //!
-//! Layout: `number.rs` normalises and masks phone numbers; `console.rs` is the development provider (prints
-//! each message on standard output); `telesign/` is the Telesign client, its request signing and the local
-//! mock that speaks the same wire format. [`Sms`] is the service every caller goes through: it picks the
-//! provider, enforces the destination rules (allowed countries, per-user and per-number limits) and records
-//! every provider call in the transaction log.
+//! Layout: `service.rs` is [`Sms`], the service every caller goes through: it picks the provider, enforces the
+//! destination rules (allowed countries, per-user and per-number limits counted from the transaction log) and
+//! records every provider call in that log (`store.rs`, its SQL); `tools.rs` holds the agent's SMS tools;
+//! `number.rs` normalises and masks phone numbers; `console.rs` is the development provider (prints each message
+//! on standard output); `telesign/` is the Telesign client, its request signing and the local mock that speaks
+//! the same wire format.
 //!
 //! Invariants:
 //! - A number is normalised (and refused when it cannot be one) before any provider call.
@@ -14,15 +15,14 @@
 
 pub mod console;
 pub mod number;
+mod service;
+mod store;
 pub mod telesign;
-
-use std::sync::Arc;
+pub mod tools;
 
 pub use number::{InvalidNumber, PhoneNumber};
-
-use crate::{
-    config::{SmsConfig, SmsProviderKind},
-    ids::UserId,
+pub use service::{
+    PhoneInfo, Receipt, Sms, SmsParts, Summary, Transaction, TransactionKind, TransactionPage,
 };
 
 /// Telesign's message types: one-time passwords, alerts and reminders, marketing.
@@ -91,82 +91,18 @@ pub enum SmsError {
     /// The provider could not be reached, timed out or failed; what was sent may or may not have arrived.
     #[error("The SMS provider is unavailable; try again later")]
     Unavailable,
+    /// No transaction of the caller has this reference id.
+    #[error("No such SMS transaction")]
+    NotFound,
+    /// A verification code that is wrong, expired, used up, or was never sent.
+    #[error("The verification code is wrong or expired")]
+    WrongCode,
+    /// A delivery receipt whose signature did not hold (or no Telesign account to check it against).
+    #[error("Delivery receipt refused: {0}")]
+    ReceiptRefused(String),
+    /// A signed delivery receipt we cannot read.
+    #[error("Delivery receipt not understood: {0}")]
+    BadReceipt(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-enum Provider {
-    Disabled,
-    Console(console::Console),
-}
-
-/// The SMS service. Cheap to share behind an `Arc`.
-pub struct Sms {
-    provider: Provider,
-    config: SmsConfig,
-}
-
-impl Sms {
-    pub fn new(config: SmsConfig) -> anyhow::Result<Arc<Sms>> {
-        let provider = match config.provider {
-            SmsProviderKind::Disabled => Provider::Disabled,
-            SmsProviderKind::Console => Provider::Console(console::Console::default()),
-            SmsProviderKind::Telesign => {
-                anyhow::bail!("SMS_PROVIDER=telesign is not wired yet")
-            }
-        };
-        Ok(Arc::new(Sms { provider, config }))
-    }
-
-    /// The console provider's recent messages (development and tests); `None` with another provider.
-    pub fn console(&self) -> Option<&console::Console> {
-        match &self.provider {
-            Provider::Console(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    /// Sends `text` to `to` on behalf of `actor`, after the destination rules.
-    pub async fn send(
-        &self,
-        actor: &UserId,
-        to: &PhoneNumber,
-        text: &str,
-        kind: MessageKind,
-    ) -> Result<Sent, SmsError> {
-        self.check_destination(to)?;
-        match &self.provider {
-            Provider::Disabled => Err(SmsError::Disabled),
-            Provider::Console(c) => Ok(c.send(actor, to, text, kind)),
-        }
-    }
-
-    /// The fraud risk of a number, for `account_lifecycle_event` `event` (create, sign-in, transact, update,
-    /// delete).
-    pub async fn assess_risk(
-        &self,
-        _actor: &UserId,
-        to: &PhoneNumber,
-        _event: &str,
-    ) -> Result<Risk, SmsError> {
-        match &self.provider {
-            Provider::Disabled => Err(SmsError::Disabled),
-            // The console has no risk data: every number is low risk, and says so.
-            Provider::Console(_) => Ok(Risk {
-                level: "low".into(),
-                score: 0,
-                recommendation: Recommendation::Allow,
-                phone_type: None,
-                carrier: None,
-            })
-            .inspect(|_| tracing::debug!(number = %to.masked(), "console provider: no risk data")),
-        }
-    }
-
-    fn check_destination(&self, to: &PhoneNumber) -> Result<(), SmsError> {
-        if !to.in_countries(&self.config.allowed_countries) {
-            return Err(SmsError::CountryNotAllowed);
-        }
-        Ok(())
-    }
 }

@@ -28,6 +28,7 @@ mod routes;
 mod secrets;
 mod service_clients;
 mod sessions;
+mod sms;
 mod step_up;
 mod store;
 mod structure;

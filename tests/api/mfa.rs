@@ -24,6 +24,8 @@ db_tests!(
     a_phone_is_enrolled_with_a_code_from_the_console_provider,
     removing_totp_needs_a_current_unused_code,
     without_sms_enrolling_a_phone_answers_503_with_the_reason,
+    with_telesign_a_blocked_number_is_refused_and_a_flagged_one_is_audited,
+    with_telesign_a_second_factor_login_completes_end_to_end,
 );
 
 pub(crate) const PHONE: &str = "+1 555 010 4477";
@@ -714,4 +716,105 @@ async fn without_sms_enrolling_a_phone_answers_503_with_the_reason(kind: DbKind)
         factors["factors"]["phone"].is_null(),
         "nothing is pending: {factors}"
     );
+}
+
+/// The six-digit code in the newest message the Telesign mock received for `digits`.
+fn mock_code(mock: &warden::sms::telesign::mock::MockHandle, digits: &str) -> String {
+    let text = mock
+        .received()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/v1/messaging" && r.fields["phone_number"] == digits)
+        .expect("a message reached the mock")
+        .fields["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {text:?}"))
+        .to_string()
+}
+
+async fn with_telesign_a_blocked_number_is_refused_and_a_flagged_one_is_audited(kind: DbKind) {
+    let mock = crate::sms::start_mock().await;
+    let app = crate::sms::telesign_app(kind, &mock, &[]).await;
+    app.create_user("rita", "rita-password-Kq4", "user").await;
+    let tokens = app.login("rita", "rita-password-Kq4").await;
+
+    let r = app
+        .post_as(
+            "/api/me/phone",
+            &tokens,
+            json!({ "phone_number": "+1 555 010 9999" }),
+        )
+        .await;
+    let body = expect_error(r, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["code"], "number_blocked", "{body}");
+    assert!(
+        !mock.received().iter().any(|r| r.path == "/v1/messaging"),
+        "no code went to a blocked number"
+    );
+    let r = app
+        .post_as(
+            "/api/me/phone",
+            &tokens,
+            json!({ "phone_number": "+1 555 010 5555" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let flagged = events(&app, "mfa.phone_flagged").await;
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert!(flagged[0].1.contains("flag"), "{flagged:?}");
+    assert!(!flagged[0].1.contains("15550105555"), "{flagged:?}");
+    assert_eq!(events(&app, "mfa.phone_blocked").await.len(), 1);
+    let code = mock_code(&mock, "15550105555");
+    let r = app
+        .post_as("/api/me/phone/verify", &tokens, json!({ "code": code }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn with_telesign_a_second_factor_login_completes_end_to_end(kind: DbKind) {
+    let mock = crate::sms::start_mock().await;
+    let app = crate::sms::telesign_app(kind, &mock, &[]).await;
+    app.create_user("tess", "tess-password-Kq4", "user").await;
+    let tokens = app.login("tess", "tess-password-Kq4").await;
+    let r = app
+        .post_as("/api/me/phone", &tokens, json!({ "phone_number": PHONE }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let digits = number().digits().to_string();
+    let r = app
+        .post_as(
+            "/api/me/phone/verify",
+            &tokens,
+            json!({ "code": mock_code(&mock, &digits) }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let mfa_token = challenge(&app, "tess", "tess-password-Kq4").await;
+    let code = mock_code(&mock, &digits);
+    let r = verify(&app, &mfa_token, &code, "sms").await;
+
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_of(r).await;
+    let me = app
+        .get_bearer("/api/me", body["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let sends = mock
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/v1/messaging")
+        .count();
+    assert_eq!(sends, 2, "one enrolment code, one login code");
+    assert!(mock.received().iter().all(|r| r.verified));
+    let logged: Vec<(String,)> =
+        sqlx::query_as("SELECT kind FROM sms_transactions WHERE kind = 'sms'")
+            .fetch_all(&app.db().pool)
+            .await
+            .unwrap();
+    assert_eq!(logged.len(), 2);
 }

@@ -5,6 +5,7 @@ use crate::helpers::{captured_logs, prelude::*};
 db_tests!(
     no_password_token_csrf_value_or_secret_reaches_a_table_or_the_log,
     no_second_factor_code_totp_secret_recovery_code_or_phone_number_reaches_a_table_or_the_log,
+    no_sms_code_api_key_or_full_number_reaches_a_reply_the_log_table_or_the_log,
 );
 
 /// Every text value of the second-factor tables and the audit trail.
@@ -264,4 +265,95 @@ async fn no_password_token_csrf_value_or_secret_reaches_a_table_or_the_log(kind:
     assert!(
         !logs.to_lowercase().contains("authorization:") && !logs.to_lowercase().contains("cookie:")
     );
+}
+
+/// Every text value of the SMS transaction log.
+async fn sms_table_text(app: &TestApp) -> String {
+    let rows = sqlx::query("SELECT * FROM sms_transactions")
+        .fetch_all(&app.db().pool)
+        .await
+        .unwrap();
+    assert!(rows.len() >= 6, "the flows left rows to check");
+    let mut out = String::new();
+    for row in rows {
+        use sqlx::{Column, Row};
+        for (i, col) in row.columns().iter().enumerate() {
+            if let Ok(Some(v)) = row.try_get::<Option<String>, _>(i) {
+                out.push_str(&format!("sms_transactions.{}={v}\n", col.name()));
+            }
+        }
+    }
+    out
+}
+
+async fn no_sms_code_api_key_or_full_number_reaches_a_reply_the_log_table_or_the_log(kind: DbKind) {
+    use crate::sms::{KEY, start_mock, telesign_app, user_with};
+    let mock = start_mock().await;
+    let app = telesign_app(kind, &mock, &[]).await;
+    let who = user_with(&app, "sally", &["sms:send", "sms:lookup"]).await;
+    let number = "+1 555 867 5309";
+    let digits = "15558675309";
+    let mut replies = String::new();
+
+    for (path, body) in [
+        (
+            "/api/sms/send-sms",
+            json!({ "phone_number": number, "message": "Your code is 73914" }),
+        ),
+        (
+            "/api/whatsapp/send-message",
+            json!({ "phone_number": number, "message": "Parcel 88123 ships" }),
+        ),
+        ("/api/sms/verify-phone", json!({ "phone_number": number })),
+        ("/api/sms/assess-risk", json!({ "phone_number": number })),
+        (
+            "/api/sms/send-verification",
+            json!({ "phone_number": number }),
+        ),
+    ] {
+        let r = app.post_as(path, &who, body).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        replies.push_str(&r.text().await.unwrap());
+    }
+    let code = mock
+        .received()
+        .into_iter()
+        .rev()
+        .find_map(|r| r.verify_code)
+        .unwrap();
+    for attempt in ["00000", code.as_str()] {
+        let r = app
+            .post_as(
+                "/api/sms/verify-code",
+                &who,
+                json!({ "phone_number": number, "code": attempt }),
+            )
+            .await;
+        replies.push_str(&r.text().await.unwrap());
+    }
+    let reference = mock
+        .received()
+        .into_iter()
+        .find_map(|r| r.reference_id)
+        .unwrap();
+    let r = app
+        .get_as(&format!("/api/sms/status/{reference}"), &who)
+        .await;
+    replies.push_str(&r.text().await.unwrap());
+    let admin = app.admin().await;
+    let r = app.get_as("/api/sms/transactions", &admin).await;
+    replies.push_str(&r.text().await.unwrap());
+
+    let tables = format!(
+        "{}{}",
+        sms_table_text(&app).await,
+        app.all_table_text().await
+    );
+    let logs = captured_logs();
+    for (what, text) in [("replies", &replies), ("tables", &tables), ("logs", &logs)] {
+        for secret in [digits, "73914", "88123", code.as_str(), KEY, "TE8sTgg45yus"] {
+            assert!(!text.contains(secret), "{secret:?} in the {what}");
+        }
+    }
+    assert!(tables.contains("15*******09"), "the masked number is kept");
 }

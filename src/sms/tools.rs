@@ -1,0 +1,171 @@
+//! The agent's SMS tools: `sms_send`, `phone_lookup`, `phone_risk`. They go through the same [`Sms`] service
+//! as the routes (destination rules, limits, the log). The catalog checks `tools:call:<name>` and the tool
+//! policy; each tool also asks for the SMS permission the matching route needs (`sms:send`, `sms:lookup`), so
+//! a tool is never a way around a route's permission.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, future::BoxFuture};
+use serde_json::{Value, json};
+
+use super::{MessageKind, PhoneNumber, Sms, SmsError};
+use crate::{
+    ids::UserId,
+    tools::{Tool, ToolContext, ToolSpec},
+};
+
+/// Whether a user holds a permission now (built in app.rs over the auth service, which sms does not import).
+pub type PermissionCheck =
+    Arc<dyn Fn(UserId, &'static str) -> BoxFuture<'static, bool> + Send + Sync>;
+
+/// The permission names the tools ask for (the same as `auth::permissions`).
+pub const SMS_SEND: &str = "sms:send";
+pub const SMS_LOOKUP: &str = "sms:lookup";
+
+pub fn all(sms: Arc<Sms>, allowed: PermissionCheck) -> Vec<Arc<dyn Tool>> {
+    [ToolKind::Send, ToolKind::Lookup, ToolKind::Risk]
+        .into_iter()
+        .map(|kind| {
+            Arc::new(SmsTool {
+                kind,
+                sms: sms.clone(),
+                allowed: allowed.clone(),
+            }) as Arc<dyn Tool>
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum ToolKind {
+    Send,
+    Lookup,
+    Risk,
+}
+
+struct SmsTool {
+    kind: ToolKind,
+    sms: Arc<Sms>,
+    allowed: PermissionCheck,
+}
+
+/// A message for the model: what went wrong, never an internal detail.
+fn model_error(e: SmsError) -> String {
+    match e {
+        SmsError::Internal(_) => "the SMS service failed".into(),
+        e => e.to_string(),
+    }
+}
+
+impl Tool for SmsTool {
+    fn spec(&self) -> ToolSpec {
+        match self.kind {
+            ToolKind::Send => ToolSpec {
+                name: "sms_send".into(),
+                description: "Send a text message (SMS) to a phone number".into(),
+                parameters: json!({
+                    "type": "object",
+                    "properties": {
+                        "phone_number": {"type": "string", "description": "international, like +1 555 867 5309"},
+                        "message": {"type": "string", "maxLength": 1600}
+                    },
+                    "required": ["phone_number", "message"]
+                }),
+            },
+            ToolKind::Lookup => ToolSpec {
+                name: "phone_lookup".into(),
+                description:
+                    "Look a phone number up: its type, carrier, country and whether it is blocked"
+                        .into(),
+                parameters: json!({
+                    "type": "object",
+                    "properties": {"phone_number": {"type": "string"}},
+                    "required": ["phone_number"]
+                }),
+            },
+            ToolKind::Risk => ToolSpec {
+                name: "phone_risk".into(),
+                description: "Assess the fraud risk of a phone number".into(),
+                parameters: json!({
+                    "type": "object",
+                    "properties": {
+                        "phone_number": {"type": "string"},
+                        "account_lifecycle_event": {"type": "string", "enum": ["create", "sign-in", "transact", "update", "delete"]}
+                    },
+                    "required": ["phone_number"]
+                }),
+            },
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        arguments: Value,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        async move {
+            let permission = match self.kind {
+                ToolKind::Send => SMS_SEND,
+                ToolKind::Lookup | ToolKind::Risk => SMS_LOOKUP,
+            };
+            if !(self.allowed)(ctx.user_id.clone(), permission).await {
+                return Err(format!("the caller lacks the permission {permission}"));
+            }
+            let raw = arguments["phone_number"]
+                .as_str()
+                .ok_or("phone_number is required")?;
+            let number = PhoneNumber::parse(raw).map_err(|e| e.to_string())?;
+            match self.kind {
+                ToolKind::Send => {
+                    let message = arguments["message"]
+                        .as_str()
+                        .filter(|m| !m.trim().is_empty() && m.chars().count() <= 1600)
+                        .ok_or("message is required (at most 1600 characters)")?;
+                    let sent = self
+                        .sms
+                        .send_message(&ctx.user_id, &number, message, MessageKind::Arn, None)
+                        .await
+                        .map_err(model_error)?;
+                    Ok(json!({
+                        "phone_number": number.masked(),
+                        "reference_id": sent.reference_id,
+                        "status_code": sent.status_code,
+                        "status": sent.status,
+                    }))
+                }
+                ToolKind::Lookup => {
+                    let info = self
+                        .sms
+                        .phone_id(&ctx.user_id, &number)
+                        .await
+                        .map_err(model_error)?;
+                    serde_json::to_value(info).map_err(|e| e.to_string())
+                }
+                ToolKind::Risk => {
+                    let event = arguments["account_lifecycle_event"]
+                        .as_str()
+                        .unwrap_or("create");
+                    if !["create", "sign-in", "transact", "update", "delete"].contains(&event) {
+                        return Err(
+                            "account_lifecycle_event is create, sign-in, transact, update or delete"
+                                .into(),
+                        );
+                    }
+                    let risk = self
+                        .sms
+                        .assess_risk(&ctx.user_id, &number, event)
+                        .await
+                        .map_err(model_error)?;
+                    Ok(json!({
+                        "phone_number": number.masked(),
+                        "risk_level": risk.level,
+                        "risk_score": risk.score,
+                        "recommendation": risk.recommendation,
+                        "phone_type": risk.phone_type,
+                        "carrier": risk.carrier,
+                    }))
+                }
+            }
+        }
+        .boxed()
+    }
+}
