@@ -74,6 +74,7 @@ impl Audit {
 
     /// Queues an event; never waits.
     pub fn record(&self, event: Event) {
+        crate::telemetry::record_login(&event.event);
         self.writer.push((event, self.clock.now_ms()));
     }
 

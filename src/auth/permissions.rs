@@ -22,6 +22,8 @@ pub const MCP_MANAGE: &str = "mcp:manage";
 pub const SMS_SEND: &str = "sms:send";
 /// Read every user's tool calls, not only one's own.
 pub const TOOL_CALLS_READ_ALL: &str = "tool-calls:read-all";
+/// Scrape `GET /metrics`.
+pub const METRICS_READ: &str = "metrics:read";
 /// Prefix of the permission to see and call one tool: `tools:call:<tool name>`.
 pub const TOOL_CALL_PREFIX: &str = "tools:call:";
 /// Call every tool.
@@ -37,6 +39,7 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     MCP_MANAGE,
     SMS_SEND,
     TOOL_CALLS_READ_ALL,
+    METRICS_READ,
 ];
 
 /// Whether a held pattern grants `wanted`: exact, `*` for everything, or a prefix ending in `*`.

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod mcp;
+pub mod metrics;
 pub mod mfa;
 pub mod middleware;
 pub mod retry;
@@ -32,6 +33,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(tools::router())
         .merge(mfa::router())
         .merge(mcp::router(state))
+        .merge(metrics::router(state))
 }
 
 /// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,

@@ -341,6 +341,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Remove an upstream MCP server",
         "mcp:manage",
     ),
+    (
+        "get",
+        "/metrics",
+        "Prometheus metrics (open on METRICS_BIND instead, when set)",
+        "metrics:read",
+    ),
     ("get", "/health", "Alive", "none"),
     ("get", "/ready", "Database reachable", "none"),
     ("get", "/api/docs", "This OpenAPI document", "none"),

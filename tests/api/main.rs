@@ -18,6 +18,7 @@ mod llm_mock;
 mod login;
 mod logout;
 mod mcp;
+mod metrics;
 mod mfa;
 mod ops;
 mod policy;
