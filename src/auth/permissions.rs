@@ -24,6 +24,8 @@ pub const SMS_SEND: &str = "sms:send";
 pub const TOOL_CALLS_READ_ALL: &str = "tool-calls:read-all";
 /// Scrape `GET /metrics`.
 pub const METRICS_READ: &str = "metrics:read";
+/// Read the audit trail (`GET /api/audit`).
+pub const AUDIT_READ: &str = "audit:read";
 /// Prefix of the permission to see and call one tool: `tools:call:<tool name>`.
 pub const TOOL_CALL_PREFIX: &str = "tools:call:";
 /// Call every tool.
@@ -40,6 +42,7 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     SMS_SEND,
     TOOL_CALLS_READ_ALL,
     METRICS_READ,
+    AUDIT_READ,
 ];
 
 /// Whether a held pattern grants `wanted`: exact, `*` for everything, or a prefix ending in `*`.

@@ -347,6 +347,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Prometheus metrics (open on METRICS_BIND instead, when set)",
         "metrics:read",
     ),
+    (
+        "get",
+        "/api/audit",
+        "The audit trail, newest first: filters actor, action (prefix with .*), subject, from, to, outcome; cursor; format=jsonl",
+        "audit:read",
+    ),
+    (
+        "get",
+        "/api/audit/export",
+        "The audit trail as JSON Lines (same filters)",
+        "audit:read",
+    ),
     ("get", "/health", "Alive", "none"),
     ("get", "/ready", "Database reachable", "none"),
     ("get", "/api/docs", "This OpenAPI document", "none"),

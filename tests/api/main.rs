@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod browser;
 mod chat_agent;
 mod chat_providers;
