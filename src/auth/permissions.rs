@@ -22,6 +22,8 @@ pub const MCP_MANAGE: &str = "mcp:manage";
 pub const SMS_SEND: &str = "sms:send";
 /// Read every user's tool calls, not only one's own.
 pub const TOOL_CALLS_READ_ALL: &str = "tool-calls:read-all";
+/// See tool-call arguments and results of other users' calls (an auditor's permission).
+pub const TOOL_CALLS_READ_BODIES: &str = "tool-calls:read-bodies";
 /// Scrape `GET /metrics`.
 pub const METRICS_READ: &str = "metrics:read";
 /// Read the audit trail (`GET /api/audit`).
@@ -41,6 +43,7 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     MCP_MANAGE,
     SMS_SEND,
     TOOL_CALLS_READ_ALL,
+    TOOL_CALLS_READ_BODIES,
     METRICS_READ,
     AUDIT_READ,
 ];
@@ -85,5 +88,18 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), KNOWN_PERMISSIONS.len());
         assert!(KNOWN_PERMISSIONS.contains(&TOOL_CALLS_READ_ALL));
+    }
+
+    #[test]
+    fn the_tool_call_permissions_agree_with_the_catalogs_names() {
+        // `tools` names them itself, because it must not import `auth`.
+        assert_eq!(
+            TOOL_CALLS_READ_ALL,
+            crate::tools::calls::READ_ALL_TOOL_CALLS
+        );
+        assert_eq!(
+            TOOL_CALLS_READ_BODIES,
+            crate::tools::calls::READ_TOOL_CALL_BODIES
+        );
     }
 }

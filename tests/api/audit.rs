@@ -1,5 +1,5 @@
 //! The audit viewer: `GET /api/audit` (filters, cursor paging newest first), the JSON Lines export, who may
-//! read it, and that no route changes it.
+//! read it, that no route changes it, and who sees tool-call bodies.
 
 use crate::helpers::prelude::*;
 
@@ -8,6 +8,7 @@ db_tests!(
     paging_is_stable_newest_first_while_events_arrive,
     the_export_is_json_lines_without_secrets,
     only_audit_readers_see_the_trail_and_no_route_changes_it,
+    tool_call_bodies_need_read_bodies_unless_the_call_is_ones_own,
 );
 
 async fn events(app: &TestApp, who: &str, query: &str) -> Vec<Value> {
@@ -267,5 +268,59 @@ async fn only_audit_readers_see_the_trail_and_no_route_changes_it(kind: DbKind) 
     let after = events(&app, &admin.access, "limit=500").await;
     for e in &before {
         assert!(after.contains(e), "changed or gone: {e}");
+    }
+}
+
+async fn tool_call_bodies_need_read_bodies_unless_the_call_is_ones_own(kind: DbKind) {
+    // Arrange: the admin calls a tool; a reader of all calls without read-bodies; carol calls one herself.
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let r = app
+        .post_as(
+            "/api/permissions",
+            &admin,
+            json!({ "role": "reader", "permissions": ["tool-calls:read-all", "tools:call:*", "chat:use"] }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.create_user("carol", "carol-password", "reader").await;
+    let carol = app.login("carol", "carol-password").await;
+    for who in [&admin.access, &carol.access] {
+        let r = app
+            .client
+            .post(app.url("/api/servers/builtin/tools/add/execute"))
+            .bearer_auth(who)
+            .json(&json!({ "parameters": { "a": 20, "b": 22 } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.state.tool_log.flush().await;
+
+    // Act
+    let as_admin = app.get_json("/api/tool-calls", &admin).await;
+    let as_carol = app.get_json("/api/tool-calls", &carol).await;
+
+    // Assert: the admin sees both bodies; carol sees her own and only metadata of the admin's.
+    let calls = |v: &Value| v["tool_calls"].as_array().unwrap().clone();
+    assert_eq!(calls(&as_admin).len(), 2);
+    for c in calls(&as_admin) {
+        assert_eq!(c["arguments"], json!({ "a": 20, "b": 22 }), "{c}");
+        assert!(c["result"].as_str().unwrap().contains("42"), "{c}");
+    }
+    let seen = calls(&as_carol);
+    assert_eq!(seen.len(), 2);
+    for c in seen {
+        if c["user_id"] == carol.user_id.as_str() {
+            assert_eq!(c["arguments"], json!({ "a": 20, "b": 22 }), "{c}");
+            assert!(!c["result"].is_null(), "{c}");
+        } else {
+            assert_eq!(c["user_id"], admin.user_id.as_str());
+            assert!(c["arguments"].is_null(), "{c}");
+            assert!(c["result"].is_null(), "{c}");
+            assert_eq!(c["tool_name"], "add");
+            assert_eq!(c["status"], "success", "{c}");
+        }
     }
 }
