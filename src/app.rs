@@ -221,8 +221,10 @@ impl App {
             let mut prune = tokio::time::interval(Duration::from_secs(3600));
             // Counting sessions is a query: sampled for /metrics here, never per request or per scrape.
             let mut sample = tokio::time::interval(Duration::from_secs(15));
+            let mut upkeep = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {
+                    _ = upkeep.tick() => state.metrics.upkeep(),
                     _ = sample.tick() => match state.auth.count_active_sessions().await {
                         Ok(count) => crate::telemetry::set_active_sessions(count),
                         Err(e) => tracing::warn!(error = %e, "counting active sessions failed"),

@@ -82,6 +82,12 @@ impl Metrics {
         })
     }
 
+    /// Folds the histogram samples recorded since the last call into their buckets. The recorder keeps raw
+    /// samples until then, so this must run periodically (`app` does, every 5 s) even when nobody scrapes.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// The Prometheus text exposition of every series, with `snapshot`'s state written in first.
     pub fn render(&self, snapshot: &Snapshot<'_>) -> String {
         metrics::counter!(QUEUE_DROPPED, "queue" => "audit").absolute(snapshot.audit_dropped);
