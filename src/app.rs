@@ -35,12 +35,16 @@ use crate::{
     private_files,
     state::{AppState, Services},
     store::Db,
+    telemetry::Metrics,
     tools::{Catalog, approval::Approvals, log::ToolLog},
 };
 
 pub struct App {
     listener: TcpListener,
     pub addr: SocketAddr,
+    /// `METRICS_BIND`'s listener: `/metrics` without authentication, apart from the API.
+    metrics_listener: Option<TcpListener>,
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     /// Set when the first start created the admin account with a random password.
     pub generated_admin_password: Option<String>,
@@ -100,6 +104,19 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.metrics_bind {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding METRICS_BIND {bind}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let metrics = Metrics::install()?;
     let files = config
         .enable_tool_logging
         .then(|| crate::tools::log::Files {
@@ -144,7 +161,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         approvals: approvals.clone(),
     }));
     let agent = Agent {
-        provider: crate::agent::llm::from_config(&config)?,
+        provider: Arc::new(MeasuredLlm(crate::agent::llm::from_config(&config)?)),
         approvals: approvals.clone(),
         catalog: catalog.clone(),
         tool_log: tool_log.clone(),
@@ -189,10 +206,13 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         sms,
         mfa,
         clock,
+        metrics,
     });
     Ok(App {
         listener,
         addr,
+        metrics_listener,
+        metrics_addr,
         state,
         generated_admin_password,
         shutdown: CancellationToken::new(),
@@ -215,8 +235,16 @@ impl App {
             // Other processes' revocations reach this one within a second; expired ones are dropped hourly.
             let mut sync = tokio::time::interval(Duration::from_secs(1));
             let mut prune = tokio::time::interval(Duration::from_secs(3600));
+            // Counting sessions is a query: sampled for /metrics here, never per request or per scrape.
+            let mut sample = tokio::time::interval(Duration::from_secs(15));
+            let mut upkeep = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {
+                    _ = upkeep.tick() => state.metrics.upkeep(),
+                    _ = sample.tick() => match state.auth.count_active_sessions().await {
+                        Ok(count) => crate::telemetry::set_active_sessions(count),
+                        Err(e) => tracing::warn!(error = %e, "counting active sessions failed"),
+                    },
                     _ = sync.tick() => {
                         if let Err(e) = state.auth.sync_changes().await {
                             tracing::warn!(error = %e, "reading other instances' changes failed");
@@ -227,6 +255,12 @@ impl App {
                 }
             }
         });
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let state = self.state.clone();
+            let stop = self.shutdown.clone();
+            let router = crate::http::metrics::open_router(state.clone());
+            tokio::spawn(async move { serve(listener, router, &state.config, stop).await })
+        });
         serve(
             self.listener,
             router,
@@ -235,6 +269,9 @@ impl App {
         )
         .await;
         pruner.abort();
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         self.state.upstreams.shutdown();
         self.state.audit.flush().await;
         self.state.tool_log.flush().await;
@@ -375,4 +412,45 @@ fn tighten_data_dir(dir: &Path) -> anyhow::Result<()> {
         private_files::tighten(dir, 0o700)?;
     }
     Ok(())
+}
+
+/// The configured language model, with each request's latency and tokens recorded for `/metrics`. Wrapped
+/// here, where the parts are assembled, so the agent and its providers stay unaware of metrics.
+struct MeasuredLlm(Arc<dyn crate::agent::llm::LlmProvider>);
+
+impl crate::agent::llm::LlmProvider for MeasuredLlm {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn model(&self) -> &str {
+        self.0.model()
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a crate::agent::llm::LlmRequest,
+        deltas: Option<&'a crate::agent::llm::DeltaSender>,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<crate::agent::llm::LlmResponse, crate::agent::llm::LlmError>,
+    > {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let result = self.0.complete(request, deltas).await;
+            let (prompt, completion) = match &result {
+                Ok(r) => (r.usage.input_tokens, r.usage.output_tokens),
+                Err(_) => (0, 0),
+            };
+            crate::telemetry::record_llm_request(
+                self.0.name(),
+                self.0.model(),
+                result.is_ok(),
+                started.elapsed().as_secs_f64(),
+                u64::try_from(prompt).unwrap_or(0),
+                u64::try_from(completion).unwrap_or(0),
+            );
+            result
+        })
+    }
 }

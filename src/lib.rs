@@ -20,4 +20,5 @@ pub mod private_files;
 pub mod sms;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tools;

@@ -13,6 +13,7 @@ use crate::{
     mfa::Mfa,
     sms::Sms,
     store::Db,
+    telemetry::Metrics,
     tools::{Catalog, approval::Approvals, log::ToolLog},
 };
 
@@ -33,6 +34,7 @@ pub struct Services {
     pub sms: Arc<Sms>,
     pub mfa: Arc<Mfa>,
     pub clock: SharedClock,
+    pub metrics: Metrics,
 }
 
 impl std::ops::Deref for AppState {

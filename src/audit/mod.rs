@@ -1,6 +1,9 @@
 //! The activity trail: logins, failures, lockouts, logouts, role and password changes, admin actions.
 //! Append-only. Events go through a bounded channel to one writer task that inserts them in batches, so
-//! recording never waits on the database; a full channel drops the event and counts it.
+//! recording never waits on the database; a full channel drops the event and counts it. Readers with
+//! `audit:read` page through it ([`view`]); nothing changes or deletes an event.
+
+pub mod view;
 
 use std::net::IpAddr;
 
@@ -56,11 +59,14 @@ impl Event {
 pub struct Audit {
     writer: BatchWriter<(Event, i64)>,
     clock: SharedClock,
+    /// For the read side ([`view`]).
+    db: Db,
 }
 
 impl Audit {
     /// Starts the writer task; it ends when every `Audit` handle is dropped, after writing what it holds.
     pub fn start(db: Db, clock: SharedClock) -> Audit {
+        let read = db.clone();
         let writer = BatchWriter::start("audit", CHANNEL_CAPACITY, BATCH, move |events| {
             let db = db.clone();
             async move {
@@ -69,11 +75,16 @@ impl Audit {
                 }
             }
         });
-        Audit { writer, clock }
+        Audit {
+            writer,
+            clock,
+            db: read,
+        }
     }
 
     /// Queues an event; never waits.
     pub fn record(&self, event: Event) {
+        crate::telemetry::record_login(&event.event);
         self.writer.push((event, self.clock.now_ms()));
     }
 

@@ -365,6 +365,11 @@ impl Auth {
         }
     }
 
+    /// Login sessions neither revoked nor expired now (a count query: for periodic sampling, not requests).
+    pub async fn count_active_sessions(&self) -> sqlx::Result<i64> {
+        store::count_active_sessions(&self.db.pool, self.now()).await
+    }
+
     pub fn issue_csrf(&self, session_id: &SessionId) -> String {
         self.csrf.issue(session_id.as_str())
     }

@@ -26,6 +26,12 @@ pub const SMS_LOOKUP: &str = "sms:lookup";
 pub const SMS_READ_ALL: &str = "sms:read-all";
 /// Read every user's tool calls, not only one's own.
 pub const TOOL_CALLS_READ_ALL: &str = "tool-calls:read-all";
+/// See tool-call arguments and results of other users' calls (an auditor's permission).
+pub const TOOL_CALLS_READ_BODIES: &str = "tool-calls:read-bodies";
+/// Scrape `GET /metrics`.
+pub const METRICS_READ: &str = "metrics:read";
+/// Read the audit trail (`GET /api/audit`).
+pub const AUDIT_READ: &str = "audit:read";
 /// Prefix of the permission to see and call one tool: `tools:call:<tool name>`.
 pub const TOOL_CALL_PREFIX: &str = "tools:call:";
 /// Call every tool.
@@ -43,6 +49,9 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     SMS_LOOKUP,
     SMS_READ_ALL,
     TOOL_CALLS_READ_ALL,
+    TOOL_CALLS_READ_BODIES,
+    METRICS_READ,
+    AUDIT_READ,
 ];
 
 /// Whether a held pattern grants `wanted`: exact, `*` for everything, or a prefix ending in `*`.
@@ -85,5 +94,18 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), KNOWN_PERMISSIONS.len());
         assert!(KNOWN_PERMISSIONS.contains(&TOOL_CALLS_READ_ALL));
+    }
+
+    #[test]
+    fn the_tool_call_permissions_agree_with_the_catalogs_names() {
+        // `tools` names them itself, because it must not import `auth`.
+        assert_eq!(
+            TOOL_CALLS_READ_ALL,
+            crate::tools::calls::READ_ALL_TOOL_CALLS
+        );
+        assert_eq!(
+            TOOL_CALLS_READ_BODIES,
+            crate::tools::calls::READ_TOOL_CALL_BODIES
+        );
     }
 }

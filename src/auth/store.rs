@@ -356,6 +356,14 @@ pub async fn update_session_seen(pool: &AnyPool, id: &str, at: i64) -> sqlx::Res
     .map(|_| ())
 }
 
+/// Sessions neither revoked nor expired at `now`.
+pub async fn count_active_sessions(pool: &AnyPool, now: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1")
+        .bind(now)
+        .fetch_one(pool)
+        .await
+}
+
 /// Revoked sessions that have not yet expired: the revocation cache's contents at start.
 pub async fn find_revoked_sessions(pool: &AnyPool, now: i64) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(

@@ -68,6 +68,8 @@ pub struct JwksIssuer {
 pub struct Config {
     pub environment: Environment,
     pub bind: SocketAddr,
+    /// `METRICS_BIND`: when set, `/metrics` is served there without authentication and not on `bind`.
+    pub metrics_bind: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// `None` means the embedded SQLite file under `data_dir`.
     pub database_url: Option<String>,
@@ -137,6 +139,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("environment", &self.environment)
             .field("bind", &self.bind)
+            .field("metrics_bind", &self.metrics_bind)
             .field("data_dir", &self.data_dir)
             .field(
                 "database_url",
@@ -187,6 +190,11 @@ impl Config {
             .unwrap_or_else(|| "127.0.0.1:8000".into())
             .parse()
             .context("WARDEN_BIND must be an address like 127.0.0.1:8000")?;
+        let metrics_bind: Option<SocketAddr> =
+            get("METRICS_BIND")
+                .map(|v| v.parse())
+                .transpose()
+                .context("METRICS_BIND must be an address like 127.0.0.1:9100")?;
         let cookie_samesite = match get("COOKIE_SAMESITE")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -253,6 +261,7 @@ impl Config {
         Ok(Config {
             environment,
             bind,
+            metrics_bind,
             data_dir: get("WARDEN_DATA_DIR")
                 .unwrap_or_else(|| "./data".into())
                 .into(),

@@ -170,6 +170,16 @@ impl Permission for ChatUse {
     const NAME: &'static str = permissions::CHAT_USE;
 }
 
+pub struct MetricsRead;
+impl Permission for MetricsRead {
+    const NAME: &'static str = permissions::METRICS_READ;
+}
+
+pub struct AuditRead;
+impl Permission for AuditRead {
+    const NAME: &'static str = permissions::AUDIT_READ;
+}
+
 /// Seeing the tool catalog needs the chat permission: tools are what the agent uses.
 pub struct ToolsList;
 impl Permission for ToolsList {

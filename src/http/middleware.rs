@@ -1,14 +1,14 @@
 //! The edge every request passes: a request id, header-size limit, a check of the request target, cross-site
 //! check on state changes, security headers and one log line (method, path without query, status, latency;
-//! never headers).
+//! never headers), and the request's count and latency for `/metrics` under its route template.
 //!
 //! The target check refuses, for every route, what no route can take: a NUL anywhere in the percent-decoded
 //! path or query (PostgreSQL cannot store one), and control characters or bytes that are not UTF-8 in the path.
 
-use std::{borrow::Cow, time::Instant};
+use std::{borrow::Cow, collections::HashSet, sync::LazyLock, time::Instant};
 
 use axum::{
-    extract::{Request, State},
+    extract::{MatchedPath, Request, State},
     http::{HeaderMap, HeaderValue, Method, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -25,6 +25,7 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
     // 128 random bits from the thread-local generator: unique, and no system call per request.
     let request_id = format!("{:032x}", rand::random::<u128>());
     let method = request.method().clone();
+    let route = route_template(request.extensions().get::<MatchedPath>());
     // Fields are only formatted when the span is enabled (LOG_LEVEL=debug and below).
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
 
@@ -74,7 +75,9 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         );
     }
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    crate::telemetry::record_request(method_label(&method), route, status, elapsed);
+    let latency_ms = elapsed * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request");
@@ -83,6 +86,30 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         }
     });
     response
+}
+
+/// Every route template in the table, so a metrics label borrows one instead of copying the path.
+static TEMPLATES: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| super::system::ROUTES.iter().map(|r| r.1).collect());
+
+/// The matched route's template; `unmatched` for the fallback (a raw path would make unbounded series).
+fn route_template(matched: Option<&MatchedPath>) -> &'static str {
+    matched
+        .and_then(|m| TEMPLATES.get(m.as_str()).copied())
+        .unwrap_or("unmatched")
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Routes that also take an HTML-form body: the OAuth token endpoint (RFC 6749 §4.4 sends a form).

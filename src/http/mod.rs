@@ -1,11 +1,13 @@
 //! The web face: the router, the edge middleware, extractors, the error type, and one file per resource.
 //! Handlers are thin: extract, authorise, validate, call a service, map to the response.
 
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod mcp;
+pub mod metrics;
 pub mod mfa;
 pub mod middleware;
 pub mod retry;
@@ -34,6 +36,8 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(mfa::router())
         .merge(sms::router())
         .merge(mcp::router(state))
+        .merge(metrics::router(state))
+        .merge(audit::router())
 }
 
 /// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,

@@ -1,10 +1,13 @@
 //! Reading the tool-call log: everyone reads their own calls; a holder of `tool-calls:read-all` reads (and may
-//! filter by) anyone's. The SQL is the log's own (`log::find`); this file is the read side's rule and shape.
+//! filter by) anyone's. Arguments and results of another user's call are shown only to holders of
+//! `tool-calls:read-bodies` (an auditor's permission; admins hold `*`); others see them as `null`. The SQL is the log's own (`log::find`); this file is the read side's rule and shape.
 
 use super::{Caller, Catalog, log};
 
 /// Lets a caller read every user's tool calls, not only their own.
 pub const READ_ALL_TOOL_CALLS: &str = "tool-calls:read-all";
+/// Lets a caller see the arguments and results of other users' calls (`auth::permissions` names it too).
+pub const READ_TOOL_CALL_BODIES: &str = "tool-calls:read-bodies";
 
 /// What a reader may ask for; `user_id` counts only for readers of all.
 #[derive(Debug, Default)]
@@ -49,7 +52,14 @@ impl Catalog {
             limit: query.limit.unwrap_or(50).clamp(1, 200),
             offset: query.offset.unwrap_or(0).max(0),
         };
-        let rows = log::find(&self.db, &filter).await?;
+        let mut rows = log::find(&self.db, &filter).await?;
+        if !caller.has_permission(READ_TOOL_CALL_BODIES) {
+            let own = caller.user_id.to_string();
+            for row in rows.iter_mut().filter(|r| r.user_id.as_ref() != Some(&own)) {
+                row.arguments = "null".into();
+                row.result = None;
+            }
+        }
         Ok(CallsPage {
             calls: rows,
             limit: filter.limit,

@@ -55,6 +55,7 @@ impl ToolLog {
 
     /// Queues a call (its arguments redacted first); never waits.
     pub fn record(&self, mut entry: Entry) {
+        crate::telemetry::record_tool_call(&entry.tool_name, entry.status.as_str());
         entry.arguments = redact(entry.arguments);
         self.writer.push(entry);
     }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod audit;
 mod browser;
 mod chat_agent;
 mod chat_providers;
@@ -18,6 +19,7 @@ mod llm_mock;
 mod login;
 mod logout;
 mod mcp;
+mod metrics;
 mod mfa;
 mod ops;
 mod policy;
