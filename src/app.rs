@@ -143,11 +143,10 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         clock: clock.clone(),
         signing_secret: &sms_secret,
     })?;
-    // Only with a real provider: the catalog offers a tool to every caller holding `tools:call:<name>` (the
-    // user role holds `tools:call:*`), and cannot yet hide one from callers without its SMS permission; the tool
-    // refuses those callers itself.
+    // With Telesign only, so the console default keeps the catalog of a development server (and its tests) to the
+    // built-in tools; the catalog offers them only to callers holding the SMS permission too.
     if config.sms.provider == crate::config::SmsProviderKind::Telesign {
-        for tool in crate::sms::tools::all(sms.clone(), sms_permission_check(auth.clone())) {
+        for tool in crate::sms::tools::all(sms.clone()) {
             catalog.register(tool);
         }
     }
@@ -373,18 +372,6 @@ impl Drop for ConnectionSlot {
 
 /// Whether a user holds a permission now, for the SMS tools (sms does not import auth): an inactive or
 /// unknown account holds none.
-fn sms_permission_check(auth: Arc<Auth>) -> crate::sms::tools::PermissionCheck {
-    Arc::new(move |user_id, permission| {
-        let auth = auth.clone();
-        Box::pin(async move {
-            matches!(
-                auth.account(user_id.as_str()).await,
-                Ok(Some(account)) if account.active && account.has_permission(permission)
-            )
-        })
-    })
-}
-
 /// JWT_SECRET_KEY, or in development a random key kept in the data dir (mode 0600) so restarts keep sessions.
 fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = &config.jwt_secret {

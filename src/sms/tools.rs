@@ -1,7 +1,7 @@
 //! The agent's SMS tools: `sms_send`, `phone_lookup`, `phone_risk`. They go through the same [`Sms`] service
-//! as the routes (destination rules, limits, the log). The catalog checks `tools:call:<name>` and the tool
-//! policy; each tool also asks for the SMS permission the matching route needs (`sms:send`, `sms:lookup`), so
-//! a tool is never a way around a route's permission.
+//! as the routes (destination rules, limits, the log). Each names the SMS permission its route needs
+//! (`sms:send`, `sms:lookup`) as its `required_permission`: the catalog neither offers nor runs it for a caller
+//! without that permission, on top of `tools:call:<name>` and the tool policy.
 
 use std::sync::Arc;
 
@@ -9,27 +9,19 @@ use futures::{FutureExt, future::BoxFuture};
 use serde_json::{Value, json};
 
 use super::{MessageKind, PhoneNumber, Sms, SmsError};
-use crate::{
-    ids::UserId,
-    tools::{Tool, ToolContext, ToolSpec},
-};
-
-/// Whether a user holds a permission now (built in app.rs over the auth service, which sms does not import).
-pub type PermissionCheck =
-    Arc<dyn Fn(UserId, &'static str) -> BoxFuture<'static, bool> + Send + Sync>;
+use crate::tools::{Tool, ToolContext, ToolSpec};
 
 /// The permission names the tools ask for (the same as `auth::permissions`).
 pub const SMS_SEND: &str = "sms:send";
 pub const SMS_LOOKUP: &str = "sms:lookup";
 
-pub fn all(sms: Arc<Sms>, allowed: PermissionCheck) -> Vec<Arc<dyn Tool>> {
+pub fn all(sms: Arc<Sms>) -> Vec<Arc<dyn Tool>> {
     [ToolKind::Send, ToolKind::Lookup, ToolKind::Risk]
         .into_iter()
         .map(|kind| {
             Arc::new(SmsTool {
                 kind,
                 sms: sms.clone(),
-                allowed: allowed.clone(),
             }) as Arc<dyn Tool>
         })
         .collect()
@@ -45,7 +37,6 @@ enum ToolKind {
 struct SmsTool {
     kind: ToolKind,
     sms: Arc<Sms>,
-    allowed: PermissionCheck,
 }
 
 /// A message for the model: what went wrong, never an internal detail.
@@ -57,6 +48,13 @@ fn model_error(e: SmsError) -> String {
 }
 
 impl Tool for SmsTool {
+    fn required_permission(&self) -> Option<&'static str> {
+        Some(match self.kind {
+            ToolKind::Send => SMS_SEND,
+            ToolKind::Lookup | ToolKind::Risk => SMS_LOOKUP,
+        })
+    }
+
     fn spec(&self) -> ToolSpec {
         match self.kind {
             ToolKind::Send => ToolSpec {
@@ -103,13 +101,6 @@ impl Tool for SmsTool {
         ctx: &'a ToolContext,
     ) -> BoxFuture<'a, Result<Value, String>> {
         async move {
-            let permission = match self.kind {
-                ToolKind::Send => SMS_SEND,
-                ToolKind::Lookup | ToolKind::Risk => SMS_LOOKUP,
-            };
-            if !(self.allowed)(ctx.user_id.clone(), permission).await {
-                return Err(format!("the caller lacks the permission {permission}"));
-            }
             let raw = arguments["phone_number"]
                 .as_str()
                 .ok_or("phone_number is required")?;

@@ -36,6 +36,8 @@ const SECRET_KEYS: &[&str] = &[
     "private_key",
     "cookie",
     "access_key",
+    // A phone number is personal data (the SMS tools take one): the SMS transaction log keeps it masked.
+    "phone",
 ];
 
 /// The handle callers record calls through; clones share one writer task.

@@ -55,6 +55,11 @@ impl ToolContext {
 /// A tool any feature can register: its spec, and a call on a caller's behalf.
 pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
+    /// A permission the caller must hold besides `tools:call:<name>`: a tool that does what a route does asks for
+    /// that route's permission, so it is never a way around it (the SMS tools ask for `sms:send`/`sms:lookup`).
+    fn required_permission(&self) -> Option<&'static str> {
+        None
+    }
     /// Runs the tool. `Err` is a message for the model (bad arguments, a failed upstream), never a crash.
     fn call<'a>(
         &'a self,
@@ -114,8 +119,9 @@ impl Catalog {
         self.tools
             .read()
             .iter()
-            .filter(|(name, _)| {
-                caller.can_call(name) && self.policy.decide(&caller.role, name) != Decision::Deny
+            .filter(|(name, tool)| {
+                may_use(caller, name, tool.as_ref())
+                    && self.policy.decide(&caller.role, name) != Decision::Deny
             })
             .map(|(_, t)| t.spec())
             .collect()
@@ -135,11 +141,19 @@ impl Catalog {
             .cloned()
             .ok_or(ToolRefusal::Unknown)?;
         let rule = self.policy.rule(&caller.role, name);
-        if !caller.can_call(name) || rule.decision == Decision::Deny {
+        if !may_use(caller, name, tool.as_ref()) || rule.decision == Decision::Deny {
             return Err(ToolRefusal::NotPermitted);
         }
         Ok((tool, rule))
     }
+}
+
+/// Whether `caller` holds `tools:call:<name>` and the tool's own permission, if it names one.
+fn may_use(caller: &Caller, name: &str, tool: &dyn Tool) -> bool {
+    caller.can_call(name)
+        && tool
+            .required_permission()
+            .is_none_or(|p| caller.has_permission(p))
 }
 
 /// Separates a feeding server's name from its tool's name in the catalog (`<server>__<tool>`).

@@ -635,18 +635,26 @@ impl TestApp {
     /// Every text value in every table, for "no secret is stored in clear" checks.
     pub async fn all_table_text(&self) -> String {
         self.state.audit.flush().await;
-        let tables = [
-            "users",
-            "roles",
-            "role_permissions",
-            "sessions",
-            "refresh_tokens",
-            "login_throttle",
-            "external_identities",
-            "audit_events",
-        ];
+        self.state.tool_log.flush().await;
+        // Every table of the schema, so a table added later is searched too (but sqlx's own bookkeeping, whose
+        // timestamp type the Any driver cannot read).
+        let list = match self.db().backend {
+            warden::store::Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 AND name <> '_sqlx_migrations' ORDER BY name"
+            }
+            warden::store::Backend::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_type = 'BASE TABLE' AND table_name <> '_sqlx_migrations' ORDER BY table_name"
+            }
+        };
+        let tables: Vec<(String,)> = sqlx::query_as(list)
+            .fetch_all(&self.db().pool)
+            .await
+            .unwrap();
+        let tables: Vec<String> = tables.into_iter().map(|(t,)| t).collect();
         let mut out = String::new();
-        for t in tables {
+        for t in &tables {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {t}")))
                 .fetch_all(&self.db().pool)
                 .await

@@ -622,24 +622,36 @@ async fn the_agent_tools_need_the_sms_permission_too(kind: DbKind) {
     .await;
     assert_eq!(risk["result"]["recommendation"], "block", "{risk}");
 
-    // The user role may call every tool, but holds no SMS permission.
+    // The user role may call every tool, but holds no SMS permission: the catalog neither offers nor runs them.
     let before = mock.received().len();
-    for (tool, permission) in [
-        ("sms_send", "sms:send"),
-        ("phone_lookup", "sms:lookup"),
-        ("phone_risk", "sms:lookup"),
-    ] {
-        let r = execute(
-            &app,
-            &plain,
-            tool,
-            json!({ "phone_number": PHONE, "message": "x" }),
-        )
-        .await;
-        assert_eq!(r["success"], json!(false), "{r}");
-        assert!(r["error"].as_str().unwrap().contains(permission), "{r}");
+    let listed = app.get_json("/tools", &plain).await.to_string();
+    for tool in ["sms_send", "phone_lookup", "phone_risk"] {
+        assert!(
+            !listed.contains(tool),
+            "{tool} offered to a caller without its permission: {listed}"
+        );
+        let r = app
+            .post_as(
+                &format!("/api/servers/builtin/tools/{tool}/execute"),
+                &plain,
+                json!({ "parameters": { "phone_number": PHONE, "message": "x" } }),
+            )
+            .await;
+        expect_error(r, StatusCode::NOT_FOUND).await;
     }
+    let listed = app.get_json("/tools", &who).await.to_string();
+    assert!(
+        listed.contains("sms_send") && listed.contains("phone_risk"),
+        "{listed}"
+    );
     assert_eq!(mock.received().len(), before, "nothing reached Telesign");
+    // The numbers the tools were given are not in the tool-call log (arguments are redacted by key).
+    app.state.tool_log.flush().await;
+    let tables = app.all_table_text().await;
+    assert!(tables.contains("sms_send"), "the calls are logged");
+    for number in [DIGITS, "15558679999", "867-5309", "867 9999"] {
+        assert!(!tables.contains(number), "{number} stored in full");
+    }
     let kinds: Vec<String> = rows(&app).await.into_iter().map(|r| r.0).collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
 }
