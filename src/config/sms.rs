@@ -57,6 +57,8 @@ pub struct SmsConfig {
     pub number_per_hour: u32,
     /// Distinct destination numbers one user may reach per day (`SMS_USER_NUMBERS_PER_DAY`).
     pub user_numbers_per_day: u32,
+    /// Number lookups (PhoneID, risk) one user may make per hour (`SMS_LOOKUPS_PER_HOUR`).
+    pub lookups_per_hour: u32,
 }
 
 const TELESIGN_API_URL: &str = "https://rest-api.telesign.com";
@@ -121,6 +123,7 @@ impl SmsConfig {
             user_per_hour: bounded(get, "SMS_USER_PER_HOUR", 10, 1, 100_000)?,
             number_per_hour: bounded(get, "SMS_NUMBER_PER_HOUR", 10, 1, 100_000)?,
             user_numbers_per_day: bounded(get, "SMS_USER_NUMBERS_PER_DAY", 5, 1, 100_000)?,
+            lookups_per_hour: bounded(get, "SMS_LOOKUPS_PER_HOUR", 30, 1, 100_000)?,
         })
     }
 

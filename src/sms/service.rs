@@ -79,6 +79,11 @@ impl TransactionKind {
             TransactionKind::Sms | TransactionKind::Message | TransactionKind::VerificationSend
         )
     }
+
+    /// A lookup: a paid provider call that reveals data about a number's owner (store::LOOKUP_KINDS).
+    fn is_lookup(self) -> bool {
+        matches!(self, TransactionKind::PhoneId | TransactionKind::Risk)
+    }
 }
 
 enum Provider {
@@ -751,9 +756,14 @@ impl Sms {
         .await
         .context("sms store: insert_transaction")?;
         let tx = Tx { id };
-        if kind.is_send()
-            && let Some((limit, retry_after_secs)) = self.over_limit(actor, &hash, now).await?
-        {
+        let over = if kind.is_send() {
+            self.over_limit(actor, &hash, now).await?
+        } else if kind.is_lookup() {
+            self.over_lookup_limit(actor, now).await?
+        } else {
+            None
+        };
+        if let Some((limit, retry_after_secs)) = over {
             store::update_outcome(
                 self.db.writer(),
                 &tx.id,
@@ -773,6 +783,25 @@ impl Sms {
             return Err(SmsError::RateLimited { retry_after_secs });
         }
         Ok(tx)
+    }
+
+    /// `SMS_LOOKUPS_PER_HOUR`, if a lookup (already in the log) breaks it, with the seconds until a place frees.
+    async fn over_lookup_limit(
+        &self,
+        actor: &UserId,
+        now: i64,
+    ) -> Result<Option<(&'static str, u64)>, SmsError> {
+        let lookups = store::count_user_lookups(&self.db.pool, actor.as_str(), now - HOUR_MS)
+            .await
+            .context("sms store: count_user_lookups")?;
+        if lookups.count > i64::from(self.config.lookups_per_hour) {
+            let ms = lookups.oldest.unwrap_or(now) + HOUR_MS - now;
+            return Ok(Some((
+                "SMS_LOOKUPS_PER_HOUR",
+                u64::try_from(ms.max(1000)).unwrap_or(1000).div_ceil(1000),
+            )));
+        }
+        Ok(None)
     }
 
     /// The limit a send (already in the log) breaks, with the seconds until the window frees a place.

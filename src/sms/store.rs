@@ -6,6 +6,8 @@ use sqlx::{AnyPool, FromRow};
 
 /// The kinds that send a message and so count towards the limits.
 pub const SEND_KINDS: &str = "('sms', 'message', 'verification_send')";
+/// The kinds that look a number up (each a paid provider call that reveals data about a person).
+pub const LOOKUP_KINDS: &str = "('phone_id', 'risk')";
 
 pub struct NewTransaction<'a> {
     pub id: &'a str,
@@ -51,6 +53,22 @@ pub async fn count_user_sends(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM sms_transactions \
          WHERE user_id = $1 AND kind IN {SEND_KINDS} AND state <> 'refused' AND created_at > $2"
+    )))
+    .bind(user_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await
+}
+
+/// Lookups (not refused) by `user_id` since `since`.
+pub async fn count_user_lookups(
+    pool: &AnyPool,
+    user_id: &str,
+    since: i64,
+) -> sqlx::Result<WindowCount> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM sms_transactions \
+         WHERE user_id = $1 AND kind IN {LOOKUP_KINDS} AND state <> 'refused' AND created_at > $2"
     )))
     .bind(user_id)
     .bind(since)

@@ -25,6 +25,7 @@ db_tests!(
     whatsapp_only_routes_answer_501_and_seed_paths_work,
     of_twelve_concurrent_sends_only_the_limit_get_through,
     the_limits_hold_across_instances_and_restarts,
+    lookups_are_limited_per_user,
 );
 
 pub const CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
@@ -790,4 +791,47 @@ fn every_sms_route_is_in_the_route_table_with_its_permission() {
         let path = format!("/api/whatsapp/send-{kind}");
         assert_eq!(permission_of("post", &path), Some("sms:send"), "{path}");
     }
+}
+
+async fn lookup(app: &TestApp, path: &str, caller: &Tokens) -> reqwest::Response {
+    app.post_as(path, caller, json!({ "phone_number": PHONE }))
+        .await
+}
+
+async fn lookups_are_limited_per_user(kind: DbKind) {
+    // Arrange: two lookups an hour per user.
+    let app = spawn_app_with(kind, &[("SMS_LOOKUPS_PER_HOUR", "2")]).await;
+    let who = texter(&app).await;
+    let other = user_with(&app, "other", &["sms:lookup"]).await;
+
+    // Act + Assert: a PhoneID and a risk check pass, the third lookup of either kind is refused with a wait.
+    assert_eq!(
+        lookup(&app, "/api/sms/verify-phone", &who).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        lookup(&app, "/api/sms/assess-risk", &who).await.status(),
+        StatusCode::OK
+    );
+    for path in ["/api/sms/verify-phone", "/api/sms/assess-risk"] {
+        let r = lookup(&app, path, &who).await;
+        assert!(r.headers().get("retry-after").is_some(), "{path}");
+        expect_error(r, StatusCode::TOO_MANY_REQUESTS).await;
+    }
+    // Another user has a budget of their own, and sends are not lookups.
+    assert_eq!(
+        lookup(&app, "/api/sms/assess-risk", &other).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_sms(&app, &who, PHONE, "hi").await.status(),
+        StatusCode::OK
+    );
+    // After the hour the user may look numbers up again.
+    app.clock.advance(Duration::from_secs(3601));
+    let who = app.login("texter", "texter-password-Zx8").await;
+    assert_eq!(
+        lookup(&app, "/api/sms/verify-phone", &who).await.status(),
+        StatusCode::OK
+    );
 }
