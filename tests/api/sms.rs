@@ -26,6 +26,7 @@ db_tests!(
     of_twelve_concurrent_sends_only_the_limit_get_through,
     the_limits_hold_across_instances_and_restarts,
     lookups_are_limited_per_user,
+    the_mocks_own_signed_receipt_reaches_warden,
 );
 
 pub const CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
@@ -834,4 +835,49 @@ async fn lookups_are_limited_per_user(kind: DbKind) {
         lookup(&app, "/api/sms/verify-phone", &who).await.status(),
         StatusCode::OK
     );
+}
+
+/// End to end: Warden sends with `callback_url`, the mock delivers and posts its own signed receipt back, and
+/// the transaction's final status becomes "delivered" with no poll.
+async fn the_mocks_own_signed_receipt_reaches_warden(kind: DbKind) {
+    // Arrange: Warden on a port known before it starts, so its receipt URL can be configured.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let callback = format!("http://{bind}/api/sms/callback");
+    let mock = start_mock().await;
+    let app = telesign_app(
+        kind,
+        &mock,
+        &[
+            ("WARDEN_BIND", bind.as_str()),
+            ("TELESIGN_CALLBACK_URL", callback.as_str()),
+        ],
+    )
+    .await;
+    let who = texter(&app).await;
+
+    // Act
+    let r = send_sms(&app, &who, PHONE, "receipt please").await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Assert: the mock's receipt was accepted (200) and recorded as the final status.
+    let landed = TestApp::eventually(|| async {
+        let answered = mock
+            .received()
+            .iter()
+            .any(|r| r.path == "/v1/messaging" && r.callback_status == Some(200));
+        answered && rows(&app).await.iter().any(|r| r.5 == Some(200))
+    })
+    .await;
+    assert!(landed, "no receipt landed: {:?}", rows(&app).await);
+    let send = mock
+        .received()
+        .into_iter()
+        .find(|r| r.path == "/v1/messaging")
+        .expect("the mock got the send");
+    assert_eq!(send.fields["callback_url"], callback);
 }
