@@ -92,13 +92,14 @@ pub async fn postgres_available() -> bool {
         .await
 }
 
-/// The Python with the official MCP SDK (WARDEN_TEST_PYTHON, default the venv `.ci/run` makes). Without it the
-/// test half that needs it is not run and says so, unless WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
-pub fn mcp_python() -> Option<String> {
+/// The Python of the venv `.ci/run` makes (WARDEN_TEST_PYTHON) when it can import `modules` (a real peer:
+/// the MCP or Telesign SDK, the Prometheus parser). Without them the test half that needs `peer` is not run and
+/// says so on stderr, unless WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
+pub fn peer_python(peer: &str, modules: &str) -> Option<String> {
     let python = std::env::var("WARDEN_TEST_PYTHON")
         .unwrap_or_else(|_| "/root/.cache/warden-ci/venv/bin/python".into());
     let ok = std::process::Command::new(&python)
-        .args(["-c", "import mcp, httpx2"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
@@ -106,14 +107,19 @@ pub fn mcp_python() -> Option<String> {
     }
     if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
         panic!(
-            "the MCP Python SDK is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import mcp; run .ci/run"
+            "the {peer} is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import {modules}; run .ci/run"
         );
     }
     let _ = writeln!(
         std::io::stderr(),
-        "\n*** MCP Python SDK half NOT RUN: {python} cannot import mcp (run .ci/run to install it) ***\n"
+        "\n*** {peer} test NOT RUN: {python} cannot import {modules} (run .ci/run to install it) ***\n"
     );
     None
+}
+
+/// The Python with the official MCP SDK.
+pub fn mcp_python() -> Option<String> {
+    peer_python("MCP Python SDK", "mcp, httpx2")
 }
 
 /// Every log line the server wrote in this process (debug level and up).

@@ -22,25 +22,10 @@ db_tests!(
 type Sample = (String, BTreeMap<String, String>, f64);
 
 fn parser_python() -> Option<String> {
-    let python = std::env::var("WARDEN_TEST_PYTHON")
-        .unwrap_or_else(|_| "/root/.cache/warden-ci/venv/bin/python".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import prometheus_client.parser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-        panic!(
-            "prometheus_client is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import it; run .ci/run"
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** /metrics parser test NOT RUN: {python} cannot import prometheus_client (run .ci/run) ***\n"
-    );
-    None
+    crate::helpers::peer_python(
+        "Prometheus parser (prometheus_client)",
+        "prometheus_client.parser",
+    )
 }
 
 fn parse(python: &str, text: &str) -> Vec<Sample> {

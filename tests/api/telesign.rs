@@ -428,28 +428,9 @@ async fn the_client_logs_neither_the_number_the_key_nor_the_text() {
     }
 }
 
-/// The venv's Python when it has the Telesign SDK; `None` (said on stderr) without it, unless
-/// WARDEN_REQUIRE_PEERS=1.
+/// The venv's Python when it has the Telesign SDK.
 fn sdk_python() -> Option<String> {
-    let python = std::env::var("WARDEN_TEST_PYTHON")
-        .unwrap_or_else(|_| "/root/.cache/warden-ci/venv/bin/python".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import telesign.messaging, requests"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-        panic!(
-            "the Telesign Python SDK is required (WARDEN_REQUIRE_PEERS=1) but {python} cannot import telesign; run .ci/run"
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** Telesign Python SDK test NOT RUN: {python} cannot import telesign (run .ci/run to install it) ***\n"
-    );
-    None
+    crate::helpers::peer_python("Telesign Python SDK", "telesign.messaging, requests")
 }
 
 #[tokio::test]
