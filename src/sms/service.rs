@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::{
     MessageKind, PhoneNumber, Recommendation, Risk, Sent, SmsError, console,
-    store::{self, Filter, NewTransaction, Outcome, TransactionRow},
+    store::{self, Filter, Limit, NewTransaction, Outcome, TransactionRow},
     telesign::{self, SendSms, sign::Verifier},
 };
 use crate::{
@@ -791,9 +791,14 @@ impl Sms {
         actor: &UserId,
         now: i64,
     ) -> Result<Option<(&'static str, u64)>, SmsError> {
-        let lookups = store::count_user_lookups(&self.db.pool, actor.as_str(), now - HOUR_MS)
-            .await
-            .context("sms store: count_user_lookups")?;
+        let lookups = store::count_window(
+            &self.db.pool,
+            Limit::UserLookups,
+            actor.as_str(),
+            now - HOUR_MS,
+        )
+        .await
+        .context("sms store: count_window")?;
         if lookups.count > i64::from(self.config.lookups_per_hour) {
             let ms = lookups.oldest.unwrap_or(now) + HOUR_MS - now;
             return Ok(Some((
@@ -815,21 +820,31 @@ impl Sms {
             let ms = oldest.unwrap_or(now) + window - now;
             u64::try_from(ms.max(1000)).unwrap_or(1000).div_ceil(1000)
         };
-        let user = store::count_user_sends(&self.db.pool, actor.as_str(), now - HOUR_MS)
-            .await
-            .context("sms store: count_user_sends")?;
+        let user = store::count_window(
+            &self.db.pool,
+            Limit::UserSends,
+            actor.as_str(),
+            now - HOUR_MS,
+        )
+        .await
+        .context("sms store: count_window")?;
         if user.count > i64::from(self.config.user_per_hour) {
             return Ok(Some(("SMS_USER_PER_HOUR", retry(user.oldest, HOUR_MS))));
         }
-        let number = store::count_number_sends(&self.db.pool, hash, now - HOUR_MS)
+        let number = store::count_window(&self.db.pool, Limit::NumberSends, hash, now - HOUR_MS)
             .await
-            .context("sms store: count_number_sends")?;
+            .context("sms store: count_window")?;
         if number.count > i64::from(self.config.number_per_hour) {
             return Ok(Some(("SMS_NUMBER_PER_HOUR", retry(number.oldest, HOUR_MS))));
         }
-        let numbers = store::count_user_numbers(&self.db.pool, actor.as_str(), now - DAY_MS)
-            .await
-            .context("sms store: count_user_numbers")?;
+        let numbers = store::count_window(
+            &self.db.pool,
+            Limit::UserNumbers,
+            actor.as_str(),
+            now - DAY_MS,
+        )
+        .await
+        .context("sms store: count_window")?;
         if numbers.count > i64::from(self.config.user_numbers_per_day) {
             return Ok(Some((
                 "SMS_USER_NUMBERS_PER_DAY",

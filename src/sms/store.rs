@@ -44,65 +44,38 @@ pub struct WindowCount {
     pub oldest: Option<i64>,
 }
 
-/// Sends (not refused) by `user_id` since `since`.
-pub async fn count_user_sends(
-    pool: &AnyPool,
-    user_id: &str,
-    since: i64,
-) -> sqlx::Result<WindowCount> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM sms_transactions \
-         WHERE user_id = $1 AND kind IN {SEND_KINDS} AND state <> 'refused' AND created_at > $2"
-    )))
-    .bind(user_id)
-    .bind(since)
-    .fetch_one(pool)
-    .await
+/// What one limit counts: rows of some kinds, not refused, made since a time, by one user or to one number.
+#[derive(Clone, Copy)]
+pub enum Limit {
+    /// Sends by a user (`SMS_USER_PER_HOUR`).
+    UserSends,
+    /// Lookups by a user (`SMS_LOOKUPS_PER_HOUR`).
+    UserLookups,
+    /// Sends to a number, from everyone (`SMS_NUMBER_PER_HOUR`).
+    NumberSends,
+    /// Distinct numbers a user sent to (`SMS_USER_NUMBERS_PER_DAY`).
+    UserNumbers,
 }
 
-/// Lookups (not refused) by `user_id` since `since`.
-pub async fn count_user_lookups(
+/// The rows `limit` counts for `key` (a user id, or a number's hash for `NumberSends`) since `since`.
+pub async fn count_window(
     pool: &AnyPool,
-    user_id: &str,
+    limit: Limit,
+    key: &str,
     since: i64,
 ) -> sqlx::Result<WindowCount> {
+    // Only these fixed fragments go into the text; the values are bound.
+    let (counted, column, kinds) = match limit {
+        Limit::UserSends => ("COUNT(*)", "user_id", SEND_KINDS),
+        Limit::UserLookups => ("COUNT(*)", "user_id", LOOKUP_KINDS),
+        Limit::NumberSends => ("COUNT(*)", "number_hash", SEND_KINDS),
+        Limit::UserNumbers => ("COUNT(DISTINCT number_hash)", "user_id", SEND_KINDS),
+    };
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM sms_transactions \
-         WHERE user_id = $1 AND kind IN {LOOKUP_KINDS} AND state <> 'refused' AND created_at > $2"
+        "SELECT {counted} AS count, MIN(created_at) AS oldest FROM sms_transactions \
+         WHERE {column} = $1 AND kind IN {kinds} AND state <> 'refused' AND created_at > $2"
     )))
-    .bind(user_id)
-    .bind(since)
-    .fetch_one(pool)
-    .await
-}
-
-/// Sends (not refused) to the number hashed as `number_hash`, from everyone, since `since`.
-pub async fn count_number_sends(
-    pool: &AnyPool,
-    number_hash: &str,
-    since: i64,
-) -> sqlx::Result<WindowCount> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS count, MIN(created_at) AS oldest FROM sms_transactions \
-         WHERE number_hash = $1 AND kind IN {SEND_KINDS} AND state <> 'refused' AND created_at > $2"
-    )))
-    .bind(number_hash)
-    .bind(since)
-    .fetch_one(pool)
-    .await
-}
-
-/// Distinct numbers `user_id` sent to (not refused) since `since`.
-pub async fn count_user_numbers(
-    pool: &AnyPool,
-    user_id: &str,
-    since: i64,
-) -> sqlx::Result<WindowCount> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(DISTINCT number_hash) AS count, MIN(created_at) AS oldest FROM sms_transactions \
-         WHERE user_id = $1 AND kind IN {SEND_KINDS} AND state <> 'refused' AND created_at > $2"
-    )))
-    .bind(user_id)
+    .bind(key)
     .bind(since)
     .fetch_one(pool)
     .await
