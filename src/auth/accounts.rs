@@ -94,6 +94,20 @@ impl Auth {
         email: Option<&str>,
         full_name: Option<&str>,
     ) -> Result<store::UserRow, AuthError> {
+        self.create_user_by(None, raw_username, raw_password, role, email, full_name)
+            .await
+    }
+
+    /// [`Auth::create_user`], recording who created the user (an admin through the API) in the audit.
+    pub async fn create_user_by(
+        &self,
+        actor: Option<&Actor>,
+        raw_username: &str,
+        raw_password: String,
+        role: &str,
+        email: Option<&str>,
+        full_name: Option<&str>,
+    ) -> Result<store::UserRow, AuthError> {
         Username::parse(raw_username).map_err(AuthError::InvalidInput)?;
         let password = Password::parse_new(raw_password).map_err(AuthError::InvalidInput)?;
         let hash = self.hasher.hash(&password).await?;
@@ -107,11 +121,13 @@ impl Auth {
                 full_name,
             )
             .await?;
-        self.audit.record(
-            Event::new("user.create", "ok")
-                .subject(&row.id)
-                .detail(json!({"role": role})),
-        );
+        let mut event = Event::new("user.create", "ok")
+            .subject(&row.id)
+            .detail(json!({"role": role}));
+        if let Some(a) = actor {
+            event = event.actor(a.as_str());
+        }
+        self.audit.record(event);
         Ok(row)
     }
 
@@ -171,19 +187,37 @@ impl Auth {
         .await
         .context("auth store: update_profile")?;
         self.forget_accounts(Some(id));
-        if role != current.role || (!active && current.is_active) {
-            let reason = if role != current.role {
-                "role_change"
-            } else {
-                "disabled"
-            };
+        let disabled = !active && current.is_active;
+        if role != current.role || disabled {
+            let reason = if disabled { "disabled" } else { "role_change" };
             self.revoke_user_sessions(id, None, reason).await?;
+        }
+        let event = |name: &str| {
+            Event::new(name.to_string(), "ok")
+                .actor(actor.as_str())
+                .subject(id)
+        };
+        if role != current.role {
             self.audit.record(
-                Event::new(format!("user.{reason}"), "ok")
-                    .actor(actor.as_str())
-                    .subject(id)
-                    .detail(json!({"role": role})),
+                event("user.role_change").detail(json!({"from": current.role, "role": role})),
             );
+        }
+        if disabled {
+            self.audit.record(event("user.disabled"));
+        }
+        if active && !current.is_active {
+            self.audit.record(event("user.enabled"));
+        }
+        let mut fields = Vec::new();
+        if email != current.email {
+            fields.push("email");
+        }
+        if full_name != current.full_name {
+            fields.push("full_name");
+        }
+        if !fields.is_empty() {
+            self.audit
+                .record(event("user.update").detail(json!({"fields": fields})));
         }
         self.find_user(id).await
     }

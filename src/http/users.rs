@@ -188,7 +188,8 @@ async fn create_user(
     let role = body.role.unwrap_or_else(|| DEFAULT_ROLE.into());
     let row = state
         .auth
-        .create_user(
+        .create_user_by(
+            Some(&Actor::User(admin.account.id.clone())),
             &body.username,
             body.password,
             &role,
