@@ -151,6 +151,24 @@ impl Auth {
             .context("auth store: find_all_users")
     }
 
+    /// One page of the users matching an admin's search, and how many match in all.
+    pub async fn search_users(&self, search: &UserSearch) -> Result<UserPage, AuthError> {
+        let q = search.q.as_deref().map(str::to_lowercase);
+        let (users, total) = store::find_users_page(
+            &self.db.pool,
+            &store::UserQuery {
+                q: q.as_deref(),
+                role: search.role.as_deref(),
+                active: search.active,
+                limit: i64::from(search.limit),
+                offset: i64::from(search.offset),
+            },
+        )
+        .await
+        .context("auth store: find_users_page")?;
+        Ok(UserPage { users, total })
+    }
+
     /// Changes profile fields, role or active flag. A role change or disabling ends every session of the user.
     pub async fn update_user(
         &self,
@@ -463,6 +481,25 @@ pub struct UserChange {
     pub full_name: Option<String>,
     pub role: Option<String>,
     pub is_active: Option<bool>,
+}
+
+/// An admin's user search, parsed at the edge: `limit` is 1 to [`MAX_USER_PAGE`].
+pub struct UserSearch {
+    /// Matched case-insensitively as a substring of the username, email or full name.
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// The largest page of users one search answers.
+pub const MAX_USER_PAGE: u32 = 200;
+
+/// One page of a user search and how many users match in all.
+pub struct UserPage {
+    pub users: Vec<store::UserRow>,
+    pub total: i64,
 }
 
 pub struct RolePermissions {

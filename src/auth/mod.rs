@@ -44,7 +44,7 @@ use crate::{
 use password::Hasher;
 use tokens::{TokenKeys, TokenKind};
 
-pub use accounts::{RolePermissions, UserChange};
+pub use accounts::{MAX_USER_PAGE, RolePermissions, UserChange, UserPage, UserSearch};
 use cache::Watermarks;
 pub use error::AuthError;
 pub use permissions::permission_matches;

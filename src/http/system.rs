@@ -169,7 +169,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Change one's own password; other sessions end",
         "session",
     ),
-    ("get", "/api/users", "List users", "users:manage"),
+    (
+        "get",
+        "/api/users",
+        "Search users: ?q (username, email, full name), role, active, limit (≤200), offset; total, has_more",
+        "users:manage",
+    ),
     ("post", "/api/users", "Create a user", "users:manage"),
     ("get", "/api/users/{id}", "One user", "users:manage"),
     (

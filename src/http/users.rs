@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Require, UsersManage},
+    extract::{Json, Query, Require, UsersManage},
     routes::Routes,
 };
 use crate::{
-    auth::{AccountKind, DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
+    auth::{
+        AccountKind, DEFAULT_ROLE, MAX_USER_PAGE, UserChange, UserSearch,
+        permissions::KNOWN_PERMISSIONS, store::UserRow,
+    },
     clock::rfc3339,
     ids::{Actor, UserId},
     state::AppState,
@@ -107,10 +110,14 @@ struct OneUser<'a> {
     user: UserView<'a>,
 }
 
+/// One page of users; `total` counts every match, `has_more` says a later page exists.
 #[derive(Serialize)]
 struct UserList<'a> {
     users: Vec<UserView<'a>>,
-    total: usize,
+    total: i64,
+    limit: u32,
+    offset: u32,
+    has_more: bool,
 }
 
 #[derive(Serialize)]
@@ -159,14 +166,55 @@ fn user_not_found(e: AppError) -> AppError {
     }
 }
 
+#[derive(Deserialize)]
+struct ListUsers {
+    q: Option<String>,
+    role: Option<String>,
+    active: Option<bool>,
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: u32,
+}
+
+impl ListUsers {
+    /// Parsed at the edge: `limit` 1 to 200 (200 when left out, so unpaged clients see what they did), an
+    /// empty `q` or `role` is no filter.
+    fn parse(self) -> AppResult<UserSearch> {
+        let limit = self.limit.unwrap_or(MAX_USER_PAGE);
+        if limit == 0 || limit > MAX_USER_PAGE {
+            return Err(AppError::Unprocessable(format!(
+                "limit must be 1 to {MAX_USER_PAGE}"
+            )));
+        }
+        let q = validated_text("q", self.q, 200)?.filter(|q| !q.trim().is_empty());
+        let role = validated_text("role", self.role, 64)?.filter(|r| !r.is_empty());
+        Ok(UserSearch {
+            q: q.map(|q| q.trim().to_string()),
+            role,
+            active: self.active,
+            limit,
+            offset: self.offset,
+        })
+    }
+}
+
 async fn list_users(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
+    Query(query): Query<ListUsers>,
 ) -> AppResult<Response> {
-    let rows = state.auth.list_users().await?;
-    let users: Vec<UserView> = rows.iter().map(UserView::of).collect();
-    let total = users.len();
-    Ok(envelope(UserList { users, total }).into_response())
+    let search = query.parse()?;
+    let page = state.auth.search_users(&search).await?;
+    let users: Vec<UserView> = page.users.iter().map(UserView::of).collect();
+    let has_more = i64::from(search.offset) + (users.len() as i64) < page.total;
+    Ok(envelope(UserList {
+        users,
+        total: page.total,
+        limit: search.limit,
+        offset: search.offset,
+        has_more,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
