@@ -421,6 +421,38 @@ pub async fn find_session(pool: &AnyPool, id: &str) -> sqlx::Result<Option<Sessi
     .await
 }
 
+/// A session as an admin sees it: never a token (none is stored; refresh tokens only as hashes elsewhere).
+#[derive(Debug, FromRow)]
+pub struct UserSessionRow {
+    pub id: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A user's sessions that have not expired at `now` (live or revoked), newest first, at most `limit`.
+pub async fn find_user_sessions(
+    pool: &AnyPool,
+    user_id: &str,
+    now: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<UserSessionRow>> {
+    sqlx::query_as(
+        "SELECT id, kind, created_at, last_seen_at, expires_at, revoked_at, revoke_reason, client_ip, user_agent \
+         FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Moves a session's last activity forward (never back: instances write in any order).
 pub async fn update_session_seen(pool: &AnyPool, id: &str, at: i64) -> sqlx::Result<()> {
     sqlx::query(

@@ -197,6 +197,24 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/users/{id}/sessions",
+        "A user's unexpired sessions (kind, times, address, user agent, current, revoked; never a token)",
+        "users:manage",
+    ),
+    (
+        "delete",
+        "/api/users/{id}/sessions",
+        "End every session of a user at once",
+        "users:manage",
+    ),
+    (
+        "delete",
+        "/api/users/{id}/sessions/{session_id}",
+        "End one session of a user at once (another user's session id is 404)",
+        "users:manage",
+    ),
+    (
+        "get",
         "/api/permissions",
         "Roles and their permissions",
         "users:manage",

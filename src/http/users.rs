@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     auth::{
-        AccountKind, DEFAULT_ROLE, MAX_USER_PAGE, UserChange, UserSearch,
+        AccountKind, DEFAULT_ROLE, MAX_USER_PAGE, UserChange, UserSearch, UserSession,
         permissions::KNOWN_PERMISSIONS, store::UserRow,
     },
     clock::rfc3339,
@@ -31,6 +31,9 @@ pub fn router() -> Routes {
         .put("/api/users/{id}", update_user)
         .delete("/api/users/{id}", delete_user)
         .put("/api/users/{id}/password", set_password)
+        .get("/api/users/{id}/sessions", list_user_sessions)
+        .delete("/api/users/{id}/sessions", revoke_user_sessions)
+        .delete("/api/users/{id}/sessions/{session_id}", revoke_user_session)
         .get("/api/permissions", list_permissions)
         .post("/api/permissions", set_permissions)
         .get("/api/permissions/user/{id}", user_permissions)
@@ -118,6 +121,54 @@ struct UserList<'a> {
     limit: u32,
     offset: u32,
     has_more: bool,
+}
+
+/// A user's session as an admin sees it: never a token.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    id: &'a str,
+    kind: &'a str,
+    created_at: String,
+    last_seen_at: Option<String>,
+    expires_at: String,
+    client_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    current: bool,
+    revoked: bool,
+    revoked_at: Option<String>,
+    revoke_reason: Option<&'a str>,
+}
+
+impl<'a> SessionView<'a> {
+    fn of(s: &'a UserSession) -> SessionView<'a> {
+        SessionView {
+            id: &s.id,
+            kind: &s.kind,
+            created_at: rfc3339(s.created_at),
+            last_seen_at: s.last_seen_at.map(rfc3339),
+            expires_at: rfc3339(s.expires_at),
+            client_ip: s.client_ip.as_deref(),
+            user_agent: s.user_agent.as_deref(),
+            current: s.current,
+            revoked: s.revoked_at.is_some(),
+            revoked_at: s.revoked_at.map(rfc3339),
+            revoke_reason: s.revoke_reason.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionList<'a> {
+    user_id: &'a str,
+    sessions: Vec<SessionView<'a>>,
+}
+
+#[derive(Serialize)]
+struct Revoked {
+    success: bool,
+    status: &'static str,
+    message: &'static str,
+    revoked: usize,
 }
 
 #[derive(Serialize)]
@@ -215,6 +266,67 @@ async fn list_users(
         has_more,
     })
     .into_response())
+}
+
+async fn list_user_sessions(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = user_id(&id)?;
+    let sessions = state
+        .auth
+        .user_sessions(&admin, id)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(envelope(SessionList {
+        user_id: id,
+        sessions: sessions.iter().map(SessionView::of).collect(),
+    })
+    .into_response())
+}
+
+async fn revoke_user_session(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path((id, session_id)): Path<(String, String)>,
+) -> AppResult<axum::Json<Revoked>> {
+    let not_found = || AppError::NotFound("Session not found".into());
+    if session_id.is_empty() || session_id.len() > 64 {
+        return Err(not_found());
+    }
+    let was_live = state
+        .auth
+        .revoke_user_session(&admin, user_id(&id)?, &session_id)
+        .await
+        .map_err(|e| match AppError::from(e) {
+            AppError::NotFound(_) => not_found(),
+            other => other,
+        })?;
+    Ok(axum::Json(Revoked {
+        success: true,
+        status: "success",
+        message: "Session revoked",
+        revoked: usize::from(was_live),
+    }))
+}
+
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Revoked>> {
+    let revoked = state
+        .auth
+        .revoke_all_user_sessions(&admin, user_id(&id)?)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(axum::Json(Revoked {
+        success: true,
+        status: "success",
+        message: "Sessions revoked",
+        revoked,
+    }))
 }
 
 #[derive(Deserialize)]
