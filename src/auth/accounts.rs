@@ -94,6 +94,20 @@ impl Auth {
         email: Option<&str>,
         full_name: Option<&str>,
     ) -> Result<store::UserRow, AuthError> {
+        self.create_user_by(None, raw_username, raw_password, role, email, full_name)
+            .await
+    }
+
+    /// [`Auth::create_user`], recording who created the user (an admin through the API) in the audit.
+    pub async fn create_user_by(
+        &self,
+        actor: Option<&Actor>,
+        raw_username: &str,
+        raw_password: String,
+        role: &str,
+        email: Option<&str>,
+        full_name: Option<&str>,
+    ) -> Result<store::UserRow, AuthError> {
         Username::parse(raw_username).map_err(AuthError::InvalidInput)?;
         let password = Password::parse_new(raw_password).map_err(AuthError::InvalidInput)?;
         let hash = self.hasher.hash(&password).await?;
@@ -107,11 +121,13 @@ impl Auth {
                 full_name,
             )
             .await?;
-        self.audit.record(
-            Event::new("user.create", "ok")
-                .subject(&row.id)
-                .detail(json!({"role": role})),
-        );
+        let mut event = Event::new("user.create", "ok")
+            .subject(&row.id)
+            .detail(json!({"role": role}));
+        if let Some(a) = actor {
+            event = event.actor(a.as_str());
+        }
+        self.audit.record(event);
         Ok(row)
     }
 
@@ -133,6 +149,24 @@ impl Auth {
         store::find_all_users(&self.db.pool)
             .await
             .context("auth store: find_all_users")
+    }
+
+    /// One page of the users matching an admin's search, and how many match in all.
+    pub async fn search_users(&self, search: &UserSearch) -> Result<UserPage, AuthError> {
+        let q = search.q.as_deref().map(str::to_lowercase);
+        let (users, total) = store::find_users_page(
+            &self.db.pool,
+            &store::UserQuery {
+                q: q.as_deref(),
+                role: search.role.as_deref(),
+                active: search.active,
+                limit: i64::from(search.limit),
+                offset: i64::from(search.offset),
+            },
+        )
+        .await
+        .context("auth store: find_users_page")?;
+        Ok(UserPage { users, total })
     }
 
     /// Changes profile fields, role or active flag. A role change or disabling ends every session of the user.
@@ -171,19 +205,37 @@ impl Auth {
         .await
         .context("auth store: update_profile")?;
         self.forget_accounts(Some(id));
-        if role != current.role || (!active && current.is_active) {
-            let reason = if role != current.role {
-                "role_change"
-            } else {
-                "disabled"
-            };
+        let disabled = !active && current.is_active;
+        if role != current.role || disabled {
+            let reason = if disabled { "disabled" } else { "role_change" };
             self.revoke_user_sessions(id, None, reason).await?;
+        }
+        let event = |name: &str| {
+            Event::new(name.to_string(), "ok")
+                .actor(actor.as_str())
+                .subject(id)
+        };
+        if role != current.role {
             self.audit.record(
-                Event::new(format!("user.{reason}"), "ok")
-                    .actor(actor.as_str())
-                    .subject(id)
-                    .detail(json!({"role": role})),
+                event("user.role_change").detail(json!({"from": current.role, "role": role})),
             );
+        }
+        if disabled {
+            self.audit.record(event("user.disabled"));
+        }
+        if active && !current.is_active {
+            self.audit.record(event("user.enabled"));
+        }
+        let mut fields = Vec::new();
+        if email != current.email {
+            fields.push("email");
+        }
+        if full_name != current.full_name {
+            fields.push("full_name");
+        }
+        if !fields.is_empty() {
+            self.audit
+                .record(event("user.update").detail(json!({"fields": fields})));
         }
         self.find_user(id).await
     }
@@ -429,6 +481,25 @@ pub struct UserChange {
     pub full_name: Option<String>,
     pub role: Option<String>,
     pub is_active: Option<bool>,
+}
+
+/// An admin's user search, parsed at the edge: `limit` is 1 to [`MAX_USER_PAGE`].
+pub struct UserSearch {
+    /// Matched case-insensitively as a substring of the username, email or full name.
+    pub q: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// The largest page of users one search answers.
+pub const MAX_USER_PAGE: u32 = 200;
+
+/// One page of a user search and how many users match in all.
+pub struct UserPage {
+    pub users: Vec<store::UserRow>,
+    pub total: i64,
 }
 
 pub struct RolePermissions {

@@ -116,33 +116,48 @@ impl Auth {
         }
     }
 
-    pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<(), AuthError> {
-        if let Some(expires_at) =
+    /// Ends one session; true when it was live (a second revocation changes nothing).
+    pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<bool, AuthError> {
+        let Some(expires_at) =
             store::revoke_session(self.db.writer(), session_id, reason, self.now())
                 .await
                 .context("auth store: revoke_session")?
-        {
-            self.revoked
-                .write()
-                .insert(session_id.to_string(), expires_at);
-        }
-        Ok(())
+        else {
+            return Ok(false);
+        };
+        self.revoked
+            .write()
+            .insert(session_id.to_string(), expires_at);
+        Ok(true)
     }
 
-    /// Ends every session of a user except `keep`.
+    /// Ends every session of a user except `keep`; how many were live.
     pub async fn revoke_user_sessions(
         &self,
         user_id: &str,
         keep: Option<&str>,
         reason: &str,
     ) -> Result<usize, AuthError> {
+        Ok(self
+            .revoke_user_sessions_listed(user_id, keep, reason)
+            .await?
+            .len())
+    }
+
+    /// Ends every session of a user except `keep`; the ids of those that were live.
+    pub(super) async fn revoke_user_sessions_listed(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: &str,
+    ) -> Result<Vec<String>, AuthError> {
         let revoked =
             store::revoke_user_sessions(self.db.writer(), user_id, keep, reason, self.now())
                 .await
                 .context("auth store: revoke_user_sessions")?;
-        let n = revoked.len();
+        let ids = revoked.iter().map(|(id, _)| id.clone()).collect();
         self.revoked.write().extend(revoked);
-        Ok(n)
+        Ok(ids)
     }
 
     /// Picks up revocations and account changes made by other processes sharing the database (another

@@ -15,6 +15,7 @@
 
 mod accounts;
 pub mod activity;
+mod admin_sessions;
 mod cache;
 pub mod csrf;
 pub mod error;
@@ -44,7 +45,8 @@ use crate::{
 use password::Hasher;
 use tokens::{TokenKeys, TokenKind};
 
-pub use accounts::{RolePermissions, UserChange};
+pub use accounts::{MAX_USER_PAGE, RolePermissions, UserChange, UserPage, UserSearch};
+pub use admin_sessions::UserSession;
 use cache::Watermarks;
 pub use error::AuthError;
 pub use permissions::permission_matches;

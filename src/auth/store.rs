@@ -141,6 +141,83 @@ pub async fn find_all_users(pool: &AnyPool) -> sqlx::Result<Vec<UserRow>> {
     .await
 }
 
+/// What an admin's user search asks for: `q` (already lowercased) matched as a substring of the canonical
+/// username, email or full name; exact `role` and `active`; one page of `limit` from `offset`.
+pub struct UserQuery<'a> {
+    pub q: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub active: Option<bool>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, with its own `%`, `_` and `\` taken literally.
+fn contains_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The `WHERE` clause of a user search and its text parameters, numbered from `$1`.
+fn user_query_filter(q: &UserQuery<'_>) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut binds = Vec::new();
+    if let Some(needle) = q.q {
+        binds.push(contains_pattern(needle));
+        let n = binds.len();
+        clauses.push(format!(
+            "(username_canonical LIKE ${n} ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE ${n} ESCAPE '\\' \
+             OR LOWER(COALESCE(full_name, '')) LIKE ${n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(role) = q.role {
+        binds.push(role.to_string());
+        clauses.push(format!("role = ${}", binds.len()));
+    }
+    if let Some(active) = q.active {
+        // A literal, not a parameter: `is_active` is an integer and every other parameter here is text.
+        clauses.push(format!("is_active = {}", i64::from(active)));
+    }
+    if clauses.is_empty() {
+        (String::new(), binds)
+    } else {
+        (format!(" WHERE {}", clauses.join(" AND ")), binds)
+    }
+}
+
+/// One page of the users a search matches, oldest first, and how many it matches in all.
+pub async fn find_users_page(
+    pool: &AnyPool,
+    q: &UserQuery<'_>,
+) -> sqlx::Result<(Vec<UserRow>, i64)> {
+    let (filter, binds) = user_query_filter(q);
+    let n = binds.len();
+    let page_sql = format!(
+        "SELECT {USER_COLUMNS} FROM users{filter} ORDER BY created_at, id LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut page = sqlx::query_as(sqlx::AssertSqlSafe(page_sql));
+    for b in &binds {
+        page = page.bind(b.clone());
+    }
+    let rows = page.bind(q.limit).bind(q.offset).fetch_all(pool).await?;
+    let count_sql = format!("SELECT COUNT(*) FROM users{filter}");
+    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql));
+    for b in binds {
+        count = count.bind(b);
+    }
+    let total: i64 = count.fetch_one(pool).await?;
+    Ok((rows, total))
+}
+
 pub async fn count_active_admins(pool: &AnyPool) -> sqlx::Result<i64> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1 AND kind = 'person'",
@@ -341,6 +418,38 @@ pub async fn find_session(pool: &AnyPool, id: &str) -> sqlx::Result<Option<Sessi
     )
     .bind(id)
     .fetch_optional(pool)
+    .await
+}
+
+/// A session as an admin sees it: never a token (none is stored; refresh tokens only as hashes elsewhere).
+#[derive(Debug, FromRow)]
+pub struct UserSessionRow {
+    pub id: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A user's sessions that have not expired at `now` (live or revoked), newest first, at most `limit`.
+pub async fn find_user_sessions(
+    pool: &AnyPool,
+    user_id: &str,
+    now: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<UserSessionRow>> {
+    sqlx::query_as(
+        "SELECT id, kind, created_at, last_seen_at, expires_at, revoked_at, revoke_reason, client_ip, user_agent \
+         FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
     .await
 }
 

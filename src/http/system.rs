@@ -169,7 +169,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Change one's own password; other sessions end",
         "session",
     ),
-    ("get", "/api/users", "List users", "users:manage"),
+    (
+        "get",
+        "/api/users",
+        "Search users: ?q (username, email, full name), role, active, limit (≤200), offset; total, has_more",
+        "users:manage",
+    ),
     ("post", "/api/users", "Create a user", "users:manage"),
     ("get", "/api/users/{id}", "One user", "users:manage"),
     (
@@ -188,6 +193,24 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "put",
         "/api/users/{id}/password",
         "Set a user's password; their sessions end",
+        "users:manage",
+    ),
+    (
+        "get",
+        "/api/users/{id}/sessions",
+        "A user's unexpired sessions (kind, times, address, user agent, current, revoked; never a token)",
+        "users:manage",
+    ),
+    (
+        "delete",
+        "/api/users/{id}/sessions",
+        "End every session of a user at once",
+        "users:manage",
+    ),
+    (
+        "delete",
+        "/api/users/{id}/sessions/{session_id}",
+        "End one session of a user at once (another user's session id is 404)",
         "users:manage",
     ),
     (

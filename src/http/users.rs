@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Require, UsersManage},
+    extract::{Json, Query, Require, UsersManage},
     routes::Routes,
 };
 use crate::{
-    auth::{AccountKind, DEFAULT_ROLE, UserChange, permissions::KNOWN_PERMISSIONS, store::UserRow},
+    auth::{
+        AccountKind, DEFAULT_ROLE, MAX_USER_PAGE, UserChange, UserSearch, UserSession,
+        permissions::KNOWN_PERMISSIONS, store::UserRow,
+    },
     clock::rfc3339,
     ids::{Actor, UserId},
     state::AppState,
@@ -28,6 +31,9 @@ pub fn router() -> Routes {
         .put("/api/users/{id}", update_user)
         .delete("/api/users/{id}", delete_user)
         .put("/api/users/{id}/password", set_password)
+        .get("/api/users/{id}/sessions", list_user_sessions)
+        .delete("/api/users/{id}/sessions", revoke_user_sessions)
+        .delete("/api/users/{id}/sessions/{session_id}", revoke_user_session)
         .get("/api/permissions", list_permissions)
         .post("/api/permissions", set_permissions)
         .get("/api/permissions/user/{id}", user_permissions)
@@ -107,10 +113,62 @@ struct OneUser<'a> {
     user: UserView<'a>,
 }
 
+/// One page of users; `total` counts every match, `has_more` says a later page exists.
 #[derive(Serialize)]
 struct UserList<'a> {
     users: Vec<UserView<'a>>,
-    total: usize,
+    total: i64,
+    limit: u32,
+    offset: u32,
+    has_more: bool,
+}
+
+/// A user's session as an admin sees it: never a token.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    id: &'a str,
+    kind: &'a str,
+    created_at: String,
+    last_seen_at: Option<String>,
+    expires_at: String,
+    client_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    current: bool,
+    revoked: bool,
+    revoked_at: Option<String>,
+    revoke_reason: Option<&'a str>,
+}
+
+impl<'a> SessionView<'a> {
+    fn of(s: &'a UserSession) -> SessionView<'a> {
+        SessionView {
+            id: &s.id,
+            kind: &s.kind,
+            created_at: rfc3339(s.created_at),
+            last_seen_at: s.last_seen_at.map(rfc3339),
+            expires_at: rfc3339(s.expires_at),
+            client_ip: s.client_ip.as_deref(),
+            user_agent: s.user_agent.as_deref(),
+            current: s.current,
+            revoked: s.revoked_at.is_some(),
+            revoked_at: s.revoked_at.map(rfc3339),
+            revoke_reason: s.revoke_reason.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionList<'a> {
+    user_id: &'a str,
+    sessions: Vec<SessionView<'a>>,
+}
+
+#[derive(Serialize)]
+struct Revoked {
+    success: bool,
+    status: &'static str,
+    message: &'static str,
+    revoked: usize,
 }
 
 #[derive(Serialize)]
@@ -159,14 +217,116 @@ fn user_not_found(e: AppError) -> AppError {
     }
 }
 
+#[derive(Deserialize)]
+struct ListUsers {
+    q: Option<String>,
+    role: Option<String>,
+    active: Option<bool>,
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: u32,
+}
+
+impl ListUsers {
+    /// Parsed at the edge: `limit` 1 to 200 (200 when left out, so unpaged clients see what they did), an
+    /// empty `q` or `role` is no filter.
+    fn parse(self) -> AppResult<UserSearch> {
+        let limit = self.limit.unwrap_or(MAX_USER_PAGE);
+        if limit == 0 || limit > MAX_USER_PAGE {
+            return Err(AppError::Unprocessable(format!(
+                "limit must be 1 to {MAX_USER_PAGE}"
+            )));
+        }
+        let q = validated_text("q", self.q, 200)?.filter(|q| !q.trim().is_empty());
+        let role = validated_text("role", self.role, 64)?.filter(|r| !r.is_empty());
+        Ok(UserSearch {
+            q: q.map(|q| q.trim().to_string()),
+            role,
+            active: self.active,
+            limit,
+            offset: self.offset,
+        })
+    }
+}
+
 async fn list_users(
     State(state): State<AppState>,
     _admin: Require<UsersManage>,
+    Query(query): Query<ListUsers>,
 ) -> AppResult<Response> {
-    let rows = state.auth.list_users().await?;
-    let users: Vec<UserView> = rows.iter().map(UserView::of).collect();
-    let total = users.len();
-    Ok(envelope(UserList { users, total }).into_response())
+    let search = query.parse()?;
+    let page = state.auth.search_users(&search).await?;
+    let users: Vec<UserView> = page.users.iter().map(UserView::of).collect();
+    let has_more = i64::from(search.offset) + (users.len() as i64) < page.total;
+    Ok(envelope(UserList {
+        users,
+        total: page.total,
+        limit: search.limit,
+        offset: search.offset,
+        has_more,
+    })
+    .into_response())
+}
+
+async fn list_user_sessions(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = user_id(&id)?;
+    let sessions = state
+        .auth
+        .user_sessions(&admin, id)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(envelope(SessionList {
+        user_id: id,
+        sessions: sessions.iter().map(SessionView::of).collect(),
+    })
+    .into_response())
+}
+
+async fn revoke_user_session(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path((id, session_id)): Path<(String, String)>,
+) -> AppResult<axum::Json<Revoked>> {
+    let not_found = || AppError::NotFound("Session not found".into());
+    if session_id.is_empty() || session_id.len() > 64 {
+        return Err(not_found());
+    }
+    let was_live = state
+        .auth
+        .revoke_user_session(&admin, user_id(&id)?, &session_id)
+        .await
+        .map_err(|e| match AppError::from(e) {
+            AppError::NotFound(_) => not_found(),
+            other => other,
+        })?;
+    Ok(axum::Json(Revoked {
+        success: true,
+        status: "success",
+        message: "Session revoked",
+        revoked: usize::from(was_live),
+    }))
+}
+
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    Require(admin, ..): Require<UsersManage>,
+    Path(id): Path<String>,
+) -> AppResult<axum::Json<Revoked>> {
+    let revoked = state
+        .auth
+        .revoke_all_user_sessions(&admin, user_id(&id)?)
+        .await
+        .map_err(|e| user_not_found(e.into()))?;
+    Ok(axum::Json(Revoked {
+        success: true,
+        status: "success",
+        message: "Sessions revoked",
+        revoked,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -188,7 +348,8 @@ async fn create_user(
     let role = body.role.unwrap_or_else(|| DEFAULT_ROLE.into());
     let row = state
         .auth
-        .create_user(
+        .create_user_by(
+            Some(&Actor::User(admin.account.id.clone())),
             &body.username,
             body.password,
             &role,
