@@ -415,6 +415,23 @@ impl TestApp {
         start(kind, settings, clock, data_dir, pg).await
     }
 
+    /// Stops the server (the database and data dir stay) and waits until it has ended.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    /// The settings this app was started with, with `extra` changed: a config for a build of its own.
+    pub fn config_with(&self, extra: &[(&str, &str)]) -> Config {
+        let mut settings = self.settings.clone();
+        for (k, v) in extra {
+            settings.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|k| settings.get(k).cloned()).expect("test config is valid")
+    }
+
     /// A second server on the same database and data dir (as behind a load balancer), running beside this one.
     pub async fn another_instance(&self) -> TestApp {
         let (data_dir, pg) = (self.data_dir.clone(), self.pg_database.clone());
