@@ -1,6 +1,6 @@
 //! Secrets sealed at rest under WARDEN_ENCRYPTION_KEY (issue 10, item 6): the env and header values of MCP
 //! servers added at run time are never stored in clear, still reach the server, are sealed at start when an
-//! older version stored them in clear, and a wrong key refuses to start with
+//! older version stored them in clear, survive `warden keys rotate`, and a wrong key refuses to start with
 //! nothing rewritten.
 
 use std::sync::Arc;
@@ -8,11 +8,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cli::warden_command;
 use crate::helpers::prelude::*;
 
 db_tests!(
     mcp_server_secrets_are_sealed_at_rest_and_still_reach_the_server,
     secrets_stored_in_clear_by_an_older_version_are_sealed_at_start,
+    keys_rotate_reseals_every_secret_and_the_new_key_opens_them,
+    keys_rotate_in_development_replaces_the_data_dirs_generated_key,
     a_wrong_key_refuses_to_start_and_changes_no_row,
 );
 
@@ -171,6 +174,81 @@ async fn secrets_stored_in_clear_by_an_older_version_are_sealed_at_start(kind: D
     // Idempotent: a second start rewrites nothing.
     let app = app.restart().await;
     assert_eq!(stored_configs(&app).await, rows);
+}
+
+/// `warden keys rotate` on the app's database and data dir, with `env`; its success and output.
+fn rotate(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let mut command = warden_command(app.data_dir());
+    if let Some(url) = app.setting("DATABASE_URL") {
+        command.env("DATABASE_URL", url);
+    }
+    let out = command
+        .envs(env.iter().copied())
+        .args(["keys", "rotate"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+async fn keys_rotate_reseals_every_secret_and_the_new_key_opens_them(kind: DbKind) {
+    // Arrange
+    let mut app = spawn_app_with(kind, &[("WARDEN_ENCRYPTION_KEY", KEY_A)]).await;
+    let admin = app.admin().await;
+    let (url, _seen) = recording_upstream().await;
+    add_both(&app, &admin.access, &url).await;
+    let before = stored_configs(&app).await;
+    app.stop().await;
+    let new_key = app.data_dir().join("new-key");
+    std::fs::write(&new_key, KEY_B).unwrap();
+
+    // Act
+    let (ok, out) = rotate(
+        &app,
+        &[("WARDEN_ENCRYPTION_KEY", KEY_A)],
+        &["--new-key-file", &new_key.display().to_string()],
+    );
+
+    // Assert
+    assert!(ok, "{out}");
+    assert!(out.contains("re-sealed 2 values"), "{out}");
+    assert!(out.contains("WARDEN_ENCRYPTION_KEY"), "{out}");
+    assert!(!out.contains(KEY_B) && !out.contains(KEY_A), "{out}");
+    let after = stored_configs(&app).await;
+    assert_ne!(after, before);
+    for (_, config) in &after {
+        assert!(!config.contains(HEADER_SECRET) && !config.contains(ENV_SECRET));
+    }
+    let app = app.restart_with(&[("WARDEN_ENCRYPTION_KEY", KEY_B)]).await;
+    assert_eq!(opened(&app).await, expected(&url));
+    let admin = app.admin().await;
+    let servers = app.get_json("/api/mcp/servers", &admin.access).await;
+    assert!(servers.to_string().contains("\"kid\""), "{servers}");
+}
+
+async fn keys_rotate_in_development_replaces_the_data_dirs_generated_key(kind: DbKind) {
+    // Arrange: no WARDEN_ENCRYPTION_KEY, so the key is generated and kept in the data dir.
+    let mut app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    let (url, _seen) = recording_upstream().await;
+    add_both(&app, &admin.access, &url).await;
+    let old_key = std::fs::read_to_string(app.data_dir().join("encryption_key")).unwrap();
+    app.stop().await;
+
+    // Act
+    let (ok, out) = rotate(&app, &[], &[]);
+
+    // Assert
+    assert!(ok, "{out}");
+    assert!(out.contains("re-sealed 2 values"), "{out}");
+    let new_key = std::fs::read_to_string(app.data_dir().join("encryption_key")).unwrap();
+    assert_ne!(new_key, old_key);
+    assert!(!out.contains(new_key.trim()), "{out}");
+    let app = app.restart().await;
+    assert_eq!(opened(&app).await, expected(&url));
 }
 
 async fn a_wrong_key_refuses_to_start_and_changes_no_row(kind: DbKind) {
