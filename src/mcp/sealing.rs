@@ -86,8 +86,9 @@ fn binding<'a>(name: &'a str, field: &'a str) -> Binding<'a> {
 /// Why the stored servers' secrets could not be checked, sealed or re-sealed.
 #[derive(Debug, thiserror::Error)]
 pub enum SealingError {
-    /// A sealed value of this server was sealed under another key: the configured key is wrong.
-    #[error("the secrets of MCP server {server:?} were {source}")]
+    /// A sealed value of this server does not open: sealed under another key (at start: the configured key is
+    /// wrong), or altered.
+    #[error("the secrets of MCP server {server:?} do not open: {source}")]
     WrongKey { server: String, source: OpenError },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
