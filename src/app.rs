@@ -67,6 +67,23 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     tighten_data_dir(&config.data_dir)?;
     let db = Db::connect(&config.effective_database_url()).await?;
     db.migrate().await?;
+    let seal_key = encryption_key(&config)?;
+    // Before anything else reads a sealed value: a wrong key stops the start here, with nothing rewritten.
+    let sealed_now = crate::mcp::sealing::check_and_seal(&db, &seal_key)
+        .await
+        .map_err(|e| match e {
+            crate::mcp::sealing::SealingError::WrongKey { .. } => anyhow::anyhow!(
+                "refusing to start: WARDEN_ENCRYPTION_KEY does not open the stored secrets ({e}); set the key \
+                 they were sealed with (`warden keys rotate` changes it)"
+            ),
+            other => anyhow::Error::new(other).context("sealing the stored MCP server secrets"),
+        })?;
+    if sealed_now > 0 {
+        tracing::info!(
+            servers = sealed_now,
+            "sealed the stored MCP server secrets kept in clear"
+        );
+    }
     let secret = signing_secret(&config)?;
     let mfa_keys = crate::mfa::Keys::derive(&secret);
     let sms_secret = secret.clone();
@@ -179,6 +196,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     let chat = Chat::new(db.clone(), clock.clone(), agent, chat_settings);
     let servers = crate::mcp::servers::startup_servers(
         &db,
+        &seal_key,
         config.mcp_servers_file.as_deref(),
         config.mcp_server_url.as_deref(),
     )
@@ -190,6 +208,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             clock: clock.clone(),
             db: db.clone(),
             audit: audit.clone(),
+            seal_key,
         },
     );
     let state = AppState::new(Services {
@@ -390,6 +409,27 @@ fn signing_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     let key: [u8; 48] = rand::random();
     private_files::write(&path, &B64.encode(key))?;
     Ok(key.to_vec())
+}
+
+/// The file of the development encryption key, in the data dir.
+pub const ENCRYPTION_KEY_FILE: &str = "encryption_key";
+
+/// WARDEN_ENCRYPTION_KEY, or in development a random key kept in the data dir (mode 0600) so restarts open
+/// what was sealed. (Production refuses to start without the setting: see `Config::findings`.)
+pub fn encryption_key(config: &Config) -> anyhow::Result<crate::seal::SealKey> {
+    if let Some(key) = &config.encryption_key {
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join(ENCRYPTION_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        private_files::tighten(&path, 0o600)?;
+        // A damaged file is an error, not a reason to make a new key: the values sealed under it would be lost.
+        return crate::seal::SealKey::parse(&text)
+            .map_err(|e| anyhow::anyhow!("the data dir's {ENCRYPTION_KEY_FILE} {e}"));
+    }
+    let key = crate::seal::SealKey::generate();
+    private_files::write(&path, key.encoded().expose_secret())?;
+    Ok(key)
 }
 
 /// The data dir holds the signing key and the SQLite database: one that exists (made by an earlier version, or

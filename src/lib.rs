@@ -17,6 +17,7 @@ pub mod ids;
 pub mod mcp;
 pub mod mfa;
 pub mod private_files;
+pub mod seal;
 pub mod sms;
 pub mod state;
 pub mod store;

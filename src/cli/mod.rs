@@ -1,7 +1,8 @@
-//! The `warden` command: serve (the default), migrate, user, client, doctor, telesign-mock.
-//! The account commands (`user`, `client`) are in `accounts.rs`.
+//! The `warden` command: serve (the default), migrate, user, client, keys, doctor, telesign-mock.
+//! The account commands (`user`, `client`) are in `accounts.rs`, `keys rotate` in `keys.rs`.
 
 mod accounts;
+mod keys;
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -37,6 +38,9 @@ enum Command {
     /// Manage service clients (OAuth2 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage the encryption key of secrets sealed at rest.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Check the configuration and print what production would refuse.
     Doctor,
     /// Serve a local Telesign (the REST endpoints Warden uses, verifying signatures) until Ctrl-C; prints
@@ -140,6 +144,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => Ok(doctor(&config)),
+        Command::Keys(cmd) => keys::run(cmd, config).await,
         Command::User(cmd) => accounts::user(cmd, config, clock).await,
         Command::Client(ClientCommand::Create { name, role }) => {
             accounts::create_client(&config, clock, &name, &role).await

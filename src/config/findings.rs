@@ -69,6 +69,13 @@ impl Config {
                 message: "equals JWT_SECRET_KEY; the two must differ so neither side's tokens pass as the other's".into(),
             });
         }
+        // Always, not only once sealed data exists: a generated key kept beside the data it seals protects little.
+        if self.encryption_key.is_none() {
+            out.push(Finding {
+                variable: "WARDEN_ENCRYPTION_KEY",
+                message: "is not set; set it to 32 random bytes in base64 (e.g. `openssl rand -base64 32`)".into(),
+            });
+        }
         if self.cookie_secure == Some(false) {
             out.push(Finding {
                 variable: "COOKIE_SECURE",

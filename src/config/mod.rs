@@ -130,7 +130,9 @@ pub struct Config {
     pub chat_daily_token_quota: i64,
     /// SMS, Telesign and second factors (`sms.rs`).
     pub sms: SmsConfig,
-    pub encryption_key: Option<SecretString>,
+    /// `WARDEN_ENCRYPTION_KEY`: seals secrets at rest (`crate::seal`); unset in development, a generated key is
+    /// kept in the data dir. Checked at load in every environment.
+    pub encryption_key: Option<crate::seal::SealKey>,
 }
 
 impl std::fmt::Debug for Config {
@@ -154,6 +156,7 @@ impl std::fmt::Debug for Config {
             .field("admin_password", &redact(&self.admin_password))
             .field("public_url", &self.public_url)
             .field("django_secret_key", &redact(&self.django_secret_key))
+            .field("encryption_key", &self.encryption_key)
             .finish_non_exhaustive()
     }
 }
@@ -342,7 +345,12 @@ impl Config {
             chat_history_window: bounded(&get, "CHAT_HISTORY_WINDOW", 40, 1, 10_000)?,
             chat_daily_token_quota: bounded(&get, "CHAT_DAILY_TOKEN_QUOTA", 0, 0, i64::MAX)?,
             sms: SmsConfig::from_lookup(&get, environment)?,
-            encryption_key: secret("WARDEN_ENCRYPTION_KEY"),
+            encryption_key: get("WARDEN_ENCRYPTION_KEY")
+                .map(|k| {
+                    crate::seal::SealKey::parse(&k)
+                        .map_err(|e| anyhow::anyhow!("WARDEN_ENCRYPTION_KEY {e}"))
+                })
+                .transpose()?,
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod sealing;
 pub mod servers;
 pub mod store;
 mod tool;

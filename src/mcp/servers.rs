@@ -1,7 +1,7 @@
 //! The MCP servers admins manage at run time, as a service: add (validate, store, start, audit), remove, list
 //! with health, and the start-up list (the settings' servers, then the stored ones). A stored row exists only for
 //! a server that started: if its supervisor cannot be added, the row is removed again. Env and header values are
-//! never shown back.
+//! never shown back, and are stored sealed (`sealing.rs`).
 
 use std::collections::BTreeMap;
 
@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     config::{ServerConfig, Transport, load, validate_name},
-    store,
+    sealing, store,
     upstream::Upstreams,
 };
 use crate::{
     audit::Event,
     ids::UserId,
+    seal::SealKey,
     store::Db,
     tools::{BUILTIN_SERVER, Caller, SERVER_SEPARATOR, ToolSpec},
 };
@@ -92,9 +93,11 @@ impl From<sqlx::Error> for ServerError {
 }
 
 /// The servers to start with: those of MCP_SERVERS_FILE and MCP_SERVER_URL, then those admins added (oldest
-/// first). An unreadable stored config is logged and skipped, never a reason not to start.
+/// first), their secrets opened with `key`. An unreadable stored config is logged and skipped, never a reason
+/// not to start (a wrong key was refused before, by `sealing::check_and_seal`).
 pub async fn startup_servers(
     db: &Db,
+    key: &SealKey,
     file: Option<&std::path::Path>,
     url: Option<&str>,
 ) -> anyhow::Result<Vec<ServerConfig>> {
@@ -103,7 +106,7 @@ pub async fn startup_servers(
         .await
         .context("reading the stored MCP servers")?;
     for (name, text) in stored {
-        match serde_json::from_str(&text) {
+        match sealing::open_transport(key, &name, &text) {
             Ok(transport) => servers.push(ServerConfig { name, transport }),
             Err(e) => {
                 tracing::warn!(server = %name, error = %e, "stored MCP server config unreadable; skipped")
@@ -129,7 +132,7 @@ impl Upstreams {
                 "url must start with http:// or https://".into(),
             ));
         }
-        let text = serde_json::to_string(&new.transport).context("serialising a transport")?;
+        let text = sealing::seal_transport(&self.seal_key, &new.name, &new.transport);
         match store::insert_server(
             &self.db,
             &new.name,
@@ -188,7 +191,7 @@ impl Upstreams {
             .await?
             .into_iter()
             .filter_map(|(name, text)| {
-                let transport: Transport = serde_json::from_str(&text).ok()?;
+                let transport = sealing::open_transport(&self.seal_key, &name, &text).ok()?;
                 let status = health
                     .iter()
                     .find(|h| h.server_name == name)

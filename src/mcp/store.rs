@@ -35,3 +35,28 @@ pub async fn find_servers(db: &Db) -> sqlx::Result<Vec<(String, String)>> {
         .fetch_all(&db.pool)
         .await
 }
+
+/// (name, config JSON) of every stored server, read inside `conn`'s transaction.
+pub async fn find_servers_in(
+    conn: &mut sqlx::AnyConnection,
+) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT name, config FROM mcp_servers ORDER BY name")
+        .fetch_all(conn)
+        .await
+}
+
+/// Replaces a server's config if it still is `old` (so two instances sealing at once write it once).
+pub async fn update_config(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    old: &str,
+    new: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE mcp_servers SET config = $1 WHERE name = $2 AND config = $3")
+        .bind(new)
+        .bind(name)
+        .bind(old)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     audit::Audit,
     clock::{SharedClock, rfc3339},
+    seal::SealKey,
     store::Db,
     tools::{Catalog, SERVER_SEPARATOR as SEPARATOR, ToolSpec},
 };
@@ -62,6 +63,8 @@ pub struct Upstreams {
     pub(super) clock: SharedClock,
     pub(super) db: Db,
     pub(super) audit: Audit,
+    /// Seals the env and header values of servers added at run time.
+    pub(super) seal_key: SealKey,
     stop: CancellationToken,
 }
 
@@ -71,6 +74,7 @@ pub struct UpstreamsParts {
     pub clock: SharedClock,
     pub db: Db,
     pub audit: Audit,
+    pub seal_key: SealKey,
 }
 
 impl Upstreams {
@@ -82,6 +86,7 @@ impl Upstreams {
             clock: parts.clock,
             db: parts.db,
             audit: parts.audit,
+            seal_key: parts.seal_key,
             stop: CancellationToken::new(),
         };
         for config in configs {

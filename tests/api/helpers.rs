@@ -421,6 +421,42 @@ impl TestApp {
         start(kind, settings, clock, data_dir, pg).await
     }
 
+    /// Stops the server and starts a new one on the same database, data dir and clock, with `extra` settings
+    /// changed (an empty value unsets one).
+    pub async fn restart_with(mut self, extra: &[(&str, &str)]) -> TestApp {
+        for (k, v) in extra {
+            self.settings.insert(k.to_string(), v.to_string());
+        }
+        self.restart().await
+    }
+
+    /// Stops the server (the database and data dir stay) and waits until it has ended.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    /// The settings this app was started with, with `extra` changed: a config for a build of its own.
+    pub fn config_with(&self, extra: &[(&str, &str)]) -> Config {
+        let mut settings = self.settings.clone();
+        for (k, v) in extra {
+            settings.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|k| settings.get(k).cloned()).expect("test config is valid")
+    }
+
+    /// One setting this app was started with.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.get(name).map(String::as_str)
+    }
+
+    /// The app's data dir.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
     /// A second server on the same database and data dir (as behind a load balancer), running beside this one.
     pub async fn another_instance(&self) -> TestApp {
         let (data_dir, pg) = (self.data_dir.clone(), self.pg_database.clone());

@@ -28,6 +28,7 @@ mod production;
 mod refresh;
 mod restart;
 mod routes;
+mod sealing;
 mod secrets;
 mod service_clients;
 mod sessions;

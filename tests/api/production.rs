@@ -18,6 +18,10 @@ fn production(extra: &[(&str, &str)]) -> Config {
         ),
         ("WARDEN_PUBLIC_URL", "https://warden.example.test"),
         ("WARDEN_BIND", "127.0.0.1:0"),
+        (
+            "WARDEN_ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
     ]);
     map.extend(extra.iter().copied());
     let map: HashMap<String, String> = map
@@ -32,6 +36,11 @@ async fn production_refuses_unsafe_settings_naming_the_variable() {
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
     let cases: &[Case] = &[
         (&[("JWT_SECRET_KEY", "")], "JWT_SECRET_KEY", "is not set"),
+        (
+            &[("WARDEN_ENCRYPTION_KEY", "")],
+            "WARDEN_ENCRYPTION_KEY",
+            "is not set",
+        ),
         (
             &[("COOKIE_SECURE", "false")],
             "COOKIE_SECURE",
@@ -108,6 +117,10 @@ fn doctor_prints_what_production_would_refuse() {
             "a-production-secret-that-is-long-enough-0123456789",
         )
         .env("WARDEN_PUBLIC_URL", "https://w.example.test")
+        .env(
+            "WARDEN_ENCRYPTION_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
         .arg("doctor")
         .output()
         .unwrap();
