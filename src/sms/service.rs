@@ -202,6 +202,7 @@ pub enum Receipt {
 /// A transaction row in progress.
 struct Tx {
     id: String,
+    kind: TransactionKind,
 }
 
 fn subkey(key: &[u8], label: &str) -> Hmac<Sha256> {
@@ -585,7 +586,10 @@ impl Sms {
         )
         .await
         .context("sms store: insert_transaction")?;
-        let tx = Tx { id };
+        let tx = Tx {
+            id,
+            kind: TransactionKind::Status,
+        };
         let polled = match &self.provider {
             Provider::Disabled => Err(SmsError::Disabled),
             // Printed is delivered, for the console.
@@ -755,7 +759,7 @@ impl Sms {
         )
         .await
         .context("sms store: insert_transaction")?;
-        let tx = Tx { id };
+        let tx = Tx { id, kind };
         let over = if kind.is_send() {
             self.over_limit(actor, &hash, now).await?
         } else if kind.is_lookup() {
@@ -780,6 +784,7 @@ impl Sms {
             .await
             .context("sms store: update_outcome")?;
             tracing::warn!(user_id = %actor.as_str(), number = %to.masked(), limit, "SMS refused: over a limit");
+            crate::telemetry::record_sms(kind.as_str(), "refused");
             return Err(SmsError::RateLimited { retry_after_secs });
         }
         Ok(tx)
@@ -899,6 +904,7 @@ impl Sms {
         )
         .await
         .context("sms store: update_outcome")?;
+        crate::telemetry::record_sms(tx.kind.as_str(), "ok");
         Ok(())
     }
 
@@ -926,6 +932,7 @@ impl Sms {
         {
             tracing::warn!(error = %db, "recording a failed SMS transaction failed");
         }
+        crate::telemetry::record_sms(tx.kind.as_str(), "failed");
         e
     }
 }

@@ -35,6 +35,8 @@ pub const LLM_TOKENS: &str = "warden_llm_tokens_total";
 pub const UPSTREAM_UP: &str = "warden_mcp_upstream_up";
 /// Items a background writer dropped because its queue was full, by `queue` (`audit`, `tool_log`).
 pub const QUEUE_DROPPED: &str = "warden_background_dropped_total";
+/// Provider calls of the SMS service by kind (sms, message, phone_id, risk, ...) and outcome (ok, failed, refused).
+pub const SMS_CALLS: &str = "warden_sms_calls_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -141,6 +143,11 @@ pub fn record_tool_call(tool: &str, status: &str) {
         .increment(1);
 }
 
+/// Records one SMS-service call's outcome (`refused`: over a limit, before any provider call).
+pub fn record_sms(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(SMS_CALLS, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
 /// Records one LLM request: its outcome, latency and the tokens it used.
 pub fn record_llm_request(
     provider: &str,
@@ -178,6 +185,7 @@ fn describe() {
         "Login sessions neither revoked nor expired (sampled)"
     );
     describe_counter!(TOOL_CALLS, "Tool calls by tool and status");
+    describe_counter!(SMS_CALLS, "SMS-service calls by kind and outcome");
     describe_histogram!(
         LLM_DURATION,
         Unit::Seconds,

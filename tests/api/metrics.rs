@@ -13,6 +13,7 @@ use crate::{
 };
 
 db_tests!(
+    sms_calls_show_by_kind_and_outcome,
     logins_failures_and_requests_show_in_the_parsed_metrics,
     metrics_need_a_credential_with_metrics_read,
     llm_latency_and_tokens_show_by_provider_and_model,
@@ -320,4 +321,41 @@ async fn with_metrics_bind_metrics_are_served_there_openly_and_not_on_the_api() 
     assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
     stop.cancel();
     server.await.unwrap().unwrap();
+}
+
+async fn sms_calls_show_by_kind_and_outcome(kind: DbKind) {
+    let Some(python) = parser_python() else {
+        return;
+    };
+    // Arrange: the console provider, one message an hour per user.
+    let app = spawn_app_with(kind, &[("SMS_USER_PER_HOUR", "1")]).await;
+    let admin = app.admin().await;
+    let who = crate::sms::user_with(&app, "texter", &["sms:send"]).await;
+    let before = parse(&python, &scrape(&app, &admin.access).await);
+
+    // Act: one message sent, the next refused by the limit, one number that cannot be one (no provider call).
+    for (number, status) in [
+        ("+1 555 010 0001", StatusCode::OK),
+        ("+1 555 010 0002", StatusCode::TOO_MANY_REQUESTS),
+        ("555-CALL-NOW", StatusCode::BAD_REQUEST),
+    ] {
+        let r = app
+            .post_as(
+                "/api/sms/send-sms",
+                &who,
+                json!({ "phone_number": number, "message": "hi" }),
+            )
+            .await;
+        assert_eq!(r.status(), status, "{number}");
+    }
+    let after = parse(&python, &scrape(&app, &admin.access).await);
+
+    // Assert
+    let delta = |labels: &[(&str, &str)]| {
+        value(&after, "warden_sms_calls_total", labels)
+            - value(&before, "warden_sms_calls_total", labels)
+    };
+    assert_eq!(delta(&[("kind", "sms"), ("outcome", "ok")]), 1.0);
+    assert_eq!(delta(&[("kind", "sms"), ("outcome", "refused")]), 1.0);
+    assert_eq!(delta(&[]), 2.0, "the invalid number reached no provider");
 }
