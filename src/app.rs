@@ -211,11 +211,23 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             seal_key,
         },
     );
+    let analytics = crate::analytics::Analytics::start(
+        db.clone(),
+        clock.clone(),
+        crate::analytics::Settings {
+            enabled: config.analytics_enabled,
+            queue: config.analytics_queue,
+            request_log_days: config.analytics_request_log_days,
+            page_view_days: config.analytics_page_view_days,
+            page_views_per_minute: 60,
+        },
+    );
     let state = AppState::new(Services {
         config,
         db,
         auth,
         audit,
+        analytics,
         chat,
         catalog,
         tool_log,
@@ -256,6 +268,8 @@ impl App {
             // Counting sessions is a query: sampled for /metrics here, never per request or per scrape.
             let mut sample = tokio::time::interval(Duration::from_secs(15));
             let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+            // Analytics retention: a few small delete batches every minute.
+            let mut purge = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tokio::select! {
                     _ = upkeep.tick() => state.metrics.upkeep(),
@@ -269,6 +283,11 @@ impl App {
                         }
                     }
                     _ = prune.tick() => state.auth.prune_revoked(),
+                    _ = purge.tick() => {
+                        if let Err(e) = state.analytics.purge_once(state.clock.now_ms()).await {
+                            tracing::warn!(error = %e, "purging old analytics rows failed");
+                        }
+                    }
                     _ = stop.cancelled() => return,
                 }
             }
@@ -293,6 +312,7 @@ impl App {
         self.state.upstreams.shutdown();
         self.state.audit.flush().await;
         self.state.tool_log.flush().await;
+        self.state.analytics.flush().await;
         self.state.db.close().await;
         Ok(())
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
+    analytics::Analytics,
     audit::Audit,
     auth::Auth,
     chat::Chat,
@@ -26,6 +27,7 @@ pub struct Services {
     pub db: Db,
     pub auth: Arc<Auth>,
     pub audit: Audit,
+    pub analytics: Analytics,
     pub chat: Chat,
     pub catalog: Arc<Catalog>,
     pub tool_log: ToolLog,

@@ -104,6 +104,12 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Open connections one client address may hold; more are closed at once. Trusted proxies are exempt.
     pub max_connections_per_ip: usize,
+    /// Request logs and page views (`src/analytics`): on by default.
+    pub analytics_enabled: bool,
+    /// Capacity of the request-log queue; a full queue drops rows (and counts them).
+    pub analytics_queue: usize,
+    pub analytics_request_log_days: i64,
+    pub analytics_page_view_days: i64,
     // Settings of later features, read and validated here so one place documents them all.
     pub enable_tool_logging: bool,
     /// Size at which a tool-call log file is rotated to `NAME.1`.
@@ -307,6 +313,13 @@ impl Config {
                 300,
             )?),
             max_connections_per_ip: bounded(&get, "MAX_CONNECTIONS_PER_IP", 256, 1, 1_000_000)?,
+            analytics_enabled: get("ANALYTICS_ENABLED")
+                .map(|v| parse_bool("ANALYTICS_ENABLED", &v))
+                .transpose()?
+                .unwrap_or(true),
+            analytics_queue: bounded(&get, "ANALYTICS_QUEUE", 8192, 1, 1_000_000)?,
+            analytics_request_log_days: bounded(&get, "ANALYTICS_REQUEST_LOG_DAYS", 30, 1, 3650)?,
+            analytics_page_view_days: bounded(&get, "ANALYTICS_PAGE_VIEW_DAYS", 90, 1, 3650)?,
             enable_tool_logging: get("ENABLE_TOOL_LOGGING")
                 .map(|v| parse_bool("ENABLE_TOOL_LOGGING", &v))
                 .transpose()?

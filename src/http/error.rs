@@ -360,12 +360,17 @@ impl IntoResponse for ErrorBody {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.to_json())).into_response();
         response.headers_mut().extend(self.headers);
+        response.extensions_mut().insert(ErrorCode(self.code));
         if self.database_unavailable {
             response.extensions_mut().insert(DatabaseUnavailable);
         }
         response
     }
 }
+
+/// Response extension naming an error response's public code, for the request log (never the internal text).
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
 
 /// Response extension on a 503 caused by the database being unavailable, so the retry layer can tell it
 /// from other 503s (busy, readiness).

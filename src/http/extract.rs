@@ -20,6 +20,17 @@ use crate::{
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// Where the extractors leave the authenticated caller's user id for the request log: the edge puts one in
+/// each request (when analytics is on) and reads it once the response is made.
+#[derive(Clone, Default)]
+pub struct CallerSlot(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl CallerSlot {
+    pub fn get(&self) -> Option<&String> {
+        self.0.get()
+    }
+}
+
 /// The one token a request presents, and where it came from.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Presented<'a> {
@@ -119,6 +130,9 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Prin
         if !state.auth.verify_csrf(&principal.session_id, csrf) {
             return Err(AppError::Forbidden("Invalid CSRF token".into()));
         }
+    }
+    if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+        let _ = slot.0.set(principal.account.id.to_string());
     }
     Ok(Some(principal))
 }

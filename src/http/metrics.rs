@@ -47,6 +47,7 @@ async fn read_metrics_open(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(&Snapshot {
         audit_dropped: state.audit.dropped(),
         tool_log_dropped: state.tool_log.dropped(),
+        request_log_dropped: state.analytics.dropped(),
         upstreams: &upstreams,
     });
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()

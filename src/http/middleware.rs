@@ -2,25 +2,35 @@
 //! check on state changes, security headers and one log line (method, path without query, status, latency;
 //! never headers), and the request's count and latency for `/metrics` under its route template.
 //!
+//! Each answered request is also queued, never awaited, as one row of the request log (`analytics`): the
+//! extractors leave the caller's user id in a [`CallerSlot`] the edge put in the request, so the log knows who
+//! called without verifying the credential twice.
+//!
 //! The target check refuses, for every route, what no route can take: a NUL anywhere in the percent-decoded
 //! path or query (PostgreSQL cannot store one), and control characters or bytes that are not UTF-8 in the path.
 
-use std::{borrow::Cow, collections::HashSet, sync::LazyLock, time::Instant};
+use std::{
+    borrow::Cow, collections::HashSet, net::IpAddr, net::SocketAddr, sync::LazyLock, time::Instant,
+};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    body::HttpBody,
+    extract::{ConnectInfo, MatchedPath, Request, State},
     http::{HeaderMap, HeaderValue, Method, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use tracing::Instrument;
 
-use super::{error::AppError, extract::is_json_content_type};
-use crate::state::AppState;
+use super::{
+    error::{AppError, ErrorCode},
+    extract::{CallerSlot, client_ip, is_json_content_type},
+};
+use crate::{analytics::RequestRow, state::AppState};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     // 128 random bits from the thread-local generator: unique, and no system call per request.
     let request_id = format!("{:032x}", rand::random::<u128>());
@@ -28,6 +38,10 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
     let route = route_template(request.extensions().get::<MatchedPath>());
     // Fields are only formatted when the span is enabled (LOG_LEVEL=debug and below).
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
+    let logged = state
+        .analytics
+        .is_enabled()
+        .then(|| LoggedRequest::read(&mut request, &state));
 
     let mut response = if header_bytes(request.headers()) > state.config.max_header_bytes {
         AppError::HeadersTooLarge.into_response()
@@ -77,6 +91,25 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     crate::telemetry::record_request(method_label(&method), route, status, elapsed);
+    if let Some(logged) = logged {
+        state.analytics.record_request(RequestRow {
+            method: method_label(&method),
+            route,
+            path: logged.path,
+            status,
+            response_time_ms: elapsed * 1000.0,
+            request_size: logged.request_size,
+            response_size: response_size(&response),
+            ip: logged.ip,
+            user_agent: logged.user_agent,
+            referer: logged.referer,
+            user_id: logged.caller.get().cloned(),
+            error_message: (status >= 500)
+                .then(|| response.extensions().get::<ErrorCode>().map(|c| c.0))
+                .flatten(),
+            created_at: state.analytics.now_ms(),
+        });
+    }
     let latency_ms = elapsed * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
@@ -86,6 +119,64 @@ pub async fn edge(State(state): State<AppState>, request: Request, next: Next) -
         }
     });
     response
+}
+
+/// What the request log keeps of a request, read before the request is handed on.
+struct LoggedRequest {
+    path: String,
+    request_size: Option<i64>,
+    ip: IpAddr,
+    user_agent: Option<String>,
+    referer: Option<String>,
+    caller: CallerSlot,
+}
+
+impl LoggedRequest {
+    /// Reads the request and leaves a [`CallerSlot`] in it for the extractors to fill.
+    fn read(request: &mut Request, state: &AppState) -> LoggedRequest {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let headers = request.headers();
+        let text = |name: header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let caller = CallerSlot::default();
+        let logged = LoggedRequest {
+            // Only the path: the query is never read here (it can carry tokens); `tidy` cuts the length.
+            path: request.uri().path().to_string(),
+            request_size: content_length(headers),
+            ip: client_ip(peer, headers, &state.config.trusted_proxies),
+            user_agent: text(header::USER_AGENT),
+            referer: text(header::REFERER),
+            caller: caller.clone(),
+        };
+        request.extensions_mut().insert(caller);
+        logged
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The body's size when known: its Content-Length, or the exact size of a body held in memory.
+fn response_size(response: &Response) -> Option<i64> {
+    content_length(response.headers()).or_else(|| {
+        response
+            .body()
+            .size_hint()
+            .exact()
+            .and_then(|n| i64::try_from(n).ok())
+    })
 }
 
 /// Every route template in the table, so a metrics label borrows one instead of copying the path.

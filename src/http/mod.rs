@@ -1,6 +1,7 @@
 //! The web face: the router, the edge middleware, extractors, the error type, and one file per resource.
 //! Handlers are thin: extract, authorise, validate, call a service, map to the response.
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod chat;
@@ -38,6 +39,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(mcp::router(state))
         .merge(metrics::router(state))
         .merge(audit::router())
+        .merge(analytics::router())
 }
 
 /// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,

@@ -388,6 +388,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "The audit trail as JSON Lines (same filters)",
         "audit:read",
     ),
+    (
+        "post",
+        "/api/analytics/log-page-view",
+        "Report a page view: {path, title, loadTime} (60 a minute per address; tied to the caller when signed in)",
+        "optional",
+    ),
     ("get", "/health", "Alive", "none"),
     ("get", "/ready", "Database reachable", "none"),
     ("get", "/api/docs", "This OpenAPI document", "none"),

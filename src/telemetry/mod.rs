@@ -33,7 +33,7 @@ pub const LLM_DURATION: &str = "warden_llm_request_duration_seconds";
 pub const LLM_TOKENS: &str = "warden_llm_tokens_total";
 /// 1 when an upstream MCP server is up, else 0, by `server`.
 pub const UPSTREAM_UP: &str = "warden_mcp_upstream_up";
-/// Items a background writer dropped because its queue was full, by `queue` (`audit`, `tool_log`).
+/// Items a background writer dropped because its queue was full, by `queue` (`audit`, `tool_log`, `request_log`).
 pub const QUEUE_DROPPED: &str = "warden_background_dropped_total";
 /// Provider calls of the SMS service by kind (sms, message, phone_id, risk, ...) and outcome (ok, failed, refused).
 pub const SMS_CALLS: &str = "warden_sms_calls_total";
@@ -56,6 +56,7 @@ pub struct Metrics {
 pub struct Snapshot<'a> {
     pub audit_dropped: u64,
     pub tool_log_dropped: u64,
+    pub request_log_dropped: u64,
     /// (server name, up).
     pub upstreams: &'a [(String, bool)],
 }
@@ -94,6 +95,8 @@ impl Metrics {
     pub fn render(&self, snapshot: &Snapshot<'_>) -> String {
         metrics::counter!(QUEUE_DROPPED, "queue" => "audit").absolute(snapshot.audit_dropped);
         metrics::counter!(QUEUE_DROPPED, "queue" => "tool_log").absolute(snapshot.tool_log_dropped);
+        metrics::counter!(QUEUE_DROPPED, "queue" => "request_log")
+            .absolute(snapshot.request_log_dropped);
         for (server, up) in snapshot.upstreams {
             metrics::gauge!(UPSTREAM_UP, "server" => server.clone()).set(if *up {
                 1.0

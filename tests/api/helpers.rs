@@ -678,6 +678,7 @@ impl TestApp {
     pub async fn all_table_text(&self) -> String {
         self.state.audit.flush().await;
         self.state.tool_log.flush().await;
+        self.state.analytics.flush().await;
         // Every table of the schema, so a table added later is searched too (but sqlx's own bookkeeping, whose
         // timestamp type the Any driver cannot read).
         let list = match self.db().backend {

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin_users;
+mod analytics;
 mod audit;
 mod browser;
 mod chat_agent;

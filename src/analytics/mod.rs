@@ -1,0 +1,334 @@
+//! Analytics (seed 004): one row per answered request (`request_logs`) and the page views browsers report
+//! (`page_views`). Both go through a bounded channel to a background writer ([`BatchWriter`]): recording never
+//! waits on the database, and a full channel drops the row and counts it (`/metrics`,
+//! `warden_background_dropped_total{queue="request_log"}`). Old rows are purged in small batches by
+//! [`Analytics::purge_once`], which the app's background loop calls.
+//!
+//! What a row never holds: a query string (it can carry tokens), a header other than a cut user agent and a
+//! referer without its query, an address from a `X-Forwarded-For` the app does not trust (the caller passes the
+//! address the edge computed), or internal error text (only the public error code of a 5xx).
+
+pub mod store;
+
+use std::{collections::HashMap, net::IpAddr};
+
+use parking_lot::Mutex;
+
+use crate::{
+    clock::SharedClock,
+    store::{BatchWriter, Db},
+};
+
+const BATCH: usize = 256;
+/// A page view channel: browsers report at most one per navigation, so a smaller queue than the request log.
+const PAGE_VIEW_QUEUE: usize = 1024;
+/// Longest path kept, in characters; the rest is cut.
+pub const MAX_PATH: usize = 512;
+pub const MAX_TITLE: usize = 256;
+const MAX_USER_AGENT: usize = 256;
+const MAX_REFERER: usize = 512;
+/// Purge statements one [`Analytics::purge_once`] runs per table at most: a tick stays short, and a backlog is
+/// worked off over the following ticks.
+const PURGE_BATCHES_PER_TICK: usize = 10;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// Address entries the page-view limiter keeps before it forgets the ones of past windows.
+const LIMITER_ENTRIES: usize = 10_000;
+
+/// What the analytics service is told at start-up.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Off: nothing is queued or written (page views are still answered, and not stored).
+    pub enabled: bool,
+    pub queue: usize,
+    pub request_log_days: i64,
+    pub page_view_days: i64,
+    /// Page views one client address may report per minute.
+    pub page_views_per_minute: u32,
+}
+
+/// One answered request, as the edge saw it.
+#[derive(Debug)]
+pub struct RequestRow {
+    pub method: &'static str,
+    pub route: &'static str,
+    /// The path without its query, cut to [`MAX_PATH`] characters.
+    pub path: String,
+    pub status: u16,
+    pub response_time_ms: f64,
+    pub request_size: Option<i64>,
+    pub response_size: Option<i64>,
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub referer: Option<String>,
+    pub user_id: Option<String>,
+    /// The public error code of a 5xx.
+    pub error_message: Option<&'static str>,
+    pub created_at: i64,
+}
+
+impl RequestRow {
+    /// Cuts the free-text fields to their limits and drops any query or fragment from the path and referer.
+    pub fn tidy(mut self) -> RequestRow {
+        self.path = without_query(&self.path, MAX_PATH);
+        self.user_agent = self.user_agent.map(|u| cut(&u, MAX_USER_AGENT).to_string());
+        self.referer = self.referer.map(|r| without_query(&r, MAX_REFERER));
+        self
+    }
+}
+
+/// A page view a browser reported, validated.
+#[derive(Debug)]
+pub struct PageView {
+    pub path: String,
+    pub title: Option<String>,
+    pub load_time_ms: Option<f64>,
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub user_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PageViewError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("Too many page views from this address")]
+    TooMany { retry_after_secs: u64 },
+}
+
+/// What a report says, before validation.
+pub struct PageViewReport {
+    pub path: String,
+    pub title: Option<String>,
+    pub load_time: Option<f64>,
+    pub user_agent: Option<String>,
+}
+
+/// Rows deleted by one purge step.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub request_logs: u64,
+    pub page_views: u64,
+}
+
+/// The handle the edge and the page-view route record through; clones share the writers.
+#[derive(Clone)]
+pub struct Analytics {
+    requests: Option<BatchWriter<RequestRow>>,
+    page_views: Option<BatchWriter<PageView>>,
+    db: Db,
+    clock: SharedClock,
+    settings: Settings,
+    limiter: std::sync::Arc<Limiter>,
+}
+
+impl Analytics {
+    /// Starts the writer tasks (none when disabled).
+    pub fn start(db: Db, clock: SharedClock, settings: Settings) -> Analytics {
+        let requests = settings.enabled.then(|| {
+            let db = db.clone();
+            BatchWriter::start("request_log", settings.queue, BATCH, move |rows| {
+                let db = db.clone();
+                async move {
+                    if let Err(e) = store::insert_request_logs(&db, &rows).await {
+                        tracing::error!(error = %e, count = rows.len(), "writing request logs failed");
+                    }
+                }
+            })
+        });
+        let page_views = settings.enabled.then(|| {
+            let db = db.clone();
+            BatchWriter::start("page_view", PAGE_VIEW_QUEUE, BATCH, move |rows| {
+                let db = db.clone();
+                async move {
+                    if let Err(e) = store::insert_page_views(&db, &rows).await {
+                        tracing::error!(error = %e, count = rows.len(), "writing page views failed");
+                    }
+                }
+            })
+        });
+        Analytics {
+            requests,
+            page_views,
+            db,
+            clock,
+            settings,
+            limiter: Default::default(),
+        }
+    }
+
+    /// Whether requests are logged: the edge skips building rows when not.
+    pub fn is_enabled(&self) -> bool {
+        self.requests.is_some()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Queues one request row; never waits.
+    pub fn record_request(&self, row: RequestRow) {
+        if let Some(w) = &self.requests {
+            w.push(row.tidy());
+        }
+    }
+
+    /// Validates and queues one page view, within the per-address rate.
+    pub fn record_page_view(
+        &self,
+        ip: IpAddr,
+        user_id: Option<String>,
+        report: PageViewReport,
+    ) -> Result<(), PageViewError> {
+        if report.path.is_empty() || report.path.chars().count() > MAX_PATH {
+            return Err(PageViewError::Invalid("path must be 1 to 512 characters"));
+        }
+        if report
+            .title
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > MAX_TITLE)
+        {
+            return Err(PageViewError::Invalid(
+                "title must be at most 256 characters",
+            ));
+        }
+        if report.load_time.is_some_and(|t| !t.is_finite() || t < 0.0) {
+            return Err(PageViewError::Invalid(
+                "loadTime must be a non-negative number",
+            ));
+        }
+        let now = self.clock.now_ms();
+        self.limiter
+            .admit(ip, now, self.settings.page_views_per_minute)?;
+        if let Some(w) = &self.page_views {
+            w.push(PageView {
+                path: report.path,
+                title: report.title,
+                load_time_ms: report.load_time,
+                ip,
+                user_agent: report
+                    .user_agent
+                    .map(|u| cut(&u, MAX_USER_AGENT).to_string()),
+                user_id,
+                created_at: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits until every row queued before this call is written.
+    pub async fn flush(&self) {
+        if let Some(w) = &self.requests {
+            w.flush().await;
+        }
+        if let Some(w) = &self.page_views {
+            w.flush().await;
+        }
+    }
+
+    /// Request rows dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.requests.as_ref().map_or(0, BatchWriter::dropped)
+    }
+
+    /// Page views dropped because their queue was full.
+    pub fn page_views_dropped(&self) -> u64 {
+        self.page_views.as_ref().map_or(0, BatchWriter::dropped)
+    }
+
+    /// One retention step at `now_ms`: deletes rows past their window, at most a few batches per table.
+    pub async fn purge_once(&self, now_ms: i64) -> sqlx::Result<Purged> {
+        Ok(Purged {
+            request_logs: self
+                .purge_table(
+                    store::Table::RequestLogs,
+                    now_ms - self.settings.request_log_days * DAY_MS,
+                )
+                .await?,
+            page_views: self
+                .purge_table(
+                    store::Table::PageViews,
+                    now_ms - self.settings.page_view_days * DAY_MS,
+                )
+                .await?,
+        })
+    }
+
+    async fn purge_table(&self, table: store::Table, before_ms: i64) -> sqlx::Result<u64> {
+        let mut total = 0;
+        for _ in 0..PURGE_BATCHES_PER_TICK {
+            let n = store::delete_older_than(&self.db, table, before_ms).await?;
+            total += n;
+            if n < store::PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Page views per client address in the current minute (in memory: a limit per instance).
+#[derive(Default)]
+struct Limiter {
+    windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
+}
+
+impl Limiter {
+    fn admit(&self, ip: IpAddr, now_ms: i64, per_minute: u32) -> Result<(), PageViewError> {
+        let window = now_ms.div_euclid(60_000);
+        let mut windows = self.windows.lock();
+        if windows.len() >= LIMITER_ENTRIES {
+            windows.retain(|_, (w, _)| *w == window);
+        }
+        let entry = windows.entry(ip).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= per_minute {
+            let retry_after_ms = (window + 1) * 60_000 - now_ms;
+            return Err(PageViewError::TooMany {
+                retry_after_secs: u64::try_from(retry_after_ms / 1000).unwrap_or(1).max(1),
+            });
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+}
+
+/// `text` cut to at most `max` characters, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// `url` without its query and fragment, cut to `max` characters.
+fn without_query(url: &str, max: usize) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    cut(&url[..end], max).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_and_fragments_are_dropped_and_text_is_cut_on_a_character_boundary() {
+        assert_eq!(without_query("/a/b?token=secret#x", 512), "/a/b");
+        assert_eq!(without_query("https://h/p#frag", 512), "https://h/p");
+        assert_eq!(cut("ééé", 2), "éé");
+        assert_eq!(cut("ab", 5), "ab");
+    }
+
+    #[test]
+    fn the_limiter_refuses_past_the_rate_and_opens_in_the_next_minute() {
+        let limiter = Limiter::default();
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        assert!(limiter.admit(ip, 0, 2).is_ok());
+        assert!(limiter.admit(ip, 1, 2).is_ok());
+        assert!(limiter.admit(ip, 2, 2).is_err());
+        assert!(limiter.admit(IpAddr::from([10, 0, 0, 2]), 2, 2).is_ok());
+        assert!(limiter.admit(ip, 60_000, 2).is_ok());
+    }
+}
