@@ -116,9 +116,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Option<Prin
     };
     let principal = state.auth.authenticate(token, credential).await?;
     // A role that requires a second factor: until one is confirmed, the session may only enrol it.
-    if principal.account.must_enrol_second_factor()
-        && !super::mfa::open_before_enrolment(parts.uri.path())
-    {
+    if principal.account.must_enrol_second_factor() && !open_before_enrolment(parts.uri.path()) {
         return Err(AppError::enrolment_required());
     }
     if credential == Credential::Cookie && !parts.method.is_safe() {
@@ -357,6 +355,23 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
         }
         _ => AppError::BadRequest("Unreadable request body".into()),
     }
+}
+
+/// Paths a session may use while its role requires a second factor it has not enrolled: the enrolment routes,
+/// who am I, status and logout.
+fn open_before_enrolment(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/me"
+            | "/api/profile"
+            | "/api/status"
+            | "/auth/logout"
+            | "/api/logout"
+            | "/auth/logout-all"
+    ) || ["/api/me/phone", "/api/me/mfa"].iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 #[cfg(test)]

@@ -22,22 +22,6 @@ pub fn router() -> Routes {
         .delete("/api/me/mfa/totp", remove_totp)
 }
 
-/// Paths a session may use while its role requires a second factor it has not enrolled: these routes,
-/// who am I, status and logout.
-pub fn open_before_enrolment(path: &str) -> bool {
-    matches!(
-        path,
-        "/api/me"
-            | "/api/profile"
-            | "/api/status"
-            | "/auth/logout"
-            | "/api/logout"
-            | "/auth/logout-all"
-    ) || ["/api/me/phone", "/api/me/mfa"]
-        .iter()
-        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
-}
-
 #[derive(Deserialize)]
 struct PhoneBody {
     phone_number: String,

@@ -7,6 +7,7 @@
 //! caller's token never leaves this process. This adapter is the only place in mcp that reads `auth`.
 
 pub mod config;
+mod connection;
 pub mod gateway;
 pub mod sealing;
 pub mod servers;

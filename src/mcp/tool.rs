@@ -7,7 +7,7 @@ use futures::{FutureExt, future::BoxFuture};
 use rmcp::model::{CallToolRequestParams, ContentBlock};
 use serde_json::Value;
 
-use super::upstream::Upstream;
+use super::connection::Upstream;
 use crate::tools::{Tool, ToolContext, ToolSpec};
 
 /// A tool of an upstream server, as the catalog sees it.

@@ -9,52 +9,27 @@ use anyhow::Context;
 use parking_lot::Mutex;
 use rmcp::{
     RoleClient, ServiceExt,
-    service::Peer,
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
         streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
-use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use super::connection::Health;
 use super::{
     config::{ServerConfig, Transport},
+    connection::Upstream,
     tool::UpstreamTool,
 };
 use crate::{
     audit::Audit,
-    clock::{SharedClock, rfc3339},
+    clock::SharedClock,
     seal::SealKey,
     store::Db,
     tools::{Catalog, SERVER_SEPARATOR as SEPARATOR, ToolSpec},
 };
-
-/// What `GET /api/servers` shows of one server (seed 004's mcp_server_status fields).
-#[derive(Clone, Debug, Serialize)]
-pub struct Health {
-    pub server_name: String,
-    pub transport: &'static str,
-    pub url: Option<String>,
-    pub status: &'static str,
-    pub response_time_ms: Option<f64>,
-    pub last_check: Option<String>,
-    pub last_successful_check: Option<String>,
-    pub error_count: u64,
-    pub error_message: Option<String>,
-    pub total_requests: u64,
-    pub successful_requests: u64,
-    pub tools: Vec<String>,
-    pub restarts: u64,
-}
-
-pub(super) struct Upstream {
-    pub(super) config: ServerConfig,
-    pub(super) health: Mutex<Health>,
-    pub(super) peer: Mutex<Option<Peer<RoleClient>>>,
-    clock: SharedClock,
-}
 
 /// The running upstream servers, and (in `servers`) the service that adds and removes them at run time.
 pub struct Upstreams {
@@ -298,28 +273,6 @@ async fn connect(
                     .context("no answer within 20 s")??,
             )
         }
-    }
-}
-
-impl Upstream {
-    fn mark_up(&self, ms: f64, tools: Vec<String>) {
-        let now = rfc3339(self.clock.now_ms());
-        let mut h = self.health.lock();
-        h.status = "up";
-        h.response_time_ms = Some(ms);
-        h.last_check = Some(now.clone());
-        h.last_successful_check = Some(now);
-        h.error_message = None;
-        h.tools = tools;
-    }
-
-    fn mark_down(&self, error: &str) {
-        let mut h = self.health.lock();
-        h.status = "down";
-        h.last_check = Some(rfc3339(self.clock.now_ms()));
-        h.error_count += 1;
-        h.error_message = Some(error.chars().take(500).collect());
-        h.tools.clear();
     }
 }
 
