@@ -205,6 +205,12 @@ struct Tx {
     kind: TransactionKind,
 }
 
+/// Whole seconds (at least one) until the oldest counted row of a `window_ms` window leaves it.
+fn retry_after_secs(oldest: Option<i64>, window_ms: i64, now: i64) -> u64 {
+    let ms = oldest.unwrap_or(now) + window_ms - now;
+    u64::try_from(ms.max(1000)).unwrap_or(1000).div_ceil(1000)
+}
+
 fn subkey(key: &[u8], label: &str) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(label.as_bytes());
@@ -805,10 +811,9 @@ impl Sms {
         .await
         .context("sms store: count_window")?;
         if lookups.count > i64::from(self.config.lookups_per_hour) {
-            let ms = lookups.oldest.unwrap_or(now) + HOUR_MS - now;
             return Ok(Some((
                 "SMS_LOOKUPS_PER_HOUR",
-                u64::try_from(ms.max(1000)).unwrap_or(1000).div_ceil(1000),
+                retry_after_secs(lookups.oldest, HOUR_MS, now),
             )));
         }
         Ok(None)
@@ -821,10 +826,7 @@ impl Sms {
         hash: &str,
         now: i64,
     ) -> Result<Option<(&'static str, u64)>, SmsError> {
-        let retry = |oldest: Option<i64>, window: i64| -> u64 {
-            let ms = oldest.unwrap_or(now) + window - now;
-            u64::try_from(ms.max(1000)).unwrap_or(1000).div_ceil(1000)
-        };
+        let retry = |oldest: Option<i64>, window: i64| retry_after_secs(oldest, window, now);
         let user = store::count_window(
             &self.db.pool,
             Limit::UserSends,
