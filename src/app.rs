@@ -140,7 +140,8 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             dir: config.log_dir.clone(),
             max_bytes: config.tool_log_max_bytes,
         });
-    let tool_log = ToolLog::start(db.clone(), files);
+    let tally = crate::telemetry::tally::Tally::new(clock.clone());
+    let tool_log = ToolLog::start(db.clone(), files, tally.clone());
     let catalog = Arc::new(Catalog::new(
         crate::tools::policy::Policy::load(&db).await?,
         crate::tools::CatalogParts {
@@ -159,6 +160,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         db: db.clone(),
         clock: clock.clone(),
         signing_secret: &sms_secret,
+        tally: tally.clone(),
     })?;
     // With Telesign only, so the console default keeps the catalog of a development server (and its tests) to the
     // built-in tools; the catalog offers them only to callers holding the SMS permission too.
@@ -193,7 +195,13 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         history_window: config.chat_history_window,
         daily_token_quota: config.chat_daily_token_quota,
     };
-    let chat = Chat::new(db.clone(), clock.clone(), agent, chat_settings);
+    let chat = Chat::new(
+        db.clone(),
+        clock.clone(),
+        agent,
+        chat_settings,
+        tally.clone(),
+    );
     let servers = crate::mcp::servers::startup_servers(
         &db,
         &seal_key,
@@ -214,11 +222,13 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     let analytics = crate::analytics::Analytics::start(
         db.clone(),
         clock.clone(),
+        tally,
         crate::analytics::Settings {
             enabled: config.analytics_enabled,
             queue: config.analytics_queue,
             request_log_days: config.analytics_request_log_days,
             page_view_days: config.analytics_page_view_days,
+            metrics_days: config.analytics_metrics_days,
             page_views_per_minute: 60,
         },
     );
@@ -268,11 +278,17 @@ impl App {
             // Counting sessions is a query: sampled for /metrics here, never per request or per scrape.
             let mut sample = tokio::time::interval(Duration::from_secs(15));
             let mut upkeep = tokio::time::interval(Duration::from_secs(5));
-            // Analytics retention: a few small delete batches every minute.
+            // Analytics: retention (a few small delete batches) and a sample of the process's figures every
+            // minute; the counted events go to their rollups every 5 s.
             let mut purge = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tokio::select! {
-                    _ = upkeep.tick() => state.metrics.upkeep(),
+                    _ = upkeep.tick() => {
+                        state.metrics.upkeep();
+                        if let Err(e) = state.analytics.write_tally().await {
+                            tracing::warn!(error = %e, "writing counted events failed");
+                        }
+                    }
                     _ = sample.tick() => match state.auth.count_active_sessions().await {
                         Ok(count) => crate::telemetry::set_active_sessions(count),
                         Err(e) => tracing::warn!(error = %e, "counting active sessions failed"),
@@ -286,6 +302,9 @@ impl App {
                     _ = purge.tick() => {
                         if let Err(e) = state.analytics.purge_once(state.clock.now_ms()).await {
                             tracing::warn!(error = %e, "purging old analytics rows failed");
+                        }
+                        if let Err(e) = state.analytics.sample().await {
+                            tracing::warn!(error = %e, "storing a system sample failed");
                         }
                     }
                     _ = stop.cancelled() => return,

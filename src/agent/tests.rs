@@ -153,7 +153,11 @@ async fn agent(
     }
     let clock: SharedClock = ManualClock::new();
     let audit = Audit::start(db.clone(), clock.clone());
-    let tool_log = ToolLog::start(db.clone(), None);
+    let tool_log = ToolLog::start(
+        db.clone(),
+        None,
+        crate::telemetry::tally::Tally::new(Arc::new(crate::clock::SystemClock)),
+    );
     let catalog = Catalog::new(
         Policy::load(&db).await.unwrap(),
         CatalogParts {

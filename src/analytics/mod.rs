@@ -4,11 +4,18 @@
 //! `warden_background_dropped_total{queue="request_log"}`). Old rows are purged in small batches by
 //! [`Analytics::purge_once`], which the app's background loop calls.
 //!
+//! The dashboards never read those rows: each batch also adds to minute and hour rollups ([`rollup`]) in the
+//! same transaction, and the events other services count in the [`Tally`] are added every few seconds
+//! ([`Analytics::write_tally`]). The process samples its own figures once a minute ([`Analytics::sample`]).
+//!
 //! What a row never holds: a query string (it can carry tokens), a header other than a cut user agent and a
 //! referer without its query, an address from a `X-Forwarded-For` the app does not trust (the caller passes the
 //! address the edge computed), or internal error text (only the public error code of a 5xx).
 
+pub mod dashboard;
+pub mod rollup;
 pub mod store;
+mod system;
 
 use std::{collections::HashMap, net::IpAddr};
 
@@ -17,6 +24,7 @@ use parking_lot::Mutex;
 use crate::{
     clock::SharedClock,
     store::{BatchWriter, Db},
+    telemetry::tally::Tally,
 };
 
 const BATCH: usize = 256;
@@ -31,6 +39,10 @@ const MAX_REFERER: usize = 512;
 /// worked off over the following ticks.
 const PURGE_BATCHES_PER_TICK: usize = 10;
 const DAY_MS: i64 = 24 * 3600 * 1000;
+/// How long rollups are kept: minute buckets two weeks, hour buckets about 400 days (the longest dashboard
+/// window); both far longer than the raw rows.
+const MINUTE_ROLLUP_DAYS: i64 = 14;
+const HOUR_ROLLUP_DAYS: i64 = 400;
 /// Address entries the page-view limiter keeps before it forgets the ones of past windows.
 const LIMITER_ENTRIES: usize = 10_000;
 
@@ -42,6 +54,7 @@ pub struct Settings {
     pub queue: usize,
     pub request_log_days: i64,
     pub page_view_days: i64,
+    pub metrics_days: i64,
     /// Page views one client address may report per minute.
     pub page_views_per_minute: u32,
 }
@@ -109,6 +122,9 @@ pub struct PageViewReport {
 pub struct Purged {
     pub request_logs: u64,
     pub page_views: u64,
+    pub system_metrics: u64,
+    /// Rollup rows of every kind.
+    pub rollups: u64,
 }
 
 /// The handle the edge and the page-view route record through; clones share the writers.
@@ -120,11 +136,15 @@ pub struct Analytics {
     clock: SharedClock,
     settings: Settings,
     limiter: std::sync::Arc<Limiter>,
+    tally: Tally,
+    instance: std::sync::Arc<str>,
+    cpu: std::sync::Arc<Mutex<system::CpuReading>>,
+    started: std::time::Instant,
 }
 
 impl Analytics {
     /// Starts the writer tasks (none when disabled).
-    pub fn start(db: Db, clock: SharedClock, settings: Settings) -> Analytics {
+    pub fn start(db: Db, clock: SharedClock, tally: Tally, settings: Settings) -> Analytics {
         let requests = settings.enabled.then(|| {
             let db = db.clone();
             BatchWriter::start("request_log", settings.queue, BATCH, move |rows| {
@@ -141,7 +161,8 @@ impl Analytics {
             BatchWriter::start("page_view", PAGE_VIEW_QUEUE, BATCH, move |rows| {
                 let db = db.clone();
                 async move {
-                    if let Err(e) = store::insert_page_views(&db, &rows).await {
+                    let fold = rollup::fold_page_views(&rows);
+                    if let Err(e) = store::insert_page_views(&db, &rows, &fold).await {
                         tracing::error!(error = %e, count = rows.len(), "writing page views failed");
                     }
                 }
@@ -154,7 +175,53 @@ impl Analytics {
             clock,
             settings,
             limiter: Default::default(),
+            tally,
+            instance: system::instance_name().into(),
+            cpu: std::sync::Arc::new(Mutex::new(system::CpuReading::now())),
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// Adds the events counted in the tally since the last call to the event rollups. When the write fails
+    /// the counts go back into the tally for the next call.
+    pub async fn write_tally(&self) -> sqlx::Result<()> {
+        let counts = self.tally.drain();
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let written = store::add_event_rollups(&self.db, &counts).await;
+        if written.is_err() {
+            self.tally.restore(counts);
+        }
+        written
+    }
+
+    /// The process's figures now (CPU use since the previous reading).
+    pub fn sample_system(&self) -> store::SystemSample {
+        let cpu_percent = {
+            let mut last = self.cpu.lock();
+            let (percent, next) = last.percent_since();
+            *last = next;
+            percent
+        };
+        store::SystemSample {
+            instance: self.instance.to_string(),
+            cpu_percent,
+            memory_bytes: system::resident_bytes(),
+            open_files: system::open_files(),
+            db_pool_size: i64::from(self.db.pool.size()),
+            db_pool_idle: self.db.pool.num_idle() as i64,
+            request_log_queue: self.requests.as_ref().map_or(0, |w| w.queued() as i64),
+            created_at: self.clock.now_ms(),
+        }
+    }
+
+    /// Stores one sample of the process's figures (the background loop calls this once a minute).
+    pub async fn sample(&self) -> sqlx::Result<()> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        store::insert_system_sample(&self.db, &self.sample_system()).await
     }
 
     /// Whether requests are logged: the edge skips building rows when not.
@@ -224,6 +291,9 @@ impl Analytics {
         if let Some(w) = &self.page_views {
             w.flush().await;
         }
+        if let Err(e) = self.write_tally().await {
+            tracing::warn!(error = %e, "writing counted events failed");
+        }
     }
 
     /// Request rows dropped because the queue was full.
@@ -238,19 +308,39 @@ impl Analytics {
 
     /// One retention step at `now_ms`: deletes rows past their window, at most a few batches per table.
     pub async fn purge_once(&self, now_ms: i64) -> sqlx::Result<Purged> {
+        use store::{RollupTable, Table};
+        let days_ago = |days: i64| now_ms - days * DAY_MS;
+        let mut rollups = 0;
+        for table in [
+            RollupTable::Requests,
+            RollupTable::ActiveUsers,
+            RollupTable::PageViews,
+            RollupTable::Events,
+        ] {
+            rollups += self
+                .purge_table(
+                    Table::Rollup(table, rollup::MINUTE_MS),
+                    days_ago(MINUTE_ROLLUP_DAYS),
+                )
+                .await?;
+            rollups += self
+                .purge_table(
+                    Table::Rollup(table, rollup::HOUR_MS),
+                    days_ago(HOUR_ROLLUP_DAYS),
+                )
+                .await?;
+        }
         Ok(Purged {
             request_logs: self
-                .purge_table(
-                    store::Table::RequestLogs,
-                    now_ms - self.settings.request_log_days * DAY_MS,
-                )
+                .purge_table(Table::RequestLogs, days_ago(self.settings.request_log_days))
                 .await?,
             page_views: self
-                .purge_table(
-                    store::Table::PageViews,
-                    now_ms - self.settings.page_view_days * DAY_MS,
-                )
+                .purge_table(Table::PageViews, days_ago(self.settings.page_view_days))
                 .await?,
+            system_metrics: self
+                .purge_table(Table::SystemMetrics, days_ago(self.settings.metrics_days))
+                .await?,
+            rollups,
         })
     }
 
@@ -259,7 +349,9 @@ impl Analytics {
         for _ in 0..PURGE_BATCHES_PER_TICK {
             let n = store::delete_older_than(&self.db, table, before_ms).await?;
             total += n;
-            if n < store::PURGE_BATCH as u64 {
+            if n == 0
+                || (n < store::PURGE_BATCH as u64 && !matches!(table, store::Table::Rollup(..)))
+            {
                 break;
             }
         }

@@ -1,76 +1,492 @@
-//! The SQL of the analytics tables: batch inserts for the writers and the retention purge.
+//! The SQL of the analytics tables: the writers' batch inserts (rows and the rollups they add to, in one
+//! transaction), the dashboards' reads over rollups, and the retention purge.
 
-use crate::store::Db;
+use std::collections::HashMap;
 
-use super::{PageView, RequestRow};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, any::AnyArguments, query::Query};
+
+use super::{
+    PageView, RequestRow,
+    rollup::{LATENCY_BUCKETS, PageKey, PageTotals, RequestFold, RequestKey, RequestTotals},
+};
+use crate::{
+    store::Db,
+    telemetry::tally::{Counted, EventKey},
+};
 
 /// Rows one purge statement deletes at most, so a purge never holds the writer for long.
 pub const PURGE_BATCH: i64 = 1000;
+/// Rows per multi-row statement: request rows have 14 values, so 128 rows stay far below both databases'
+/// limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 128;
 
-pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<()> {
-    let mut tx = db.writer().begin().await?;
-    for r in rows {
-        sqlx::query(
-            "INSERT INTO request_logs (id, method, route, path, status_code, response_time_ms, request_size, \
-             response_size, ip, user_agent, referer, user_id, error_message, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(r.method)
-        .bind(r.route)
-        .bind(&r.path)
-        .bind(i32::from(r.status))
-        .bind(r.response_time_ms)
-        .bind(r.request_size)
-        .bind(r.response_size)
-        .bind(r.ip.to_string())
-        .bind(r.user_agent.as_deref())
-        .bind(r.referer.as_deref())
-        .bind(r.user_id.as_deref())
-        .bind(r.error_message)
-        .bind(r.created_at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
-}
+const REQUEST_COLUMNS: &str = "id, method, route, path, status_code, response_time_ms, request_size, \
+     response_size, ip, user_agent, referer, user_id, error_message, created_at";
+const PAGE_VIEW_COLUMNS: &str =
+    "id, path, title, load_time_ms, ip, user_agent, user_id, created_at";
 
-pub async fn insert_page_views(db: &Db, rows: &[PageView]) -> sqlx::Result<()> {
-    let mut tx = db.writer().begin().await?;
-    for v in rows {
-        sqlx::query(
-            "INSERT INTO page_views (id, path, title, load_time_ms, ip, user_agent, user_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&v.path)
-        .bind(v.title.as_deref())
-        .bind(v.load_time_ms)
-        .bind(v.ip.to_string())
-        .bind(v.user_agent.as_deref())
-        .bind(v.user_id.as_deref())
-        .bind(v.created_at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
-}
-
-/// Deletes up to [`PURGE_BATCH`] rows of `table` created before `before_ms`; returns how many went.
-pub async fn delete_older_than(db: &Db, table: Table, before_ms: i64) -> sqlx::Result<u64> {
-    let sql = match table {
-        Table::RequestLogs => {
-            "DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs WHERE created_at < $1 LIMIT $2)"
+/// `INSERT INTO table (columns) VALUES ($1, ..), ($n, ..)` for `rows` rows of `width` values, then `tail`.
+fn multi_row_insert(table: &str, columns: &str, width: usize, rows: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * width + c + 1));
         }
-        Table::PageViews => {
-            "DELETE FROM page_views WHERE id IN (SELECT id FROM page_views WHERE created_at < $1 LIMIT $2)"
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// Writes a batch of request rows and adds them to the request and active-user rollups, in one transaction.
+pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<()> {
+    let fold = RequestFold::of(rows);
+    let mut tx = db.writer().begin().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_insert("request_logs", REQUEST_COLUMNS, 14, chunk.len(), "");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(r.method)
+                .bind(r.route)
+                .bind(r.path.as_str())
+                .bind(i32::from(r.status))
+                .bind(r.response_time_ms)
+                .bind(r.request_size)
+                .bind(r.response_size)
+                .bind(r.ip.to_string())
+                .bind(r.user_agent.as_deref())
+                .bind(r.referer.as_deref())
+                .bind(r.user_id.as_deref())
+                .bind(r.error_message)
+                .bind(r.created_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    add_request_rollups(&mut tx, &fold).await?;
+    tx.commit().await
+}
+
+fn latency_columns() -> String {
+    (0..LATENCY_BUCKETS)
+        .map(|i| format!("lat_{i:02}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds folded request totals to the stored rollups.
+pub async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx::Result<()> {
+    let requests: Vec<(&RequestKey, &RequestTotals)> = fold.requests.iter().collect();
+    let width = 10 + LATENCY_BUCKETS;
+    let mut update = String::from(
+        " ON CONFLICT (resolution, bucket_start, method, route, status_code) DO UPDATE SET \
+         requests = request_rollups.requests + excluded.requests, \
+         total_ms = request_rollups.total_ms + excluded.total_ms, \
+         max_ms = CASE WHEN excluded.max_ms > request_rollups.max_ms THEN excluded.max_ms ELSE request_rollups.max_ms END, \
+         request_bytes = request_rollups.request_bytes + excluded.request_bytes, \
+         response_bytes = request_rollups.response_bytes + excluded.response_bytes",
+    );
+    for i in 0..LATENCY_BUCKETS {
+        update.push_str(&format!(
+            ", lat_{i:02} = request_rollups.lat_{i:02} + excluded.lat_{i:02}"
+        ));
+    }
+    let columns = format!(
+        "resolution, bucket_start, method, route, status_code, requests, total_ms, max_ms, request_bytes, \
+         response_bytes, {}",
+        latency_columns()
+    );
+    for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
+        let sql = multi_row_insert("request_rollups", &columns, width, chunk.len(), &update);
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (k, t) in chunk {
+            q = q
+                .bind(k.resolution)
+                .bind(k.bucket_start)
+                .bind(k.method)
+                .bind(k.route)
+                .bind(i32::from(k.status))
+                .bind(t.requests)
+                .bind(t.total_ms)
+                .bind(t.max_ms)
+                .bind(t.request_bytes)
+                .bind(t.response_bytes);
+            for count in t.latency {
+                q = q.bind(count);
+            }
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let users: Vec<_> = fold.users.iter().collect();
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_insert(
+            "active_user_rollups",
+            "resolution, bucket_start, user_id, requests",
+            4,
+            chunk.len(),
+            " ON CONFLICT (resolution, bucket_start, user_id) DO UPDATE SET \
+             requests = active_user_rollups.requests + excluded.requests",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (k, n) in chunk {
+            q = q
+                .bind(k.resolution)
+                .bind(k.bucket_start)
+                .bind(k.user_id.as_str())
+                .bind(**n);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes a batch of page views and adds them to their rollups, in one transaction.
+pub async fn insert_page_views(
+    db: &Db,
+    rows: &[PageView],
+    fold: &HashMap<PageKey, PageTotals>,
+) -> sqlx::Result<()> {
+    let mut tx = db.writer().begin().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_insert("page_views", PAGE_VIEW_COLUMNS, 8, chunk.len(), "");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for v in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(v.path.as_str())
+                .bind(v.title.as_deref())
+                .bind(v.load_time_ms)
+                .bind(v.ip.to_string())
+                .bind(v.user_agent.as_deref())
+                .bind(v.user_id.as_deref())
+                .bind(v.created_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let pages: Vec<_> = fold.iter().collect();
+    for chunk in pages.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_insert(
+            "page_view_rollups",
+            "resolution, bucket_start, path, views, load_samples, total_load_ms",
+            6,
+            chunk.len(),
+            " ON CONFLICT (resolution, bucket_start, path) DO UPDATE SET \
+             views = page_view_rollups.views + excluded.views, \
+             load_samples = page_view_rollups.load_samples + excluded.load_samples, \
+             total_load_ms = page_view_rollups.total_load_ms + excluded.total_load_ms",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (k, t) in chunk {
+            q = q
+                .bind(k.resolution)
+                .bind(k.bucket_start)
+                .bind(k.path.as_str())
+                .bind(t.views)
+                .bind(t.load_samples)
+                .bind(t.total_load_ms);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Adds drained tally counts to the event rollups (each at minute and hour resolution), in one transaction.
+pub async fn add_event_rollups(db: &Db, counts: &[(EventKey, Counted)]) -> sqlx::Result<()> {
+    let mut folded: HashMap<(i64, i64, &'static str, &str, &str), Counted> = HashMap::new();
+    for (key, c) in counts {
+        for resolution in super::rollup::RESOLUTIONS {
+            let e = folded
+                .entry((
+                    resolution,
+                    super::rollup::bucket_start(key.minute_start, resolution),
+                    key.kind.as_str(),
+                    key.subject.as_str(),
+                    key.detail.as_str(),
+                ))
+                .or_default();
+            e.events += c.events;
+            e.amount += c.amount;
+        }
+    }
+    let rows: Vec<_> = folded.into_iter().collect();
+    let mut tx = db.writer().begin().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = multi_row_insert(
+            "event_rollups",
+            "resolution, bucket_start, kind, subject, detail, events, amount",
+            7,
+            chunk.len(),
+            " ON CONFLICT (resolution, bucket_start, kind, subject, detail) DO UPDATE SET \
+             events = event_rollups.events + excluded.events, amount = event_rollups.amount + excluded.amount",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for ((resolution, start, kind, subject, detail), c) in chunk {
+            q = q
+                .bind(*resolution)
+                .bind(*start)
+                .bind(*kind)
+                .bind(*subject)
+                .bind(*detail)
+                .bind(c.events)
+                .bind(c.amount);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// One sample of the process's own figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SystemSample {
+    pub instance: String,
+    pub cpu_percent: f64,
+    pub memory_bytes: i64,
+    pub open_files: i64,
+    pub db_pool_size: i64,
+    pub db_pool_idle: i64,
+    pub request_log_queue: i64,
+    pub created_at: i64,
+}
+
+pub async fn insert_system_sample(db: &Db, s: &SystemSample) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO system_metrics (id, instance, cpu_percent, memory_bytes, open_files, db_pool_size, \
+         db_pool_idle, request_log_queue, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(s.instance.as_str())
+    .bind(s.cpu_percent)
+    .bind(s.memory_bytes)
+    .bind(s.open_files)
+    .bind(s.db_pool_size)
+    .bind(s.db_pool_idle)
+    .bind(s.request_log_queue)
+    .bind(s.created_at)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// The latest samples since `from_ms`, newest first.
+pub async fn system_samples(db: &Db, from_ms: i64, limit: i64) -> sqlx::Result<Vec<SystemSample>> {
+    let rows = sqlx::query(
+        "SELECT instance, cpu_percent, memory_bytes, open_files, db_pool_size, db_pool_idle, request_log_queue, \
+         created_at FROM system_metrics WHERE created_at >= $1 ORDER BY created_at DESC LIMIT $2",
+    )
+    .bind(from_ms)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SystemSample {
+                instance: r.try_get(0)?,
+                cpu_percent: r.try_get(1)?,
+                memory_bytes: r.try_get(2)?,
+                open_files: r.try_get(3)?,
+                db_pool_size: r.try_get(4)?,
+                db_pool_idle: r.try_get(5)?,
+                request_log_queue: r.try_get(6)?,
+                created_at: r.try_get(7)?,
+            })
+        })
+        .collect()
+}
+
+/// A window of rollup buckets: `resolution` wide, starting in `[from, to)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub resolution: i64,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// `sql` (made of constants only) with the window's three parameters bound.
+fn windowed(sql: String, w: Window) -> Query<'static, Any, AnyArguments> {
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(w.resolution)
+        .bind(w.from)
+        .bind(w.to)
+}
+
+const IN_WINDOW: &str = "resolution = $1 AND bucket_start >= $2 AND bucket_start < $3";
+
+/// Request totals per (method, route, status) over the window.
+pub async fn request_totals(
+    db: &Db,
+    w: Window,
+) -> sqlx::Result<Vec<((String, String, u16), RequestTotals)>> {
+    let sums = (0..LATENCY_BUCKETS)
+        .map(|i| format!(", CAST(SUM(lat_{i:02}) AS BIGINT)"))
+        .collect::<String>();
+    let sql = format!(
+        "SELECT method, route, status_code, CAST(SUM(requests) AS BIGINT), SUM(total_ms), MAX(max_ms), \
+         CAST(SUM(request_bytes) AS BIGINT), CAST(SUM(response_bytes) AS BIGINT){sums} \
+         FROM request_rollups WHERE {IN_WINDOW} GROUP BY method, route, status_code"
+    );
+    let rows = windowed(sql, w).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            let status: i32 = r.try_get(2)?;
+            let mut t = RequestTotals {
+                requests: r.try_get(3)?,
+                total_ms: r.try_get(4)?,
+                max_ms: r.try_get(5)?,
+                request_bytes: r.try_get(6)?,
+                response_bytes: r.try_get(7)?,
+                latency: [0; LATENCY_BUCKETS],
+            };
+            for (i, count) in t.latency.iter_mut().enumerate() {
+                *count = r.try_get(8 + i)?;
+            }
+            Ok((
+                (
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    u16::try_from(status).unwrap_or(0),
+                ),
+                t,
+            ))
+        })
+        .collect()
+}
+
+/// Requests and server errors per bucket over the window, oldest first.
+pub async fn request_series(db: &Db, w: Window) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    let sql = format!(
+        "SELECT bucket_start, CAST(SUM(requests) AS BIGINT), \
+         CAST(SUM(CASE WHEN status_code >= 500 THEN requests ELSE 0 END) AS BIGINT) \
+         FROM request_rollups WHERE {IN_WINDOW} GROUP BY bucket_start ORDER BY bucket_start"
+    );
+    let rows = windowed(sql, w).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// Distinct signed-in users seen in the window.
+pub async fn active_users(db: &Db, w: Window) -> sqlx::Result<i64> {
+    let sql = format!("SELECT COUNT(DISTINCT user_id) FROM active_user_rollups WHERE {IN_WINDOW}");
+    windowed(sql, w).fetch_one(&db.pool).await?.try_get(0)
+}
+
+/// The most viewed paths in the window: (path, views, load samples, summed load time).
+pub async fn top_pages(
+    db: &Db,
+    w: Window,
+    limit: i64,
+) -> sqlx::Result<Vec<(String, i64, i64, f64)>> {
+    let sql = format!(
+        "SELECT path, CAST(SUM(views) AS BIGINT) AS v, CAST(SUM(load_samples) AS BIGINT), SUM(total_load_ms) \
+         FROM page_view_rollups WHERE {IN_WINDOW} GROUP BY path ORDER BY v DESC, path LIMIT $4"
+    );
+    let rows = windowed(sql, w).bind(limit).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
+/// Page views in the window.
+pub async fn page_view_count(db: &Db, w: Window) -> sqlx::Result<i64> {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(views), 0) AS BIGINT) FROM page_view_rollups WHERE {IN_WINDOW}"
+    );
+    windowed(sql, w).fetch_one(&db.pool).await?.try_get(0)
+}
+
+/// Counted events in the window: (kind, subject, detail, events, amount).
+pub async fn event_totals(
+    db: &Db,
+    w: Window,
+) -> sqlx::Result<Vec<(String, String, String, i64, i64)>> {
+    let sql = format!(
+        "SELECT kind, subject, detail, CAST(SUM(events) AS BIGINT), CAST(SUM(amount) AS BIGINT) \
+         FROM event_rollups WHERE {IN_WINDOW} GROUP BY kind, subject, detail ORDER BY kind, subject, detail"
+    );
+    let rows = windowed(sql, w).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
+        .collect()
+}
+
+/// One logged server error.
+#[derive(Debug, serde::Serialize)]
+pub struct ServerError {
+    pub method: String,
+    pub route: String,
+    pub path: String,
+    pub status_code: i32,
+    pub error_message: Option<String>,
+    pub created_at: i64,
+}
+
+/// The latest server errors (5xx) since `from_ms`, newest first (read through the partial index on errors).
+pub async fn recent_server_errors(
+    db: &Db,
+    from_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<ServerError>> {
+    let rows = sqlx::query(
+        "SELECT method, route, path, status_code, error_message, created_at FROM request_logs \
+         WHERE status_code >= 500 AND created_at >= $1 ORDER BY created_at DESC LIMIT $2",
+    )
+    .bind(from_ms)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ServerError {
+                method: r.try_get(0)?,
+                route: r.try_get(1)?,
+                path: r.try_get(2)?,
+                status_code: r.try_get(3)?,
+                error_message: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes up to [`PURGE_BATCH`] rows of `table` older than `before_ms`; returns how many went.
+pub async fn delete_older_than(db: &Db, table: Table, before_ms: i64) -> sqlx::Result<u64> {
+    let done = match table.rollup_resolution() {
+        None => {
+            let (name, key) = table.name_and_key();
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {name} WHERE created_at < $1 LIMIT $2)"
+            )))
+            .bind(before_ms)
+            .bind(PURGE_BATCH)
+            .execute(db.writer())
+            .await?
+        }
+        // Rollups have composite keys: whole buckets go, the oldest first, a few at a time.
+        Some(resolution) => {
+            let (name, _) = table.name_and_key();
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {name} WHERE resolution = $1 AND bucket_start IN (SELECT DISTINCT bucket_start \
+                 FROM {name} WHERE resolution = $1 AND bucket_start < $2 ORDER BY bucket_start LIMIT 10)"
+            )))
+            .bind(resolution)
+            .bind(before_ms)
+            .execute(db.writer())
+            .await?
         }
     };
-    let done = sqlx::query(sql)
-        .bind(before_ms)
-        .bind(PURGE_BATCH)
-        .execute(db.writer())
-        .await?;
     Ok(done.rows_affected())
 }
 
@@ -78,4 +494,49 @@ pub async fn delete_older_than(db: &Db, table: Table, before_ms: i64) -> sqlx::R
 pub enum Table {
     RequestLogs,
     PageViews,
+    SystemMetrics,
+    /// One rollup table at one resolution.
+    Rollup(RollupTable, i64),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum RollupTable {
+    Requests,
+    ActiveUsers,
+    PageViews,
+    Events,
+}
+
+impl Table {
+    fn name_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            Table::RequestLogs => ("request_logs", "id"),
+            Table::PageViews => ("page_views", "id"),
+            Table::SystemMetrics => ("system_metrics", "id"),
+            Table::Rollup(RollupTable::Requests, _) => ("request_rollups", ""),
+            Table::Rollup(RollupTable::ActiveUsers, _) => ("active_user_rollups", ""),
+            Table::Rollup(RollupTable::PageViews, _) => ("page_view_rollups", ""),
+            Table::Rollup(RollupTable::Events, _) => ("event_rollups", ""),
+        }
+    }
+
+    fn rollup_resolution(self) -> Option<i64> {
+        match self {
+            Table::Rollup(_, resolution) => Some(resolution),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_row_insert_numbers_its_placeholders_in_order() {
+        assert_eq!(
+            multi_row_insert("t", "a, b", 2, 2, " ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+    }
 }

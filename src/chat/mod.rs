@@ -20,6 +20,7 @@ use crate::{
     clock::SharedClock,
     ids::{ConversationId, UserId},
     store::Db,
+    telemetry::tally::{EventKind, Tally},
     tools::{Caller, ToolContext},
 };
 use store::{MessageRow, SessionRow};
@@ -62,6 +63,8 @@ pub struct Chat {
     clock: SharedClock,
     agent: Agent,
     settings: Settings,
+    /// Tokens per user and model, for the dashboards.
+    tally: Tally,
 }
 
 /// A finished turn: the stored assistant message and what it cost.
@@ -73,12 +76,13 @@ pub struct Turn {
 }
 
 impl Chat {
-    pub fn new(db: Db, clock: SharedClock, agent: Agent, settings: Settings) -> Chat {
+    pub fn new(db: Db, clock: SharedClock, agent: Agent, settings: Settings, tally: Tally) -> Chat {
         Chat {
             db,
             clock,
             agent,
             settings,
+            tally,
         }
     }
 
@@ -286,6 +290,12 @@ impl Chat {
         let ctx = ToolContext::new(&tool_caller, Some(session_id));
         let outcome = self.agent.run(&tool_caller, &ctx, history, events).await?;
         // The steps (assistant tool calls and tool results) are stored before the answer, in order.
+        self.tally.add(
+            EventKind::Llm,
+            account.id.as_str(),
+            self.agent.provider.model(),
+            outcome.usage.input_tokens + outcome.usage.output_tokens,
+        );
         let mut rows = transcript::step_messages(&outcome.steps, &outcome.tool_calls);
         let model = json!({ "model": self.agent.provider.model(), "api": self.agent.provider.name(), "capped": outcome.capped });
         rows.push(assistant_message(

@@ -187,6 +187,11 @@ impl Permission for MetricsRead {
     const NAME: &'static str = permissions::METRICS_READ;
 }
 
+pub struct AnalyticsRead;
+impl Permission for AnalyticsRead {
+    const NAME: &'static str = permissions::ANALYTICS_READ;
+}
+
 pub struct AuditRead;
 impl Permission for AuditRead {
     const NAME: &'static str = permissions::AUDIT_READ;

@@ -22,6 +22,7 @@ use crate::{
     config::{SmsConfig, SmsProviderKind},
     ids::UserId,
     store::Db,
+    telemetry::tally::{EventKind, Tally},
 };
 
 const HOUR_MS: i64 = 3_600_000;
@@ -102,6 +103,8 @@ pub struct SmsParts<'a> {
     pub clock: SharedClock,
     /// The server's signing secret: the keys of the number hashes and verification codes derive from it.
     pub signing_secret: &'a [u8],
+    /// Where each call's outcome is counted for the dashboards.
+    pub tally: Tally,
 }
 
 /// The SMS service. Cheap to share behind an `Arc`.
@@ -112,6 +115,7 @@ pub struct Sms {
     clock: SharedClock,
     number_key: Hmac<Sha256>,
     code_key: Hmac<Sha256>,
+    tally: Tally,
 }
 
 /// A number's PhoneID data (`verify-phone`, `phone_lookup`).
@@ -260,7 +264,14 @@ impl Sms {
             clock: p.clock,
             number_key: subkey(&root, "number hashes"),
             code_key: subkey(&root, "verification codes"),
+            tally: p.tally,
         }))
+    }
+
+    /// Counts one call's outcome, for /metrics and the dashboards.
+    fn count(&self, kind: &'static str, outcome: &'static str) {
+        crate::telemetry::record_sms(kind, outcome);
+        self.tally.add(EventKind::Sms, kind, outcome, 0);
     }
 
     /// The console provider's recent messages (development and tests); `None` with another provider.
@@ -790,7 +801,7 @@ impl Sms {
             .await
             .context("sms store: update_outcome")?;
             tracing::warn!(user_id = %actor.as_str(), number = %to.masked(), limit, "SMS refused: over a limit");
-            crate::telemetry::record_sms(kind.as_str(), "refused");
+            self.count(kind.as_str(), "refused");
             return Err(SmsError::RateLimited { retry_after_secs });
         }
         Ok(tx)
@@ -906,7 +917,7 @@ impl Sms {
         )
         .await
         .context("sms store: update_outcome")?;
-        crate::telemetry::record_sms(tx.kind.as_str(), "ok");
+        self.count(tx.kind.as_str(), "ok");
         Ok(())
     }
 
@@ -934,7 +945,7 @@ impl Sms {
         {
             tracing::warn!(error = %db, "recording a failed SMS transaction failed");
         }
-        crate::telemetry::record_sms(tx.kind.as_str(), "failed");
+        self.count(tx.kind.as_str(), "failed");
         e
     }
 }

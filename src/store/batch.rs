@@ -61,11 +61,15 @@ impl<T: Send + 'static> BatchWriter<T> {
         if self.tx.try_send(Message::Item(item)).is_ok() {
             return true;
         }
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            writer = self.name,
-            "background writer channel full; item dropped"
-        );
+        // Warned at the first drop and every thousandth after: a flood of drops must not become a flood of logs.
+        let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+        if before.is_multiple_of(1000) {
+            tracing::warn!(
+                writer = self.name,
+                dropped = before + 1,
+                "background writer channel full; item dropped"
+            );
+        }
         false
     }
 
@@ -75,6 +79,11 @@ impl<T: Send + 'static> BatchWriter<T> {
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// Items waiting in the channel now.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// How many items were dropped because the channel was full, since start.

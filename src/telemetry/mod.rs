@@ -38,6 +38,8 @@ pub const QUEUE_DROPPED: &str = "warden_background_dropped_total";
 /// Provider calls of the SMS service by kind (sms, message, phone_id, risk, ...) and outcome (ok, failed, refused).
 pub const SMS_CALLS: &str = "warden_sms_calls_total";
 
+pub mod tally;
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];

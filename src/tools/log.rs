@@ -19,7 +19,10 @@ pub use self::{
 };
 pub use super::call::{CallStatus, Entry};
 pub use super::store::{Filter, Row, find};
-use crate::store::{BatchWriter, Db};
+use crate::{
+    store::{BatchWriter, Db},
+    telemetry::tally::{EventKind, Tally},
+};
 
 const CHANNEL_CAPACITY: usize = 8192;
 const BATCH: usize = 256;
@@ -44,20 +47,27 @@ const SECRET_KEYS: &[&str] = &[
 #[derive(Clone)]
 pub struct ToolLog {
     writer: BatchWriter<Entry>,
+    tally: Tally,
 }
 
 impl ToolLog {
     /// Starts the writer task: each batch goes to the table, then (when `files` is set) to the files.
-    pub fn start(db: Db, files: Option<Files>) -> ToolLog {
+    pub fn start(db: Db, files: Option<Files>, tally: Tally) -> ToolLog {
         let writer = BatchWriter::start("tool-call log", CHANNEL_CAPACITY, BATCH, move |entries| {
             write_batch(db.clone(), files.clone(), entries)
         });
-        ToolLog { writer }
+        ToolLog { writer, tally }
     }
 
     /// Queues a call (its arguments redacted first); never waits.
     pub fn record(&self, mut entry: Entry) {
         crate::telemetry::record_tool_call(&entry.tool_name, entry.status.as_str());
+        self.tally.add(
+            EventKind::ToolCall,
+            &entry.tool_name,
+            entry.status.as_str(),
+            0,
+        );
         entry.arguments = redact(entry.arguments);
         self.writer.push(entry);
     }
