@@ -13,6 +13,7 @@ db_tests!(
     bad_bodies_are_refused_with_a_clear_422,
     database_tests_are_saved_but_do_not_run_yet,
     a_role_without_tests_use_is_refused,
+    concurrent_runs_are_all_counted,
 );
 
 fn add_test(name: &str, category: &str, a: i64, b: i64) -> Value {
@@ -269,18 +270,9 @@ async fn a_run_obeys_the_tool_permission_and_the_policy(kind: DbKind) {
     // No refused run reached the tool-call log.
     app.state.tool_log.flush().await;
     let calls = app.get_json("/api/tool-calls", &admin.access).await;
-    let names: Vec<(&str, &str)> = calls["tool_calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["tool_name"].as_str().unwrap(),
-                c["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(names.len(), 2, "{calls}");
+    let mut names = column(&calls["tool_calls"], "tool_name");
+    names.sort_unstable();
+    assert_eq!(names, ["add", "time"], "{calls}");
 }
 
 async fn a_failing_tool_is_a_failed_run_not_a_server_error(kind: DbKind) {
@@ -444,4 +436,19 @@ async fn a_role_without_tests_use_is_refused(kind: DbKind) {
     .await;
     // The admin (`*`) may keep tests of their own.
     save(&app, &admin.access, add_test("admins", "math", 1, 1)).await;
+}
+
+async fn concurrent_runs_are_all_counted(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let ann = app.user_with_conversation("ann").await.tokens;
+    let test = save(&app, &ann.access, add_test("sum", "math", 20, 22)).await;
+    let id = test["id"].as_str().unwrap();
+    // Eight runs at once: the count is incremented in SQL, so none is lost.
+    let runs = (0..8).map(|_| run(&app, &ann.access, id));
+    for r in futures::future::join_all(runs).await {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let listed = app.get_json("/api/tests", &ann.access).await;
+    assert_eq!(listed["tests"][0]["execution_count"], json!(8));
+    assert_eq!(listed["tests"][0]["last_result"]["result"], json!(42));
 }
