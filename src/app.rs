@@ -155,6 +155,14 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         catalog.register(tool);
     }
     let approvals = Arc::new(Approvals::new(audit.clone()));
+    let saved_tests = Arc::new(crate::saved_tests::SavedTests::new(
+        crate::saved_tests::SavedTestsParts {
+            db: db.clone(),
+            catalog: catalog.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        },
+    ));
     let sms = crate::sms::Sms::new(crate::sms::SmsParts {
         config: config.sms.clone(),
         db: db.clone(),
@@ -245,6 +253,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         approvals,
         sms,
         mfa,
+        saved_tests,
         clock,
         metrics,
     });

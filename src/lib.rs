@@ -18,6 +18,7 @@ pub mod ids;
 pub mod mcp;
 pub mod mfa;
 pub mod private_files;
+pub mod saved_tests;
 pub mod seal;
 pub mod sms;
 pub mod state;

@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     mcp::upstream::Upstreams,
     mfa::Mfa,
+    saved_tests::SavedTests,
     sms::Sms,
     store::Db,
     telemetry::Metrics,
@@ -35,6 +36,7 @@ pub struct Services {
     pub approvals: Arc<Approvals>,
     pub sms: Arc<Sms>,
     pub mfa: Arc<Mfa>,
+    pub saved_tests: Arc<SavedTests>,
     pub clock: SharedClock,
     pub metrics: Metrics,
 }

@@ -32,6 +32,8 @@ pub const TOOL_CALLS_READ_BODIES: &str = "tool-calls:read-bodies";
 pub const METRICS_READ: &str = "metrics:read";
 /// Read the audit trail (`GET /api/audit`).
 pub const AUDIT_READ: &str = "audit:read";
+/// Keep and run one's own saved tests (`/api/tests`); a run still needs the tool's own permission.
+pub const TESTS_USE: &str = "tests:use";
 /// Prefix of the permission to see and call one tool: `tools:call:<tool name>`.
 pub const TOOL_CALL_PREFIX: &str = "tools:call:";
 /// Call every tool.
@@ -52,6 +54,7 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     TOOL_CALLS_READ_BODIES,
     METRICS_READ,
     AUDIT_READ,
+    TESTS_USE,
 ];
 
 /// Whether a held pattern grants `wanted`: exact, `*` for everything, or a prefix ending in `*`.

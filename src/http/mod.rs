@@ -13,6 +13,7 @@ pub mod mfa;
 pub mod middleware;
 pub mod retry;
 pub mod routes;
+pub mod saved_tests;
 pub mod sms;
 pub mod system;
 pub mod tools;
@@ -40,6 +41,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(metrics::router(state))
         .merge(audit::router())
         .merge(analytics::router())
+        .merge(saved_tests::router())
 }
 
 /// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,

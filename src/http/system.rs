@@ -442,6 +442,32 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Report a page view: {path, title, loadTime} (60 a minute per address; tied to the caller when signed in)",
         "optional",
     ),
+    (
+        "post",
+        "/api/tests",
+        "Save a test: {name, endpoint_path, method, parameters: [{name, value}], request_type: mcp|database, \
+         test_category, server_id?, tool_name?}",
+        "tests:use",
+    ),
+    (
+        "get",
+        "/api/tests",
+        "The caller's saved tests, newest first (?test_category=)",
+        "tests:use",
+    ),
+    (
+        "delete",
+        "/api/tests/{id}",
+        "Delete one of the caller's saved tests",
+        "tests:use",
+    ),
+    (
+        "post",
+        "/api/tests/{id}/run",
+        "Run one of the caller's saved tests as the caller; records last_result, last_status, last_execution, \
+         execution_count",
+        "tests:use",
+    ),
     ("get", "/health", "Alive", "none"),
     ("get", "/ready", "Database reachable", "none"),
     ("get", "/api/docs", "This OpenAPI document", "none"),

@@ -30,6 +30,7 @@ mod production;
 mod refresh;
 mod restart;
 mod routes;
+mod saved_tests;
 mod sealing;
 mod secrets;
 mod service_clients;

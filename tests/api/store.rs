@@ -199,7 +199,14 @@ async fn a_database_the_old_runner_migrated_is_adopted(kind: DbKind) {
     migrate_like_the_old_runner(&db, 5).await;
 
     // 1..=5 are adopted with today's checksums, not run again (they would fail: the tables exist).
-    assert_eq!(db.migrate().await.unwrap(), [6, 7, 8, 9, 10, 11, 12]);
+    // Every later migration runs (computed, so adding one does not edit this test).
+    let later: Vec<i64> = shipped(db.backend)
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| *v > 5)
+        .collect();
+    assert!(later.starts_with(&[6, 7, 8, 9, 10, 11, 12]), "{later:?}");
+    assert_eq!(db.migrate().await.unwrap(), later);
     assert_eq!(recorded(&db).await, shipped(db.backend));
     assert_eq!(db.migrate().await.unwrap(), Vec::<i64>::new());
     let (old_rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM schema_migrations")
