@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Warden benchmark (DESIGN.md "Performance model"): B0 bare axum baseline, S1 authenticated status check,
-# S1/B0 ratio, S4 S1 latency during a login flood, and process memory. Prints a markdown table.
+# S1/B0 ratio, S1 with analytics on against a second server with ANALYTICS_ENABLED=false (issue 10: within 10%),
+# S4 S1 latency during a login flood, and process memory. Prints a markdown table.
 #
 # Usage: bench/run.sh            (from anywhere; builds the release binary first)
 # Knobs (env): WRK_THREADS=2 WRK_CONNS=32 WRK_DURATION=5s ROUNDS=3 WARMUP=2s FLOOD_CONNS=50
@@ -30,9 +31,11 @@ bench_build
 # --- Start the servers --------------------------------------------------------------------------------------
 free_port WARDEN_PORT
 free_port BASE_PORT
+free_port OFF_PORT
 WARDEN="http://127.0.0.1:$WARDEN_PORT"
+OFF="http://127.0.0.1:$OFF_PORT"
 BASE="http://127.0.0.1:$BASE_PORT"
-mkdir -p "$TMP/data"
+mkdir -p "$TMP/data" "$TMP/off/data"
 
 # A clean environment (env -i) so the caller's DATABASE_URL, REDIS_URL, ENVIRONMENT, RUST_LOG... do not leak in;
 # cwd is the temp dir so no .env file is picked up and default paths (./logs) land there.
@@ -55,8 +58,16 @@ say "# baseline: cd \$TMP && env -i PATH=... LOG_LEVEL=warn $BIN bench-baseline 
 BASE_PID=$!
 PIDS+=("$BASE_PID")
 
+# The same server with the request log off: S1 against it shows what analytics costs, in the same rounds.
+OFF_ENV=("${SERVER_ENV[@]}" WARDEN_BIND="127.0.0.1:$OFF_PORT" WARDEN_DATA_DIR="$TMP/off/data" ANALYTICS_ENABLED=false)
+say "# analytics off: cd \$TMP/off && env -i ... WARDEN_BIND=127.0.0.1:$OFF_PORT ANALYTICS_ENABLED=false $BIN serve"
+(cd "$TMP/off" && exec env -i "${OFF_ENV[@]}" "$BIN" serve) >"$TMP/off.log" 2>&1 &
+OFF_PID=$!
+PIDS+=("$OFF_PID")
+
 wait_ready "$WARDEN/health" "$WARDEN_PID" "warden serve"
 wait_ready "$BASE/" "$BASE_PID" "warden bench-baseline"
+wait_ready "$OFF/health" "$OFF_PID" "warden serve (analytics off)"
 # The PIDs are the binaries themselves (exec), so /proc/PID/status is the server's memory.
 [[ "$(readlink "/proc/$WARDEN_PID/exe")" == "$(readlink -f "$BIN")"* ]] || die "PID $WARDEN_PID is not the warden binary"
 
@@ -76,6 +87,9 @@ COOKIE="$(tr -d '\r' <"$TMP/login.headers" | sed -n 's/^[Ss]et-[Cc]ookie: auth_t
 [[ -n "$COOKIE" ]] || die "no auth_token cookie in the login response: $(cat "$TMP/login.headers")"
 sleep 0.5
 RSS_LOGIN="$(rss_mb "$WARDEN_PID")"
+curl -sS -D "$TMP/off/login.headers" -o /dev/null -H 'Content-Type: application/json' --data "$LOGIN_BODY" "$OFF/auth/login"
+OFF_COOKIE="$(tr -d '\r' <"$TMP/off/login.headers" | sed -n 's/^[Ss]et-[Cc]ookie: auth_token=\([^;]*\).*/\1/p' | head -n 1)"
+[[ -n "$OFF_COOKIE" ]] || die "no auth_token cookie from the analytics-off server"
 
 # S1 must really be the authenticated path, not the anonymous answer.
 STATUS_JSON="$(curl -sS -H "Cookie: auth_token=$COOKIE" "$WARDEN/api/status")"
@@ -103,7 +117,15 @@ for r in $(seq "$ROUNDS"); do
     say "# round $r/$ROUNDS, S1: authenticated status check (COOKIE is the auth_token value from the login above)"
     show "${WRK[@]}" "${COOKIE_H[@]}" "$WARDEN/api/status"
     "${WRK[@]}" "${COOKIE_H[@]}" "$WARDEN/api/status" >"$TMP/s1_$r.txt"
+    say "# round $r/$ROUNDS, S1 with ANALYTICS_ENABLED=false (OFF_COOKIE: that server's login)"
+    show "${WRK[@]}" -H "Cookie: auth_token=\${OFF_COOKIE}" "$OFF/api/status"
+    "${WRK[@]}" -H "Cookie: auth_token=$OFF_COOKIE" "$OFF/api/status" >"$TMP/s1off_$r.txt"
 done
+# Analytics cost: S1 (on) / S1 (off) per round, the median round reported.
+OFF_RATIOS="$(for r in $(seq "$ROUNDS"); do
+    awk -v a="$(wrk_rps "$TMP/s1_$r.txt")" -v b="$(wrk_rps "$TMP/s1off_$r.txt")" 'BEGIN { printf "%.2f\n", a / b }'
+done)"
+OFF_RATIO="$(sort -n <<<"$OFF_RATIOS" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')"
 # The median round by S1/B0 ratio; its two runs are the rows of the table.
 MEDIAN_ROUND="$(for r in $(seq "$ROUNDS"); do
     awk -v r="$r" -v a="$(wrk_rps "$TMP/s1_$r.txt")" -v b="$(wrk_rps "$TMP/b0_$r.txt")" 'BEGIN { printf "%.4f %s\n", a / b, r }'
@@ -160,6 +182,7 @@ for s in b0 s1; do
         "$(wrk_non2xx "$TMP/$s.txt")" "$(wrk_errors "$TMP/$s.txt")" "" ""
 done
 row "S1 / B0 ratio (median of $ROUNDS rounds: $ALL_RATIOS)" "$RATIO" "" "" "" "" ">= 0.60" "$(verdict "$RATIO" ">=" 0.60)"
+row "S1 analytics on / off (median of $ROUNDS rounds: $(tr '\n' ' ' <<<"$OFF_RATIOS"))" "$OFF_RATIO" "" "" "" "" ">= 0.90" "$(verdict "$OFF_RATIO" ">=" 0.90)"
 row "S4 S1 during login flood" "$S4_RPS" "$(wrk_pct "$TMP/s4.txt" 50)" "$S4_P99" \
     "$(wrk_non2xx "$TMP/s4.txt")" "$(wrk_errors "$TMP/s4.txt")" "p99 < 20 ms" "$(verdict "$S4_P99" "<" 20)"
 row "S4 flood: \`POST /auth/login\` wrong pw, -c$FLOOD_CONNS (statuses: ${FLOOD_MIX:-none})" \

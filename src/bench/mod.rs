@@ -1,9 +1,11 @@
 //! Benchmark-only servers, started by `warden bench-*` for `bench/*.sh` and never by `warden serve`: a bare
-//! baseline, an instant language model and a small MCP upstream. They live here so that no product module carries
+//! baseline, an instant language model and a small MCP upstream; and `bench-analytics`, which fills a database
+//! and times the dashboards. They live here so that no product module carries
 //! code only the benchmark needs.
 //!
 //! Each server binds the given address and serves until the process ends.
 
+pub mod analytics;
 pub mod baseline;
 pub mod llm;
 pub mod mcp_upstream;

@@ -68,6 +68,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:18082")]
         bind: String,
     },
+    /// Fill a database with generated request rows and time the analytics dashboards over them.
+    #[command(hide = true)]
+    BenchAnalytics {
+        /// The database to fill (created if it is a new SQLite file).
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// Days the rows are spread over, ending now.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
     /// Serve an instant OpenAI-compatible chat completion (the benchmark's language model).
     #[command(hide = true)]
     BenchLlm {
@@ -161,6 +173,14 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         }
         Command::BenchLlm { bind } => {
             crate::bench::llm::run(&bind).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchAnalytics {
+            database_url,
+            rows,
+            days,
+        } => {
+            crate::bench::analytics::run(&database_url, rows, days).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchBaseline { bind } => {
