@@ -167,6 +167,19 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             catalog.register(tool);
         }
     }
+    let connections = Arc::new(crate::connections::Connections::new(
+        crate::connections::ConnectionsParts {
+            db: db.clone(),
+            key: seal_key.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            config: config.connections.clone(),
+        },
+    ));
+    // Offered only to callers holding `connections:use`, and they reach only the caller's own profiles.
+    for tool in crate::connections::tools::all(connections.clone()) {
+        catalog.register(tool);
+    }
     let mfa = Arc::new(crate::mfa::Mfa::new(crate::mfa::MfaParts {
         db: db.clone(),
         clock: clock.clone(),
@@ -234,6 +247,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         upstreams,
         approvals,
         sms,
+        connections,
         mfa,
         clock,
         metrics,
