@@ -587,7 +587,8 @@ pub fn map_error(e: sqlx::Error, password: Option<&SecretString>) -> ConnectionE
                 .map(MySqlDatabaseError::number);
             match (code.as_str(), number) {
                 ("28P01" | "28000", _) | (_, Some(1045 | 1698)) => ConnectionError::AuthFailed,
-                ("3D000", _) | (_, Some(1049)) => ConnectionError::DatabaseNotFound,
+                // MySQL answers 1044 (access denied to the database) for a missing database the user has no grant on.
+                ("3D000", _) | (_, Some(1044 | 1049)) => ConnectionError::DatabaseNotFound,
                 // PostgreSQL query_canceled; MariaDB max_statement_time, MySQL max_execution_time; SQLite
                 // interrupted by the progress handler.
                 ("57014", _) | (_, Some(1969 | 3024)) | ("9", None) => ConnectionError::Timeout,

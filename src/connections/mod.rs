@@ -71,7 +71,7 @@ pub enum ConnectionError {
     Refused(#[from] statement::Refused),
     #[error("Authentication failed: the user name or password was not accepted")]
     AuthFailed,
-    #[error("The database was not found on the server")]
+    #[error("The database was not found on the server (or this user may not use it)")]
     DatabaseNotFound,
     #[error("Could not connect: {0}")]
     Unreachable(String),

@@ -12,6 +12,7 @@ mod chat_providers;
 mod chat_sessions;
 mod chat_stream;
 mod cli;
+mod connections;
 mod db_faults;
 mod edge;
 mod edge_input;
