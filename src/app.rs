@@ -84,6 +84,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             "sealed the stored MCP server secrets kept in clear"
         );
     }
+    crate::connections::check_key(&db, &seal_key).await?;
     let secret = signing_secret(&config)?;
     let mfa_keys = crate::mfa::Keys::derive(&secret);
     let sms_secret = secret.clone();

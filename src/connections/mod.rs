@@ -205,12 +205,7 @@ struct Checked {
     database: String,
 }
 
-fn text_field(
-    field: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> Result<String, ConnectionError> {
+fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<String, ConnectionError> {
     let value = value.trim();
     let len = value.chars().count();
     if len < min || len > max || value.chars().any(char::is_control) {
@@ -394,15 +389,18 @@ impl Connections {
                     .await
                     .context("connections store: find_connection")?
                     .ok_or(ConnectionError::NotFound)?;
-                let password = match &row.password_sealed {
-                    Some(sealed) => self
-                        .key
-                        .open(Self::binding(&row.id), sealed)
-                        .map_err(|e: OpenError| {
-                            anyhow::anyhow!("the password of connection {} does not open: {e}", row.id)
-                        })?,
-                    None => String::new(),
-                };
+                let password =
+                    match &row.password_sealed {
+                        Some(sealed) => self.key.open(Self::binding(&row.id), sealed).map_err(
+                            |e: OpenError| {
+                                anyhow::anyhow!(
+                                    "the password of connection {} does not open: {e}",
+                                    row.id
+                                )
+                            },
+                        )?,
+                        None => String::new(),
+                    };
                 Checked {
                     kind: DatabaseType::parse(&row.database_type)
                         .with_context(|| format!("stored database_type {:?}", row.database_type))?,
@@ -454,9 +452,8 @@ impl Connections {
     ) -> Result<T, ConnectionError> {
         let endpoint = self.endpoint(user, target).await?;
         let limits = self.limits();
-        let budget = limits.connect_timeout
-            + limits.statement_timeout
-            + std::time::Duration::from_secs(2);
+        let budget =
+            limits.connect_timeout + limits.statement_timeout + std::time::Duration::from_secs(2);
         let run = async {
             let mut session = Session::open(&endpoint, limits).await?;
             let result = work(&mut session).await;
@@ -475,7 +472,9 @@ impl Connections {
             Target::Saved(_) => None,
         };
         let (dialect, server_version) = self
-            .with_session(user, target, async |s| Ok((s.dialect(), s.version().await?)))
+            .with_session(user, target, async |s| {
+                Ok((s.dialect(), s.version().await?))
+            })
             .await?;
         Ok(Tested {
             database_type: kind.unwrap_or(match dialect {
@@ -593,6 +592,21 @@ fn profile(row: store::ConnectionRow) -> Result<Profile, ConnectionError> {
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+/// At start: checks that `key` opens every stored connection password, so a start with another key is refused
+/// before anything is used (a value that was altered is left to fail on use).
+pub async fn check_key(db: &Db, key: &SealKey) -> anyhow::Result<()> {
+    let mut conn = db.pool.acquire().await?;
+    for (id, sealed) in store::find_sealed_in(&mut conn).await? {
+        if let Err(e @ OpenError::WrongKey { .. }) = key.open(Connections::binding(&id), &sealed) {
+            anyhow::bail!(
+                "refusing to start: WARDEN_ENCRYPTION_KEY does not open the stored connection passwords \
+                 (connection {id}: {e}); set the key they were sealed with (`warden keys rotate` changes it)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Re-seals every stored connection password from `old` to `new` inside `tx` (for `warden keys rotate`);

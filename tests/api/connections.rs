@@ -130,7 +130,9 @@ impl Drop for TargetMaria {
         block_on_own_thread(async move {
             if let Ok(mut c) = sqlx::MySqlConnection::connect(MARIADB_ADMIN).await {
                 let _ = c
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS `{name}`"
+                    )))
                     .await;
                 let _ = c
                     .execute(sqlx::AssertSqlSafe(format!(
@@ -149,7 +151,9 @@ async fn sqlite_folder() -> tempfile::TempDir {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true);
-    let mut c = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let mut c = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
     sqlx::raw_sql(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, ok BOOLEAN, price NUMERIC); \
          INSERT INTO t VALUES (1, 'one', 1.5, 1, 9.99), (2, 'two', NULL, 0, 0), (3, 'three', 3.25, NULL, 1);",
@@ -198,7 +202,11 @@ async fn walk(app: &TestApp, token: &str, profile: Value, version_word: &str) ->
     );
     let id = save(app, token, profile.clone()).await;
     let r = app
-        .post_as("/api/test-connection", token, json!({ "connection_id": id }))
+        .post_as(
+            "/api/test-connection",
+            token,
+            json!({ "connection_id": id }),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 
@@ -283,7 +291,8 @@ async fn postgres_profiles_list_describe_read_and_query(kind: DbKind) {
     let app = spawn_app_with(kind, &[ALLOW_LOOPBACK]).await;
     let admin = app.admin().await;
     let id = walk(&app, &admin.access, target.profile("pg"), "").await;
-    let result = json_of(query(&app, &admin.access, &id, "SELECT ok FROM t ORDER BY id").await).await;
+    let result =
+        json_of(query(&app, &admin.access, &id, "SELECT ok FROM t ORDER BY id").await).await;
     assert_eq!(
         result["rows"],
         json!([{ "ok": true }, { "ok": false }, { "ok": null }])
@@ -387,7 +396,10 @@ async fn writing_and_multi_statement_queries_are_refused_on_every_engine(kind: D
     )
     .await;
     assert_eq!(body["code"], json!("query_error"), "{body}");
-    assert!(body["error"].as_str().unwrap().contains("read-only"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("read-only"),
+        "{body}"
+    );
 }
 
 async fn a_slow_statement_stops_at_the_timeout(kind: DbKind) {
@@ -452,10 +464,19 @@ async fn the_row_limit_cuts_and_says_so(kind: DbKind) {
     assert_eq!(r["truncated"], json!(true));
     assert_eq!(r["rows"][4]["n"], json!(5));
     let r = json_of(
-        query(&app, &admin.access, &id, "SELECT g FROM generate_series(1, 5) g").await,
+        query(
+            &app,
+            &admin.access,
+            &id,
+            "SELECT g FROM generate_series(1, 5) g",
+        )
+        .await,
     )
     .await;
-    assert_eq!((r["row_count"].clone(), r["truncated"].clone()), (json!(5), json!(false)));
+    assert_eq!(
+        (r["row_count"].clone(), r["truncated"].clone()),
+        (json!(5), json!(false))
+    );
     let r = json_of(
         app.post_as(
             "/api/get-table-rows",
@@ -479,7 +500,10 @@ async fn passwords_are_sealed_never_returned_and_survive_keys_rotate(kind: DbKin
 
     // Assert: nowhere in the app's database, nor in any reply (an admin's included).
     let text = app.all_table_text().await;
-    assert!(!text.contains(&maria.password), "the password is stored in clear");
+    assert!(
+        !text.contains(&maria.password),
+        "the password is stored in clear"
+    );
     assert!(text.contains("connections.password_sealed=v1:"), "{text}");
     for (path, who) in [
         ("/api/get-connections", rita.access.as_str()),
@@ -487,25 +511,41 @@ async fn passwords_are_sealed_never_returned_and_survive_keys_rotate(kind: DbKin
         ("/api/audit?limit=500", admin.access.as_str()),
     ] {
         let body = app.get_json(path, who).await;
-        assert!(!body.to_string().contains(&maria.password), "{path}: {body}");
+        assert!(
+            !body.to_string().contains(&maria.password),
+            "{path}: {body}"
+        );
     }
     let admin_view = app.get_json("/api/get-connections", &admin.access).await;
-    assert_eq!(admin_view["count"], json!(0), "an admin sees only their own");
+    assert_eq!(
+        admin_view["count"],
+        json!(0),
+        "an admin sees only their own"
+    );
 
     // Act: rotate the key with the server stopped.
     app.stop().await;
+    let old_key = std::fs::read_to_string(app.data_dir().join("encryption_key")).unwrap();
     let mut command = warden_command(app.data_dir());
     if let Some(url) = app.setting("DATABASE_URL") {
         command.env("DATABASE_URL", url);
     }
     let out = command.args(["keys", "rotate"]).output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{printed}");
     assert!(
         printed.contains("re-sealed 1 database connection passwords"),
         "{printed}"
     );
+    // A start with the old key is refused: it no longer opens the stored passwords.
+    let refused = warden::app::build(
+        app.config_with(&[("WARDEN_ENCRYPTION_KEY", old_key.trim())]),
+        warden::clock::ManualClock::new(),
+    )
+    .await;
+    let err = refused.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(err.contains("connection passwords"), "{err}");
     let app = app.restart().await;
 
     // Assert: the profile still connects.
@@ -540,7 +580,8 @@ async fn a_wrong_password_is_reported_without_echoing_it(kind: DbKind) {
     let mut missing = maria.profile("maria");
     missing["database"] = json!("no_such_database_here");
     let body = expect_error(
-        app.post_as("/api/test-connection", &admin.access, missing).await,
+        app.post_as("/api/test-connection", &admin.access, missing)
+            .await,
         StatusCode::BAD_GATEWAY,
     )
     .await;
@@ -548,7 +589,8 @@ async fn a_wrong_password_is_reported_without_echoing_it(kind: DbKind) {
     let mut closed = maria.profile("maria");
     closed["port"] = json!(1);
     let body = expect_error(
-        app.post_as("/api/test-connection", &admin.access, closed).await,
+        app.post_as("/api/test-connection", &admin.access, closed)
+            .await,
         StatusCode::BAD_GATEWAY,
     )
     .await;
@@ -627,7 +669,12 @@ async fn sqlite_profiles_open_only_files_inside_the_configured_folder(kind: DbKi
     )
     .await;
     assert_eq!(body["code"], json!("sqlite_not_allowed"));
-    assert!(body["error"].as_str().unwrap().contains("CONNECTION_SQLITE_DIR"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("CONNECTION_SQLITE_DIR")
+    );
     drop(app);
 
     let dir = sqlite_folder().await;
@@ -647,7 +694,10 @@ async fn sqlite_profiles_open_only_files_inside_the_configured_folder(kind: DbKi
         "../{}/data.db",
         outside.path().file_name().unwrap().to_string_lossy()
     );
-    assert!(dir.path().join(&escape).exists(), "the escape path leads to a real file");
+    assert!(
+        dir.path().join(&escape).exists(),
+        "the escape path leads to a real file"
+    );
     let own = app.data_dir().join("warden.db").display().to_string();
     for path in [
         absolute.as_str(),
@@ -669,7 +719,10 @@ async fn sqlite_profiles_open_only_files_inside_the_configured_folder(kind: DbKi
         .await;
         assert_eq!(body["code"], json!("sqlite_not_allowed"), "{path}: {body}");
     }
-    assert!(!dir.path().join("missing.db").exists(), "a file was created");
+    assert!(
+        !dir.path().join("missing.db").exists(),
+        "a file was created"
+    );
     // A file inside works, by a relative or an absolute path.
     let inside = dir.path().join("data.db").display().to_string();
     let id = save(&app, &admin.access, sqlite_profile("abs", &inside)).await;
@@ -753,7 +806,10 @@ async fn another_users_profiles_are_404_everywhere_and_the_tools_too(kind: DbKin
     )
     .await;
     assert!(
-        r["content"].as_str().unwrap().contains("Connection not found"),
+        r["content"]
+            .as_str()
+            .unwrap()
+            .contains("Connection not found"),
         "{r}"
     );
     // The owner's profile is untouched.
