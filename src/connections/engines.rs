@@ -227,7 +227,10 @@ impl Session {
     }
 
     /// The columns of `table`; an empty list when there is no such table.
-    pub async fn describe(&mut self, table: &TableName) -> Result<Vec<ColumnInfo>, ConnectionError> {
+    pub async fn describe(
+        &mut self,
+        table: &TableName,
+    ) -> Result<Vec<ColumnInfo>, ConnectionError> {
         // Names go in as string literals (quotes doubled) through the same text-protocol path as queries.
         let literal = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
         let literal_pg = |s: &str| format!("'{}'", s.replace('\'', "''"));
@@ -375,7 +378,10 @@ async fn open_postgres(login: &ServerLogin, limits: Limits) -> Result<Session, C
         .connect()
         .await
         .map_err(|e| map_error(e, Some(&login.password)))?;
-    Ok(Session::Postgres(conn, limits.statement_timeout.as_millis()))
+    Ok(Session::Postgres(
+        conn,
+        limits.statement_timeout.as_millis(),
+    ))
 }
 
 async fn open_mysql(login: &ServerLogin, limits: Limits) -> Result<Session, ConnectionError> {
@@ -413,7 +419,8 @@ async fn open_mysql(login: &ServerLogin, limits: Limits) -> Result<Session, Conn
     };
     for sql in [
         "SET SESSION TRANSACTION READ ONLY".to_string(),
-        "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')".to_string(),
+        "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')"
+            .to_string(),
         timeout,
     ] {
         conn.execute(sqlx::AssertSqlSafe(sql))
@@ -475,7 +482,9 @@ where
 /// A value given as text, typed by its column's type name.
 fn typed(text: String, type_name: &str) -> Value {
     let t = type_name.to_ascii_uppercase();
-    let number = |v: Option<serde_json::Number>| v.map_or_else(|| Value::String(text.clone()), Value::Number);
+    let number = |v: Option<serde_json::Number>| {
+        v.map_or_else(|| Value::String(text.clone()), Value::Number)
+    };
     if t == "BOOL" || t == "BOOLEAN" {
         return match text.as_str() {
             "t" | "true" | "1" => Value::Bool(true),

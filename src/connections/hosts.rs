@@ -108,7 +108,9 @@ pub async fn resolve(
         Err(_) => tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
             .await
             .map_err(|_| ConnectionError::Timeout)?
-            .map_err(|_| ConnectionError::Unreachable(format!("host {host} could not be resolved")))?
+            .map_err(|_| {
+                ConnectionError::Unreachable(format!("host {host} could not be resolved"))
+            })?
             .collect(),
     };
     let first = *addrs.first().ok_or_else(|| {
@@ -183,7 +185,13 @@ mod tests {
     #[tokio::test]
     async fn internal_hosts_are_refused_unless_allowed_by_address_or_name() {
         let t = Duration::from_secs(5);
-        for host in ["127.0.0.1", "10.1.2.3", "::ffff:127.0.0.1", "[::1]", "localhost"] {
+        for host in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "::ffff:127.0.0.1",
+            "[::1]",
+            "localhost",
+        ] {
             assert!(
                 matches!(
                     resolve(host, 5432, &[], t).await,
@@ -197,7 +205,11 @@ mod tests {
             resolve("127.0.0.1", 5432, &loopback, t).await.unwrap(),
             "127.0.0.1:5432".parse().unwrap()
         );
-        assert!(resolve("::ffff:127.0.0.1", 5432, &loopback, t).await.is_ok());
+        assert!(
+            resolve("::ffff:127.0.0.1", 5432, &loopback, t)
+                .await
+                .is_ok()
+        );
         assert!(resolve("10.1.2.3", 5432, &loopback, t).await.is_err());
         let by_name = [AllowedHost::Name("localhost".into())];
         let pinned = resolve("LOCALHOST", 5432, &by_name, t).await.unwrap();

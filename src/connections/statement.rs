@@ -26,10 +26,40 @@ const READING_MYSQL: &[&str] = &["SHOW", "DESCRIBE", "DESC"];
 /// Words that write, lock or reach outside the database; refused anywhere in a query outside literals,
 /// quoted identifiers and comments (a column named like one must be quoted).
 const WRITING: &[&str] = &[
-    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "DROP", "CREATE", "ALTER", "TRUNCATE", "GRANT",
-    "REVOKE", "COPY", "CALL", "DO", "LOAD", "ATTACH", "DETACH", "VACUUM", "REINDEX", "LOCK", "HANDLER",
-    "INTO", "OUTFILE", "DUMPFILE", "PREPARE", "EXECUTE", "DEALLOCATE", "LISTEN", "NOTIFY", "COMMIT",
-    "ROLLBACK", "SAVEPOINT", "RELEASE", "BEGIN",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "UPSERT",
+    "DROP",
+    "CREATE",
+    "ALTER",
+    "TRUNCATE",
+    "GRANT",
+    "REVOKE",
+    "COPY",
+    "CALL",
+    "DO",
+    "LOAD",
+    "ATTACH",
+    "DETACH",
+    "VACUUM",
+    "REINDEX",
+    "LOCK",
+    "HANDLER",
+    "INTO",
+    "OUTFILE",
+    "DUMPFILE",
+    "PREPARE",
+    "EXECUTE",
+    "DEALLOCATE",
+    "LISTEN",
+    "NOTIFY",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    "BEGIN",
 ];
 
 /// Why a query was refused (completes "Query refused: ...").
@@ -140,7 +170,8 @@ fn scan(sql: &str, dialect: Dialect) -> Result<Vec<Token>, Refused> {
         if c == b'-' && next == Some(b'-') {
             // MySQL: `--` starts a comment only when followed by whitespace or a control character.
             let comment = dialect != Dialect::MySql
-                || b.get(i + 2).is_none_or(|&n| n.is_ascii_whitespace() || n < 0x20);
+                || b.get(i + 2)
+                    .is_none_or(|&n| n.is_ascii_whitespace() || n < 0x20);
             if comment {
                 i = b[i..]
                     .iter()
@@ -179,13 +210,9 @@ fn scan(sql: &str, dialect: Dialect) -> Result<Vec<Token>, Refused> {
                 // PostgreSQL's E'...' strings (the session turns standard_conforming_strings on).
                 let escapes = match dialect {
                     Dialect::MySql => true,
-                    Dialect::Postgres => {
-                        out.last().is_some_and(|t: &Token| {
-                            t.kind == Kind::Word
-                                && t.end == i
-                                && t.text(sql).eq_ignore_ascii_case("e")
-                        })
-                    }
+                    Dialect::Postgres => out.last().is_some_and(|t: &Token| {
+                        t.kind == Kind::Word && t.end == i && t.text(sql).eq_ignore_ascii_case("e")
+                    }),
                     Dialect::Sqlite => false,
                 };
                 Some(quoted(b, i, b'\'', escapes)?)
@@ -320,14 +347,8 @@ mod tests {
             assert_eq!(check("SELECT 1 /* a */ ; /* b */ SELECT 2", d), multi);
         }
         // PostgreSQL: E'' strings take backslash escapes; dollar quotes hide quotes.
-        assert_eq!(
-            check("SELECT E'\\''; DROP TABLE t; --'", Postgres),
-            multi
-        );
-        assert_eq!(
-            check("SELECT $$ ' $$; DROP TABLE t; -- '", Postgres),
-            multi
-        );
+        assert_eq!(check("SELECT E'\\''; DROP TABLE t; --'", Postgres), multi);
+        assert_eq!(check("SELECT $$ ' $$; DROP TABLE t; -- '", Postgres), multi);
         // Comments do not nest here, so PostgreSQL's nested comments hide nothing.
         assert_eq!(check("SELECT 1 /* /* */ ; SELECT 2 */", Postgres), multi);
         // MySQL: a backslash escapes a quote, `--` without a space is arithmetic, `#` is a comment.
@@ -362,12 +383,19 @@ mod tests {
             );
         }
         for (sql, word) in [
-            ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "DELETE"),
+            (
+                "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+                "DELETE",
+            ),
             ("SELECT * FROM t FOR UPDATE", "UPDATE"),
             ("SELECT * FROM t INTO OUTFILE '/tmp/x'", "INTO"),
             ("EXPLAIN ANALYZE DELETE FROM t", "DELETE"),
         ] {
-            assert_eq!(check(sql, MySql), Err(Refused::Writing(word.into())), "{sql}");
+            assert_eq!(
+                check(sql, MySql),
+                Err(Refused::Writing(word.into())),
+                "{sql}"
+            );
         }
         assert_eq!(check("  ;; -- nothing", Sqlite), Err(Refused::Empty));
         assert_eq!(check("", Sqlite), Err(Refused::Empty));

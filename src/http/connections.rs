@@ -157,7 +157,10 @@ async fn test_connection(
             ));
         }
     };
-    let tested = state.connections.test(&principal.account.id, target).await?;
+    let tested = state
+        .connections
+        .test(&principal.account.id, target)
+        .await?;
     Ok(axum::Json(json!({
         "success": true,
         "message": "Connection successful",
@@ -181,7 +184,10 @@ async fn list_tables(
         .connections
         .list_tables(&principal.account.id, &body.connection_id)
         .await?;
-    Ok(axum::Json(json!({ "success": true, "count": tables.len(), "tables": tables })).into_response())
+    Ok(
+        axum::Json(json!({ "success": true, "count": tables.len(), "tables": tables }))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -200,7 +206,10 @@ async fn describe_columns(
         .connections
         .describe(&principal.account.id, &body.connection_id, &body.table)
         .await?;
-    Ok(axum::Json(json!({ "success": true, "table": body.table, "columns": columns })).into_response())
+    Ok(
+        axum::Json(json!({ "success": true, "table": body.table, "columns": columns }))
+            .into_response(),
+    )
 }
 
 async fn get_table_rows(

@@ -14,8 +14,8 @@ use axum::{
 use serde_json::{Map, Value, json};
 
 use crate::{
-    agent::llm::LlmError, auth::AuthError, chat::ChatError, connections::ConnectionError, mfa::MfaError,
-    sms::SmsError,
+    agent::llm::LlmError, auth::AuthError, chat::ChatError, connections::ConnectionError,
+    mfa::MfaError, sms::SmsError,
 };
 
 #[derive(Debug, thiserror::Error)]
