@@ -84,6 +84,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             "sealed the stored MCP server secrets kept in clear"
         );
     }
+    crate::connections::check_key(&db, &seal_key).await?;
     let secret = signing_secret(&config)?;
     let mfa_keys = crate::mfa::Keys::derive(&secret);
     let sms_secret = secret.clone();
@@ -177,6 +178,19 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             catalog.register(tool);
         }
     }
+    let connections = Arc::new(crate::connections::Connections::new(
+        crate::connections::ConnectionsParts {
+            db: db.clone(),
+            key: seal_key.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            config: config.connections.clone(),
+        },
+    ));
+    // Offered only to callers holding `connections:use`, and they reach only the caller's own profiles.
+    for tool in crate::connections::tools::all(connections.clone()) {
+        catalog.register(tool);
+    }
     let mfa = Arc::new(crate::mfa::Mfa::new(crate::mfa::MfaParts {
         db: db.clone(),
         clock: clock.clone(),
@@ -252,6 +266,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         upstreams,
         approvals,
         sms,
+        connections,
         mfa,
         saved_tests,
         clock,

@@ -13,6 +13,7 @@ pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod ids;
 pub mod mcp;

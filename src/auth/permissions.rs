@@ -24,6 +24,8 @@ pub const SMS_SEND: &str = "sms:send";
 pub const SMS_LOOKUP: &str = "sms:lookup";
 /// Read every user's SMS transactions and the log's summary.
 pub const SMS_READ_ALL: &str = "sms:read-all";
+/// Keep database connection profiles of one's own and query them read-only (routes and agent tools).
+pub const CONNECTIONS_USE: &str = "connections:use";
 /// Read every user's tool calls, not only one's own.
 pub const TOOL_CALLS_READ_ALL: &str = "tool-calls:read-all";
 /// See tool-call arguments and results of other users' calls (an auditor's permission).
@@ -50,6 +52,7 @@ pub const KNOWN_PERMISSIONS: &[&str] = &[
     SMS_SEND,
     SMS_LOOKUP,
     SMS_READ_ALL,
+    CONNECTIONS_USE,
     TOOL_CALLS_READ_ALL,
     TOOL_CALLS_READ_BODIES,
     METRICS_READ,

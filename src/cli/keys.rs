@@ -29,13 +29,18 @@ type Reseal = for<'a> fn(
 ) -> futures::future::BoxFuture<'a, anyhow::Result<usize>>;
 
 /// Every kind of sealed value. A feature that seals something adds itself here.
-const SEALED: &[(&str, Reseal)] = &[("MCP server env and header values", |tx, old, new| {
-    Box::pin(async move {
-        crate::mcp::sealing::reseal(tx, old, new)
-            .await
-            .map_err(anyhow::Error::new)
-    })
-})];
+const SEALED: &[(&str, Reseal)] = &[
+    ("MCP server env and header values", |tx, old, new| {
+        Box::pin(async move {
+            crate::mcp::sealing::reseal(tx, old, new)
+                .await
+                .map_err(anyhow::Error::new)
+        })
+    }),
+    ("database connection passwords", |tx, old, new| {
+        Box::pin(crate::connections::reseal(tx, old, new))
+    }),
+];
 
 /// The file a generated new key is written to, in the data dir, before the transaction commits.
 const NEW_KEY_FILE: &str = "encryption_key.new";

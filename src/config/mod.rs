@@ -1,7 +1,7 @@
 //! Every setting, read once from the environment (and `.env`), validated, with secrets redacted.
 //!
 //! Layout: this file holds `Config` and its loading; `parse.rs` the value parsers, `findings.rs` what production
-//! refuses, `sms.rs` the SMS and Telesign settings.
+//! refuses, `sms.rs` the SMS and Telesign settings, `connections.rs` the database connection profile settings.
 //!
 //! `Config::from_lookup` takes a lookup function so tests build configs without touching the process
 //! environment. `Config::findings` lists what production would refuse; `serve` refuses on any of them when
@@ -13,10 +13,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 
+mod connections;
 mod findings;
 mod parse;
 mod sms;
 
+pub use connections::{AllowedHost, ConnectionsConfig};
 pub use findings::Finding;
 use findings::strong_jwt_secret;
 pub use parse::{IpNet, redact_url};
@@ -138,6 +140,8 @@ pub struct Config {
     pub chat_daily_token_quota: i64,
     /// SMS, Telesign and second factors (`sms.rs`).
     pub sms: SmsConfig,
+    /// Database connection profiles: query limits, allowed internal hosts, the SQLite folder (`connections.rs`).
+    pub connections: ConnectionsConfig,
     /// `WARDEN_ENCRYPTION_KEY`: seals secrets at rest (`crate::seal`); unset in development, a generated key is
     /// kept in the data dir. Checked at load in every environment.
     pub encryption_key: Option<crate::seal::SealKey>,
@@ -361,6 +365,7 @@ impl Config {
             chat_history_window: bounded(&get, "CHAT_HISTORY_WINDOW", 40, 1, 10_000)?,
             chat_daily_token_quota: bounded(&get, "CHAT_DAILY_TOKEN_QUOTA", 0, 0, i64::MAX)?,
             sms: SmsConfig::from_lookup(&get, environment)?,
+            connections: ConnectionsConfig::from_lookup(&get)?,
             encryption_key: get("WARDEN_ENCRYPTION_KEY")
                 .map(|k| {
                     crate::seal::SealKey::parse(&k)

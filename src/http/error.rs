@@ -13,7 +13,10 @@ use axum::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::{agent::llm::LlmError, auth::AuthError, chat::ChatError, mfa::MfaError, sms::SmsError};
+use crate::{
+    agent::llm::LlmError, auth::AuthError, chat::ChatError, connections::ConnectionError,
+    mfa::MfaError, sms::SmsError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -203,6 +206,41 @@ impl From<MfaError> for AppError {
                 message: e.to_string(),
             },
             MfaError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// Connection-profile outcomes: a missing or foreign profile (or table) is a 404, bad fields a 422, a refused
+/// statement a 422 `statement_refused`, a host or SQLite file the rules refuse a 403, a taken name a 409; the
+/// user's database failing is a 502 (authentication, unreachable, no such database) or a 504 (timeout), and an
+/// error of the statement itself a 400 `query_error` with the database's message.
+impl From<ConnectionError> for AppError {
+    fn from(e: ConnectionError) -> Self {
+        let message = e.to_string();
+        let coded = |status, code| AppError::Coded {
+            status,
+            code,
+            message: message.clone(),
+        };
+        match e {
+            ConnectionError::NotFound | ConnectionError::NoSuchTable => {
+                AppError::NotFound(message.clone())
+            }
+            ConnectionError::Invalid(_) => AppError::Unprocessable(message.clone()),
+            ConnectionError::NameTaken(_) => AppError::Conflict(message.clone()),
+            ConnectionError::HostNotAllowed(_) => coded(StatusCode::FORBIDDEN, "host_not_allowed"),
+            ConnectionError::SqliteNotAllowed(_) => {
+                coded(StatusCode::FORBIDDEN, "sqlite_not_allowed")
+            }
+            ConnectionError::Refused(_) => {
+                coded(StatusCode::UNPROCESSABLE_ENTITY, "statement_refused")
+            }
+            ConnectionError::AuthFailed => coded(StatusCode::BAD_GATEWAY, "db_auth_failed"),
+            ConnectionError::DatabaseNotFound => coded(StatusCode::BAD_GATEWAY, "db_not_found"),
+            ConnectionError::Unreachable(_) => coded(StatusCode::BAD_GATEWAY, "db_unreachable"),
+            ConnectionError::Timeout => coded(StatusCode::GATEWAY_TIMEOUT, "db_timeout"),
+            ConnectionError::Query(_) => coded(StatusCode::BAD_REQUEST, "query_error"),
+            ConnectionError::Internal(e) => AppError::Internal(e),
         }
     }
 }

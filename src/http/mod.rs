@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod chat;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod mcp;
@@ -42,6 +43,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(audit::router())
         .merge(analytics::router())
         .merge(saved_tests::router())
+        .merge(connections::router())
 }
 
 /// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,

@@ -91,7 +91,17 @@ async fn a_plain_answer_is_stored_with_its_usage(kind: DbKind) {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, ["add", "calculator", "time"]);
+    assert_eq!(
+        tools,
+        [
+            "add",
+            "calculator",
+            "db_describe",
+            "db_list_tables",
+            "db_query",
+            "time"
+        ]
+    );
     let tokens: Value = app
         .get_json(&format!("/chat/session/{sid}/tokens"), &t.access)
         .await;

@@ -13,6 +13,7 @@ mod chat_sessions;
 mod chat_stream;
 mod cli;
 mod dashboards;
+mod connections;
 mod db_faults;
 mod edge;
 mod edge_input;

@@ -52,7 +52,17 @@ async fn the_python_sdk_lists_and_calls_the_callers_tools(kind: DbKind) {
     )
     .await;
     assert!(ok, "{out}");
-    assert_eq!(out["tools"], json!(["add", "calculator", "time"]));
+    assert_eq!(
+        out["tools"],
+        json!([
+            "add",
+            "calculator",
+            "db_describe",
+            "db_list_tables",
+            "db_query",
+            "time"
+        ])
+    );
     assert_eq!(
         out["call"],
         json!({ "is_error": false, "text": ["8"], "structured": { "result": 8 } })

@@ -26,7 +26,16 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
     set_policy(&app, &admin.access, "user", "add", json!("deny")).await;
     let tools: Value = app.get_json("/tools", &una.access).await;
     let names = column(&tools["tools"], "name");
-    assert_eq!(names, ["calculator", "time"]);
+    assert_eq!(
+        names,
+        [
+            "calculator",
+            "db_describe",
+            "db_list_tables",
+            "db_query",
+            "time"
+        ]
+    );
     let r = app
         .post_as(
             "/api/servers/builtin/tools/add/execute",
@@ -56,7 +65,7 @@ async fn deny_hides_and_refuses_a_tool_everywhere(kind: DbKind) {
     assert_eq!(r.json::<Value>().await.unwrap()["result"], json!(3));
     set_policy(&app, &admin.access, "user", "add", Value::Null).await;
     let tools: Value = app.get_json("/tools", &una.access).await;
-    assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 6);
     for bad in [
         json!({ "role": "user", "tool": "add", "decision": "maybe" }),
         json!({ "role": "nobody", "tool": "add", "decision": "deny" }),

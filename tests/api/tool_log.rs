@@ -218,7 +218,17 @@ async fn users_see_their_own_tool_calls_and_admins_see_all(kind: DbKind) {
     // The catalog route shows the permitted tools.
     let tools: Value = app.get_json("/tools", &tina.access).await;
     let names = column(&tools["tools"], "name");
-    assert_eq!(names, ["add", "calculator", "time"]);
+    assert_eq!(
+        names,
+        [
+            "add",
+            "calculator",
+            "db_describe",
+            "db_list_tables",
+            "db_query",
+            "time"
+        ]
+    );
 }
 
 async fn log_files_rotate_by_size(kind: DbKind) {
