@@ -156,14 +156,6 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         catalog.register(tool);
     }
     let approvals = Arc::new(Approvals::new(audit.clone()));
-    let saved_tests = Arc::new(crate::saved_tests::SavedTests::new(
-        crate::saved_tests::SavedTestsParts {
-            db: db.clone(),
-            catalog: catalog.clone(),
-            audit: audit.clone(),
-            clock: clock.clone(),
-        },
-    ));
     let sms = crate::sms::Sms::new(crate::sms::SmsParts {
         config: config.sms.clone(),
         db: db.clone(),
@@ -185,6 +177,15 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             audit: audit.clone(),
             clock: clock.clone(),
             config: config.connections.clone(),
+        },
+    ));
+    let saved_tests = Arc::new(crate::saved_tests::SavedTests::new(
+        crate::saved_tests::SavedTestsParts {
+            db: db.clone(),
+            connections: connections.clone(),
+            catalog: catalog.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
         },
     ));
     // Offered only to callers holding `connections:use`, and they reach only the caller's own profiles.

@@ -48,11 +48,8 @@ impl From<SavedTestError> for AppError {
                 code: "approval_required",
                 message: e.to_string(),
             },
-            SavedTestError::DatabaseNotAvailable => AppError::Coded {
-                status: StatusCode::NOT_IMPLEMENTED,
-                code: "not_implemented",
-                message: e.to_string(),
-            },
+            SavedTestError::ConnectionNotFound => AppError::Unprocessable(e.to_string()),
+            SavedTestError::ConnectionsNotPermitted => AppError::Forbidden(e.to_string()),
             SavedTestError::Internal(e) => AppError::Internal(e),
         }
     }

@@ -467,6 +467,9 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "Run one of the caller's saved tests as the caller; records last_result, last_status, last_execution, \
          execution_count",
         "tests:use",
+    ),
+    (
+        "post",
         "/api/save-connection",
         "Save a database connection profile of one's own: {name, host, port, user, password, database, database_type: postgresql|mysql|sqlite} (the password is sealed, never returned)",
         "connections:use",

@@ -10,8 +10,9 @@
 //!   execute route and `/mcp` (permission, policy, tool-call log), so a saved test is never a way around them.
 //! - A run that happened is recorded (result, status, time, count) in one UPDATE that counts it in SQL; a refused
 //!   run (the tool is not available to the caller, or needs approval) changes nothing.
-//! - Database tests are saved and validated here, but run only once the connection-profile service exists:
-//!   until then a run answers [`SavedTestError::DatabaseNotAvailable`], never a made-up result.
+//! - A database test runs through `Connections::query`, as the caller: only on the caller's own profile, read-only,
+//!   under the statement timeout and row limit, and only for a caller holding `connections:use`. A query the
+//!   database refuses or that times out is a failed run, recorded like a tool's error.
 
 mod store;
 
@@ -24,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     audit::{Audit, Event},
     clock::SharedClock,
+    connections::{ConnectionError, Connections},
     ids::UserId,
     store::Db,
     tools::{BUILTIN_SERVER, Caller, Catalog, OutsideChatRefusal, catalog_name},
@@ -56,8 +58,12 @@ pub enum SavedTestError {
     /// The policy says `ask`, and outside a chat nobody can approve the call.
     #[error("The tool {0} needs a person's approval; run it from a chat")]
     NeedsApproval(String),
-    #[error("database tests run once connection profiles are available")]
-    DatabaseNotAvailable,
+    /// The test names a connection profile that is not the caller's (or no longer exists).
+    #[error("The test's connection_id names no connection profile of yours")]
+    ConnectionNotFound,
+    /// The caller may not use connection profiles (`connections:use`).
+    #[error("Running a database test needs the connections:use permission")]
+    ConnectionsNotPermitted,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -335,6 +341,7 @@ impl SavedTest {
 /// What [`SavedTests::new`] needs.
 pub struct SavedTestsParts {
     pub db: Db,
+    pub connections: Arc<Connections>,
     pub catalog: Arc<Catalog>,
     pub audit: Audit,
     pub clock: SharedClock,
@@ -343,6 +350,7 @@ pub struct SavedTestsParts {
 /// The saved-tests service.
 pub struct SavedTests {
     db: Db,
+    connections: Arc<Connections>,
     catalog: Arc<Catalog>,
     audit: Audit,
     clock: SharedClock,
@@ -352,6 +360,7 @@ impl SavedTests {
     pub fn new(parts: SavedTestsParts) -> SavedTests {
         SavedTests {
             db: parts.db,
+            connections: parts.connections,
             catalog: parts.catalog,
             audit: parts.audit,
             clock: parts.clock,
@@ -460,8 +469,34 @@ impl SavedTests {
                     ),
                 }
             }
-            // Wired to the connection-profile service once it exists (it checks the profile is the caller's).
-            Target::Database { .. } => return Err(SavedTestError::DatabaseNotAvailable),
+            Target::Database {
+                connection_id,
+                query,
+            } => {
+                if !caller.has_permission(crate::auth::permissions::CONNECTIONS_USE) {
+                    return Err(SavedTestError::ConnectionsNotPermitted);
+                }
+                let started = std::time::Instant::now();
+                let ran = self
+                    .connections
+                    .query(&caller.user_id, &connection_id, &query)
+                    .await;
+                let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                match ran {
+                    Ok(result) => (
+                        json!({ "success": true, "result": result, "duration_ms": duration_ms }),
+                        "ok",
+                    ),
+                    Err(ConnectionError::NotFound) => {
+                        return Err(SavedTestError::ConnectionNotFound);
+                    }
+                    Err(ConnectionError::Internal(e)) => return Err(SavedTestError::Internal(e)),
+                    Err(refused_or_failed) => (
+                        json!({ "success": false, "error": refused_or_failed.to_string(), "duration_ms": duration_ms }),
+                        "error",
+                    ),
+                }
+            }
         };
         let row = store::update_run(
             self.db.writer(),

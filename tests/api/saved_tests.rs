@@ -11,7 +11,7 @@ db_tests!(
     a_run_obeys_the_tool_permission_and_the_policy,
     a_failing_tool_is_a_failed_run_not_a_server_error,
     bad_bodies_are_refused_with_a_clear_422,
-    database_tests_are_saved_but_do_not_run_yet,
+    database_tests_run_read_only_queries_on_the_callers_own_profile,
     a_role_without_tests_use_is_refused,
     concurrent_runs_are_all_counted,
 );
@@ -379,30 +379,102 @@ async fn bad_bodies_are_refused_with_a_clear_422(kind: DbKind) {
     assert_eq!(list(&app, &ann.access, "").await, Vec::<String>::new());
 }
 
-async fn database_tests_are_saved_but_do_not_run_yet(kind: DbKind) {
-    let app = spawn_app(kind).await;
+async fn database_tests_run_read_only_queries_on_the_callers_own_profile(kind: DbKind) {
+    // Arrange: a SQLite file with three rows, a profile of ann's on it, and bob, who has no profile.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.db");
+    {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    }
+    let app = spawn_app_with(
+        kind,
+        &[("CONNECTION_SQLITE_DIR", dir.path().to_str().unwrap())],
+    )
+    .await;
     let ann = app.user_with_conversation("ann").await.tokens;
-    let test = save(
+    let bob = app.user_with_conversation("bob").await.tokens;
+    let saved = app
+        .post_as(
+            "/api/save-connection",
+            &ann.access,
+            json!({ "name": "lite", "database": "data.db", "database_type": "sqlite" }),
+        )
+        .await;
+    assert_eq!(saved.status(), StatusCode::CREATED);
+    let connection_id = json_of(saved).await["connection"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let db_test = |name: &str, query: &str| {
+        json!({
+            "name": name, "request_type": "database", "test_category": "db",
+            "parameters": [{ "name": "connection_id", "value": connection_id }, { "name": "query", "value": query }],
+        })
+    };
+    let count = save(
         &app,
         &ann.access,
-        json!({
-            "name": "count users", "request_type": "database", "test_category": "db",
-            "parameters": [{ "name": "connection_id", "value": "c1" }, { "name": "query", "value": "SELECT 1" }],
-        }),
+        db_test("count rows", "SELECT COUNT(*) AS n FROM t"),
     )
     .await;
-    assert_eq!(test["request_type"], json!("database"));
-    let body = expect_error(
-        run(&app, &ann.access, test["id"].as_str().unwrap()).await,
-        StatusCode::NOT_IMPLEMENTED,
-    )
-    .await;
+    let write = save(&app, &ann.access, db_test("write", "DELETE FROM t")).await;
+    let bobs = save(&app, &bob.access, db_test("not mine", "SELECT 1")).await;
+
+    // Act and assert: the query runs and its result is stored.
+    let r = run(&app, &ann.access, count["id"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ran = json_of(r).await["test"].clone();
+    assert_eq!(ran["last_status"], json!("ok"), "{ran}");
+    assert_eq!(ran["execution_count"], json!(1));
+    assert_eq!(ran["last_result"]["result"]["rows"], json!([{ "n": 3 }]));
+    assert_eq!(ran["last_result"]["result"]["row_count"], json!(1));
+
+    // A writing statement is a failed run, and the rows are still there.
+    let r = run(&app, &ann.access, write["id"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let refused = json_of(r).await["test"].clone();
+    assert_eq!(refused["last_status"], json!("error"), "{refused}");
+    assert!(
+        refused["last_result"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{refused}"
+    );
+    let again = json_of(run(&app, &ann.access, count["id"].as_str().unwrap()).await).await;
     assert_eq!(
-        body["error"],
-        json!("database tests run once connection profiles are available")
+        again["test"]["last_result"]["result"]["rows"],
+        json!([{ "n": 3 }])
+    );
+    assert_eq!(again["test"]["execution_count"], json!(2));
+
+    // Bob's test names ann's profile: not his, so refused and not counted.
+    let body = expect_error(
+        run(&app, &bob.access, bobs["id"].as_str().unwrap()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no connection profile of yours")
     );
     let listed = app
-        .get_json("/api/tests?test_category=db", &ann.access)
+        .get_json("/api/tests?test_category=db", &bob.access)
         .await;
     assert_eq!(listed["tests"][0]["execution_count"], json!(0));
     assert_eq!(listed["tests"][0]["last_result"], Value::Null);
