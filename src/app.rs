@@ -252,6 +252,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             request_log_days: config.analytics_request_log_days,
             page_view_days: config.analytics_page_view_days,
             metrics_days: config.analytics_metrics_days,
+            rows_per_second: config.analytics_rows_per_second,
             page_views_per_minute: 60,
         },
     );
@@ -310,6 +311,9 @@ impl App {
                 tokio::select! {
                     _ = upkeep.tick() => {
                         state.metrics.upkeep();
+                        if let Err(e) = state.analytics.write_rollups().await {
+                            tracing::warn!(error = %e, "writing request rollups failed");
+                        }
                         if let Err(e) = state.analytics.write_tally().await {
                             tracing::warn!(error = %e, "writing counted events failed");
                         }

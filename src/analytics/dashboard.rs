@@ -190,6 +190,8 @@ pub struct DbStatus {
     pub pool_idle: usize,
     pub request_log_queue: usize,
     pub request_log_dropped: u64,
+    /// Raw rows not written because they were over ANALYTICS_ROWS_PER_SECOND (still counted in the rollups).
+    pub request_log_over_budget: u64,
 }
 
 fn rate(part: i64, whole: i64) -> f64 {
@@ -428,6 +430,7 @@ impl Analytics {
             pool_idle: self.db.pool.num_idle(),
             request_log_queue: self.requests.as_ref().map_or(0, |w| w.queued()),
             request_log_dropped: self.dropped(),
+            request_log_over_budget: self.over_budget(),
         }
     }
 

@@ -4,9 +4,11 @@
 //! `warden_background_dropped_total{queue="request_log"}`). Old rows are purged in small batches by
 //! [`Analytics::purge_once`], which the app's background loop calls.
 //!
-//! The dashboards never read those rows: each batch also adds to minute and hour rollups ([`rollup`]) in the
-//! same transaction, and the events other services count in the [`Tally`] are added every few seconds
-//! ([`Analytics::write_tally`]). The process samples its own figures once a minute ([`Analytics::sample`]).
+//! The dashboards never read those rows: every request is also folded in memory into minute and hour rollups
+//! ([`rollup`]), which are added to the stored ones every few seconds ([`Analytics::write_rollups`]), as are the
+//! events other services count in the [`Tally`]. So the rollups count every request, while raw rows are kept
+//! within a budget (`rows_per_second`, `ANALYTICS_ROWS_PER_SECOND`): under a flood the writer would otherwise
+//! take a core from the requests it logs. Rows over the budget are counted ([`Analytics::over_budget`]). The process samples its own figures once a minute ([`Analytics::sample`]).
 //!
 //! What a row never holds: a query string (it can carry tokens), a header other than a cut user agent and a
 //! referer without its query, an address from a `X-Forwarded-For` the app does not trust (the caller passes the
@@ -17,7 +19,11 @@ pub mod rollup;
 pub mod store;
 mod system;
 
-use std::{collections::HashMap, net::IpAddr};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering},
+};
 
 use parking_lot::Mutex;
 
@@ -55,6 +61,8 @@ pub struct Settings {
     pub request_log_days: i64,
     pub page_view_days: i64,
     pub metrics_days: i64,
+    /// Raw request rows kept per second at most (the rollups count every request).
+    pub rows_per_second: u32,
     /// Page views one client address may report per minute.
     pub page_views_per_minute: u32,
 }
@@ -140,6 +148,32 @@ pub struct Analytics {
     instance: std::sync::Arc<str>,
     cpu: std::sync::Arc<Mutex<system::CpuReading>>,
     started: std::time::Instant,
+    live: std::sync::Arc<Mutex<rollup::RequestFold>>,
+    budget: std::sync::Arc<RowBudget>,
+}
+
+/// Raw rows admitted in the current second; lock-free (a race at a second's turn admits a row or two more).
+#[derive(Default)]
+struct RowBudget {
+    second: AtomicI64,
+    admitted: AtomicU32,
+    over: AtomicU64,
+}
+
+impl RowBudget {
+    fn admit(&self, now_ms: i64, per_second: u32) -> bool {
+        let second = now_ms.div_euclid(1000);
+        if self.second.load(Ordering::Relaxed) != second {
+            self.second.store(second, Ordering::Relaxed);
+            self.admitted.store(0, Ordering::Relaxed);
+        }
+        if self.admitted.fetch_add(1, Ordering::Relaxed) < per_second {
+            true
+        } else {
+            self.over.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 impl Analytics {
@@ -179,6 +213,8 @@ impl Analytics {
             instance: system::instance_name().into(),
             cpu: std::sync::Arc::new(Mutex::new(system::CpuReading::now())),
             started: std::time::Instant::now(),
+            live: Default::default(),
+            budget: Default::default(),
         }
     }
 
@@ -233,11 +269,41 @@ impl Analytics {
         self.clock.now_ms()
     }
 
-    /// Queues one request row; never waits.
-    pub fn record_request(&self, row: RequestRow) {
-        if let Some(w) = &self.requests {
+    /// Whether the next request's raw row is kept (within the row budget). The edge asks before it copies the
+    /// row's text fields, and passes the answer to [`Analytics::record_request`].
+    pub fn admit_row(&self) -> bool {
+        self.is_enabled()
+            && self
+                .budget
+                .admit(self.clock.now_ms(), self.settings.rows_per_second)
+    }
+
+    /// Folds one answered request into the rollups and, when `keep_row`, queues its raw row; never waits.
+    pub fn record_request(&self, row: RequestRow, keep_row: bool) {
+        let Some(w) = &self.requests else { return };
+        self.live.lock().add(&row);
+        if keep_row {
             w.push(row.tidy());
         }
+    }
+
+    /// Raw rows not kept because they were over the row budget.
+    pub fn over_budget(&self) -> u64 {
+        self.budget.over.load(Ordering::Relaxed)
+    }
+
+    /// Adds the requests folded since the last call to the stored rollups. When the write fails the fold goes
+    /// back for the next call.
+    pub async fn write_rollups(&self) -> sqlx::Result<()> {
+        let fold = std::mem::take(&mut *self.live.lock());
+        if fold.is_empty() {
+            return Ok(());
+        }
+        let written = store::write_request_rollups(&self.db, &fold).await;
+        if written.is_err() {
+            self.live.lock().merge(fold);
+        }
+        written
     }
 
     /// Validates and queues one page view, within the per-address rate.
@@ -290,6 +356,9 @@ impl Analytics {
         }
         if let Some(w) = &self.page_views {
             w.flush().await;
+        }
+        if let Err(e) = self.write_rollups().await {
+            tracing::warn!(error = %e, "writing request rollups failed");
         }
         if let Err(e) = self.write_tally().await {
             tracing::warn!(error = %e, "writing counted events failed");

@@ -1,6 +1,7 @@
-//! Rollups: what the dashboards read instead of the raw rows. A batch of rows is folded here into minute and
-//! hour buckets, which the store adds to the stored buckets (additive upserts, so several instances and late
-//! batches add up). Latency is kept as a fixed histogram per bucket, so a percentile over any window is exact
+//! Rollups: what the dashboards read instead of the raw rows. Every answered request is folded here, in memory,
+//! into minute and hour buckets; every few seconds the fold is added to the stored buckets (additive upserts, so
+//! several instances add up). The fold counts every request, also those whose raw row was not written (over the
+//! row budget, or dropped by a full queue). Latency is kept as a fixed histogram per bucket, so a percentile over any window is exact
 //! to one histogram bucket.
 
 use std::collections::HashMap;
@@ -102,7 +103,7 @@ pub struct PageTotals {
     pub total_load_ms: f64,
 }
 
-/// One batch of request rows, folded.
+/// Request rows, folded.
 #[derive(Debug, Default)]
 pub struct RequestFold {
     pub requests: HashMap<RequestKey, RequestTotals>,
@@ -113,6 +114,28 @@ impl RequestFold {
     pub fn of(rows: &[RequestRow]) -> RequestFold {
         let mut fold = RequestFold::default();
         for row in rows {
+            fold.add(row);
+        }
+        fold
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Adds another fold (one whose write failed) into this one.
+    pub fn merge(&mut self, other: RequestFold) {
+        for (key, totals) in other.requests {
+            self.requests.entry(key).or_default().add(&totals);
+        }
+        for (key, n) in other.users {
+            *self.users.entry(key).or_default() += n;
+        }
+    }
+
+    pub fn add(&mut self, row: &RequestRow) {
+        let fold = self;
+        {
             let bucket = latency_bucket(row.response_time_ms);
             for resolution in RESOLUTIONS {
                 let start = bucket_start(row.created_at, resolution);
@@ -144,7 +167,6 @@ impl RequestFold {
                 }
             }
         }
-        fold
     }
 }
 

@@ -42,9 +42,8 @@ fn multi_row_insert(table: &str, columns: &str, width: usize, rows: usize, tail:
     sql
 }
 
-/// Writes a batch of request rows and adds them to the request and active-user rollups, in one transaction.
+/// Writes a batch of request rows, in one transaction.
 pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<()> {
-    let fold = RequestFold::of(rows);
     let mut tx = db.writer().begin().await?;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = multi_row_insert("request_logs", REQUEST_COLUMNS, 14, chunk.len(), "");
@@ -68,7 +67,13 @@ pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<(
         }
         q.execute(&mut *tx).await?;
     }
-    add_request_rollups(&mut tx, &fold).await?;
+    tx.commit().await
+}
+
+/// Adds folded request totals to the stored request and active-user rollups, in one transaction.
+pub async fn write_request_rollups(db: &Db, fold: &RequestFold) -> sqlx::Result<()> {
+    let mut tx = db.writer().begin().await?;
+    add_request_rollups(&mut tx, fold).await?;
     tx.commit().await
 }
 
@@ -80,7 +85,7 @@ fn latency_columns() -> String {
 }
 
 /// Adds folded request totals to the stored rollups.
-pub async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx::Result<()> {
+async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx::Result<()> {
     let requests: Vec<(&RequestKey, &RequestTotals)> = fold.requests.iter().collect();
     let width = 10 + LATENCY_BUCKETS;
     let mut update = String::from(

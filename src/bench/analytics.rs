@@ -81,6 +81,7 @@ pub async fn run(database_url: &str, rows: u64, days: i64) -> anyhow::Result<()>
             request_log_days: 3650,
             page_view_days: 3650,
             metrics_days: 3650,
+            rows_per_second: 1,
             page_views_per_minute: 1,
         },
     );
@@ -175,6 +176,8 @@ async fn generate(db: &Db, count: u64, days: i64, now: i64) -> anyhow::Result<()
         });
         if batch.len() == BATCH || i + 1 == count {
             store::insert_request_logs(db, &batch).await?;
+            store::write_request_rollups(db, &crate::analytics::rollup::RequestFold::of(&batch))
+                .await?;
             batch.clear();
             if (i + 1) % 1_000_000 < BATCH as u64 {
                 println!(

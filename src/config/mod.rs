@@ -114,6 +114,8 @@ pub struct Config {
     pub analytics_page_view_days: i64,
     /// Days system samples are kept (`ANALYTICS_METRICS_DAYS`, 7).
     pub analytics_metrics_days: i64,
+    /// Raw request rows kept per second at most (`ANALYTICS_ROWS_PER_SECOND`, 1000); rollups count every request.
+    pub analytics_rows_per_second: u32,
     // Settings of later features, read and validated here so one place documents them all.
     pub enable_tool_logging: bool,
     /// Size at which a tool-call log file is rotated to `NAME.1`.
@@ -327,6 +329,13 @@ impl Config {
             analytics_request_log_days: bounded(&get, "ANALYTICS_REQUEST_LOG_DAYS", 30, 1, 3650)?,
             analytics_page_view_days: bounded(&get, "ANALYTICS_PAGE_VIEW_DAYS", 90, 1, 3650)?,
             analytics_metrics_days: bounded(&get, "ANALYTICS_METRICS_DAYS", 7, 1, 3650)?,
+            analytics_rows_per_second: bounded(
+                &get,
+                "ANALYTICS_ROWS_PER_SECOND",
+                1000,
+                1,
+                1_000_000,
+            )?,
             enable_tool_logging: get("ENABLE_TOOL_LOGGING")
                 .map(|v| parse_bool("ENABLE_TOOL_LOGGING", &v))
                 .transpose()?

@@ -41,7 +41,7 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     let logged = state
         .analytics
         .is_enabled()
-        .then(|| LoggedRequest::read(&mut request, &state));
+        .then(|| LoggedRequest::read(&mut request, &state, state.analytics.admit_row()));
 
     let mut response = if header_bytes(request.headers()) > state.config.max_header_bytes {
         AppError::HeadersTooLarge.into_response()
@@ -92,23 +92,27 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     let elapsed = started.elapsed().as_secs_f64();
     crate::telemetry::record_request(method_label(&method), route, status, elapsed);
     if let Some(logged) = logged {
-        state.analytics.record_request(RequestRow {
-            method: method_label(&method),
-            route,
-            path: logged.path,
-            status,
-            response_time_ms: elapsed * 1000.0,
-            request_size: logged.request_size,
-            response_size: response_size(&response),
-            ip: logged.ip,
-            user_agent: logged.user_agent,
-            referer: logged.referer,
-            user_id: logged.caller.get().cloned(),
-            error_message: (status >= 500)
-                .then(|| response.extensions().get::<ErrorCode>().map(|c| c.0))
-                .flatten(),
-            created_at: state.analytics.now_ms(),
-        });
+        let keep_row = logged.keep_row;
+        state.analytics.record_request(
+            RequestRow {
+                method: method_label(&method),
+                route,
+                path: logged.path,
+                status,
+                response_time_ms: elapsed * 1000.0,
+                request_size: logged.request_size,
+                response_size: response_size(&response),
+                ip: logged.ip,
+                user_agent: logged.user_agent,
+                referer: logged.referer,
+                user_id: logged.caller.get().cloned(),
+                error_message: (status >= 500)
+                    .then(|| response.extensions().get::<ErrorCode>().map(|c| c.0))
+                    .flatten(),
+                created_at: state.analytics.now_ms(),
+            },
+            keep_row,
+        );
     }
     let latency_ms = elapsed * 1000.0;
     span.in_scope(|| {
@@ -121,8 +125,10 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     response
 }
 
-/// What the request log keeps of a request, read before the request is handed on.
+/// What the request log keeps of a request, read before the request is handed on. Without `keep_row` only what
+/// the rollups need is read: no text is copied for a row that will not be written.
 struct LoggedRequest {
+    keep_row: bool,
     path: String,
     request_size: Option<i64>,
     ip: IpAddr,
@@ -133,7 +139,21 @@ struct LoggedRequest {
 
 impl LoggedRequest {
     /// Reads the request and leaves a [`CallerSlot`] in it for the extractors to fill.
-    fn read(request: &mut Request, state: &AppState) -> LoggedRequest {
+    fn read(request: &mut Request, state: &AppState, keep_row: bool) -> LoggedRequest {
+        let caller = CallerSlot::default();
+        if !keep_row {
+            let logged = LoggedRequest {
+                keep_row,
+                path: String::new(),
+                request_size: content_length(request.headers()),
+                ip: IpAddr::from([0, 0, 0, 0]),
+                user_agent: None,
+                referer: None,
+                caller: caller.clone(),
+            };
+            request.extensions_mut().insert(caller);
+            return logged;
+        }
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -146,8 +166,8 @@ impl LoggedRequest {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let caller = CallerSlot::default();
         let logged = LoggedRequest {
+            keep_row,
             // Only the path: the query is never read here (it can carry tokens); `tidy` cuts the length.
             path: request.uri().path().to_string(),
             request_size: content_length(headers),

@@ -17,6 +17,7 @@ db_tests!(
     tool_calls_llm_tokens_and_sms_are_counted_per_tool_user_and_type,
     the_system_overview_holds_this_process_and_its_samples,
     rollups_outlive_the_raw_rows_and_are_purged_on_their_own_windows,
+    over_the_row_budget_requests_are_counted_in_rollups_but_not_written_as_rows,
 );
 
 /// One generated request: (route, status, response ms, user, minutes before now).
@@ -62,21 +63,24 @@ fn workload() -> Vec<Generated> {
 fn record(app: &TestApp, rows: &[Generated]) {
     let now = app.clock.now_ms();
     for g in rows {
-        app.state.analytics.record_request(RequestRow {
-            method: "GET",
-            route: g.route,
-            path: g.route.to_string(),
-            status: g.status,
-            response_time_ms: g.ms,
-            request_size: Some(10),
-            response_size: Some(100),
-            ip: "192.0.2.1".parse().unwrap(),
-            user_agent: None,
-            referer: None,
-            user_id: g.user.clone(),
-            error_message: (g.status >= 500).then_some("internal"),
-            created_at: now - g.minutes_ago * 60_000 - 1_000,
-        });
+        app.state.analytics.record_request(
+            RequestRow {
+                method: "GET",
+                route: g.route,
+                path: g.route.to_string(),
+                status: g.status,
+                response_time_ms: g.ms,
+                request_size: Some(10),
+                response_size: Some(100),
+                ip: "192.0.2.1".parse().unwrap(),
+                user_agent: None,
+                referer: None,
+                user_id: g.user.clone(),
+                error_message: (g.status >= 500).then_some("internal"),
+                created_at: now - g.minutes_ago * 60_000 - 1_000,
+            },
+            true,
+        );
     }
 }
 
@@ -410,4 +414,24 @@ async fn rollups_outlive_the_raw_rows_and_are_purged_on_their_own_windows(kind: 
         .await
         .unwrap();
     assert_eq!(count(HOURS).await, 0);
+}
+
+async fn over_the_row_budget_requests_are_counted_in_rollups_but_not_written_as_rows(kind: DbKind) {
+    // The test clock stands still: every request falls in one second, whose budget is 5 rows.
+    let app = spawn_app_with(kind, &[("ANALYTICS_ROWS_PER_SECOND", "5")]).await;
+    for _ in 0..20 {
+        assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+    }
+    app.state.analytics.flush().await;
+
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_logs WHERE route = '/health'")
+        .fetch_one(&app.db().pool)
+        .await
+        .unwrap();
+    let (_, routes) = app.state.analytics.routes(1).await.unwrap();
+    let health = routes.iter().find(|r| r.route == "/health").unwrap();
+
+    assert_eq!(rows, 5, "raw rows stop at the budget");
+    assert_eq!(health.requests, 20, "the rollups count every request");
+    assert_eq!(app.state.analytics.over_budget(), 15);
 }
