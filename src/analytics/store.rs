@@ -16,9 +16,40 @@ use crate::{
 
 /// Rows one purge statement deletes at most, so a purge never holds the writer for long.
 pub const PURGE_BATCH: i64 = 1000;
-/// Rows per multi-row statement: request rows have 14 values, so 128 rows stay far below both databases'
-/// limits on bound parameters.
+/// Rows per multi-row statement at most.
 const ROWS_PER_STATEMENT: usize = 128;
+/// Bytes of bound values one statement carries at most (an estimate: each value's text or 8 bytes, plus its
+/// length prefix). sqlx 0.9 leaves Nagle's algorithm on (launchbadge/sqlx#4335), and over TLS a message longer
+/// than one 16 KiB record goes out in two writes, the second held until the server's delayed ACK: 40 ms per
+/// statement. Below one record, a statement is one write.
+const BYTES_PER_STATEMENT: usize = 12 * 1024;
+
+/// `items` cut into runs of at most [`ROWS_PER_STATEMENT`] items and about [`BYTES_PER_STATEMENT`] bytes.
+fn statements<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start == ROWS_PER_STATEMENT || bytes + n > BYTES_PER_STATEMENT) {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// The estimated bound size of `ints` numbers and the given texts.
+fn bound_bytes(ints: usize, texts: &[Option<&str>]) -> usize {
+    ints * 12
+        + texts
+            .iter()
+            .map(|t| 4 + t.map_or(0, str::len))
+            .sum::<usize>()
+}
 
 const REQUEST_COLUMNS: &str = "id, method, route, path, status_code, response_time_ms, request_size, \
      response_size, ip, user_agent, referer, user_id, error_message, created_at";
@@ -45,7 +76,20 @@ fn multi_row_insert(table: &str, columns: &str, width: usize, rows: usize, tail:
 /// Writes a batch of request rows, in one transaction.
 pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<()> {
     let mut tx = db.writer().begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let size = |r: &RequestRow| {
+        bound_bytes(
+            7,
+            &[
+                Some(r.route),
+                Some(&r.path),
+                r.user_agent.as_deref(),
+                r.referer.as_deref(),
+                r.user_id.as_deref(),
+                r.error_message,
+            ],
+        ) + 80
+    };
+    for chunk in statements(rows, size) {
         let sql = multi_row_insert("request_logs", REQUEST_COLUMNS, 14, chunk.len(), "");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
@@ -106,7 +150,7 @@ async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx
          response_bytes, {}",
         latency_columns()
     );
-    for chunk in requests.chunks(ROWS_PER_STATEMENT / 2) {
+    for chunk in statements(&requests, |(k, _)| bound_bytes(24, &[Some(k.route)])) {
         let sql = multi_row_insert("request_rollups", &columns, width, chunk.len(), &update);
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (k, t) in chunk {
@@ -128,7 +172,7 @@ async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx
         q.execute(&mut *tx).await?;
     }
     let users: Vec<_> = fold.users.iter().collect();
-    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statements(&users, |(k, _)| bound_bytes(3, &[Some(&k.user_id)])) {
         let sql = multi_row_insert(
             "active_user_rollups",
             "resolution, bucket_start, user_id, requests",
@@ -157,7 +201,18 @@ pub async fn insert_page_views(
     fold: &HashMap<PageKey, PageTotals>,
 ) -> sqlx::Result<()> {
     let mut tx = db.writer().begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let size = |v: &PageView| {
+        bound_bytes(
+            2,
+            &[
+                Some(&v.path),
+                v.title.as_deref(),
+                v.user_agent.as_deref(),
+                v.user_id.as_deref(),
+            ],
+        ) + 80
+    };
+    for chunk in statements(rows, size) {
         let sql = multi_row_insert("page_views", PAGE_VIEW_COLUMNS, 8, chunk.len(), "");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for v in chunk {
@@ -174,7 +229,7 @@ pub async fn insert_page_views(
         q.execute(&mut *tx).await?;
     }
     let pages: Vec<_> = fold.iter().collect();
-    for chunk in pages.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statements(&pages, |(k, _)| bound_bytes(5, &[Some(&k.path)])) {
         let sql = multi_row_insert(
             "page_view_rollups",
             "resolution, bucket_start, path, views, load_samples, total_load_ms",
@@ -220,7 +275,9 @@ pub async fn add_event_rollups(db: &Db, counts: &[(EventKey, Counted)]) -> sqlx:
     }
     let rows: Vec<_> = folded.into_iter().collect();
     let mut tx = db.writer().begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statements(&rows, |((_, _, _, subject, detail), _)| {
+        bound_bytes(4, &[Some(subject), Some(detail)]) + 20
+    }) {
         let sql = multi_row_insert(
             "event_rollups",
             "resolution, bucket_start, kind, subject, detail, events, amount",
@@ -536,6 +593,26 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_stay_under_the_row_and_byte_limits_and_keep_every_item() {
+        let small = vec![10_usize; 300];
+        let cut = statements(&small, |n| *n);
+        assert_eq!(
+            cut.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [128, 128, 44]
+        );
+        let big = vec![5000_usize; 5];
+        let cut = statements(&big, |n| *n);
+        assert_eq!(cut.iter().map(|c| c.len()).collect::<Vec<_>>(), [2, 2, 1]);
+        let huge = vec![50_000_usize; 2];
+        assert_eq!(
+            statements(&huge, |n| *n).len(),
+            2,
+            "an item over the limit goes alone"
+        );
+        assert!(statements::<usize>(&[], |n| *n).is_empty());
+    }
 
     #[test]
     fn a_multi_row_insert_numbers_its_placeholders_in_order() {
