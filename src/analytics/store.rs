@@ -7,7 +7,10 @@ use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, any::AnyArguments, query::Que
 
 use super::{
     PageView, RequestRow,
-    rollup::{LATENCY_BUCKETS, PageKey, PageTotals, RequestFold, RequestKey, RequestTotals},
+    rollup::{
+        HOUR_MS, LATENCY_BUCKETS, PageKey, PageTotals, RESOLUTIONS, RequestFold, RequestKey,
+        RequestTotals, bucket_start,
+    },
 };
 use crate::{
     store::Db,
@@ -121,75 +124,96 @@ pub async fn write_request_rollups(db: &Db, fold: &RequestFold) -> sqlx::Result<
     tx.commit().await
 }
 
-fn latency_columns() -> String {
-    (0..LATENCY_BUCKETS)
-        .map(|i| format!("lat_{i:02}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The table of `base` rollups at `resolution` (`request_rollups_minute`, `..._hour`).
+fn rollup_table(base: &str, resolution: i64) -> String {
+    let suffix = if resolution == HOUR_MS {
+        "hour"
+    } else {
+        "minute"
+    };
+    format!("{base}_{suffix}")
+}
+
+/// ` ON CONFLICT (keys) DO UPDATE SET` adding each of `sums` to the stored value and keeping the larger of each
+/// of `maxes`: rollups only ever grow, whichever instance or batch writes first.
+fn add_on_conflict(table: &str, keys: &str, sums: &[&str], maxes: &[&str]) -> String {
+    let sets: Vec<String> = sums
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .chain(maxes.iter().map(|c| {
+            format!(
+                "{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
+            )
+        }))
+        .collect();
+    format!(" ON CONFLICT ({keys}) DO UPDATE SET {}", sets.join(", "))
 }
 
 /// Adds folded request totals to the stored rollups.
 async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx::Result<()> {
-    let requests: Vec<(&RequestKey, &RequestTotals)> = fold.requests.iter().collect();
-    let width = 10 + LATENCY_BUCKETS;
-    let mut update = String::from(
-        " ON CONFLICT (resolution, bucket_start, method, route, status_code) DO UPDATE SET \
-         requests = request_rollups.requests + excluded.requests, \
-         total_ms = request_rollups.total_ms + excluded.total_ms, \
-         max_ms = CASE WHEN excluded.max_ms > request_rollups.max_ms THEN excluded.max_ms ELSE request_rollups.max_ms END, \
-         request_bytes = request_rollups.request_bytes + excluded.request_bytes, \
-         response_bytes = request_rollups.response_bytes + excluded.response_bytes",
-    );
-    for i in 0..LATENCY_BUCKETS {
-        update.push_str(&format!(
-            ", lat_{i:02} = request_rollups.lat_{i:02} + excluded.lat_{i:02}"
-        ));
-    }
+    let latency: Vec<String> = (0..LATENCY_BUCKETS)
+        .map(|i| format!("lat_{i:02}"))
+        .collect();
+    let mut sums = vec!["requests", "total_ms", "request_bytes", "response_bytes"];
+    sums.extend(latency.iter().map(String::as_str));
     let columns = format!(
-        "resolution, bucket_start, method, route, status_code, requests, total_ms, max_ms, request_bytes, \
-         response_bytes, {}",
-        latency_columns()
+        "bucket_start, method, route, status_code, requests, total_ms, max_ms, request_bytes, response_bytes, {}",
+        latency.join(", ")
     );
-    for chunk in statements(&requests, |(k, _)| bound_bytes(24, &[Some(k.route)])) {
-        let sql = multi_row_insert("request_rollups", &columns, width, chunk.len(), &update);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (k, t) in chunk {
-            q = q
-                .bind(k.resolution)
-                .bind(k.bucket_start)
-                .bind(k.method)
-                .bind(k.route)
-                .bind(i32::from(k.status))
-                .bind(t.requests)
-                .bind(t.total_ms)
-                .bind(t.max_ms)
-                .bind(t.request_bytes)
-                .bind(t.response_bytes);
-            for count in t.latency {
-                q = q.bind(count);
-            }
-        }
-        q.execute(&mut *tx).await?;
-    }
-    let users: Vec<_> = fold.users.iter().collect();
-    for chunk in statements(&users, |(k, _)| bound_bytes(3, &[Some(&k.user_id)])) {
-        let sql = multi_row_insert(
-            "active_user_rollups",
-            "resolution, bucket_start, user_id, requests",
-            4,
-            chunk.len(),
-            " ON CONFLICT (resolution, bucket_start, user_id) DO UPDATE SET \
-             requests = active_user_rollups.requests + excluded.requests",
+    for resolution in RESOLUTIONS {
+        let table = rollup_table("request_rollups", resolution);
+        let upsert = add_on_conflict(
+            &table,
+            "bucket_start, method, route, status_code",
+            &sums,
+            &["max_ms"],
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (k, n) in chunk {
-            q = q
-                .bind(k.resolution)
-                .bind(k.bucket_start)
-                .bind(k.user_id.as_str())
-                .bind(**n);
+        let requests: Vec<(&RequestKey, &RequestTotals)> = fold
+            .requests
+            .iter()
+            .filter(|(k, _)| k.resolution == resolution)
+            .collect();
+        for chunk in statements(&requests, |(k, _)| bound_bytes(23, &[Some(k.route)])) {
+            let sql = multi_row_insert(&table, &columns, 9 + LATENCY_BUCKETS, chunk.len(), &upsert);
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (k, t) in chunk {
+                q = q
+                    .bind(k.bucket_start)
+                    .bind(k.method)
+                    .bind(k.route)
+                    .bind(i32::from(k.status))
+                    .bind(t.requests)
+                    .bind(t.total_ms)
+                    .bind(t.max_ms)
+                    .bind(t.request_bytes)
+                    .bind(t.response_bytes);
+                for count in t.latency {
+                    q = q.bind(count);
+                }
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&mut *tx).await?;
+        let table = rollup_table("active_user_rollups", resolution);
+        let upsert = add_on_conflict(&table, "bucket_start, user_id", &["requests"], &[]);
+        let users: Vec<_> = fold
+            .users
+            .iter()
+            .filter(|(k, _)| k.resolution == resolution)
+            .collect();
+        for chunk in statements(&users, |(k, _)| bound_bytes(2, &[Some(&k.user_id)])) {
+            let sql = multi_row_insert(
+                &table,
+                "bucket_start, user_id, requests",
+                3,
+                chunk.len(),
+                &upsert,
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (k, n) in chunk {
+                q = q.bind(k.bucket_start).bind(k.user_id.as_str()).bind(**n);
+            }
+            q.execute(&mut *tx).await?;
+        }
     }
     Ok(())
 }
@@ -228,42 +252,50 @@ pub async fn insert_page_views(
         }
         q.execute(&mut *tx).await?;
     }
-    let pages: Vec<_> = fold.iter().collect();
-    for chunk in statements(&pages, |(k, _)| bound_bytes(5, &[Some(&k.path)])) {
-        let sql = multi_row_insert(
-            "page_view_rollups",
-            "resolution, bucket_start, path, views, load_samples, total_load_ms",
-            6,
-            chunk.len(),
-            " ON CONFLICT (resolution, bucket_start, path) DO UPDATE SET \
-             views = page_view_rollups.views + excluded.views, \
-             load_samples = page_view_rollups.load_samples + excluded.load_samples, \
-             total_load_ms = page_view_rollups.total_load_ms + excluded.total_load_ms",
+    for resolution in RESOLUTIONS {
+        let table = rollup_table("page_view_rollups", resolution);
+        let upsert = add_on_conflict(
+            &table,
+            "bucket_start, path",
+            &["views", "load_samples", "total_load_ms"],
+            &[],
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (k, t) in chunk {
-            q = q
-                .bind(k.resolution)
-                .bind(k.bucket_start)
-                .bind(k.path.as_str())
-                .bind(t.views)
-                .bind(t.load_samples)
-                .bind(t.total_load_ms);
+        let pages: Vec<_> = fold
+            .iter()
+            .filter(|(k, _)| k.resolution == resolution)
+            .collect();
+        for chunk in statements(&pages, |(k, _)| bound_bytes(4, &[Some(&k.path)])) {
+            let sql = multi_row_insert(
+                &table,
+                "bucket_start, path, views, load_samples, total_load_ms",
+                5,
+                chunk.len(),
+                &upsert,
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (k, t) in chunk {
+                q = q
+                    .bind(k.bucket_start)
+                    .bind(k.path.as_str())
+                    .bind(t.views)
+                    .bind(t.load_samples)
+                    .bind(t.total_load_ms);
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
 /// Adds drained tally counts to the event rollups (each at minute and hour resolution), in one transaction.
 pub async fn add_event_rollups(db: &Db, counts: &[(EventKey, Counted)]) -> sqlx::Result<()> {
-    let mut folded: HashMap<(i64, i64, &'static str, &str, &str), Counted> = HashMap::new();
-    for (key, c) in counts {
-        for resolution in super::rollup::RESOLUTIONS {
+    let mut tx = db.writer().begin().await?;
+    for resolution in RESOLUTIONS {
+        let mut folded: HashMap<(i64, &'static str, &str, &str), Counted> = HashMap::new();
+        for (key, c) in counts {
             let e = folded
                 .entry((
-                    resolution,
-                    super::rollup::bucket_start(key.minute_start, resolution),
+                    bucket_start(key.minute_start, resolution),
                     key.kind.as_str(),
                     key.subject.as_str(),
                     key.detail.as_str(),
@@ -272,32 +304,36 @@ pub async fn add_event_rollups(db: &Db, counts: &[(EventKey, Counted)]) -> sqlx:
             e.events += c.events;
             e.amount += c.amount;
         }
-    }
-    let rows: Vec<_> = folded.into_iter().collect();
-    let mut tx = db.writer().begin().await?;
-    for chunk in statements(&rows, |((_, _, _, subject, detail), _)| {
-        bound_bytes(4, &[Some(subject), Some(detail)]) + 20
-    }) {
-        let sql = multi_row_insert(
-            "event_rollups",
-            "resolution, bucket_start, kind, subject, detail, events, amount",
-            7,
-            chunk.len(),
-            " ON CONFLICT (resolution, bucket_start, kind, subject, detail) DO UPDATE SET \
-             events = event_rollups.events + excluded.events, amount = event_rollups.amount + excluded.amount",
+        let rows: Vec<_> = folded.into_iter().collect();
+        let table = rollup_table("event_rollups", resolution);
+        let upsert = add_on_conflict(
+            &table,
+            "bucket_start, kind, subject, detail",
+            &["events", "amount"],
+            &[],
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for ((resolution, start, kind, subject, detail), c) in chunk {
-            q = q
-                .bind(*resolution)
-                .bind(*start)
-                .bind(*kind)
-                .bind(*subject)
-                .bind(*detail)
-                .bind(c.events)
-                .bind(c.amount);
+        for chunk in statements(&rows, |((_, _, subject, detail), _)| {
+            bound_bytes(3, &[Some(subject), Some(detail)]) + 20
+        }) {
+            let sql = multi_row_insert(
+                &table,
+                "bucket_start, kind, subject, detail, events, amount",
+                6,
+                chunk.len(),
+                &upsert,
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((start, kind, subject, detail), c) in chunk {
+                q = q
+                    .bind(*start)
+                    .bind(*kind)
+                    .bind(*subject)
+                    .bind(*detail)
+                    .bind(c.events)
+                    .bind(c.amount);
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
@@ -368,15 +404,19 @@ pub struct Window {
     pub to: i64,
 }
 
-/// `sql` (made of constants only) with the window's three parameters bound.
+/// `sql` (made of constants and table names only) with the window's two parameters bound.
 fn windowed(sql: String, w: Window) -> Query<'static, Any, AnyArguments> {
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(w.resolution)
-        .bind(w.from)
-        .bind(w.to)
+    sqlx::query(AssertSqlSafe(sql)).bind(w.from).bind(w.to)
 }
 
-const IN_WINDOW: &str = "resolution = $1 AND bucket_start >= $2 AND bucket_start < $3";
+const IN_WINDOW: &str = "bucket_start >= $1 AND bucket_start < $2";
+
+impl Window {
+    /// The window's table of `base` rollups.
+    fn table(self, base: &str) -> String {
+        rollup_table(base, self.resolution)
+    }
+}
 
 /// Request totals per (method, route, status) over the window.
 pub async fn request_totals(
@@ -386,10 +426,11 @@ pub async fn request_totals(
     let sums = (0..LATENCY_BUCKETS)
         .map(|i| format!(", CAST(SUM(lat_{i:02}) AS BIGINT)"))
         .collect::<String>();
+    let t = w.table("request_rollups");
     let sql = format!(
         "SELECT method, route, status_code, CAST(SUM(requests) AS BIGINT), SUM(total_ms), MAX(max_ms), \
          CAST(SUM(request_bytes) AS BIGINT), CAST(SUM(response_bytes) AS BIGINT){sums} \
-         FROM request_rollups WHERE {IN_WINDOW} GROUP BY method, route, status_code"
+         FROM {t} WHERE {IN_WINDOW} GROUP BY method, route, status_code"
     );
     let rows = windowed(sql, w).fetch_all(&db.pool).await?;
     rows.iter()
@@ -420,10 +461,11 @@ pub async fn request_totals(
 
 /// Requests and server errors per bucket over the window, oldest first.
 pub async fn request_series(db: &Db, w: Window) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    let t = w.table("request_rollups");
     let sql = format!(
         "SELECT bucket_start, CAST(SUM(requests) AS BIGINT), \
          CAST(SUM(CASE WHEN status_code >= 500 THEN requests ELSE 0 END) AS BIGINT) \
-         FROM request_rollups WHERE {IN_WINDOW} GROUP BY bucket_start ORDER BY bucket_start"
+         FROM {t} WHERE {IN_WINDOW} GROUP BY bucket_start ORDER BY bucket_start"
     );
     let rows = windowed(sql, w).fetch_all(&db.pool).await?;
     rows.iter()
@@ -433,7 +475,8 @@ pub async fn request_series(db: &Db, w: Window) -> sqlx::Result<Vec<(i64, i64, i
 
 /// Distinct signed-in users seen in the window.
 pub async fn active_users(db: &Db, w: Window) -> sqlx::Result<i64> {
-    let sql = format!("SELECT COUNT(DISTINCT user_id) FROM active_user_rollups WHERE {IN_WINDOW}");
+    let t = w.table("active_user_rollups");
+    let sql = format!("SELECT COUNT(DISTINCT user_id) FROM {t} WHERE {IN_WINDOW}");
     windowed(sql, w).fetch_one(&db.pool).await?.try_get(0)
 }
 
@@ -443,9 +486,10 @@ pub async fn top_pages(
     w: Window,
     limit: i64,
 ) -> sqlx::Result<Vec<(String, i64, i64, f64)>> {
+    let t = w.table("page_view_rollups");
     let sql = format!(
         "SELECT path, CAST(SUM(views) AS BIGINT) AS v, CAST(SUM(load_samples) AS BIGINT), SUM(total_load_ms) \
-         FROM page_view_rollups WHERE {IN_WINDOW} GROUP BY path ORDER BY v DESC, path LIMIT $4"
+         FROM {t} WHERE {IN_WINDOW} GROUP BY path ORDER BY v DESC, path LIMIT $3"
     );
     let rows = windowed(sql, w).bind(limit).fetch_all(&db.pool).await?;
     rows.iter()
@@ -455,9 +499,8 @@ pub async fn top_pages(
 
 /// Page views in the window.
 pub async fn page_view_count(db: &Db, w: Window) -> sqlx::Result<i64> {
-    let sql = format!(
-        "SELECT CAST(COALESCE(SUM(views), 0) AS BIGINT) FROM page_view_rollups WHERE {IN_WINDOW}"
-    );
+    let t = w.table("page_view_rollups");
+    let sql = format!("SELECT CAST(COALESCE(SUM(views), 0) AS BIGINT) FROM {t} WHERE {IN_WINDOW}");
     windowed(sql, w).fetch_one(&db.pool).await?.try_get(0)
 }
 
@@ -466,9 +509,10 @@ pub async fn event_totals(
     db: &Db,
     w: Window,
 ) -> sqlx::Result<Vec<(String, String, String, i64, i64)>> {
+    let t = w.table("event_rollups");
     let sql = format!(
         "SELECT kind, subject, detail, CAST(SUM(events) AS BIGINT), CAST(SUM(amount) AS BIGINT) \
-         FROM event_rollups WHERE {IN_WINDOW} GROUP BY kind, subject, detail ORDER BY kind, subject, detail"
+         FROM {t} WHERE {IN_WINDOW} GROUP BY kind, subject, detail ORDER BY kind, subject, detail"
     );
     let rows = windowed(sql, w).fetch_all(&db.pool).await?;
     rows.iter()
@@ -539,11 +583,11 @@ pub async fn delete_older_than(db: &Db, table: Table, before_ms: i64) -> sqlx::R
         // Rollups have composite keys: whole buckets go, the oldest first, a few at a time.
         Some(resolution) => {
             let (name, _) = table.name_and_key();
+            let name = rollup_table(name, resolution);
             sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {name} WHERE resolution = $1 AND bucket_start IN (SELECT DISTINCT bucket_start \
-                 FROM {name} WHERE resolution = $1 AND bucket_start < $2 ORDER BY bucket_start LIMIT 10)"
+                "DELETE FROM {name} WHERE bucket_start IN (SELECT DISTINCT bucket_start \
+                 FROM {name} WHERE bucket_start < $1 ORDER BY bucket_start LIMIT 10)"
             )))
-            .bind(resolution)
             .bind(before_ms)
             .execute(db.writer())
             .await?

@@ -69,6 +69,8 @@ pub async fn run(database_url: &str, rows: u64, days: i64) -> anyhow::Result<()>
         println!("{existing} request rows already there; not generating");
     } else {
         generate(&db, rows - existing as u64, days, now).await?;
+        // What autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) would do for a server in use.
+        sqlx::query("ANALYZE").execute(db.writer()).await?;
     }
     let clock = Arc::new(SystemClock);
     let analytics = Analytics::start(

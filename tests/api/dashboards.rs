@@ -370,10 +370,8 @@ async fn rollups_outlive_the_raw_rows_and_are_purged_on_their_own_windows(kind: 
         }
     };
     const RAW: &str = "SELECT COUNT(*) FROM request_logs WHERE route = '/gen/old'";
-    const MINUTES: &str =
-        "SELECT COUNT(*) FROM request_rollups WHERE route = '/gen/old' AND resolution = 60000";
-    const HOURS: &str =
-        "SELECT COUNT(*) FROM request_rollups WHERE route = '/gen/old' AND resolution = 3600000";
+    const MINUTES: &str = "SELECT COUNT(*) FROM request_rollups_minute WHERE route = '/gen/old'";
+    const HOURS: &str = "SELECT COUNT(*) FROM request_rollups_hour WHERE route = '/gen/old'";
     assert_eq!(
         (count(RAW).await, count(MINUTES).await, count(HOURS).await),
         (1, 1, 1)
