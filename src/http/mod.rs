@@ -44,6 +44,8 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(analytics::router())
         .merge(saved_tests::router())
         .merge(connections::router())
+        // The browser pages sit beside the API: they only serve files; the browser calls the API itself.
+        .merge(crate::web::router())
 }
 
 /// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,

@@ -633,6 +633,25 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "The SMS transaction log with its summary: ?phone_number&type&failed&limit&offset",
         "sms:read-all",
     ),
+    ("get", "/", "Redirect to the chat page", "none"),
+    (
+        "get",
+        "/login",
+        "The sign-in page (HTML; password, then a second factor when due)",
+        "none",
+    ),
+    (
+        "get",
+        "/chat",
+        "The chat page (HTML; it sends a signed-out browser to /login)",
+        "none",
+    ),
+    (
+        "get",
+        "/static/{file}",
+        "The pages' CSS and JavaScript, compiled into the binary",
+        "none",
+    ),
 ];
 
 async fn docs(State(state): State<AppState>) -> axum::Json<Value> {

@@ -46,3 +46,4 @@ mod tokens;
 mod tool_log;
 mod upstreams;
 mod users;
+mod web;

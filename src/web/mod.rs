@@ -1,0 +1,87 @@
+//! The browser pages: the sign-in page, the chat page and their CSS and JavaScript, compiled into the binary
+//! (nothing is read from disk at run time, nothing is fetched from another host). Server-side this module only
+//! serves files; the pages reach every service through the JSON/SSE API from the browser, as any client does.
+//!
+//! The pages obey the strict CSP the edge sets (`default-src 'self'`): no inline script or style, no event
+//! handler attributes, and the scripts build the DOM with `textContent` only (tests/api/web.rs checks all of it).
+
+use axum::{
+    extract::Path,
+    http::{HeaderValue, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+
+use crate::http::{error::AppError, routes::Routes};
+
+/// The sign-in page (password, then a second factor when one is due).
+pub const LOGIN_PAGE: &str = include_str!("assets/login.html");
+/// The chat page (conversations, streamed answers, tool calls).
+pub const CHAT_PAGE: &str = include_str!("assets/chat.html");
+
+/// (file name under `/static/`, Content-Type, body) of every asset the pages load.
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/common.js"),
+    ),
+    (
+        "markdown.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/markdown.js"),
+    ),
+    (
+        "login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/login.js"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/chat.js"),
+    ),
+];
+
+/// Assets carry no content hash in their names (ES module imports would have to be rewritten), so browsers
+/// keep them only briefly: an upgraded server is seen within five minutes.
+const ASSET_CACHE: &str = "public, max-age=300";
+
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/", home)
+        .get("/login", login_page)
+        .get("/chat", chat_page)
+        .get("/static/{file}", asset)
+}
+
+async fn home() -> Redirect {
+    Redirect::to("/chat")
+}
+
+/// Pages keep the edge's `Cache-Control: no-store`: they are small and always match the assets served.
+async fn login_page() -> Html<&'static str> {
+    Html(LOGIN_PAGE)
+}
+
+async fn chat_page() -> Html<&'static str> {
+    Html(CHAT_PAGE)
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (header::CACHE_CONTROL, HeaderValue::from_static(ASSET_CACHE)),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => AppError::NotFound("Not found".into()).into_response(),
+    }
+}
