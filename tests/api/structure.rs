@@ -153,6 +153,26 @@ fn only_the_web_face_knows_http() {
 }
 
 #[test]
+fn the_pages_reach_no_service_from_the_server() {
+    // `web` serves files through the route registrar; the browser calls the API for everything else.
+    let offending: Vec<String> = sources()
+        .iter()
+        .filter(|s| s.path.starts_with("src/web/"))
+        .flat_map(|s| {
+            crate_modules(&s.code)
+                .into_iter()
+                .filter(|(m, _)| m != "http")
+                .map(|(m, line)| format!("  {}:{line}: crate::{m}", s.path))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_none(
+        "src/web imports a module other than http (its registrar and error)",
+        offending,
+    );
+}
+
+#[test]
 fn handlers_reach_the_database_only_through_services() {
     let offending: Vec<String> = texts(&["state.db", "::store::"], |f| !f.starts_with("src/http/"))
         .into_iter()
