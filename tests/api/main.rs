@@ -44,5 +44,6 @@ mod telesign;
 mod throttle;
 mod tokens;
 mod tool_log;
+mod ui;
 mod upstreams;
 mod users;
