@@ -69,8 +69,17 @@ async fn run_scenario(modules: &PathBuf, config: Value) -> Value {
 
 /// Everything that must stay empty in a report.
 fn assert_clean(report: &Value) {
-    assert_eq!(report["error"], Value::Null, "the scenario failed: {report:#}");
-    for field in ["consoleErrors", "pageErrors", "cspViolations", "foreignRequests"] {
+    assert_eq!(
+        report["error"],
+        Value::Null,
+        "the scenario failed: {report:#}"
+    );
+    for field in [
+        "consoleErrors",
+        "pageErrors",
+        "cspViolations",
+        "foreignRequests",
+    ] {
         assert_eq!(report[field], json!([]), "{field}: {report:#}");
     }
     for (page, findings) in report["axe"].as_object().unwrap() {
@@ -114,13 +123,21 @@ async fn a_user_signs_in_chats_with_a_tool_and_signs_out_in_a_real_browser() {
     // The login error says only what the API says: nothing about which part was wrong.
     let refused = report["wrongPasswordMessage"].as_str().unwrap();
     assert!(!refused.is_empty());
-    assert!(!refused.to_lowercase().contains("password is wrong"), "{refused}");
+    assert!(
+        !refused.to_lowercase().contains("password is wrong"),
+        "{refused}"
+    );
     assert_eq!(report["userName"], "admin");
-    assert!(report["answer"].as_str().unwrap().contains('8'), "{report:#}");
+    assert!(
+        report["answer"].as_str().unwrap().contains('8'),
+        "{report:#}"
+    );
     let cards = report["toolCards"].as_array().unwrap();
     assert!(
-        cards.iter().any(|c| c["name"].as_str().unwrap().contains("add")
-            && c["result"].as_str().unwrap().contains('8')),
+        cards
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().contains("add")
+                && c["result"].as_str().unwrap().contains('8')),
         "a tool card for add with its result: {cards:#?}"
     );
     for shot in report["screenshots"].as_array().unwrap() {
@@ -129,4 +146,60 @@ async fn a_user_signs_in_chats_with_a_tool_and_signs_out_in_a_real_browser() {
         assert!(bytes > 1000, "{path} was written ({bytes} bytes)");
     }
     assert_eq!(report["screenshots"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_answer_with_script_bearing_markdown_runs_nothing() {
+    use crate::llm_mock::{Mock, openai_app, openai_stream};
+    let Some(modules) = browser_modules() else {
+        return;
+    };
+    let mock = Mock::default();
+    mock.push(openai_stream(
+        &[
+            "Look: <script>window.__pwned = 'script'</script> ",
+            "[click me](javascript:window.__pwned='link') ",
+            "<img src=x onerror=\"window.__pwned='img'\"> ",
+            "<a href=\"javascript:window.__pwned='a'\" onclick=\"window.__pwned='click'\">a</a> ",
+            "[fine](https://example.invalid/page) end of answer",
+        ],
+        None,
+        Duration::from_millis(5),
+    ));
+    let app = openai_app(DbKind::Sqlite, &mock, &[]).await;
+
+    let report = run_scenario(
+        &modules,
+        json!({
+            "base": app.base,
+            "scenario": "hostile_markdown",
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+            "message": "hi",
+            "screenshots": screenshot_dir(),
+        }),
+    )
+    .await;
+
+    assert_clean(&report);
+    assert_eq!(
+        report["steps"],
+        json!(["signed in", "hostile answer shown", "checked"])
+    );
+    let rendered = &report["rendered"];
+    assert_eq!(rendered["pwned"], Value::Null, "{rendered:#}");
+    assert_eq!(rendered["elements"], json!([]), "{rendered:#}");
+    assert_eq!(rendered["handlers"], json!([]), "{rendered:#}");
+    for href in rendered["hrefs"].as_array().unwrap() {
+        let href = href.as_str().unwrap();
+        assert!(
+            href.starts_with("https://") || href.starts_with("http://"),
+            "{href}"
+        );
+    }
+    // The markup is shown as the text it is.
+    assert!(
+        rendered["text"].as_str().unwrap().contains("<script>"),
+        "{rendered:#}"
+    );
 }

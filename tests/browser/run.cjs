@@ -140,7 +140,50 @@ async function signInAndChat(page) {
   step('signed out: /chat sends the browser back to /login');
 }
 
-const SCENARIOS = { sign_in_and_chat: signInAndChat };
+async function signIn(page) {
+  await page.goto(`${config.base}/login`);
+  await page.fill('#username', config.username);
+  await page.fill('#password', config.password);
+  await page.click('#login-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  step('signed in');
+}
+
+// A model answer full of markup that would run script if it were rendered as HTML: it must arrive as text.
+async function hostileMarkdown(page) {
+  await signIn(page);
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  await page.fill('#message-input', config.message);
+  await page.click('#send');
+  await page.waitForFunction(
+    () => {
+      const all = document.querySelectorAll('.message.assistant');
+      const last = all[all.length - 1];
+      return last && last.getAttribute('aria-busy') !== 'true' && last.textContent.includes('end of answer');
+    },
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  step('hostile answer shown');
+  // Anything that could have run gets a moment to do so.
+  await page.waitForTimeout(300);
+  report.rendered = await page.evaluate(() => {
+    const log = document.querySelector('#messages');
+    return {
+      pwned: window.__pwned === undefined ? null : String(window.__pwned),
+      elements: [...log.querySelectorAll('script, img, iframe, object, embed, svg, style, form')].map((e) => e.tagName),
+      handlers: [...log.querySelectorAll('*')]
+        .flatMap((e) => [...e.attributes].map((a) => a.name))
+        .filter((n) => n.startsWith('on')),
+      hrefs: [...log.querySelectorAll('a[href]')].map((a) => a.href),
+      text: log.textContent,
+    };
+  });
+  step('checked');
+}
+
+const SCENARIOS = { sign_in_and_chat: signInAndChat, hostile_markdown: hostileMarkdown };
 
 (async () => {
   fs.mkdirSync(config.screenshots, { recursive: true });
