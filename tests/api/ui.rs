@@ -67,8 +67,13 @@ async fn run_scenario(modules: &PathBuf, config: Value) -> Value {
     })
 }
 
-/// Everything that must stay empty in a report.
-fn assert_clean(report: &Value) {
+/// Everything that must stay empty in a report, and the failed answers it expects (`"POST /auth/login 401"`).
+fn assert_clean(report: &Value, expected_failures: &[&str]) {
+    assert_eq!(
+        report["failedResponses"],
+        json!(expected_failures),
+        "answers of 400 and above: {report:#}"
+    );
     assert_eq!(
         report["error"],
         Value::Null,
@@ -107,7 +112,7 @@ async fn a_user_signs_in_chats_with_a_tool_and_signs_out_in_a_real_browser() {
     )
     .await;
 
-    assert_clean(&report);
+    assert_clean(&report, &["POST /auth/login 401"]);
     assert_eq!(
         report["steps"],
         json!([
@@ -181,7 +186,7 @@ async fn a_model_answer_with_script_bearing_markdown_runs_nothing() {
     )
     .await;
 
-    assert_clean(&report);
+    assert_clean(&report, &[]);
     assert_eq!(
         report["steps"],
         json!(["signed in", "hostile answer shown", "checked"])

@@ -21,6 +21,7 @@ const report = {
   pageErrors: [],
   cspViolations: [],
   foreignRequests: [],
+  failedResponses: [],
   axe: {},
   screenshots: [],
   error: null,
@@ -39,7 +40,15 @@ function watch(page) {
   page.on('console', (msg) => {
     if (msg.type() === 'error') {
       const text = msg.text();
+      // Chromium logs every 4xx/5xx answer as "Failed to load resource"; those are in failedResponses, where the
+      // test compares them with the ones the scenario expects (a wrong password's 401).
+      if (text.startsWith('Failed to load resource')) return;
       (text.includes('Content Security Policy') ? report.cspViolations : report.consoleErrors).push(text);
+    }
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400) {
+      report.failedResponses.push(`${res.request().method()} ${new URL(res.url()).pathname} ${res.status()}`);
     }
   });
   page.on('pageerror', (err) => report.pageErrors.push(String(err)));
