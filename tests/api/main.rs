@@ -44,6 +44,7 @@ mod telesign;
 mod throttle;
 mod tokens;
 mod tool_log;
+mod ui;
 mod upstreams;
 mod users;
 mod web;

@@ -1,0 +1,210 @@
+//! The web UI in a real browser: Debian's Chromium, headless, driven by tests/browser/run.cjs (playwright-core)
+//! against the server on a free port. Each scenario's report must show every step done and nothing that must
+//! not happen: no console or page error, no CSP violation, no request to another host, no serious or critical
+//! axe-core finding. Screenshots of each page at 1280x800 and 390x844 go to `<target>/ui-screenshots/`.
+//!
+//! The browser is a peer like the Python SDKs: `.ci/run` installs Chromium and the npm packages; without them the
+//! test says it was not run, unless WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use crate::helpers::prelude::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The node_modules folder with playwright-core and axe-core, when it and Chromium are there.
+fn browser_modules() -> Option<PathBuf> {
+    let modules = PathBuf::from(
+        std::env::var("WARDEN_TEST_BROWSER_MODULES")
+            .unwrap_or_else(|_| "/root/.cache/warden-ci/browser/node_modules".into()),
+    );
+    let ok = modules.join("playwright-core").is_dir()
+        && modules.join("axe-core").is_dir()
+        && std::path::Path::new(CHROMIUM).exists();
+    if ok {
+        return Some(modules);
+    }
+    if std::env::var("WARDEN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!(
+            "the browser is required (WARDEN_REQUIRE_PEERS=1) but {CHROMIUM} or {} is missing; run .ci/run",
+            modules.display()
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** browser test NOT RUN: {CHROMIUM} or {} is missing (run .ci/run to install them) ***\n",
+        modules.display()
+    );
+    None
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("ui-screenshots")
+}
+
+/// Runs one scenario of tests/browser/run.cjs and returns its report.
+async fn run_scenario(modules: &PathBuf, config: Value) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/run.cjs");
+    let run = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(config.to_string())
+        .env("NODE_PATH", modules)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser scenario finishes within 180 s")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "the driver printed no report ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Everything that must stay empty in a report, and the failed answers it expects (`"POST /auth/login 401"`).
+fn assert_clean(report: &Value, expected_failures: &[&str]) {
+    assert_eq!(
+        report["failedResponses"],
+        json!(expected_failures),
+        "answers of 400 and above: {report:#}"
+    );
+    assert_eq!(
+        report["error"],
+        Value::Null,
+        "the scenario failed: {report:#}"
+    );
+    for field in [
+        "consoleErrors",
+        "pageErrors",
+        "cspViolations",
+        "foreignRequests",
+    ] {
+        assert_eq!(report[field], json!([]), "{field}: {report:#}");
+    }
+    for (page, findings) in report["axe"].as_object().unwrap() {
+        assert_eq!(findings, &json!([]), "axe-core on {page}: {findings:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_chats_with_a_tool_and_signs_out_in_a_real_browser() {
+    let Some(modules) = browser_modules() else {
+        return;
+    };
+    let app = spawn_app(DbKind::Sqlite).await;
+
+    let report = run_scenario(
+        &modules,
+        json!({
+            "base": app.base,
+            "scenario": "sign_in_and_chat",
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+            "message": "add 5 and 3",
+            "screenshots": screenshot_dir(),
+        }),
+    )
+    .await;
+
+    assert_clean(&report, &["POST /auth/login 401"]);
+    assert_eq!(
+        report["steps"],
+        json!([
+            "signed-out browser sent to /login",
+            "wrong password refused with a message",
+            "signed in and on /chat",
+            "new conversation",
+            "answer streamed with its tool card",
+            "conversation deleted",
+            "signed out: /chat sends the browser back to /login",
+        ])
+    );
+    // The login error says only what the API says: nothing about which part was wrong.
+    let refused = report["wrongPasswordMessage"].as_str().unwrap();
+    assert!(!refused.is_empty());
+    assert!(
+        !refused.to_lowercase().contains("password is wrong"),
+        "{refused}"
+    );
+    assert_eq!(report["userName"], "admin");
+    assert!(
+        report["answer"].as_str().unwrap().contains('8'),
+        "{report:#}"
+    );
+    let cards = report["toolCards"].as_array().unwrap();
+    assert!(
+        cards
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().contains("add")
+                && c["result"].as_str().unwrap().contains('8')),
+        "a tool card for add with its result: {cards:#?}"
+    );
+    for shot in report["screenshots"].as_array().unwrap() {
+        let path = shot.as_str().unwrap();
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        assert!(bytes > 1000, "{path} was written ({bytes} bytes)");
+    }
+    assert_eq!(report["screenshots"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_answer_with_script_bearing_markdown_runs_nothing() {
+    use crate::llm_mock::{Mock, openai_app, openai_stream};
+    let Some(modules) = browser_modules() else {
+        return;
+    };
+    let mock = Mock::default();
+    mock.push(openai_stream(
+        &[
+            "Look: <script>window.__pwned = 'script'</script> ",
+            "[click me](javascript:window.__pwned='link') ",
+            "<img src=x onerror=\"window.__pwned='img'\"> ",
+            "<a href=\"javascript:window.__pwned='a'\" onclick=\"window.__pwned='click'\">a</a> ",
+            "[fine](https://example.invalid/page) end of answer",
+        ],
+        None,
+        Duration::from_millis(5),
+    ));
+    let app = openai_app(DbKind::Sqlite, &mock, &[]).await;
+
+    let report = run_scenario(
+        &modules,
+        json!({
+            "base": app.base,
+            "scenario": "hostile_markdown",
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+            "message": "hi",
+            "screenshots": screenshot_dir(),
+        }),
+    )
+    .await;
+
+    assert_clean(&report, &[]);
+    assert_eq!(
+        report["steps"],
+        json!(["signed in", "hostile answer shown", "checked"])
+    );
+    let rendered = &report["rendered"];
+    assert_eq!(rendered["pwned"], Value::Null, "{rendered:#}");
+    assert_eq!(rendered["elements"], json!([]), "{rendered:#}");
+    assert_eq!(rendered["handlers"], json!([]), "{rendered:#}");
+    for href in rendered["hrefs"].as_array().unwrap() {
+        let href = href.as_str().unwrap();
+        assert!(
+            href.starts_with("https://") || href.starts_with("http://"),
+            "{href}"
+        );
+    }
+    // The markup is shown as the text it is.
+    assert!(
+        rendered["text"].as_str().unwrap().contains("<script>"),
+        "{rendered:#}"
+    );
+}

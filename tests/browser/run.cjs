@@ -1,0 +1,215 @@
+// Drives Debian's Chromium (headless) through Warden's pages for tests/api/ui.rs, and prints one JSON report on
+// standard output: the steps done, and everything that must stay empty (console errors, page errors, CSP
+// violations, requests to any other host, serious or critical axe-core findings). The Rust test asserts on it.
+//
+//   node tests/browser/run.cjs '{"base": "http://127.0.0.1:PORT", "scenario": "sign_in_and_chat",
+//                               "username": "...", "password": "...", "screenshots": "DIR"}'
+//
+// playwright-core and axe-core come from NODE_PATH (.ci/run installs them from tests/browser/package-lock.json).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const config = JSON.parse(process.argv[2]);
+const origin = new URL(config.base).origin;
+const report = {
+  steps: [],
+  consoleErrors: [],
+  pageErrors: [],
+  cspViolations: [],
+  foreignRequests: [],
+  failedResponses: [],
+  axe: {},
+  screenshots: [],
+  error: null,
+};
+const VIEWPORTS = [
+  { name: 'desktop', width: 1280, height: 800 },
+  { name: 'phone', width: 390, height: 844 },
+];
+const STEP_TIMEOUT = 15000;
+
+function step(name) {
+  report.steps.push(name);
+}
+
+function watch(page) {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') {
+      const text = msg.text();
+      // Chromium logs every 4xx/5xx answer as "Failed to load resource"; those are in failedResponses, where the
+      // test compares them with the ones the scenario expects (a wrong password's 401).
+      if (text.startsWith('Failed to load resource')) return;
+      (text.includes('Content Security Policy') ? report.cspViolations : report.consoleErrors).push(text);
+    }
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400) {
+      report.failedResponses.push(`${res.request().method()} ${new URL(res.url()).pathname} ${res.status()}`);
+    }
+  });
+  page.on('pageerror', (err) => report.pageErrors.push(String(err)));
+  page.on('request', (req) => {
+    const url = req.url();
+    if (!url.startsWith('data:') && !url.startsWith('blob:') && new URL(url).origin !== origin) {
+      report.foreignRequests.push(url);
+    }
+  });
+  page.on('dialog', (dialog) => dialog.accept());
+}
+
+// axe-core run through the DevTools protocol, so the page's CSP (no inline script) does not block it.
+async function audit(page, name) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  report.axe[name] = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+}
+
+async function shoot(page, name) {
+  for (const vp of VIEWPORTS) {
+    await page.setViewportSize({ width: vp.width, height: vp.height });
+    const file = path.join(config.screenshots, `${name}-${vp.width}x${vp.height}.png`);
+    await page.screenshot({ path: file, fullPage: false });
+    report.screenshots.push(file);
+  }
+  await page.setViewportSize({ width: VIEWPORTS[0].width, height: VIEWPORTS[0].height });
+}
+
+async function signInAndChat(page) {
+  await page.goto(`${config.base}/chat`);
+  await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
+  step('signed-out browser sent to /login');
+  await audit(page, 'login');
+  await shoot(page, 'login');
+
+  await page.fill('#username', config.username);
+  await page.fill('#password', 'not-the-password');
+  await page.click('#login-submit');
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent.trim() !== '', null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.wrongPasswordMessage = (await page.textContent('#login-error')).trim();
+  step('wrong password refused with a message');
+
+  await page.fill('#password', config.password);
+  await page.click('#login-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(() => document.querySelector('#user-name').textContent.trim() !== '', null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.userName = (await page.textContent('#user-name')).trim();
+  step('signed in and on /chat');
+
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  step('new conversation');
+
+  await page.fill('#message-input', config.message);
+  await page.click('#send');
+  await page.waitForSelector('.message.assistant:not([aria-busy="true"])', { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(
+    () => {
+      const all = document.querySelectorAll('.message.assistant');
+      const last = all[all.length - 1];
+      return last && last.getAttribute('aria-busy') !== 'true' && last.textContent.trim() !== '';
+    },
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.answer = await page.evaluate(() => {
+    const all = document.querySelectorAll('.message.assistant');
+    return all[all.length - 1].textContent.trim();
+  });
+  report.toolCards = await page.$$eval('.tool-card', (cards) =>
+    cards.map((c) => ({
+      name: (c.querySelector('.tool-name') || {}).textContent || '',
+      status: (c.querySelector('.tool-status') || {}).textContent || '',
+      result: (c.querySelector('.tool-result') || {}).textContent || '',
+    })),
+  );
+  step('answer streamed with its tool card');
+  await audit(page, 'chat');
+  await shoot(page, 'chat');
+
+  await page.click('#session-list li[data-session-id] button.session-delete');
+  await page.waitForFunction(() => document.querySelectorAll('#session-list li[data-session-id]').length === 0, null, {
+    timeout: STEP_TIMEOUT,
+  });
+  step('conversation deleted');
+
+  await page.click('#sign-out');
+  await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
+  await page.goto(`${config.base}/chat`);
+  await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
+  step('signed out: /chat sends the browser back to /login');
+}
+
+async function signIn(page) {
+  await page.goto(`${config.base}/login`);
+  await page.fill('#username', config.username);
+  await page.fill('#password', config.password);
+  await page.click('#login-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  step('signed in');
+}
+
+// A model answer full of markup that would run script if it were rendered as HTML: it must arrive as text.
+async function hostileMarkdown(page) {
+  await signIn(page);
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  await page.fill('#message-input', config.message);
+  await page.click('#send');
+  await page.waitForFunction(
+    () => {
+      const all = document.querySelectorAll('.message.assistant');
+      const last = all[all.length - 1];
+      return last && last.getAttribute('aria-busy') !== 'true' && last.textContent.includes('end of answer');
+    },
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  step('hostile answer shown');
+  // Anything that could have run gets a moment to do so.
+  await page.waitForTimeout(300);
+  report.rendered = await page.evaluate(() => {
+    const log = document.querySelector('#messages');
+    return {
+      pwned: window.__pwned === undefined ? null : String(window.__pwned),
+      elements: [...log.querySelectorAll('script, img, iframe, object, embed, svg, style, form')].map((e) => e.tagName),
+      handlers: [...log.querySelectorAll('*')]
+        .flatMap((e) => [...e.attributes].map((a) => a.name))
+        .filter((n) => n.startsWith('on')),
+      hrefs: [...log.querySelectorAll('a[href]')].map((a) => a.href),
+      text: log.textContent,
+    };
+  });
+  step('checked');
+}
+
+const SCENARIOS = { sign_in_and_chat: signInAndChat, hostile_markdown: hostileMarkdown };
+
+(async () => {
+  fs.mkdirSync(config.screenshots, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: config.chromium || '/usr/bin/chromium',
+    // Root in a container: Chromium's sandbox needs user namespaces it may not have.
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    watch(page);
+    await SCENARIOS[config.scenario](page);
+  } catch (err) {
+    report.error = String(err && err.stack ? err.stack : err);
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(JSON.stringify(report));
+})();
