@@ -208,3 +208,109 @@ async fn a_model_answer_with_script_bearing_markdown_runs_nothing() {
         "{rendered:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_totp_second_factor_signs_in_after_a_wrong_code_is_refused() {
+    use warden::{clock::Clock, mfa::totp};
+    let Some(modules) = browser_modules() else {
+        return;
+    };
+    let app = spawn_app(DbKind::Sqlite).await;
+    app.create_user("tess", "tess-password-Kq4", "user").await;
+    let tokens = app.login("tess", "tess-password-Kq4").await;
+    let (secret, _) = crate::mfa::enrol_totp(&app, &tokens.access, "tess").await;
+    // The enrolment used this 30 s step's code, and a step is accepted once: sign in with the next one.
+    app.clock.advance(Duration::from_secs(30));
+    let code = totp::code_at(&secret, totp::step_at(app.clock.now_secs()));
+    let wrong = crate::mfa::wrong(&code);
+
+    let report = run_scenario(
+        &modules,
+        json!({
+            "base": app.base,
+            "scenario": "totp_sign_in",
+            "username": "tess",
+            "password": "tess-password-Kq4",
+            "code": code,
+            "wrongCode": wrong,
+            "screenshots": screenshot_dir(),
+        }),
+    )
+    .await;
+
+    assert_clean(&report, &["POST /auth/mfa/verify 401"]);
+    assert_eq!(
+        report["steps"],
+        json!([
+            "second factor asked",
+            "wrong code refused with a message",
+            "signed in with the code"
+        ])
+    );
+    assert_eq!(report["methods"], json!(["totp", "recovery"]));
+    assert!(!report["wrongCodeMessage"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_tool_runs_when_approved_and_not_when_refused() {
+    let Some(modules) = browser_modules() else {
+        return;
+    };
+    let app = spawn_app(DbKind::Sqlite).await;
+    let admin = app.admin().await;
+    app.create_user("vic", "vic-password-Kq4", "user").await;
+    let r = app
+        .put_as(
+            "/api/tool-policies",
+            &admin,
+            json!({ "role": "user", "tool": "add", "decision": "ask" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let report = run_scenario(
+        &modules,
+        json!({
+            "base": app.base,
+            "scenario": "approvals",
+            "username": "vic",
+            "password": "vic-password-Kq4",
+            "firstMessage": "add 5 and 3",
+            "secondMessage": "add 20 and 22",
+            "screenshots": screenshot_dir(),
+        }),
+    )
+    .await;
+
+    assert_clean(&report, &[]);
+    assert_eq!(
+        report["steps"],
+        json!([
+            "signed in",
+            "approval asked",
+            "approved call ran",
+            "refused call did not run"
+        ])
+    );
+    assert!(
+        report["approvedAnswer"].as_str().unwrap().contains('8'),
+        "{report:#}"
+    );
+    assert!(
+        !report["refusedAnswer"].as_str().unwrap().contains("42"),
+        "{report:#}"
+    );
+    let cards = report["toolCards"].as_array().unwrap();
+    assert!(
+        cards
+            .iter()
+            .any(|c| c["result"].as_str().unwrap().contains('8')),
+        "{cards:#?}"
+    );
+    assert!(
+        !cards
+            .iter()
+            .any(|c| c["result"].as_str().unwrap().contains("42")),
+        "the refused call has no result: {cards:#?}"
+    );
+}

@@ -192,7 +192,89 @@ async function hostileMarkdown(page) {
   step('checked');
 }
 
-const SCENARIOS = { sign_in_and_chat: signInAndChat, hostile_markdown: hostileMarkdown };
+// The second-factor step: a wrong TOTP code is refused with a message, the right one signs in.
+async function totpSignIn(page) {
+  await page.goto(`${config.base}/login`);
+  await page.fill('#username', config.username);
+  await page.fill('#password', config.password);
+  await page.click('#login-submit');
+  await page.waitForSelector('#mfa-form:not([hidden])', { timeout: STEP_TIMEOUT });
+  report.methods = await page.$$eval('#mfa-methods input[type=radio]', (radios) =>
+    radios.filter((r) => !r.closest('[hidden]')).map((r) => r.value),
+  );
+  step('second factor asked');
+  await audit(page, 'login-mfa');
+  await shoot(page, 'login-mfa');
+  await page.check('#mfa-method-totp');
+  await page.fill('#mfa-code', config.wrongCode);
+  await page.click('#mfa-submit');
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent.trim() !== '', null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.wrongCodeMessage = (await page.textContent('#login-error')).trim();
+  step('wrong code refused with a message');
+  await page.fill('#mfa-code', config.code);
+  await page.click('#mfa-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  step('signed in with the code');
+}
+
+/** Sends `text` and waits until the turn's approval card appears; returns the card count. */
+async function sendAndWaitForApproval(page, text, count) {
+  await page.fill('#message-input', text);
+  await page.click('#send');
+  await page.waitForFunction((n) => document.querySelectorAll('.approval-card').length === n, count, {
+    timeout: STEP_TIMEOUT,
+  });
+}
+
+async function lastAnswerDone(page) {
+  await page.waitForFunction(
+    () => {
+      const all = document.querySelectorAll('.message.assistant');
+      const last = all[all.length - 1];
+      return last && last.getAttribute('aria-busy') !== 'true' && last.textContent.trim() !== '';
+    },
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  return page.evaluate(() => {
+    const all = document.querySelectorAll('.message.assistant');
+    return all[all.length - 1].textContent.trim();
+  });
+}
+
+// An `ask` tool: the first call is approved and runs, the second is refused and does not.
+async function approvals(page) {
+  await signIn(page);
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  await sendAndWaitForApproval(page, config.firstMessage, 1);
+  step('approval asked');
+  await audit(page, 'chat-approval');
+  await shoot(page, 'chat-approval');
+  await page.locator('.approval-card').nth(0).locator('button.approve').click();
+  report.approvedAnswer = await lastAnswerDone(page);
+  step('approved call ran');
+  await sendAndWaitForApproval(page, config.secondMessage, 2);
+  await page.locator('.approval-card').nth(1).locator('button.refuse').click();
+  report.refusedAnswer = await lastAnswerDone(page);
+  step('refused call did not run');
+  report.toolCards = await page.$$eval('.tool-card', (cards) =>
+    cards.map((c) => ({
+      name: (c.querySelector('.tool-name') || {}).textContent || '',
+      status: (c.querySelector('.tool-status') || {}).textContent || '',
+      result: (c.querySelector('.tool-result') || {}).textContent || '',
+    })),
+  );
+}
+
+const SCENARIOS = {
+  sign_in_and_chat: signInAndChat,
+  hostile_markdown: hostileMarkdown,
+  totp_sign_in: totpSignIn,
+  approvals,
+};
 
 (async () => {
   fs.mkdirSync(config.screenshots, { recursive: true });
