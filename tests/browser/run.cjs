@@ -269,7 +269,58 @@ async function approvals(page) {
   );
 }
 
+// Benchmark (bench/ui.sh, not a test): what the chat page's first load transfers, and how long each streamed
+// token takes from the model (`warden bench-llm` stamps its send time into the token, `t=<epoch ms>`) to the page.
+async function firstToken(page) {
+  const context = page.context();
+  const login = await context.request.post(`${config.base}/auth/login`, {
+    data: { username: config.username, password: config.password, mode: 'cookie' },
+  });
+  if (!login.ok()) throw new Error(`login answered ${login.status()}`);
+  const loads = [];
+  const onFinished = (req) => loads.push(req);
+  page.on('requestfinished', onFinished);
+  await page.goto(`${config.base}/chat`, { waitUntil: 'networkidle' });
+  page.off('requestfinished', onFinished);
+  let transfer = 0;
+  for (const req of loads) {
+    const sizes = await req.sizes();
+    transfer += sizes.responseBodySize + sizes.responseHeadersSize;
+  }
+  report.firstLoad = { requests: loads.length, bytes: transfer };
+  step('chat page loaded');
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  report.firstTokenMs = [];
+  for (let i = 0; i < config.turns; i += 1) {
+    const seen = page.evaluate((before) => new Promise((resolve) => {
+      const log = document.querySelector('#messages');
+      const check = () => {
+        const all = log.querySelectorAll('.message.assistant');
+        if (all.length <= before) return false;
+        const m = /t=(\d+)/.exec(all[all.length - 1].textContent);
+        if (!m) return false;
+        resolve(Date.now() - Number(m[1]));
+        return true;
+      };
+      if (!check()) {
+        const observer = new MutationObserver(() => { if (check()) observer.disconnect(); });
+        observer.observe(log, { subtree: true, childList: true, characterData: true });
+      }
+    }), await page.locator('.message.assistant').count());
+    await page.fill('#message-input', `turn ${i}`);
+    await page.click('#send');
+    report.firstTokenMs.push(await seen);
+    await page.waitForSelector('#send:not([disabled])', { timeout: STEP_TIMEOUT });
+    await page.waitForFunction(() => !document.querySelector('.message.assistant[aria-busy="true"]'), null, {
+      timeout: STEP_TIMEOUT,
+    });
+  }
+  step('turns measured');
+}
+
 const SCENARIOS = {
+  first_token: firstToken,
   sign_in_and_chat: signInAndChat,
   hostile_markdown: hostileMarkdown,
   totp_sign_in: totpSignIn,
