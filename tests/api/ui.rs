@@ -13,7 +13,7 @@ use crate::helpers::prelude::*;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The node_modules folder with playwright-core and axe-core, when it and Chromium are there.
-fn browser_modules() -> Option<PathBuf> {
+pub(crate) fn browser_modules() -> Option<PathBuf> {
     let modules = PathBuf::from(
         std::env::var("WARDEN_TEST_BROWSER_MODULES")
             .unwrap_or_else(|_| "/root/.cache/warden-ci/browser/node_modules".into()),
@@ -38,7 +38,7 @@ fn browser_modules() -> Option<PathBuf> {
     None
 }
 
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -46,7 +46,7 @@ fn screenshot_dir() -> PathBuf {
 }
 
 /// Runs one scenario of tests/browser/run.cjs and returns its report.
-async fn run_scenario(modules: &PathBuf, config: Value) -> Value {
+pub(crate) async fn run_scenario(modules: &PathBuf, config: Value) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/run.cjs");
     let run = tokio::process::Command::new("node")
         .arg(&script)
@@ -68,7 +68,7 @@ async fn run_scenario(modules: &PathBuf, config: Value) -> Value {
 }
 
 /// Everything that must stay empty in a report, and the failed answers it expects (`"POST /auth/login 401"`).
-fn assert_clean(report: &Value, expected_failures: &[&str]) {
+pub(crate) fn assert_clean(report: &Value, expected_failures: &[&str]) {
     assert_eq!(
         report["failedResponses"],
         json!(expected_failures),
