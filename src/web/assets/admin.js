@@ -182,9 +182,21 @@ async function loadServers() {
   const result = await api('GET', '/api/servers');
   if (!result.ok) {
     fail(result);
-    return;
+    return [];
   }
-  $('server-table').tBodies[0].replaceChildren(...(result.data.servers || []).map(serverRow));
+  const servers = result.data.servers || [];
+  $('server-table').tBodies[0].replaceChildren(...servers.map(serverRow));
+  return servers;
+}
+
+/** A new server connects in the background: its row is refreshed until it is up or down (at most ~15 s). */
+async function waitForServer(name) {
+  for (let i = 0; i < 30; i += 1) {
+    const server = (await loadServers()).find((s) => s.server_name === name);
+    if (server && (server.status === 'up' || server.status === 'down')) return server.status;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return null;
 }
 
 $('add-server').addEventListener('submit', async (event) => {
@@ -201,8 +213,7 @@ $('add-server').addEventListener('submit', async (event) => {
     return;
   }
   for (const id of ['server-name', 'server-target', 'server-args']) $(id).value = '';
-  await loadServers();
-  await showTools(name);
+  if ((await waitForServer(name)) === 'up') await showTools(name);
 });
 
 // --- Analytics -----------------------------------------------------------------------------------------------
@@ -218,7 +229,7 @@ function axis() {
 }
 
 function chartWidth(box) {
-  return Math.max(280, Math.floor(box.clientWidth || 600));
+  return Math.max(240, Math.floor((box.clientWidth || 600) - 8));
 }
 
 function draw(id, options, data) {
