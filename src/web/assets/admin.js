@@ -239,12 +239,14 @@ function draw(id, options, data) {
   charts[id] = new window.uPlot({ width: chartWidth(box), height: 220, ...options }, data, box);
 }
 
-function drawRequests(points) {
+function drawRequests(points, window) {
   const xs = points.map((p) => Math.floor(p.bucket_start / 1000));
+  // The whole window on the x axis (uPlot would stretch one point over years).
+  const range = [Math.floor(window.from / 1000), Math.ceil(window.to / 1000)];
   draw(
     'chart-requests',
     {
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: () => range } },
       axes: [axis(), axis()],
       series: [
         {},
@@ -324,7 +326,7 @@ async function loadAnalytics() {
     $('analytics-status').textContent = 'Charts are unavailable (the chart library did not load).';
     return;
   }
-  drawRequests(series.data.data.points || []);
+  drawRequests(series.data.data.points || [], series.data.data.window);
   drawLatency(list);
   $('analytics-status').textContent = `Figures for the last ${HOURS} hour.`;
 }
