@@ -648,6 +648,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/admin",
+        "The admin page (HTML: users, MCP servers, analytics, logs; others see \"not allowed\")",
+        "none",
+    ),
+    (
+        "get",
         "/static/{file}",
         "The pages' CSS and JavaScript, compiled into the binary",
         "none",

@@ -1,4 +1,4 @@
-//! The browser pages: the sign-in page, the chat page and their CSS and JavaScript, compiled into the binary
+//! The browser pages: the sign-in page, the chat page, the admin page and their CSS and JavaScript, compiled into the binary
 //! (nothing is read from disk at run time, nothing is fetched from another host). Server-side this module only
 //! serves files; the pages reach every service through the JSON/SSE API from the browser, as any client does.
 //!
@@ -17,6 +17,8 @@ use crate::http::{error::AppError, routes::Routes};
 pub const LOGIN_PAGE: &str = include_str!("assets/login.html");
 /// The chat page (conversations, streamed answers, tool calls).
 pub const CHAT_PAGE: &str = include_str!("assets/chat.html");
+/// The admin page (users, MCP servers, analytics, logs); only admins see more than "not allowed".
+pub const ADMIN_PAGE: &str = include_str!("assets/admin.html");
 
 /// (file name under `/static/`, Content-Type, body) of every asset the pages load.
 pub const ASSETS: &[(&str, &str, &str)] = &[
@@ -45,7 +47,30 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/chat.js"),
     ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/admin.js"),
+    ),
+    // Vendored uPlot 1.6.31 (MIT, assets/vendor/uPlot.LICENSE), byte for byte as npm ships it: the admin
+    // page's charts. Only /admin loads it.
+    (
+        "uplot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "uplot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/vendor/uPlot.min.css"),
+    ),
 ];
+
+/// The assets only the admin page loads (the chat page's transfer budget leaves them out).
+pub const ADMIN_ONLY_ASSETS: &[&str] = &["admin.js", "uplot.iife.min.js", "uplot.min.css"];
+
+/// The vendored files (copied from their releases, not written here).
+pub const VENDORED_ASSETS: &[&str] = &["uplot.iife.min.js", "uplot.min.css"];
 
 /// Assets carry no content hash in their names (ES module imports would have to be rewritten), so browsers
 /// keep them only briefly: an upgraded server is seen within five minutes.
@@ -56,6 +81,7 @@ pub fn router() -> Routes {
         .get("/", home)
         .get("/login", login_page)
         .get("/chat", chat_page)
+        .get("/admin", admin_page)
         .get("/static/{file}", asset)
 }
 
@@ -70,6 +96,10 @@ async fn login_page() -> Html<&'static str> {
 
 async fn chat_page() -> Html<&'static str> {
     Html(CHAT_PAGE)
+}
+
+async fn admin_page() -> Html<&'static str> {
+    Html(ADMIN_PAGE)
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

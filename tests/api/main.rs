@@ -45,6 +45,7 @@ mod throttle;
 mod tokens;
 mod tool_log;
 mod ui;
+mod ui_admin;
 mod upstreams;
 mod users;
 mod web;

@@ -3,7 +3,7 @@
 //! routes that exist. The checks read the embedded files themselves, so a later change cannot slip past them.
 
 use crate::helpers::prelude::*;
-use warden::web::{ASSETS, CHAT_PAGE, LOGIN_PAGE};
+use warden::web::{ADMIN_ONLY_ASSETS, ADMIN_PAGE, ASSETS, CHAT_PAGE, LOGIN_PAGE, VENDORED_ASSETS};
 
 db_tests!(
     the_pages_and_assets_answer_with_their_content_types,
@@ -12,7 +12,27 @@ db_tests!(
     the_chat_page_and_its_assets_stay_under_150_kb,
 );
 
-const PAGES: &[(&str, &str)] = &[("/login", LOGIN_PAGE), ("/chat", CHAT_PAGE)];
+const PAGES: &[(&str, &str)] = &[
+    ("/login", LOGIN_PAGE),
+    ("/chat", CHAT_PAGE),
+    ("/admin", ADMIN_PAGE),
+];
+
+/// SHA-256 of each vendored file as its npm release ships it (`npm pack uplot@1.6.31`, `package/dist/`).
+const VENDORED_SHA256: &[(&str, &str)] = &[
+    (
+        "uplot.iife.min.js",
+        "2d27e8ad3d228164525ce213f9dc716f39b4e3aee0cc773fb3491c96cf4921a2",
+    ),
+    (
+        "uplot.min.css",
+        "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
+    ),
+];
+
+fn vendored(name: &str) -> bool {
+    VENDORED_ASSETS.contains(&name)
+}
 
 fn scripts() -> impl Iterator<Item = (&'static str, &'static str)> {
     ASSETS
@@ -148,7 +168,7 @@ async fn the_root_redirects_to_the_chat_page_and_an_unknown_asset_is_404(kind: D
 
 async fn the_pages_are_served_under_a_csp_without_unsafe_inline_or_eval(kind: DbKind) {
     let app = spawn_app(kind).await;
-    for path in ["/login", "/chat", "/static/chat.js"] {
+    for path in ["/login", "/chat", "/admin", "/static/chat.js"] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         let csp = r.headers()["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
@@ -161,9 +181,14 @@ async fn the_pages_are_served_under_a_csp_without_unsafe_inline_or_eval(kind: Db
 async fn the_chat_page_and_its_assets_stay_under_150_kb(kind: DbKind) {
     let app = spawn_app(kind).await;
     let mut total = 0;
-    // The page and every asset (the sign-in script too: an overcount keeps the check simple and strict).
-    let paths = std::iter::once("/chat".to_string())
-        .chain(ASSETS.iter().map(|(name, _, _)| format!("/static/{name}")));
+    // The page and every asset but the admin page's own (the sign-in script too: an overcount keeps the check
+    // simple and strict). The chat page links none of the admin page's assets (checked below).
+    let paths = std::iter::once("/chat".to_string()).chain(
+        ASSETS
+            .iter()
+            .filter(|(name, _, _)| !ADMIN_ONLY_ASSETS.contains(name))
+            .map(|(name, _, _)| format!("/static/{name}")),
+    );
     for path in paths {
         let r = app.client.get(app.url(&path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
@@ -264,9 +289,51 @@ fn every_page_has_a_language_landmarks_and_labelled_inputs() {
     );
 }
 
+/// The vendored files are the npm release byte for byte, their licence is kept beside them, and no page but
+/// /admin (nor any script the chat and sign-in pages load) names them or the admin script.
+#[test]
+fn vendored_files_are_the_release_with_their_licence_and_only_the_admin_page_loads_them() {
+    use sha2::{Digest, Sha256};
+    for (name, sha) in VENDORED_SHA256 {
+        let body = ASSETS.iter().find(|(n, _, _)| n == name).unwrap().2;
+        assert_eq!(hex::encode(Sha256::digest(body.as_bytes())), *sha, "{name}");
+    }
+    assert_eq!(VENDORED_SHA256.len(), VENDORED_ASSETS.len());
+    let licence = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/web/assets/vendor/uPlot.LICENSE"
+    ))
+    .unwrap();
+    assert!(licence.contains("The MIT License") && licence.contains("Leon Sorokin"));
+    for (name, text) in all_files() {
+        if name == "/admin" || ADMIN_ONLY_ASSETS.contains(&name) {
+            continue;
+        }
+        for admin_only in ADMIN_ONLY_ASSETS {
+            assert!(!text.contains(admin_only), "{name} loads {admin_only}");
+        }
+    }
+    assert!(ADMIN_PAGE.contains("src=\"/static/uplot.iife.min.js\""));
+}
+
+/// The vendored minified files are left out of the host checks below: uPlot's licence banner names its home
+/// (`/*! https://github.com/leeoniya/uPlot (v1.6.31) */`). Here that banner is the only URL-like text in them.
+#[test]
+fn vendored_files_reference_no_host_but_their_banner() {
+    for name in VENDORED_ASSETS {
+        let text = ASSETS.iter().find(|(n, _, _)| n == name).unwrap().2;
+        let rest = text
+            .strip_prefix("/*! https://github.com/leeoniya/uPlot (v1.6.31) */")
+            .unwrap_or(text);
+        for needle in ["http:", "https:", "//", "url(", "@import"] {
+            assert!(!rest.contains(needle), "{name} contains {needle}");
+        }
+    }
+}
+
 #[test]
 fn no_file_references_another_host() {
-    for (name, text) in all_files() {
+    for (name, text) in all_files().into_iter().filter(|(n, _)| !vendored(n)) {
         for needle in ["http://", "https://", "url("] {
             assert!(!text.contains(needle), "{name} contains {needle}");
         }
@@ -361,7 +428,8 @@ fn matches_route(path: &str, route: &str) -> bool {
 #[test]
 fn every_path_the_scripts_call_is_a_route() {
     let mut seen = 0;
-    for (name, js) in scripts() {
+    // The vendored library calls no route (and its minified literals are not paths).
+    for (name, js) in scripts().filter(|(n, _)| !vendored(n)) {
         for path in called_paths(js) {
             assert!(
                 warden::http::system::ROUTES
@@ -387,6 +455,18 @@ fn every_path_the_scripts_call_is_a_route() {
         "/chat/session/*/history",
         "/chat/message",
         "/chat/approvals/*",
+        "/api/users",
+        "/api/users/*",
+        "/api/me",
+        "/api/servers",
+        "/api/servers/*/tools",
+        "/api/mcp/servers",
+        "/api/mcp/servers/*",
+        "/api/analytics/key-metrics",
+        "/api/analytics/timeseries",
+        "/api/analytics/routes",
+        "/api/tool-calls",
+        "/api/audit",
     ] {
         assert!(all.iter().any(|p| p == expected), "{expected} in {all:?}");
     }

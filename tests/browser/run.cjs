@@ -319,12 +319,103 @@ async function firstToken(page) {
   step('turns measured');
 }
 
+// The admin page: an admin adds a user, makes them an admin, sees analytics with both charts drawn, adds an MCP
+// server (when the test has one to give) and sees tools; then a normal user is told "not allowed" and refused.
+async function admin(page) {
+  await signIn(page);
+  await page.waitForSelector('#admin-link:not([hidden])', { timeout: STEP_TIMEOUT });
+  report.chatAdminLink = true;
+  await page.click('#admin-link');
+  await page.waitForURL(/\/admin$/, { timeout: STEP_TIMEOUT });
+  await page.waitForSelector('#admin-content:not([hidden]) #user-table tbody tr', { timeout: STEP_TIMEOUT });
+  step('admin page open');
+
+  await page.fill('#new-username', config.newUser);
+  await page.fill('#new-password', config.newPassword);
+  await page.selectOption('#new-role', 'user');
+  await page.click('#add-user-submit');
+  const row = `#user-table tr[data-username="${config.newUser}"]`;
+  await page.waitForSelector(row, { timeout: STEP_TIMEOUT });
+  step('user added');
+  const put = page.waitForResponse((r) => r.request().method() === 'PUT' && r.url().includes('/api/users/'));
+  await page.selectOption(`${row} select.user-role`, 'admin');
+  report.roleChangeStatus = (await put).status();
+  // Read back from the server: search again and look at the row's role.
+  await page.fill('#user-q', config.newUser);
+  await page.click('#user-search-submit');
+  await page.waitForFunction((sel) => {
+    const select = document.querySelector(sel);
+    return select && select.value === 'admin';
+  }, `${row} select.user-role`, { timeout: STEP_TIMEOUT });
+  step('role changed');
+
+  await page.waitForFunction(
+    () => ['chart-requests', 'chart-latency'].every((id) => {
+      const canvas = document.querySelector(`#${id} canvas`);
+      return canvas && canvas.width > 0 && canvas.height > 0;
+    }),
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.metrics = await page.$$eval('#metrics .metric', (ms) =>
+    Object.fromEntries(ms.map((m) => [m.dataset.metric, m.querySelector('dd').textContent])));
+  report.charts = await page.evaluate(() => ['chart-requests', 'chart-latency'].map((id) => {
+    const c = document.querySelector(`#${id} canvas`).getBoundingClientRect();
+    return { id, width: c.width, height: c.height };
+  }));
+  report.routeRows = await page.locator('#route-table tbody tr').count();
+  step('analytics shown');
+
+  if (config.serverName) {
+    await page.fill('#server-name', config.serverName);
+    await page.fill('#server-target', config.serverCommand);
+    await page.fill('#server-args', config.serverArgs);
+    await page.click('#add-server-submit');
+    await page.waitForSelector(`#server-table tr[data-server="${config.serverName}"][data-status="up"]`, {
+      timeout: 30000,
+    });
+    await page.waitForSelector('#server-tools li[data-tool]', { timeout: STEP_TIMEOUT });
+    step('server added with its tools');
+  } else {
+    await page.click('#server-table tr[data-server="builtin"] button.server-tools');
+    await page.waitForSelector('#server-tools li[data-tool]', { timeout: STEP_TIMEOUT });
+    step('built-in tools shown');
+  }
+  report.servers = await page.$$eval('#server-table tbody tr', (rows) =>
+    rows.map((r) => ({ name: r.dataset.server, status: r.dataset.status })));
+  report.tools = await page.$$eval('#server-tools li[data-tool]', (lis) => lis.map((li) => li.dataset.tool));
+  report.toolCallRows = await page.locator('#tool-call-table tbody tr').count();
+  report.auditRows = await page.locator('#audit-table tbody tr').count();
+  await audit(page, 'admin');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shoot(page, 'admin');
+  await page.evaluate(() => document.querySelector('#analytics').scrollIntoView());
+  await shoot(page, 'admin-analytics');
+
+  await page.click('#sign-out');
+  await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
+  await page.fill('#username', config.plainUser);
+  await page.fill('#password', config.plainPassword);
+  await page.click('#login-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  report.plainUserSeesAdminLink = await page.isVisible('#admin-link');
+  await page.goto(`${config.base}/admin`);
+  await page.waitForSelector('#admin-denied:not([hidden])', { timeout: STEP_TIMEOUT });
+  report.deniedMessage = (await page.textContent('#admin-denied')).trim();
+  report.deniedContentHidden = await page.isHidden('#admin-content');
+  report.plainUserApiStatus = await page.evaluate(async () => (await fetch('/api/users')).status);
+  step('normal user not allowed');
+  await audit(page, 'admin-denied');
+  await shoot(page, 'admin-denied');
+}
+
 const SCENARIOS = {
   first_token: firstToken,
   sign_in_and_chat: signInAndChat,
   hostile_markdown: hostileMarkdown,
   totp_sign_in: totpSignIn,
   approvals,
+  admin,
 };
 
 (async () => {

@@ -357,6 +357,7 @@ if (!status.authenticated) {
   location.replace('/login');
 } else {
   $('user-name').textContent = status.username || '';
+  $('admin-link').hidden = status.role !== 'admin';
   logPageView();
   const sessions = await loadSessions();
   if (sessions.length) await openSession(sessions[0].session_id || sessions[0].id);
