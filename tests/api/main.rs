@@ -23,6 +23,7 @@ mod llm_mock;
 mod login;
 mod logout;
 mod mcp;
+mod me_sessions;
 mod metrics;
 mod mfa;
 mod ops;
