@@ -666,6 +666,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/settings",
+        "The settings page (HTML; second factors, password, one's sessions)",
+        "none",
+    ),
+    (
+        "get",
         "/static/{file}",
         "The pages' CSS and JavaScript, compiled into the binary",
         "none",

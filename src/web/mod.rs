@@ -1,5 +1,5 @@
-//! The browser pages: the sign-in page, the chat page and their CSS and JavaScript, compiled into the binary
-//! (nothing is read from disk at run time, nothing is fetched from another host). Server-side this module only
+//! The browser pages: the sign-in page, the chat page, the settings page and their CSS and JavaScript,
+//! compiled into the binary (nothing is read from disk at run time, nothing is fetched from another host). Server-side this module only
 //! serves files; the pages reach every service through the JSON/SSE API from the browser, as any client does.
 //!
 //! The pages obey the strict CSP the edge sets (`default-src 'self'`): no inline script or style, no event
@@ -17,6 +17,8 @@ use crate::http::{error::AppError, routes::Routes};
 pub const LOGIN_PAGE: &str = include_str!("assets/login.html");
 /// The chat page (conversations, streamed answers, tool calls).
 pub const CHAT_PAGE: &str = include_str!("assets/chat.html");
+/// The settings page (second factors, password, the caller's sessions).
+pub const SETTINGS_PAGE: &str = include_str!("assets/settings.html");
 
 /// (file name under `/static/`, Content-Type, body) of every asset the pages load.
 pub const ASSETS: &[(&str, &str, &str)] = &[
@@ -45,6 +47,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/chat.js"),
     ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/settings.js"),
+    ),
 ];
 
 /// Assets carry no content hash in their names (ES module imports would have to be rewritten), so browsers
@@ -56,6 +63,7 @@ pub fn router() -> Routes {
         .get("/", home)
         .get("/login", login_page)
         .get("/chat", chat_page)
+        .get("/settings", settings_page)
         .get("/static/{file}", asset)
 }
 
@@ -70,6 +78,10 @@ async fn login_page() -> Html<&'static str> {
 
 async fn chat_page() -> Html<&'static str> {
     Html(CHAT_PAGE)
+}
+
+async fn settings_page() -> Html<&'static str> {
+    Html(SETTINGS_PAGE)
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

@@ -46,6 +46,7 @@ mod throttle;
 mod tokens;
 mod tool_log;
 mod ui;
+mod ui_settings;
 mod upstreams;
 mod users;
 mod web;

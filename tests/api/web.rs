@@ -3,7 +3,7 @@
 //! routes that exist. The checks read the embedded files themselves, so a later change cannot slip past them.
 
 use crate::helpers::prelude::*;
-use warden::web::{ASSETS, CHAT_PAGE, LOGIN_PAGE};
+use warden::web::{ASSETS, CHAT_PAGE, LOGIN_PAGE, SETTINGS_PAGE};
 
 db_tests!(
     the_pages_and_assets_answer_with_their_content_types,
@@ -12,7 +12,11 @@ db_tests!(
     the_chat_page_and_its_assets_stay_under_150_kb,
 );
 
-const PAGES: &[(&str, &str)] = &[("/login", LOGIN_PAGE), ("/chat", CHAT_PAGE)];
+const PAGES: &[(&str, &str)] = &[
+    ("/login", LOGIN_PAGE),
+    ("/chat", CHAT_PAGE),
+    ("/settings", SETTINGS_PAGE),
+];
 
 fn scripts() -> impl Iterator<Item = (&'static str, &'static str)> {
     ASSETS
@@ -148,7 +152,7 @@ async fn the_root_redirects_to_the_chat_page_and_an_unknown_asset_is_404(kind: D
 
 async fn the_pages_are_served_under_a_csp_without_unsafe_inline_or_eval(kind: DbKind) {
     let app = spawn_app(kind).await;
-    for path in ["/login", "/chat", "/static/chat.js"] {
+    for path in ["/login", "/chat", "/settings", "/static/chat.js"] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         let csp = r.headers()["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
@@ -254,6 +258,14 @@ fn every_page_has_a_language_landmarks_and_labelled_inputs() {
             }
         }
     }
+    assert!(
+        CHAT_PAGE.contains("href=\"/settings\""),
+        "the chat page links the settings page"
+    );
+    assert!(
+        SETTINGS_PAGE.matches("<h2").count() >= 4 && SETTINGS_PAGE.matches("<section").count() >= 4,
+        "the settings page has a headed section per topic"
+    );
     assert!(
         CHAT_PAGE.contains("<nav"),
         "the chat page lists conversations in a <nav>"
@@ -387,6 +399,16 @@ fn every_path_the_scripts_call_is_a_route() {
         "/chat/session/*/history",
         "/chat/message",
         "/chat/approvals/*",
+        "/api/me/mfa",
+        "/api/me/mfa/totp",
+        "/api/me/mfa/totp/qr.svg",
+        "/api/me/mfa/totp/confirm",
+        "/api/me/phone",
+        "/api/me/phone/verify",
+        "/api/me/password",
+        "/api/me/sessions",
+        "/api/me/sessions/*",
+        "/auth/logout-all",
     ] {
         assert!(all.iter().any(|p| p == expected), "{expected} in {all:?}");
     }
