@@ -43,22 +43,32 @@ impl Auth {
         user_id: &str,
     ) -> Result<Vec<UserSession>, AuthError> {
         self.find_user(user_id).await?;
-        let rows =
-            store::find_user_sessions(&self.db.pool, user_id, self.now(), MAX_LISTED_SESSIONS)
-                .await
-                .context("auth store: find_user_sessions")?;
+        let sessions = self.sessions_of(user_id, admin.session_id.as_str()).await?;
         self.audit.record(
             Event::new("session.listed_by_admin", "ok")
                 .actor(&admin.account.id)
                 .subject(user_id)
-                .detail(json!({"sessions": rows.len()})),
+                .detail(json!({"sessions": sessions.len()})),
         );
+        Ok(sessions)
+    }
+
+    /// The unexpired sessions (live or revoked) of a user, newest first; `current` marks `current_session`.
+    pub(super) async fn sessions_of(
+        &self,
+        user_id: &str,
+        current_session: &str,
+    ) -> Result<Vec<UserSession>, AuthError> {
+        let rows =
+            store::find_user_sessions(&self.db.pool, user_id, self.now(), MAX_LISTED_SESSIONS)
+                .await
+                .context("auth store: find_user_sessions")?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let seen_here = self.activity.last_seen(&r.id);
                 UserSession {
-                    current: admin.session_id == r.id.as_str(),
+                    current: current_session == r.id.as_str(),
                     last_seen_at: r.last_seen_at.max(seen_here),
                     id: r.id,
                     kind: r.kind,

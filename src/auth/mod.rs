@@ -20,6 +20,7 @@ mod cache;
 pub mod csrf;
 pub mod error;
 pub mod jwks;
+mod own_sessions;
 pub mod password;
 pub mod permissions;
 mod sessions;

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod mcp;
+pub mod me;
 pub mod metrics;
 pub mod mfa;
 pub mod middleware;
@@ -37,6 +38,7 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(system::router())
         .merge(tools::router())
         .merge(mfa::router())
+        .merge(me::router())
         .merge(sms::router())
         .merge(mcp::router(state))
         .merge(metrics::router(state))

@@ -104,6 +104,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "session",
     ),
     (
+        "get",
+        "/api/me/mfa/totp/qr.svg",
+        "The pending TOTP enrolment's otpauth URI as a QR code (SVG, no-store); 404 when none is pending",
+        "session",
+    ),
+    (
         "delete",
         "/api/me/mfa/totp",
         "Remove TOTP and its recovery codes: {code} (a current code)",
@@ -167,6 +173,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "post",
         "/api/me/password",
         "Change one's own password; other sessions end",
+        "session",
+    ),
+    (
+        "get",
+        "/api/me/sessions",
+        "The caller's live sessions (kind, times, address, user agent, current; never a token)",
+        "session",
+    ),
+    (
+        "delete",
+        "/api/me/sessions/{id}",
+        "End one of the caller's sessions (another user's session id is 404)",
         "session",
     ),
     (
@@ -650,6 +668,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "get",
         "/admin",
         "The admin page (HTML: users, MCP servers, analytics, logs; others see \"not allowed\")",
+        "none",
+    ),
+    (
+        "get",
+        "/settings",
+        "The settings page (HTML; second factors, password, one's sessions)",
         "none",
     ),
     (

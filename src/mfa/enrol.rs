@@ -223,6 +223,23 @@ impl Mfa {
         })
     }
 
+    /// The `otpauth://` URI of the caller's pending (started, unconfirmed) TOTP enrolment, for the settings
+    /// page's QR code; `None` when none is pending (a confirmed secret is never shown again).
+    pub async fn pending_totp_uri(&self, account: &Account) -> Result<Option<String>, MfaError> {
+        let Some(row) = store::find_totp(&self.db.pool, account.id.as_str())
+            .await
+            .context("mfa store: find_totp")?
+            .filter(|t| t.confirmed_at.is_none())
+        else {
+            return Ok(None);
+        };
+        let secret = self.open_totp_secret(&account.id, &row.secret_sealed)?;
+        Ok(Some(totp::otpauth_uri(
+            &account.username,
+            &totp::base32(&secret),
+        )))
+    }
+
     /// Confirms the pending TOTP secret with a current code; returns ten recovery codes, shown only now.
     pub async fn confirm_totp(
         &self,

@@ -1,5 +1,6 @@
-//! The browser pages: the sign-in page, the chat page, the admin page and their CSS and JavaScript, compiled into the binary
-//! (nothing is read from disk at run time, nothing is fetched from another host). Server-side this module only
+//! The browser pages: the sign-in page, the chat page, the settings page, the admin page and their CSS and
+//! JavaScript, compiled into the binary (nothing is read from disk at run time, nothing is fetched from another
+//! host). Server-side this module only
 //! serves files; the pages reach every service through the JSON/SSE API from the browser, as any client does.
 //!
 //! The pages obey the strict CSP the edge sets (`default-src 'self'`): no inline script or style, no event
@@ -19,6 +20,8 @@ pub const LOGIN_PAGE: &str = include_str!("assets/login.html");
 pub const CHAT_PAGE: &str = include_str!("assets/chat.html");
 /// The admin page (users, MCP servers, analytics, logs); only admins see more than "not allowed".
 pub const ADMIN_PAGE: &str = include_str!("assets/admin.html");
+/// The settings page (second factors, password, the caller's sessions).
+pub const SETTINGS_PAGE: &str = include_str!("assets/settings.html");
 
 /// (file name under `/static/`, Content-Type, body) of every asset the pages load.
 pub const ASSETS: &[(&str, &str, &str)] = &[
@@ -64,6 +67,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("assets/vendor/uPlot.min.css"),
     ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/settings.js"),
+    ),
 ];
 
 /// The assets only the admin page loads (the chat page's transfer budget leaves them out).
@@ -82,6 +90,7 @@ pub fn router() -> Routes {
         .get("/login", login_page)
         .get("/chat", chat_page)
         .get("/admin", admin_page)
+        .get("/settings", settings_page)
         .get("/static/{file}", asset)
 }
 
@@ -100,6 +109,10 @@ async fn chat_page() -> Html<&'static str> {
 
 async fn admin_page() -> Html<&'static str> {
     Html(ADMIN_PAGE)
+}
+
+async fn settings_page() -> Html<&'static str> {
+    Html(SETTINGS_PAGE)
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

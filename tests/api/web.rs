@@ -3,7 +3,9 @@
 //! routes that exist. The checks read the embedded files themselves, so a later change cannot slip past them.
 
 use crate::helpers::prelude::*;
-use warden::web::{ADMIN_ONLY_ASSETS, ADMIN_PAGE, ASSETS, CHAT_PAGE, LOGIN_PAGE, VENDORED_ASSETS};
+use warden::web::{
+    ADMIN_ONLY_ASSETS, ADMIN_PAGE, ASSETS, CHAT_PAGE, LOGIN_PAGE, SETTINGS_PAGE, VENDORED_ASSETS,
+};
 
 db_tests!(
     the_pages_and_assets_answer_with_their_content_types,
@@ -16,6 +18,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", LOGIN_PAGE),
     ("/chat", CHAT_PAGE),
     ("/admin", ADMIN_PAGE),
+    ("/settings", SETTINGS_PAGE),
 ];
 
 /// SHA-256 of each vendored file as its npm release ships it (`npm pack uplot@1.6.31`, `package/dist/`).
@@ -168,7 +171,7 @@ async fn the_root_redirects_to_the_chat_page_and_an_unknown_asset_is_404(kind: D
 
 async fn the_pages_are_served_under_a_csp_without_unsafe_inline_or_eval(kind: DbKind) {
     let app = spawn_app(kind).await;
-    for path in ["/login", "/chat", "/admin", "/static/chat.js"] {
+    for path in ["/login", "/chat", "/admin", "/settings", "/static/chat.js"] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         let csp = r.headers()["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
@@ -279,6 +282,14 @@ fn every_page_has_a_language_landmarks_and_labelled_inputs() {
             }
         }
     }
+    assert!(
+        CHAT_PAGE.contains("href=\"/settings\""),
+        "the chat page links the settings page"
+    );
+    assert!(
+        SETTINGS_PAGE.matches("<h2").count() >= 4 && SETTINGS_PAGE.matches("<section").count() >= 4,
+        "the settings page has a headed section per topic"
+    );
     assert!(
         CHAT_PAGE.contains("<nav"),
         "the chat page lists conversations in a <nav>"
@@ -467,6 +478,16 @@ fn every_path_the_scripts_call_is_a_route() {
         "/api/analytics/routes",
         "/api/tool-calls",
         "/api/audit",
+        "/api/me/mfa",
+        "/api/me/mfa/totp",
+        "/api/me/mfa/totp/qr.svg",
+        "/api/me/mfa/totp/confirm",
+        "/api/me/phone",
+        "/api/me/phone/verify",
+        "/api/me/password",
+        "/api/me/sessions",
+        "/api/me/sessions/*",
+        "/auth/logout-all",
     ] {
         assert!(all.iter().any(|p| p == expected), "{expected} in {all:?}");
     }

@@ -30,7 +30,7 @@ const VIEWPORTS = [
   { name: 'desktop', width: 1280, height: 800 },
   { name: 'phone', width: 390, height: 844 },
 ];
-const STEP_TIMEOUT = 15000;
+const STEP_TIMEOUT = 30000;
 
 function step(name) {
   report.steps.push(name);
@@ -269,6 +269,112 @@ async function approvals(page) {
   );
 }
 
+/** The TOTP code of a base32 `secret` at unix time `secs` (RFC 6238: SHA-1, 30 s, 6 digits). */
+function totpCode(secret, secs) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(secs / 30)));
+  const mac = require('crypto').createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
+// The settings page: TOTP enrolment (QR code, confirmation, recovery codes), a phone code sent, the other
+// session revoked, a password change (mismatch and wrong current password refused first), sign out everywhere.
+async function settings(page) {
+  await signIn(page);
+  await page.click('#settings-link');
+  await page.waitForURL(/\/settings$/, { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(() => document.querySelectorAll('#device-list li[data-session-id]').length >= 2, null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.sessionsBefore = await page.locator('#device-list li[data-session-id]').count();
+  report.currentMarked = await page.locator('#device-list li .device-current').count();
+  step('settings open with the sessions listed');
+  await audit(page, 'settings');
+  await shoot(page, 'settings');
+
+  await page.click('#totp-start');
+  await page.waitForFunction(() => document.querySelector('#totp-secret').textContent.trim() !== '', null, {
+    timeout: STEP_TIMEOUT,
+  });
+  await page.waitForFunction(
+    () => {
+      const img = document.querySelector('#totp-qr');
+      return img.complete && img.naturalWidth > 0;
+    },
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.qrWidth = await page.$eval('#totp-qr', (img) => img.naturalWidth);
+  const secret = (await page.textContent('#totp-secret')).trim();
+  report.secretLength = secret.length;
+  step('authenticator started: key and QR code shown');
+  await audit(page, 'settings-totp');
+  await shoot(page, 'settings-totp');
+  await page.fill('#totp-code', totpCode(secret, config.nowSecs));
+  await page.click('#totp-confirm');
+  await page.waitForFunction(() => document.querySelectorAll('#recovery-codes li').length > 0, null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.recoveryCodes = await page.$$eval('#recovery-codes li', (items) => items.map((li) => li.textContent.trim()));
+  report.totpState = (await page.textContent('#totp-state')).trim();
+  step('authenticator confirmed: recovery codes shown');
+
+  await page.fill('#phone-number', config.phone);
+  await page.click('#phone-submit');
+  await page.waitForSelector('#phone-verify-form:not([hidden])', { timeout: STEP_TIMEOUT });
+  report.phoneState = (await page.textContent('#phone-state')).trim();
+  step('phone code sent');
+
+  await page.click('#device-list li:not(:has(.device-current)) button.device-revoke');
+  await page.waitForFunction(() => document.querySelectorAll('#device-list li[data-session-id]').length === 1, null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.sessionsAfter = await page.locator('#device-list li[data-session-id]').count();
+  step('other session revoked');
+
+  await page.fill('#current-password', config.password);
+  await page.fill('#new-password', config.newPassword);
+  await page.fill('#repeat-password', `${config.newPassword}x`);
+  await page.click('#password-submit');
+  await page.waitForFunction(() => document.querySelector('#password-error').textContent.trim() !== '', null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.mismatchMessage = (await page.textContent('#password-error')).trim();
+  await page.fill('#current-password', 'not-the-password');
+  await page.fill('#repeat-password', config.newPassword);
+  await page.click('#password-submit');
+  await page.waitForFunction(
+    (before) => {
+      const text = document.querySelector('#password-error').textContent.trim();
+      return text !== '' && text !== before;
+    },
+    report.mismatchMessage,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.wrongPasswordMessage = (await page.textContent('#password-error')).trim();
+  await page.fill('#current-password', config.password);
+  await page.fill('#new-password', config.newPassword);
+  await page.fill('#repeat-password', config.newPassword);
+  await page.click('#password-submit');
+  await page.waitForFunction(() => document.querySelector('#password-info').textContent.trim() !== '', null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.passwordError = (await page.textContent('#password-error')).trim();
+  step('password changed after a mismatch and a wrong password were refused');
+  await audit(page, 'settings-done');
+
+  await page.click('#sign-out-everywhere');
+  await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
+  await page.goto(`${config.base}/settings`);
+  await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
+  step('signed out everywhere: /settings sends the browser back to /login');
+}
+
 // Benchmark (bench/ui.sh, not a test): what the chat page's first load transfers, and how long each streamed
 // token takes from the model (`warden bench-llm` stamps its send time into the token, `t=<epoch ms>`) to the page.
 async function firstToken(page) {
@@ -416,6 +522,7 @@ const SCENARIOS = {
   totp_sign_in: totpSignIn,
   approvals,
   admin,
+  settings,
 };
 
 (async () => {
