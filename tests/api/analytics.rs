@@ -225,6 +225,7 @@ async fn page_views_are_validated_rate_limited_and_tied_to_the_signed_in_user(ki
 
 async fn rows_past_their_retention_window_are_purged_and_newer_ones_kept(kind: DbKind) {
     let app = spawn_app(kind).await;
+    app.analytics_settled().await;
     let day = Duration::from_secs(24 * 3600);
     app.get("/old-request").await;
     app.post("/api/analytics/log-page-view", json!({"path": "/old-view"}))

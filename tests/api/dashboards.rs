@@ -347,6 +347,7 @@ async fn the_system_overview_holds_this_process_and_its_samples(kind: DbKind) {
 
 async fn rollups_outlive_the_raw_rows_and_are_purged_on_their_own_windows(kind: DbKind) {
     let app = spawn_app(kind).await;
+    app.analytics_settled().await;
     let day = Duration::from_secs(24 * 3600);
     record(
         &app,

@@ -470,6 +470,23 @@ impl TestApp {
         .await
     }
 
+    /// Waits until the app's background loop has run its first analytics tick (retention purge, then a system
+    /// sample), so a test that moves the clock is not raced by that purge.
+    pub async fn analytics_settled(&self) {
+        let settled = TestApp::eventually(|| async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM system_metrics")
+                .fetch_one(&self.db().pool)
+                .await
+                .unwrap();
+            n > 0
+        })
+        .await;
+        assert!(
+            settled,
+            "the background loop never stored its first system sample"
+        );
+    }
+
     /// Polls `check` every 100 ms for up to 5 s; true once it holds.
     pub async fn eventually<F: std::future::Future<Output = bool>>(
         mut check: impl FnMut() -> F,
