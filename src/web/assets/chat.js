@@ -12,6 +12,9 @@ const sessionList = $('session-list');
 const input = $('message-input');
 const errorRegion = $('chat-error');
 const usage = $('usage');
+// Asked at once: api() makes every state change wait for it (its answer carries the CSRF token); the streamed
+// turn, sent with fetch itself, waits for it explicitly.
+const statusReady = fetchStatus();
 
 let currentId = null;
 let controller = null;
@@ -231,6 +234,7 @@ function setStreaming(on) {
 }
 
 async function sendMessage() {
+  await statusReady;
   const text = input.value.trim();
   if (!text || controller) return;
   showError(errorRegion, '');
@@ -352,7 +356,7 @@ $('sign-out').addEventListener('click', async () => {
   location.replace('/login');
 });
 
-const status = await fetchStatus();
+const status = await statusReady;
 if (!status.authenticated) {
   location.replace('/login');
 } else {

@@ -2,6 +2,8 @@
 // state change), the page-view report, and a DOM builder that only ever sets text (never markup).
 
 let csrfToken = null;
+/** The GET /api/status in flight, if any: a state change waits for it, since its answer carries the CSRF token. */
+let statusPending = null;
 
 /** Keeps the CSRF token a login or GET /api/status handed out; every unsafe request sends it. */
 export function setCsrf(token) {
@@ -14,6 +16,8 @@ export function csrfHeaders(method) {
 
 /** One API call: resolves to {ok, status, data} (data is the parsed JSON body, or null); never throws on HTTP errors. */
 export async function api(method, path, body) {
+  // A click in a page's first moments must not go out before the token is there (it would be refused with 403).
+  if (method !== 'GET' && statusPending) await statusPending;
   const headers = { Accept: 'application/json', ...csrfHeaders(method) };
   const init = { method, headers, credentials: 'same-origin' };
   if (body !== undefined) {
@@ -44,11 +48,14 @@ export function errorText(result) {
 }
 
 /** GET /api/status: who is signed in; keeps the fresh CSRF token it returns. */
-export async function fetchStatus() {
-  const result = await api('GET', '/api/status');
-  const data = result.ok && result.data ? result.data : { authenticated: false };
-  if (data.authenticated) setCsrf(data.csrf_token);
-  return data;
+export function fetchStatus() {
+  statusPending = (async () => {
+    const result = await api('GET', '/api/status');
+    const data = result.ok && result.data ? result.data : { authenticated: false };
+    if (data.authenticated) setCsrf(data.csrf_token);
+    return data;
+  })();
+  return statusPending;
 }
 
 /** Reports this page view once; failures are ignored (analytics never gets in the way). */
