@@ -293,7 +293,7 @@ impl App {
 
     /// Serves until the shutdown handle is cancelled, then lets in-flight requests finish.
     pub async fn run(self) -> anyhow::Result<()> {
-        let router = crate::http::router(self.state.clone());
+        let router = crate::http::router(self.state.clone(), crate::web::router());
         let state = self.state.clone();
         let stop = self.shutdown.clone();
         let pruner = tokio::spawn(async move {

@@ -46,14 +46,14 @@ pub fn routes(state: &AppState) -> routes::Routes {
         .merge(analytics::router())
         .merge(saved_tests::router())
         .merge(connections::router())
-        // The browser pages sit beside the API: they only serve files; the browser calls the API itself.
-        .merge(crate::web::router())
 }
 
-/// Every route, behind the edge middleware, body limit, one retry of reads the database could not serve,
-/// timeout and (when configured) CORS.
-pub fn router(state: AppState) -> Router {
+/// Every route, with `pages` (the browser pages, which sit beside the API and are handed in by the assembly),
+/// behind the edge middleware, body limit, one retry of reads the database could not serve, timeout and (when
+/// configured) CORS.
+pub fn router(state: AppState, pages: routes::Routes) -> Router {
     let mut router = routes(&state)
+        .merge(pages)
         .into_router()
         .fallback(|| async { error::AppError::NotFound("Not found".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -173,6 +173,15 @@ fn the_pages_reach_no_service_from_the_server() {
 }
 
 #[test]
+fn the_api_does_not_import_the_pages_above_it() {
+    // The assembly (`app`) hands the pages to `http::router`; `http` itself never names `web`.
+    assert_none(
+        "`crate::web` imported from src/http",
+        imports(&["src/http/"], &["web"], |_| false),
+    );
+}
+
+#[test]
 fn handlers_reach_the_database_only_through_services() {
     let offending: Vec<String> = texts(&["state.db", "::store::"], |f| !f.starts_with("src/http/"))
         .into_iter()
