@@ -29,7 +29,9 @@ fn filled(path: &str) -> String {
 
 async fn every_registered_route_is_in_the_route_table_and_back(kind: DbKind) {
     let app = spawn_app(kind).await;
+    // What the server serves: the API's routes and the pages the assembly hands to `http::router`.
     let registered: Vec<(String, String)> = warden::http::routes(&app.state)
+        .merge(warden::web::router())
         .registered()
         .iter()
         .map(|(m, p)| (m.as_str().to_string(), p.to_string()))
