@@ -339,7 +339,7 @@ pub async fn add_event_rollups(db: &Db, counts: &[(EventKey, Counted)]) -> sqlx:
 }
 
 /// One sample of the process's own figures.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct SystemSample {
     pub instance: String,
     pub cpu_percent: f64,
@@ -372,28 +372,14 @@ pub async fn insert_system_sample(db: &Db, s: &SystemSample) -> sqlx::Result<()>
 
 /// The latest samples since `from_ms`, newest first.
 pub async fn system_samples(db: &Db, from_ms: i64, limit: i64) -> sqlx::Result<Vec<SystemSample>> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT instance, cpu_percent, memory_bytes, open_files, db_pool_size, db_pool_idle, request_log_queue, \
          created_at FROM system_metrics WHERE created_at >= $1 ORDER BY created_at DESC LIMIT $2",
     )
     .bind(from_ms)
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SystemSample {
-                instance: r.try_get(0)?,
-                cpu_percent: r.try_get(1)?,
-                memory_bytes: r.try_get(2)?,
-                open_files: r.try_get(3)?,
-                db_pool_size: r.try_get(4)?,
-                db_pool_idle: r.try_get(5)?,
-                request_log_queue: r.try_get(6)?,
-                created_at: r.try_get(7)?,
-            })
-        })
-        .collect()
+    .await
 }
 
 /// A window of rollup buckets: `resolution` wide, starting in `[from, to)`.
@@ -529,7 +515,7 @@ pub async fn event_totals(
 }
 
 /// One logged server error.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
 pub struct ServerError {
     pub method: String,
     pub route: String,
@@ -545,26 +531,14 @@ pub async fn recent_server_errors(
     from_ms: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<ServerError>> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT method, route, path, status_code, error_message, created_at FROM request_logs \
          WHERE status_code >= 500 AND created_at >= $1 ORDER BY created_at DESC LIMIT $2",
     )
     .bind(from_ms)
     .bind(limit)
     .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ServerError {
-                method: r.try_get(0)?,
-                route: r.try_get(1)?,
-                path: r.try_get(2)?,
-                status_code: r.try_get(3)?,
-                error_message: r.try_get(4)?,
-                created_at: r.try_get(5)?,
-            })
-        })
-        .collect()
+    .await
 }
 
 /// Deletes up to [`PURGE_BATCH`] rows of `table` older than `before_ms`; returns how many went.

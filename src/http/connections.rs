@@ -13,19 +13,13 @@ use serde_json::json;
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Permission, Require},
+    extract::{ConnectionsUse, Json, Require},
     routes::Routes,
 };
 use crate::{
-    auth::permissions,
     connections::{NewProfile, Target},
     state::AppState,
 };
-
-pub struct ConnectionsUse;
-impl Permission for ConnectionsUse {
-    const NAME: &'static str = permissions::CONNECTIONS_USE;
-}
 
 pub fn router() -> Routes {
     Routes::new()

@@ -187,6 +187,16 @@ impl Permission for MetricsRead {
     const NAME: &'static str = permissions::METRICS_READ;
 }
 
+pub struct TestsUse;
+impl Permission for TestsUse {
+    const NAME: &'static str = permissions::TESTS_USE;
+}
+
+pub struct ConnectionsUse;
+impl Permission for ConnectionsUse {
+    const NAME: &'static str = permissions::CONNECTIONS_USE;
+}
+
 pub struct AnalyticsRead;
 impl Permission for AnalyticsRead {
     const NAME: &'static str = permissions::ANALYTICS_READ;

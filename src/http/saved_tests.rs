@@ -10,20 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     error::{AppError, AppResult},
-    extract::{Json, Permission, Query, Require},
+    extract::{Json, Query, Require, TestsUse},
     routes::Routes,
 };
 use crate::{
-    auth::permissions,
     saved_tests::{Draft, NewTest, SavedTest, SavedTestError},
     state::AppState,
     tools::Caller,
 };
-
-pub struct TestsUse;
-impl Permission for TestsUse {
-    const NAME: &'static str = permissions::TESTS_USE;
-}
 
 pub fn router() -> Routes {
     Routes::new()
