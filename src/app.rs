@@ -298,8 +298,8 @@ impl App {
         let stop = self.shutdown.clone();
         let pruner = tokio::spawn(async move {
             state.auth.warm_up().await;
-            // Other processes' revocations reach this one within a second; expired ones are dropped hourly.
-            let mut sync = tokio::time::interval(Duration::from_secs(1));
+            // Other processes' changes are read every SYNC_INTERVAL_MS; expired revocations are dropped hourly.
+            let mut sync = tokio::time::interval(state.config.sync_interval);
             let mut prune = tokio::time::interval(Duration::from_secs(3600));
             // Counting sessions is a query: sampled for /metrics here, never per request or per scrape.
             let mut sample = tokio::time::interval(Duration::from_secs(15));

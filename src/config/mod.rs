@@ -124,6 +124,12 @@ pub struct Config {
     pub mcp_server_url: Option<String>,
     pub mcp_servers_file: Option<PathBuf>,
     pub redis_url: Option<String>,
+    /// What every Redis key and channel of this deployment starts with (`REDIS_PREFIX`, `warden`): instances
+    /// that share one must agree; deployments (and tests) sharing one Redis keep apart by it.
+    pub redis_prefix: String,
+    /// How often other instances' changes are read from the database's watermarks (`SYNC_INTERVAL_MS`, 1000):
+    /// the safety net under the push between instances.
+    pub sync_interval: Duration,
     pub openai_api_key: Option<SecretString>,
     pub groq_api_key: Option<SecretString>,
     pub llm_api_url: Option<String>,
@@ -353,6 +359,14 @@ impl Config {
             mcp_server_url: get("MCP_SERVER_URL"),
             mcp_servers_file: get("MCP_SERVERS_FILE").map(PathBuf::from),
             redis_url: get("REDIS_URL"),
+            redis_prefix: redis_prefix(get("REDIS_PREFIX"))?,
+            sync_interval: Duration::from_millis(bounded(
+                &get,
+                "SYNC_INTERVAL_MS",
+                1000,
+                50,
+                600_000,
+            )?),
             openai_api_key: secret("OPENAI_API_KEY"),
             groq_api_key: secret("GROQ_API_KEY"),
             llm_api_url: get("LLM_API_URL"),
@@ -564,4 +578,14 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
+}
+
+/// `REDIS_PREFIX`: letters, digits, `_`, `-`, `.` and `:`, at most 64 (it is spliced into key names).
+fn redis_prefix(value: Option<String>) -> anyhow::Result<String> {
+    let prefix = value.unwrap_or_else(|| "warden".into());
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
+        anyhow::bail!("REDIS_PREFIX must be 1 to 64 letters, digits or _ - . :");
+    }
+    Ok(prefix)
 }
