@@ -256,8 +256,8 @@ async fn an_admin_manages_users_servers_and_sees_analytics_and_a_user_is_not_all
     }
 
     let shots = report["screenshots"].as_array().unwrap();
-    // Five views (admin, analytics, access, operations, refused), light and dark, at two sizes.
-    assert_eq!(shots.len(), 20, "{shots:?}");
+    // Six views (admin, analytics, event charts, access, operations, refused), light and dark, at two sizes.
+    assert_eq!(shots.len(), 24, "{shots:?}");
     assert!(
         shots
             .iter()

@@ -607,6 +607,8 @@ async function admin(page) {
   await shoot(page, 'admin');
   await page.evaluate(() => document.querySelector('#analytics').scrollIntoView());
   await shoot(page, 'admin-analytics');
+  await page.evaluate(() => document.querySelector('#chart-pages-title').scrollIntoView());
+  await shoot(page, 'admin-charts');
 
   await page.click('#sign-out');
   await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });

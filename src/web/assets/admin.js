@@ -263,6 +263,11 @@ function drawRequests(points, window) {
   );
 }
 
+/** Bars stand on zero (uPlot would otherwise start the axis near the smallest value). */
+function fromZero(_, _min, max) {
+  return [0, Math.max(1, (max || 0) * 1.1)];
+}
+
 function drawLatency(routes) {
   const top = routes.slice(0, 12);
   const labels = top.map((r) => `${r.method} ${r.route}`);
@@ -270,7 +275,7 @@ function drawLatency(routes) {
   draw(
     'chart-latency',
     {
-      scales: { x: { time: false, range: [-0.5, Math.max(0.5, top.length - 0.5)] } },
+      scales: { x: { time: false, range: [-0.5, Math.max(0.5, top.length - 0.5)] }, y: { range: fromZero } },
       axes: [
         { ...axis(), splits: () => top.map((_, i) => i), values: (_, splits) => splits.map((i) => (labels[i] || '').slice(0, 18)), rotate: -20, size: 70 },
         axis(),
@@ -293,7 +298,7 @@ function drawBars(id, labels, seriesLabel, values) {
   draw(
     id,
     {
-      scales: { x: { time: false, range: [-0.5, Math.max(0.5, labels.length - 0.5)] } },
+      scales: { x: { time: false, range: [-0.5, Math.max(0.5, labels.length - 0.5)] }, y: { range: fromZero } },
       axes: [
         { ...axis(), splits: () => labels.map((_, i) => i), values: (_, splits) => splits.map((i) => (labels[i] || '').slice(0, 18)), rotate: -20, size: 70 },
         axis(),
