@@ -322,15 +322,11 @@ async fn an_ask_tool_runs_when_approved_and_not_when_refused() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sms_second_factor_signs_in_with_a_new_code_sent_from_the_page() {
-    use crate::mfa::{PHONE, last_code, number};
-    let Some(modules) = browser_modules() else {
-        return;
-    };
-    let app = spawn_app(DbKind::Sqlite).await;
-    app.create_user("sid", "sid-password-Kq4", "user").await;
-    let tokens = app.login("sid", "sid-password-Kq4").await;
+/// A user with a verified phone (the test number), enrolled through the API with the console provider's code.
+pub(crate) async fn user_with_phone(app: &TestApp, username: &str, password: &str) {
+    use crate::mfa::{PHONE, last_code};
+    app.create_user(username, password, "user").await;
+    let tokens = app.login(username, password).await;
     let r = app
         .post_as("/api/me/phone", &tokens, json!({ "phone_number": PHONE }))
         .await;
@@ -339,51 +335,69 @@ async fn an_sms_second_factor_signs_in_with_a_new_code_sent_from_the_page() {
         .post_as(
             "/api/me/phone/verify",
             &tokens,
-            json!({ "code": last_code(&app) }),
+            json!({ "code": last_code(app) }),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let sent = || {
-        app.state
-            .sms
-            .console()
-            .unwrap()
-            .outbox()
-            .iter()
-            .filter(|m| m.to == number())
-            .count()
+}
+
+/// How many texts the console provider has sent to the test number.
+pub(crate) fn texts_sent(app: &TestApp) -> usize {
+    let to = crate::mfa::number();
+    app.state
+        .sms
+        .console()
+        .unwrap()
+        .outbox()
+        .iter()
+        .filter(|m| m.to == to)
+        .count()
+}
+
+/// Waits (bounded: 30 s) until `n` texts have gone to the test number; false if they never do.
+pub(crate) async fn texts_reach(app: &TestApp, n: usize) -> bool {
+    for _ in 0..300 {
+        if texts_sent(app) >= n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Hands `text` to the page: the scenario polls for `path`, so it appears whole (written aside, then renamed).
+pub(crate) fn hand_over(path: &std::path::Path, text: &str) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_second_factor_signs_in_with_a_new_code_sent_from_the_page() {
+    use crate::mfa::last_code;
+    let Some(modules) = browser_modules() else {
+        return;
     };
-    let enrolment = sent();
+    let app = spawn_app(DbKind::Sqlite).await;
+    user_with_phone(&app, "sid", "sid-password-Kq4").await;
+    let enrolment = texts_sent(&app);
     let dir = tempfile::tempdir().unwrap();
     let clock_moved = dir.path().join("clock-moved");
     let code_file = dir.path().join("code");
 
-    // The test's side of the conversation: when the login's code is out, move the server's clock past the 30 s
-    // between sends and say so; when the new code is out, hand it to the page. Bounded: 30 s each.
-    let wait_for = |n: usize| async move {
-        for _ in 0..300 {
-            if sent() >= n {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    };
+    // The test's side: when the login's code is out, move the server's clock past the 30 s between sends and say
+    // so; when the new code is out, hand it to the page.
     let driver = async {
-        if !wait_for(enrolment + 1).await {
-            return None;
+        if !texts_reach(&app, enrolment + 1).await {
+            return false;
         }
-        let first = last_code(&app);
         app.clock.advance(Duration::from_secs(31));
-        std::fs::write(&clock_moved, "").unwrap();
-        if !wait_for(enrolment + 2).await {
-            return None;
+        hand_over(&clock_moved, "");
+        if !texts_reach(&app, enrolment + 2).await {
+            return false;
         }
-        let second = last_code(&app);
-        let partial = dir.path().join("code.partial");
-        std::fs::write(&partial, &second).unwrap();
-        std::fs::rename(&partial, &code_file).unwrap();
-        Some((first, second))
+        hand_over(&code_file, &last_code(&app));
+        true
     };
     let scenario = run_scenario(
         &modules,
@@ -397,7 +411,7 @@ async fn an_sms_second_factor_signs_in_with_a_new_code_sent_from_the_page() {
             "screenshots": screenshot_dir(),
         }),
     );
-    let (report, codes) = tokio::join!(scenario, driver);
+    let (report, handed) = tokio::join!(scenario, driver);
 
     assert_clean(&report, &[]);
     assert_eq!(
@@ -408,8 +422,12 @@ async fn an_sms_second_factor_signs_in_with_a_new_code_sent_from_the_page() {
             "signed in with the new code"
         ])
     );
-    assert!(codes.is_some(), "both codes were sent: {report:#}");
-    assert_eq!(sent(), enrolment + 2, "one code at login, one on request");
+    assert!(handed, "both codes were sent: {report:#}");
+    assert_eq!(
+        texts_sent(&app),
+        enrolment + 2,
+        "one code at login, one on request"
+    );
     assert_eq!(report["methods"], json!(["sms"]));
     assert_eq!(report["resendVisible"], true);
     assert_eq!(report["resendMessage"], "A new code was sent.");

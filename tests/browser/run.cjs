@@ -673,40 +673,60 @@ async function stopStream(page) {
   await shoot(page, 'chat-stopped');
 }
 
-// An approval under a step-up rule: sign in with TOTP, the approval card asks for a code, a wrong code is
-// refused with a message and nothing runs, a fresh code approves and the tool runs.
+// An approval under a step-up rule: sign in with the second factor, the approval card asks for a code, a wrong
+// code is refused with a message and nothing runs, a fresh code approves and the tool runs. With TOTP the codes
+// come in the config; with SMS the card's "Text me a code" sends one, and the test hands the page each code the
+// console provider sent through config.codeFiles ([login, approval]).
 async function stepUpApproval(page) {
+  const sms = Array.isArray(config.codeFiles);
   await page.goto(`${config.base}/login`);
   await page.fill('#username', config.username);
   await page.fill('#password', config.password);
   await page.click('#login-submit');
   await page.waitForSelector('#mfa-form:not([hidden])', { timeout: STEP_TIMEOUT });
-  await page.check('#mfa-method-totp');
-  await page.fill('#mfa-code', config.loginCode);
+  await page.check(sms ? '#mfa-method-sms' : '#mfa-method-totp');
+  await page.fill('#mfa-code', sms ? await fileWritten(config.codeFiles[0]) : config.loginCode);
   await page.click('#mfa-submit');
   await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
-  step('signed in with TOTP');
+  step('signed in with the second factor');
   await page.click('#new-session');
   await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
   await sendAndWaitForApproval(page, config.message, 1);
   const card = page.locator('.approval-card').nth(0);
   const code = card.locator('input');
   report.codeLabel = (await card.locator('label').textContent()).trim();
+  report.sendCodeVisible = await card.locator('button.approval-send-code').isVisible();
   step('approval asks for a code');
-  await audit(page, 'chat-step-up');
-  await shoot(page, 'chat-step-up');
-  await code.fill(config.wrongCode);
+  await audit(page, sms ? 'chat-step-up-sms' : 'chat-step-up');
+  await shoot(page, sms ? 'chat-step-up-sms' : 'chat-step-up');
+  let right = config.code;
+  if (sms) {
+    await card.locator('button.approval-send-code').click();
+    await page.waitForFunction(
+      () => document.querySelector('.approval-card .tool-status').textContent.includes('sent'),
+      null,
+      { timeout: STEP_TIMEOUT },
+    );
+    report.sentMessage = (await card.locator('.tool-status').textContent()).trim();
+    right = await fileWritten(config.codeFiles[1]);
+    step('code sent');
+  }
+  // A wrong code: the right one with its first digit moved on by one.
+  await code.fill(`${(Number(right[0]) + 1) % 10}${right.slice(1)}`);
   await card.locator('button.approve').click();
   await page.waitForFunction(
-    () => document.querySelector('.approval-card .tool-status').textContent.trim() !== '',
-    null,
+    (before) => {
+      const text = document.querySelector('.approval-card .tool-status').textContent.trim();
+      return text !== '' && text !== before;
+    },
+    report.sentMessage || '',
     { timeout: STEP_TIMEOUT },
   );
   report.wrongCodeMessage = (await card.locator('.tool-status').textContent()).trim();
-  report.buttonsAfterWrong = await card.locator('button:enabled').count();
+  report.buttonsAfterWrong = await card.locator('button.approve:enabled, button.refuse:enabled').count();
   report.cardsAfterWrong = await page.locator('.tool-card .tool-result').count();
   step('wrong code refused');
-  await code.fill(config.code);
+  await code.fill(right);
   await card.locator('button.approve').click();
   report.answer = await lastAnswerDone(page);
   report.approvalStatus = (await card.locator('.tool-status').textContent()).trim();
