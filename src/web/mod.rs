@@ -55,6 +55,16 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/admin.js"),
     ),
+    (
+        "admin_access.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/admin_access.js"),
+    ),
+    (
+        "admin_ops.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/admin_ops.js"),
+    ),
     // Vendored uPlot 1.6.31 (MIT, assets/vendor/uPlot.LICENSE), byte for byte as npm ships it: the admin
     // page's charts. Only /admin loads it.
     (
@@ -72,10 +82,22 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/settings.js"),
     ),
+    // Every page links it, so the browser's icon request never fails.
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("assets/favicon.svg"),
+    ),
 ];
 
 /// The assets only the admin page loads (the chat page's transfer budget leaves them out).
-pub const ADMIN_ONLY_ASSETS: &[&str] = &["admin.js", "uplot.iife.min.js", "uplot.min.css"];
+pub const ADMIN_ONLY_ASSETS: &[&str] = &[
+    "admin.js",
+    "admin_access.js",
+    "admin_ops.js",
+    "uplot.iife.min.js",
+    "uplot.min.css",
+];
 
 /// The vendored files (copied from their releases, not written here).
 pub const VENDORED_ASSETS: &[&str] = &["uplot.iife.min.js", "uplot.min.css"];

@@ -47,6 +47,7 @@ mod tokens;
 mod tool_log;
 mod ui;
 mod ui_admin;
+mod ui_chat;
 mod ui_settings;
 mod upstreams;
 mod users;

@@ -1,7 +1,8 @@
 //! The web UI in a real browser: Debian's Chromium, headless, driven by tests/browser/run.cjs (playwright-core)
 //! against the server on a free port. Each scenario's report must show every step done and nothing that must
 //! not happen: no console or page error, no CSP violation, no request to another host, no serious or critical
-//! axe-core finding. Screenshots of each page at 1280x800 and 390x844 go to `<target>/ui-screenshots/`.
+//! axe-core finding (in the light and the dark colour scheme). Screenshots of each page at 1280x800 and 390x844,
+//! light and dark, go to `<target>/ui-screenshots/`.
 //!
 //! The browser is a peer like the Python SDKs: `.ci/run` installs Chromium and the npm packages; without them the
 //! test says it was not run, unless WARDEN_REQUIRE_PEERS=1 (as in CI), where it fails.
@@ -150,7 +151,13 @@ async fn a_user_signs_in_chats_with_a_tool_and_signs_out_in_a_real_browser() {
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         assert!(bytes > 1000, "{path} was written ({bytes} bytes)");
     }
-    assert_eq!(report["screenshots"].as_array().unwrap().len(), 4);
+    // Login and chat, light and dark, at two sizes.
+    assert_eq!(report["screenshots"].as_array().unwrap().len(), 8);
+    // The icon every page names is served as SVG (so no icon request fails).
+    assert_eq!(
+        report["favicon"],
+        json!({ "href": "/static/favicon.svg", "status": 200, "type": "image/svg+xml" })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,4 +320,115 @@ async fn an_ask_tool_runs_when_approved_and_not_when_refused() {
             .any(|c| c["result"].as_str().unwrap().contains("42")),
         "the refused call has no result: {cards:#?}"
     );
+}
+
+/// A user with a verified phone (the test number), enrolled through the API with the console provider's code.
+pub(crate) async fn user_with_phone(app: &TestApp, username: &str, password: &str) {
+    use crate::mfa::{PHONE, last_code};
+    app.create_user(username, password, "user").await;
+    let tokens = app.login(username, password).await;
+    let r = app
+        .post_as("/api/me/phone", &tokens, json!({ "phone_number": PHONE }))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_as(
+            "/api/me/phone/verify",
+            &tokens,
+            json!({ "code": last_code(app) }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// How many texts the console provider has sent to the test number.
+pub(crate) fn texts_sent(app: &TestApp) -> usize {
+    let to = crate::mfa::number();
+    app.state
+        .sms
+        .console()
+        .unwrap()
+        .outbox()
+        .iter()
+        .filter(|m| m.to == to)
+        .count()
+}
+
+/// Waits (bounded: 30 s) until `n` texts have gone to the test number; false if they never do.
+pub(crate) async fn texts_reach(app: &TestApp, n: usize) -> bool {
+    for _ in 0..300 {
+        if texts_sent(app) >= n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Hands `text` to the page: the scenario polls for `path`, so it appears whole (written aside, then renamed).
+pub(crate) fn hand_over(path: &std::path::Path, text: &str) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_second_factor_signs_in_with_a_new_code_sent_from_the_page() {
+    use crate::mfa::last_code;
+    let Some(modules) = browser_modules() else {
+        return;
+    };
+    let app = spawn_app(DbKind::Sqlite).await;
+    user_with_phone(&app, "sid", "sid-password-Kq4").await;
+    let enrolment = texts_sent(&app);
+    let dir = tempfile::tempdir().unwrap();
+    let clock_moved = dir.path().join("clock-moved");
+    let code_file = dir.path().join("code");
+
+    // The test's side: when the login's code is out, move the server's clock past the 30 s between sends and say
+    // so; when the new code is out, hand it to the page.
+    let driver = async {
+        if !texts_reach(&app, enrolment + 1).await {
+            return false;
+        }
+        app.clock.advance(Duration::from_secs(31));
+        hand_over(&clock_moved, "");
+        if !texts_reach(&app, enrolment + 2).await {
+            return false;
+        }
+        hand_over(&code_file, &last_code(&app));
+        true
+    };
+    let scenario = run_scenario(
+        &modules,
+        json!({
+            "base": app.base,
+            "scenario": "sms_resend",
+            "username": "sid",
+            "password": "sid-password-Kq4",
+            "clockMoved": clock_moved,
+            "codeFile": code_file,
+            "screenshots": screenshot_dir(),
+        }),
+    );
+    let (report, handed) = tokio::join!(scenario, driver);
+
+    assert_clean(&report, &[]);
+    assert_eq!(
+        report["steps"],
+        json!([
+            "SMS code asked",
+            "new code sent",
+            "signed in with the new code"
+        ])
+    );
+    assert!(handed, "both codes were sent: {report:#}");
+    assert_eq!(
+        texts_sent(&app),
+        enrolment + 2,
+        "one code at login, one on request"
+    );
+    assert_eq!(report["methods"], json!(["sms"]));
+    assert_eq!(report["resendVisible"], true);
+    assert_eq!(report["resendMessage"], "A new code was sent.");
 }

@@ -90,5 +90,9 @@ async fn a_user_enrols_totp_changes_the_password_and_revokes_a_session_on_the_se
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         assert!(bytes > 1000, "{path} was written ({bytes} bytes)");
     }
-    assert_eq!(report["screenshots"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        report["screenshots"].as_array().unwrap().len(),
+        8,
+        "two pages, light and dark, two sizes"
+    );
 }

@@ -61,29 +61,52 @@ function watch(page) {
   page.on('dialog', (dialog) => dialog.accept());
 }
 
+// Every page is audited and photographed in both colour schemes (contrast differs); the page is left light.
+const SCHEMES = ['light', 'dark'];
+
 // axe-core run through the DevTools protocol, so the page's CSP (no inline script) does not block it.
 async function audit(page, name) {
   await page.evaluate(axeSource);
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  report.axe[name] = result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  for (const scheme of SCHEMES) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+    report.axe[scheme === 'light' ? name : `${name}-dark`] = result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
 }
 
 async function shoot(page, name) {
-  for (const vp of VIEWPORTS) {
-    await page.setViewportSize({ width: vp.width, height: vp.height });
-    const file = path.join(config.screenshots, `${name}-${vp.width}x${vp.height}.png`);
-    await page.screenshot({ path: file, fullPage: false });
-    report.screenshots.push(file);
+  for (const scheme of SCHEMES) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const suffix = scheme === 'light' ? '' : '-dark';
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize({ width: vp.width, height: vp.height });
+      const file = path.join(config.screenshots, `${name}${suffix}-${vp.width}x${vp.height}.png`);
+      await page.screenshot({ path: file, fullPage: false });
+      report.screenshots.push(file);
+    }
   }
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.setViewportSize({ width: VIEWPORTS[0].width, height: VIEWPORTS[0].height });
+}
+
+/** The page's icon as the browser would fetch it: {href, status, type}. */
+function favicon(page) {
+  return page.evaluate(async () => {
+    const link = document.querySelector('link[rel="icon"]');
+    if (!link) return null;
+    const r = await fetch(link.href);
+    return { href: new URL(link.href).pathname, status: r.status, type: r.headers.get('content-type') };
+  });
 }
 
 async function signInAndChat(page) {
   await page.goto(`${config.base}/chat`);
   await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
   step('signed-out browser sent to /login');
+  report.favicon = await favicon(page);
   await audit(page, 'login');
   await shoot(page, 'login');
 
@@ -455,22 +478,109 @@ async function admin(page) {
   }, `${row} select.user-role`, { timeout: STEP_TIMEOUT });
   step('role changed');
 
+  const chartIds = ['chart-requests', 'chart-latency', 'chart-pages', 'chart-tools', 'chart-tokens'];
   await page.waitForFunction(
-    () => ['chart-requests', 'chart-latency'].every((id) => {
+    (ids) => ids.every((id) => {
       const canvas = document.querySelector(`#${id} canvas`);
       return canvas && canvas.width > 0 && canvas.height > 0;
     }),
-    null,
+    chartIds,
     { timeout: STEP_TIMEOUT },
   );
   report.metrics = await page.$$eval('#metrics .metric', (ms) =>
     Object.fromEntries(ms.map((m) => [m.dataset.metric, m.querySelector('dd').textContent])));
-  report.charts = await page.evaluate(() => ['chart-requests', 'chart-latency'].map((id) => {
+  report.charts = await page.evaluate((ids) => ids.map((id) => {
     const c = document.querySelector(`#${id} canvas`).getBoundingClientRect();
-    return { id, width: c.width, height: c.height };
-  }));
+    // uPlot's legend shows each series' label: the bar charts name what they count.
+    const labels = [...document.querySelectorAll(`#${id} .u-legend .u-label`)].map((l) => l.textContent);
+    return { id, width: c.width, height: c.height, labels };
+  }), chartIds);
+  // The x axis labels of the bar charts (drawn on the canvas) are the data's names: read them from uPlot's data.
+  report.chartNames = await page.evaluate(() => Object.fromEntries(
+    ['chart-pages', 'chart-tools', 'chart-tokens'].map((id) => [id, document.querySelector(`#${id}`).dataset.names || '']),
+  ));
   report.routeRows = await page.locator('#route-table tbody tr').count();
   step('analytics shown');
+
+  // Permissions: a permission granted to the user role, then revoked; a new role offered for new users.
+  const userRole = '#permission-table tr[data-role="user"]';
+  await page.selectOption(`${userRole} select.permission-choice`, 'analytics:read');
+  await page.click(`${userRole} button.permission-grant`);
+  await page.waitForSelector(`${userRole} li[data-permission="analytics:read"]`, { timeout: STEP_TIMEOUT });
+  report.grantedPermissions = await page.$$eval(`${userRole} li[data-permission]`, (lis) => lis.map((li) => li.dataset.permission));
+  await page.click(`${userRole} li[data-permission="analytics:read"] button.permission-revoke`);
+  await page.waitForSelector(`${userRole} li[data-permission="analytics:read"]`, { state: 'detached', timeout: STEP_TIMEOUT });
+  report.revokedPermissions = await page.$$eval(`${userRole} li[data-permission]`, (lis) => lis.map((li) => li.dataset.permission));
+  await page.fill('#role-name', 'auditor');
+  await page.fill('#role-description', 'Reads the audit trail');
+  await page.fill('#role-permissions', 'audit:read');
+  await page.click('#add-role-submit');
+  await page.waitForSelector('#permission-table tr[data-role="auditor"] li[data-permission="audit:read"]', { timeout: STEP_TIMEOUT });
+  await page.waitForSelector('#new-role option[value="auditor"]', { state: 'attached', timeout: STEP_TIMEOUT });
+  step('permissions granted, revoked and a role added');
+
+  // Tool policy: `ask` with a step-up code for `add`; a `deny` rule set and removed again.
+  await page.selectOption('#policy-role', 'user');
+  await page.fill('#policy-tool', 'add');
+  await page.selectOption('#policy-decision', 'ask');
+  await page.check('#policy-step-up');
+  await page.click('#set-policy-submit');
+  const askRow = '#policy-table tr[data-role="user"][data-tool="add"][data-decision="ask"]';
+  await page.waitForSelector(askRow, { timeout: STEP_TIMEOUT });
+  report.askRule = (await page.textContent(askRow)).trim();
+  await page.selectOption('#policy-role', 'user');
+  await page.fill('#policy-tool', 'echo');
+  await page.selectOption('#policy-decision', 'deny');
+  report.stepUpDisabledForDeny = await page.isDisabled('#policy-step-up');
+  await page.click('#set-policy-submit');
+  const denyRow = '#policy-table tr[data-role="user"][data-tool="echo"][data-decision="deny"]';
+  await page.waitForSelector(denyRow, { timeout: STEP_TIMEOUT });
+  await page.click(`${denyRow} button.policy-remove`);
+  await page.waitForSelector(denyRow, { state: 'detached', timeout: STEP_TIMEOUT });
+  step('tool policy set and a rule removed');
+  await page.evaluate(() => document.querySelector('#permissions').scrollIntoView());
+  await shoot(page, 'admin-access');
+
+  // SMS transactions: all of them, then the failed ones only.
+  await page.waitForFunction(() => document.querySelectorAll('#sms-table tbody tr').length > 0, null, { timeout: STEP_TIMEOUT });
+  report.smsRows = await page.locator('#sms-table tbody tr').count();
+  report.smsSummary = (await page.textContent('#sms-summary')).trim();
+  await page.check('#sms-failed');
+  await page.click('#sms-filter-submit');
+  await page.waitForFunction(
+    (before) => {
+      const rows = document.querySelectorAll('#sms-table tbody tr');
+      return rows.length > 0 && rows.length < before;
+    },
+    report.smsRows,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.smsFailed = await page.$$eval('#sms-table tbody tr', (rows) => rows.map((r) => r.dataset.success));
+  step('SMS transactions listed and filtered');
+
+  // Connection profiles: one added, then deleted; a saved test run with its result shown.
+  await page.fill('#conn-name', 'reports');
+  await page.selectOption('#conn-type', 'postgresql');
+  await page.fill('#conn-host', '127.0.0.1');
+  await page.fill('#conn-port', '5432');
+  await page.fill('#conn-user', 'postgres');
+  await page.fill('#conn-database', 'reports');
+  await page.click('#add-connection-submit');
+  const profile = '#connection-table tr[data-connection="reports"]';
+  await page.waitForSelector(profile, { timeout: STEP_TIMEOUT });
+  report.profileRow = (await page.textContent(profile)).trim();
+  await page.click(`${profile} button.connection-delete`);
+  await page.waitForSelector(profile, { state: 'detached', timeout: STEP_TIMEOUT });
+  step('connection profile added and deleted');
+  const test = `#test-table tr[data-test="${config.savedTest}"]`;
+  report.testBefore = await page.getAttribute(test, 'data-status');
+  await page.click(`${test} button.test-run`);
+  await page.waitForSelector(`${test}[data-status="ok"] pre.test-result`, { timeout: STEP_TIMEOUT });
+  report.testResult = (await page.textContent(`${test} pre.test-result`)).trim();
+  step('saved test run with its last result');
+  await audit(page, 'admin-ops');
+  await page.evaluate(() => document.querySelector('#sms').scrollIntoView());
+  await shoot(page, 'admin-ops');
 
   if (config.serverName) {
     await page.fill('#server-name', config.serverName);
@@ -497,6 +607,8 @@ async function admin(page) {
   await shoot(page, 'admin');
   await page.evaluate(() => document.querySelector('#analytics').scrollIntoView());
   await shoot(page, 'admin-analytics');
+  await page.evaluate(() => document.querySelector('#chart-pages-title').scrollIntoView());
+  await shoot(page, 'admin-charts');
 
   await page.click('#sign-out');
   await page.waitForURL(/\/login$/, { timeout: STEP_TIMEOUT });
@@ -515,12 +627,166 @@ async function admin(page) {
   await shoot(page, 'admin-denied');
 }
 
+// The Stop button: a slow streamed answer is cut off after its first words; the page is ready to send again.
+async function stopStream(page) {
+  await signIn(page);
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  await page.fill('#message-input', config.message);
+  await page.click('#send');
+  await page.waitForFunction(
+    (first) => {
+      const all = document.querySelectorAll('.message.assistant');
+      const last = all[all.length - 1];
+      return last && last.getAttribute('aria-busy') === 'true' && last.textContent.includes(first);
+    },
+    config.firstWords,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.stopVisible = await page.isVisible('#stop');
+  step('answer streaming');
+  await page.click('#stop');
+  await page.waitForFunction(
+    () => {
+      const all = document.querySelectorAll('.message.assistant');
+      const last = all[all.length - 1];
+      return last.getAttribute('aria-busy') !== 'true' && last.textContent.includes('Stopped.');
+    },
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  report.answer = await page.evaluate(() => {
+    const all = document.querySelectorAll('.message.assistant');
+    return all[all.length - 1].textContent.trim();
+  });
+  report.stopHidden = await page.isHidden('#stop');
+  report.sendVisible = await page.isVisible('#send');
+  report.inputEditable = await page.isEditable('#message-input');
+  step('stopped');
+  // The rest of the answer would have arrived by now had the stream gone on.
+  await page.waitForTimeout(config.restMs);
+  report.answerLater = await page.evaluate(() => {
+    const all = document.querySelectorAll('.message.assistant');
+    return all[all.length - 1].textContent.trim();
+  });
+  await audit(page, 'chat-stopped');
+  await shoot(page, 'chat-stopped');
+}
+
+// An approval under a step-up rule: sign in with the second factor, the approval card asks for a code, a wrong
+// code is refused with a message and nothing runs, a fresh code approves and the tool runs. With TOTP the codes
+// come in the config; with SMS the card's "Text me a code" sends one, and the test hands the page each code the
+// console provider sent through config.codeFiles ([login, approval]).
+async function stepUpApproval(page) {
+  const sms = Array.isArray(config.codeFiles);
+  await page.goto(`${config.base}/login`);
+  await page.fill('#username', config.username);
+  await page.fill('#password', config.password);
+  await page.click('#login-submit');
+  await page.waitForSelector('#mfa-form:not([hidden])', { timeout: STEP_TIMEOUT });
+  await page.check(sms ? '#mfa-method-sms' : '#mfa-method-totp');
+  await page.fill('#mfa-code', sms ? await fileWritten(config.codeFiles[0]) : config.loginCode);
+  await page.click('#mfa-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  step('signed in with the second factor');
+  await page.click('#new-session');
+  await page.waitForSelector('#session-list li[data-session-id]', { timeout: STEP_TIMEOUT });
+  await sendAndWaitForApproval(page, config.message, 1);
+  const card = page.locator('.approval-card').nth(0);
+  const code = card.locator('input');
+  report.codeLabel = (await card.locator('label').textContent()).trim();
+  report.sendCodeVisible = await card.locator('button.approval-send-code').isVisible();
+  step('approval asks for a code');
+  await audit(page, sms ? 'chat-step-up-sms' : 'chat-step-up');
+  await shoot(page, sms ? 'chat-step-up-sms' : 'chat-step-up');
+  let right = config.code;
+  if (sms) {
+    await card.locator('button.approval-send-code').click();
+    await page.waitForFunction(
+      () => document.querySelector('.approval-card .tool-status').textContent.includes('sent'),
+      null,
+      { timeout: STEP_TIMEOUT },
+    );
+    report.sentMessage = (await card.locator('.tool-status').textContent()).trim();
+    right = await fileWritten(config.codeFiles[1]);
+    step('code sent');
+  }
+  // A wrong code: the right one with its first digit moved on by one.
+  await code.fill(`${(Number(right[0]) + 1) % 10}${right.slice(1)}`);
+  await card.locator('button.approve').click();
+  await page.waitForFunction(
+    (before) => {
+      const text = document.querySelector('.approval-card .tool-status').textContent.trim();
+      return text !== '' && text !== before;
+    },
+    report.sentMessage || '',
+    { timeout: STEP_TIMEOUT },
+  );
+  report.wrongCodeMessage = (await card.locator('.tool-status').textContent()).trim();
+  report.buttonsAfterWrong = await card.locator('button.approve:enabled, button.refuse:enabled').count();
+  report.cardsAfterWrong = await page.locator('.tool-card .tool-result').count();
+  step('wrong code refused');
+  await code.fill(right);
+  await card.locator('button.approve').click();
+  report.answer = await lastAnswerDone(page);
+  report.approvalStatus = (await card.locator('.tool-status').textContent()).trim();
+  report.toolCards = await page.$$eval('.tool-card', (cards) =>
+    cards.map((c) => ({
+      name: (c.querySelector('.tool-name') || {}).textContent || '',
+      result: (c.querySelector('.tool-result') || {}).textContent || '',
+    })),
+  );
+  step('fresh code approved and the tool ran');
+}
+
+/** Waits (bounded) until the test writes `file`; returns its text. */
+async function fileWritten(file) {
+  for (let i = 0; i < 300; i += 1) {
+    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${file} was never written`);
+}
+
+// The SMS second factor: the page asks for a new code ("Send a new code") once the server allows it (the test
+// moves the server's clock past the 30 s between sends and writes config.clockMoved), then signs in with the new
+// code (the test reads it from the console provider's outbox into config.codeFile).
+async function smsResend(page) {
+  await page.goto(`${config.base}/login`);
+  await page.fill('#username', config.username);
+  await page.fill('#password', config.password);
+  await page.click('#login-submit');
+  await page.waitForSelector('#mfa-form:not([hidden])', { timeout: STEP_TIMEOUT });
+  report.methods = await page.$$eval('#mfa-methods input[type=radio]', (radios) =>
+    radios.filter((r) => !r.closest('[hidden]')).map((r) => r.value),
+  );
+  await page.check('#mfa-method-sms');
+  report.resendVisible = await page.isVisible('#mfa-resend');
+  step('SMS code asked');
+  await fileWritten(config.clockMoved);
+  await page.click('#mfa-resend');
+  await page.waitForFunction(() => document.querySelector('#login-info').textContent.includes('new code'), null, {
+    timeout: STEP_TIMEOUT,
+  });
+  report.resendMessage = (await page.textContent('#login-info')).trim();
+  step('new code sent');
+  await audit(page, 'login-sms');
+  await shoot(page, 'login-sms');
+  await page.fill('#mfa-code', await fileWritten(config.codeFile));
+  await page.click('#mfa-submit');
+  await page.waitForURL(/\/chat$/, { timeout: STEP_TIMEOUT });
+  step('signed in with the new code');
+}
+
 const SCENARIOS = {
   first_token: firstToken,
   sign_in_and_chat: signInAndChat,
   hostile_markdown: hostileMarkdown,
   totp_sign_in: totpSignIn,
+  sms_resend: smsResend,
   approvals,
+  stop_stream: stopStream,
+  step_up_approval: stepUpApproval,
   admin,
   settings,
 };

@@ -1,10 +1,13 @@
 // The admin page: users (GET/POST /api/users, PUT /api/users/{id}), MCP servers (GET /api/servers for health,
 // GET /api/servers/{id}/tools, POST and DELETE /api/mcp/servers), analytics (GET /api/analytics/key-metrics,
-// /timeseries, /routes; charts drawn by the vendored uPlot, a global from /static/uplot.iife.min.js) and the
-// tool-call and audit logs. A user without `users:manage` sees "not allowed" and nothing else (the API refuses
-// them anyway: 403).
+// /timeseries, /routes, /top-pages, /events; charts drawn by the vendored uPlot, a global from
+// /static/uplot.iife.min.js) and the tool-call and audit logs. Roles, permissions and the tool policy are in
+// admin_access.js; SMS transactions, connection profiles and saved tests in admin_ops.js. A user without
+// `users:manage` sees "not allowed" and nothing else (the API refuses them anyway: 403).
 
 import { api, el, errorText, fetchStatus, logPageView, showError } from './common.js';
+import { setupAccess } from './admin_access.js';
+import { setupOps } from './admin_ops.js';
 
 const $ = (id) => document.getElementById(id);
 const errorRegion = $('admin-error');
@@ -13,6 +16,7 @@ const HOURS = 1;
 
 let userOffset = 0;
 let roles = ['admin', 'user'];
+let rolesKnown = false;
 const charts = {};
 
 function fail(result) {
@@ -93,12 +97,13 @@ async function loadUsers() {
   $('user-next').disabled = !data.has_more;
 }
 
-async function loadRoles() {
-  const result = await api('GET', '/api/permissions');
-  if (result.ok && result.data.data && Array.isArray(result.data.data.roles)) {
-    roles = result.data.data.roles.map((r) => r.name);
-  }
+/** The role names the access section read: the add-user form offers them, and the user rows' selects too. */
+function rolesChanged(names) {
+  roles = names;
   $('new-role').replaceChildren(...roles.map((r) => el('option', { value: r, selected: r === 'user' }, r)));
+  // The first read comes before the users are listed; a later one (a role added) refreshes their selects.
+  if (rolesKnown) loadUsers();
+  rolesKnown = true;
 }
 
 $('user-search').addEventListener('submit', (event) => {
@@ -258,6 +263,11 @@ function drawRequests(points, window) {
   );
 }
 
+/** Bars stand on zero (uPlot would otherwise start the axis near the smallest value). */
+function fromZero(_, _min, max) {
+  return [0, Math.max(1, (max || 0) * 1.1)];
+}
+
 function drawLatency(routes) {
   const top = routes.slice(0, 12);
   const labels = top.map((r) => `${r.method} ${r.route}`);
@@ -265,7 +275,7 @@ function drawLatency(routes) {
   draw(
     'chart-latency',
     {
-      scales: { x: { time: false, range: [-0.5, Math.max(0.5, top.length - 0.5)] } },
+      scales: { x: { time: false, range: [-0.5, Math.max(0.5, top.length - 0.5)] }, y: { range: fromZero } },
       axes: [
         { ...axis(), splits: () => top.map((_, i) => i), values: (_, splits) => splits.map((i) => (labels[i] || '').slice(0, 18)), rotate: -20, size: 70 },
         axis(),
@@ -278,6 +288,44 @@ function drawLatency(routes) {
     },
     [top.map((_, i) => i), top.map((r) => r.latency.p95_ms), top.map((r) => r.latency.p50_ms)],
   );
+}
+
+/** A bar chart of `values` per label (labels on the x axis, cut to fit). */
+function drawBars(id, labels, seriesLabel, values) {
+  // The names drawn on the canvas, kept readable for the tests.
+  $(id).dataset.names = labels.join('|');
+  const bars = window.uPlot.paths.bars({ size: [0.6, 60] });
+  draw(
+    id,
+    {
+      scales: { x: { time: false, range: [-0.5, Math.max(0.5, labels.length - 0.5)] }, y: { range: fromZero } },
+      axes: [
+        { ...axis(), splits: () => labels.map((_, i) => i), values: (_, splits) => splits.map((i) => (labels[i] || '').slice(0, 18)), rotate: -20, size: 70 },
+        axis(),
+      ],
+      series: [
+        { label: 'Name', value: (_, i) => (i === null || i === undefined ? '' : labels[i] || '') },
+        { label: seriesLabel, stroke: themeColour('--accent'), fill: themeColour('--user'), paths: bars, points: { show: false } },
+      ],
+    },
+    [labels.map((_, i) => i), values],
+  );
+}
+
+/** Sums `value(row)` per `key(row)`, largest first, at most `max` entries. */
+function totals(rows, key, value, max) {
+  const sums = new Map();
+  for (const row of rows) sums.set(key(row), (sums.get(key(row)) || 0) + value(row));
+  return [...sums.entries()].sort((a, b) => b[1] - a[1]).slice(0, max);
+}
+
+function drawEvents(pages, events) {
+  const top = pages.slice(0, 10);
+  drawBars('chart-pages', top.map((p) => p.path), 'Views', top.map((p) => p.views));
+  const tools = totals(events.tool_calls || [], (c) => c.tool, (c) => c.calls, 12);
+  drawBars('chart-tools', tools.map(([t]) => t), 'Calls', tools.map(([, n]) => n));
+  const models = totals(events.llm_tokens || [], (t) => t.model, (t) => t.tokens, 12);
+  drawBars('chart-tokens', models.map(([m]) => m), 'Tokens', models.map(([, n]) => n));
 }
 
 function showMetrics(m) {
@@ -295,12 +343,14 @@ function showMetrics(m) {
 }
 
 async function loadAnalytics() {
-  const [metrics, series, routes] = await Promise.all([
+  const [metrics, series, routes, pages, events] = await Promise.all([
     api('GET', `/api/analytics/key-metrics?hours=${HOURS}`),
     api('GET', `/api/analytics/timeseries?hours=${HOURS}`),
     api('GET', `/api/analytics/routes?hours=${HOURS}`),
+    api('GET', `/api/analytics/top-pages?hours=${HOURS}&limit=10`),
+    api('GET', `/api/analytics/events?hours=${HOURS}`),
   ]);
-  for (const result of [metrics, series, routes]) {
+  for (const result of [metrics, series, routes, pages, events]) {
     if (!result.ok) {
       fail(result);
       return;
@@ -328,11 +378,16 @@ async function loadAnalytics() {
   }
   drawRequests(series.data.data.points || [], series.data.data.window);
   drawLatency(list);
+  drawEvents(pages.data.data.pages || [], events.data.data);
   $('analytics-status').textContent = `Figures for the last ${HOURS} hour.`;
 }
 
 window.addEventListener('resize', () => {
   for (const [id, chart] of Object.entries(charts)) chart.setSize({ width: chartWidth($(id)), height: 220 });
+});
+// The charts take their colours from the theme when drawn: a switch between light and dark redraws them.
+window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  if (Object.keys(charts).length) loadAnalytics();
 });
 
 // --- Logs ----------------------------------------------------------------------------------------------------
@@ -400,7 +455,9 @@ if (!status.authenticated) {
     denied.hidden = false;
   } else {
     $('admin-content').hidden = false;
-    await loadRoles();
-    await Promise.all([loadUsers(), loadServers(), loadAnalytics(), loadToolCalls(), loadAudit()]);
+    const loadAccess = setupAccess(fail, rolesChanged);
+    const loadOps = setupOps(fail);
+    await loadAccess();
+    await Promise.all([loadUsers(), loadServers(), loadAnalytics(), loadToolCalls(), loadAudit(), loadOps()]);
   }
 }

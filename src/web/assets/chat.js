@@ -172,13 +172,32 @@ function approvalCard(event) {
     el('pre', { 'aria-label': 'Arguments' }, pretty(event.arguments)),
   );
   let code = null;
-  const method = (event.methods || [])[0];
+  const methods = event.methods || [];
+  let method = methods[0];
+  const status = el('div', { className: 'tool-status', role: 'status' });
   if (event.step_up && method) {
     const codeId = `approval-code-${event.approval_id}`;
-    code = el('input', { type: 'text', id: codeId, autocomplete: 'one-time-code' });
-    card.append(el('label', { htmlFor: codeId }, `Code (${method})`), code);
+    code = el('input', { type: 'text', id: codeId, autocomplete: 'one-time-code', inputMode: 'numeric' });
+    const label = el('label', { htmlFor: codeId }, `Code (${method})`);
+    // An SMS code is sent only when asked for, bound to this approval.
+    const send = el('button', { type: 'button', className: 'approval-send-code secondary' }, 'Text me a code');
+    send.hidden = method !== 'sms';
+    send.addEventListener('click', async () => {
+      const result = await api('POST', `/chat/approvals/${encodeURIComponent(event.approval_id)}/code`, {});
+      status.textContent = result.ok ? 'A code was sent to your phone.' : errorText(result);
+    });
+    if (methods.length > 1) {
+      const choiceId = `approval-method-${event.approval_id}`;
+      const choice = el('select', { id: choiceId, className: 'approval-method' }, ...methods.map((m) => el('option', { value: m }, m)));
+      choice.addEventListener('change', () => {
+        method = choice.value;
+        label.textContent = `Code (${method})`;
+        send.hidden = method !== 'sms';
+      });
+      card.append(el('label', { htmlFor: choiceId }, 'Second factor'), choice);
+    }
+    card.append(label, code, send);
   }
-  const status = el('div', { className: 'tool-status', role: 'status' });
   const decide = async (approve) => {
     const body = { approve };
     if (code && approve) Object.assign(body, { code: code.value.trim(), method });
