@@ -44,6 +44,7 @@ mod structure;
 mod telesign;
 mod throttle;
 mod tokens;
+mod tool_list_changes;
 mod tool_log;
 mod ui;
 mod ui_admin;
