@@ -41,10 +41,20 @@ impl Tool for UpstreamTool {
             };
             let mut params = CallToolRequestParams::new(self.remote_name.clone());
             params.arguments = arguments;
-            let result = peer
-                .call_tool(params)
-                .await
-                .map_err(|e| format!("the MCP server {:?} failed: {e}", self.up.config.name))?;
+            let result = peer.call_tool(params).await.map_err(|e| match e {
+                // The server answered with an error: it is there, the call was wrong.
+                rmcp::ServiceError::McpError(e) => {
+                    format!(
+                        "the MCP server {:?} refused the call: {}",
+                        self.up.config.name, e.message
+                    )
+                }
+                // A lost connection (the server died mid-call), a timeout or a closed transport.
+                e => format!(
+                    "the MCP server {:?} is unavailable: {e}",
+                    self.up.config.name
+                ),
+            })?;
             let text: Vec<String> = result
                 .content
                 .iter()
