@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use super::connection::Health;
 use super::{
     config::{ServerConfig, Transport},
-    connection::Upstream,
+    connection::{Live, Upstream},
     tool::UpstreamTool,
 };
 use crate::{
@@ -105,7 +105,7 @@ impl Upstreams {
                 restarts: 0,
             }),
             config,
-            peer: Mutex::new(None),
+            live: Mutex::new(None),
             clock: self.clock.clone(),
         });
         let stop = self.stop.child_token();
@@ -229,7 +229,11 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                     }
                 };
                 let mut names = register_tools(&up, &catalog, tools, &[]);
-                *up.peer.lock() = Some(peer.clone());
+                let lost = CancellationToken::new();
+                *up.live.lock() = Some(Live {
+                    peer: peer.clone(),
+                    lost: lost.clone(),
+                });
                 // Removed while connecting: take back what was just registered.
                 if stop.is_cancelled() {
                     catalog.remove_where(|name| names.iter().any(|n| n == name));
@@ -240,12 +244,16 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                 let token = client.cancellation_token();
                 let closed = client.waiting();
                 tokio::pin!(closed);
-                loop {
+                let why = loop {
                     tokio::select! {
-                        _ = &mut closed => break,
+                        _ = &mut closed => break "the connection closed",
+                        _ = lost.cancelled() => {
+                            token.cancel();
+                            break "a call lost the connection";
+                        }
                         _ = stop.cancelled() => {
                             token.cancel();
-                            *up.peer.lock() = None;
+                            *up.live.lock() = None;
                             return;
                         }
                         _ = changed.0.notified() => {
@@ -260,10 +268,10 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                             }
                         }
                     }
-                }
-                *up.peer.lock() = None;
+                };
+                *up.live.lock() = None;
                 catalog.remove_where(|name| names.iter().any(|n| n == name));
-                up.mark_down("the connection closed");
+                up.mark_down(why);
                 up.health.lock().restarts += 1;
                 tracing::warn!(server = %up.config.name, "MCP server went away; reconnecting");
             }

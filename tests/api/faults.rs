@@ -418,6 +418,10 @@ async fn an_upstream_killed_mid_call_fails_that_call_clearly_and_works_again_onc
         "{body}"
     );
 
+    // The lost connection is reported (a stateless HTTP server's death shows nowhere else) and dropped.
+    let down = wait_status(&app, &admin.access, "web", "down").await;
+    assert!(down["tools"].as_array().unwrap().is_empty(), "{down}");
+
     // Started again on the same port: /mcp and the agent's calls work after the reconnect.
     let _peer = start_peer();
     let mut answer = Value::Null;
@@ -440,4 +444,8 @@ async fn an_upstream_killed_mid_call_fails_that_call_clearly_and_works_again_onc
     );
     let health = server(&app, &admin.access, "web").await;
     assert_eq!(health["status"], json!("up"), "{health}");
+    assert!(
+        health["restarts"].as_u64().unwrap() >= 1,
+        "a new connection: {health}"
+    );
 }
