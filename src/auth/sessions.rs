@@ -281,9 +281,13 @@ impl Auth {
         }
         let now = self.now();
         let hash = token_hash(refresh_token);
-        let Some(session_id) = store::consume_refresh_token(self.db.writer(), &hash, now)
-            .await
-            .context("auth store: consume_refresh_token")?
+        // The successor is stored in the same transaction that uses this token up: a crash in between would
+        // otherwise leave the client with a used token and no successor.
+        let refresh = random_token();
+        let Some(session_id) =
+            store::rotate_refresh_token(self.db.writer(), &hash, &token_hash(&refresh), now)
+                .await
+                .context("auth store: rotate_refresh_token")?
         else {
             // A used token shown again is theft (RFC 9700 §4.14.2), unless it is a concurrent retry of the
             // same rotation (two tabs, a retried request) within a short grace window: that one only fails.
@@ -312,16 +316,6 @@ impl Auth {
         // The family is as idle as its session: no refresh and no use of its access tokens.
         self.use_unless_idle(&session_id).await?;
         let account = self.active_account(&session.user_id).await?;
-        let refresh = random_token();
-        store::insert_refresh_token(
-            self.db.writer(),
-            &token_hash(&refresh),
-            &session_id,
-            now,
-            session.expires_at,
-        )
-        .await
-        .context("auth store: insert_refresh_token")?;
         let tokens = self.bearer_tokens(
             account.id.as_str(),
             &session_id,

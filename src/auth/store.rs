@@ -538,21 +538,38 @@ pub async fn insert_refresh_token(
         .map(|_| ())
 }
 
-/// Marks a refresh token used if it is unused and unexpired. Exactly one concurrent caller gets `true`:
-/// the conditional UPDATE takes the row lock and re-checks `used_at` after it.
-pub async fn consume_refresh_token(
+/// Rotates a refresh token in one transaction: marks `old_hash` used (if it is unused and unexpired) and stores
+/// `new_hash` for the same session, expiring with it. A crash leaves either both changes or neither, so exactly
+/// one of the two tokens works. Exactly one concurrent caller gets the session id: the conditional UPDATE takes
+/// the row lock and re-checks `used_at` after it.
+pub async fn rotate_refresh_token(
     pool: &AnyPool,
-    hash: &str,
+    old_hash: &str,
+    new_hash: &str,
     now: i64,
 ) -> sqlx::Result<Option<String>> {
+    let mut tx = pool.begin().await?;
     let row: Option<(String,)> = sqlx::query_as(
         "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING session_id",
     )
     .bind(now)
-    .bind(hash)
-    .fetch_optional(pool)
+    .bind(old_hash)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.map(|(s,)| s))
+    let Some((session_id,)) = row else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+         SELECT $1, id, $2, expires_at FROM sessions WHERE id = $3",
+    )
+    .bind(new_hash)
+    .bind(now)
+    .bind(&session_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(session_id))
 }
 
 /// The session a refresh token belongs to and when it was used, whatever its state.

@@ -4,6 +4,7 @@
 use parking_lot::Mutex;
 use rmcp::{RoleClient, service::Peer};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::config::ServerConfig;
 use crate::clock::{SharedClock, rfc3339};
@@ -29,8 +30,16 @@ pub struct Health {
 pub(super) struct Upstream {
     pub(super) config: ServerConfig,
     pub(super) health: Mutex<Health>,
-    pub(super) peer: Mutex<Option<Peer<RoleClient>>>,
+    pub(super) live: Mutex<Option<Live>>,
     pub(super) clock: SharedClock,
+}
+
+/// The connection while it is up. A call that finds it broken cancels `lost`: a stateless HTTP server's
+/// death shows nowhere else, and the supervisor then drops this connection and reconnects.
+#[derive(Clone)]
+pub(super) struct Live {
+    pub(super) peer: Peer<RoleClient>,
+    pub(super) lost: CancellationToken,
 }
 
 impl Upstream {

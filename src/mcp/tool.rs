@@ -28,9 +28,9 @@ impl Tool for UpstreamTool {
         _: &'a ToolContext,
     ) -> BoxFuture<'a, Result<Value, String>> {
         async move {
-            let peer = self
+            let live = self
                 .up
-                .peer
+                .live
                 .lock()
                 .clone()
                 .ok_or_else(|| format!("the MCP server {:?} is down", self.up.config.name))?;
@@ -41,10 +41,29 @@ impl Tool for UpstreamTool {
             };
             let mut params = CallToolRequestParams::new(self.remote_name.clone());
             params.arguments = arguments;
-            let result = peer
-                .call_tool(params)
-                .await
-                .map_err(|e| format!("the MCP server {:?} failed: {e}", self.up.config.name))?;
+            let result = live.peer.call_tool(params).await.map_err(|e| match e {
+                // The server answered with an error: it is there, the call was wrong.
+                rmcp::ServiceError::McpError(e) => {
+                    format!(
+                        "the MCP server {:?} refused the call: {}",
+                        self.up.config.name, e.message
+                    )
+                }
+                // The connection is lost (the server died mid-call): the supervisor drops it and reconnects.
+                e
+                @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed) => {
+                    live.lost.cancel();
+                    format!(
+                        "the MCP server {:?} is unavailable: {e}",
+                        self.up.config.name
+                    )
+                }
+                // A timeout or a cancelled call.
+                e => format!(
+                    "the MCP server {:?} is unavailable: {e}",
+                    self.up.config.name
+                ),
+            })?;
             let text: Vec<String> = result
                 .content
                 .iter()

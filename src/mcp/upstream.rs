@@ -1,6 +1,6 @@
 //! Upstream MCP servers feeding the tool catalog: stdio children (each in its own process group, killed with
-//! it) and Streamable HTTP servers, configured in `config.rs`; their tools are `tool.rs`'s. A supervisor per server connects, registers its tools as `<server>__<tool>`, watches the
-//! connection, and on loss reports the server down, removes its tools and reconnects with backoff. A server
+//! it) and Streamable HTTP servers, configured in `config.rs`; their tools are `tool.rs`'s. A supervisor per server connects, registers its tools as `<server>__<tool>`, lists them again when
+//! the server sends `notifications/tools/list_changed` (same connection), watches the connection, and on loss reports the server down, removes its tools and reconnects with backoff. A server
 //! that is down at start never stops Warden from starting.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -8,19 +8,21 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use anyhow::Context;
 use parking_lot::Mutex;
 use rmcp::{
-    RoleClient, ServiceExt,
+    ClientHandler, RoleClient, ServiceExt,
+    service::NotificationContext,
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
         streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use super::connection::Health;
 use super::{
     config::{ServerConfig, Transport},
-    connection::Upstream,
+    connection::{Live, Upstream},
     tool::UpstreamTool,
 };
 use crate::{
@@ -103,7 +105,7 @@ impl Upstreams {
                 restarts: 0,
             }),
             config,
-            peer: Mutex::new(None),
+            live: Mutex::new(None),
             clock: self.clock.clone(),
         });
         let stop = self.stop.child_token();
@@ -165,12 +167,53 @@ impl Backoff {
     }
 }
 
+/// The client side of one upstream connection: a `notifications/tools/list_changed` wakes the supervisor, which
+/// lists the server's tools again on the same connection.
+#[derive(Clone, Default)]
+struct ListChanged(Arc<Notify>);
+
+impl ClientHandler for ListChanged {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.0.notify_one();
+    }
+}
+
+/// Registers the server's tools as `<server>__<tool>` and drops those of `previous` it no longer has (new ones
+/// first, so a tool that stays never disappears for a moment); returns the catalog names.
+fn register_tools(
+    up: &Arc<Upstream>,
+    catalog: &Catalog,
+    tools: Vec<rmcp::model::Tool>,
+    previous: &[String],
+) -> Vec<String> {
+    let names: Vec<String> = tools
+        .iter()
+        .map(|t| format!("{}{SEPARATOR}{}", up.config.name, t.name))
+        .collect();
+    for t in tools {
+        catalog.register(Arc::new(UpstreamTool {
+            up: up.clone(),
+            remote_name: t.name.to_string(),
+            spec: ToolSpec {
+                name: format!("{}{SEPARATOR}{}", up.config.name, t.name),
+                description: t.description.map(|d| d.to_string()).unwrap_or_default(),
+                parameters: Value::Object((*t.input_schema).clone()),
+            },
+        }));
+    }
+    catalog.remove_where(|name| {
+        previous.iter().any(|p| p == name) && !names.iter().any(|n| n == name)
+    });
+    names
+}
+
 async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationToken) {
     let mut backoff = Backoff::new();
     loop {
         let started = std::time::Instant::now();
+        let changed = ListChanged::default();
         let connected = tokio::select! {
-            r = connect(&up.config) => r,
+            r = connect(&up.config, changed.clone()) => r,
             _ = stop.cancelled() => return,
         };
         match connected {
@@ -185,22 +228,12 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                         continue;
                     }
                 };
-                let names: Vec<String> = tools
-                    .iter()
-                    .map(|t| format!("{}{SEPARATOR}{}", up.config.name, t.name))
-                    .collect();
-                for t in tools {
-                    catalog.register(Arc::new(UpstreamTool {
-                        up: up.clone(),
-                        remote_name: t.name.to_string(),
-                        spec: ToolSpec {
-                            name: format!("{}{SEPARATOR}{}", up.config.name, t.name),
-                            description: t.description.map(|d| d.to_string()).unwrap_or_default(),
-                            parameters: Value::Object((*t.input_schema).clone()),
-                        },
-                    }));
-                }
-                *up.peer.lock() = Some(peer);
+                let mut names = register_tools(&up, &catalog, tools, &[]);
+                let lost = CancellationToken::new();
+                *up.live.lock() = Some(Live {
+                    peer: peer.clone(),
+                    lost: lost.clone(),
+                });
                 // Removed while connecting: take back what was just registered.
                 if stop.is_cancelled() {
                     catalog.remove_where(|name| names.iter().any(|n| n == name));
@@ -209,17 +242,36 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                 up.mark_up(started.elapsed().as_secs_f64() * 1000.0, names.clone());
                 tracing::info!(server = %up.config.name, tools = names.len(), "MCP server connected");
                 let token = client.cancellation_token();
-                tokio::select! {
-                    _ = client.waiting() => {}
-                    _ = stop.cancelled() => {
-                        token.cancel();
-                        *up.peer.lock() = None;
-                        return;
+                let closed = client.waiting();
+                tokio::pin!(closed);
+                let why = loop {
+                    tokio::select! {
+                        _ = &mut closed => break "the connection closed",
+                        _ = lost.cancelled() => {
+                            token.cancel();
+                            break "a call lost the connection";
+                        }
+                        _ = stop.cancelled() => {
+                            token.cancel();
+                            *up.live.lock() = None;
+                            return;
+                        }
+                        _ = changed.0.notified() => {
+                            // A failed listing keeps the tools known so far; a lost connection ends `closed`.
+                            match peer.list_all_tools().await {
+                                Ok(tools) => {
+                                    names = register_tools(&up, &catalog, tools, &names);
+                                    up.health.lock().tools = names.clone();
+                                    tracing::info!(server = %up.config.name, tools = names.len(), "MCP server's tools changed");
+                                }
+                                Err(e) => tracing::warn!(server = %up.config.name, error = %e, "listing changed tools failed"),
+                            }
+                        }
                     }
-                }
-                *up.peer.lock() = None;
+                };
+                *up.live.lock() = None;
                 catalog.remove_where(|name| names.iter().any(|n| n == name));
-                up.mark_down("the connection closed");
+                up.mark_down(why);
                 up.health.lock().restarts += 1;
                 tracing::warn!(server = %up.config.name, "MCP server went away; reconnecting");
             }
@@ -237,7 +289,8 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
 
 async fn connect(
     config: &ServerConfig,
-) -> anyhow::Result<rmcp::service::RunningService<RoleClient, ()>> {
+    handler: ListChanged,
+) -> anyhow::Result<rmcp::service::RunningService<RoleClient, ListChanged>> {
     match &config.transport {
         Transport::Stdio { command, args, env } => {
             let mut cmd = tokio::process::Command::new(command);
@@ -250,7 +303,7 @@ async fn connect(
             let transport =
                 TokioChildProcess::new(wrapped).with_context(|| format!("starting {command}"))?;
             Ok(
-                tokio::time::timeout(Duration::from_secs(20), ().serve(transport))
+                tokio::time::timeout(Duration::from_secs(20), handler.serve(transport))
                     .await
                     .context("no answer within 20 s")??,
             )
@@ -268,7 +321,7 @@ async fn connect(
             let transport =
                 StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
             Ok(
-                tokio::time::timeout(Duration::from_secs(20), ().serve(transport))
+                tokio::time::timeout(Duration::from_secs(20), handler.serve(transport))
                     .await
                     .context("no answer within 20 s")??,
             )

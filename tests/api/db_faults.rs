@@ -231,7 +231,7 @@ async fn assert_database_routes_unavailable(app: &TestApp, token: &str) {
 }
 
 /// A 503 in the common error shape that tells the client when to come back.
-async fn assert_unavailable(r: Response) {
+pub(crate) async fn assert_unavailable(r: Response) {
     let (status, url) = (r.status(), r.url().clone());
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "for {url}");
     assert!(r.headers().contains_key("retry-after"), "for {url}");

@@ -7,7 +7,13 @@ db_tests!(
     ask_pauses_the_agent_until_the_owner_approves_or_refuses
 );
 
-async fn set_policy(app: &TestApp, admin: &str, role: &str, tool: &str, decision: Value) {
+pub(crate) async fn set_policy(
+    app: &TestApp,
+    admin: &str,
+    role: &str,
+    tool: &str,
+    decision: Value,
+) {
     let r = app
         .put_as(
             "/api/tool-policies",

@@ -16,13 +16,13 @@ db_tests!(
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/upstream.py");
 
-fn servers_file(dir: &tempfile::TempDir, servers: Value) -> String {
+pub(crate) fn servers_file(dir: &tempfile::TempDir, servers: Value) -> String {
     let path = dir.path().join("mcp_servers.json");
     std::fs::write(&path, json!({ "mcpServers": servers }).to_string()).unwrap();
     path.display().to_string()
 }
 
-async fn server(app: &TestApp, token: &str, name: &str) -> Value {
+pub(crate) async fn server(app: &TestApp, token: &str, name: &str) -> Value {
     let all: Value = app.get_json("/api/servers", token).await;
     all["servers"]
         .as_array()
@@ -34,7 +34,7 @@ async fn server(app: &TestApp, token: &str, name: &str) -> Value {
 }
 
 /// Waits (bounded) until the server reports `status`; returns its health.
-async fn wait_status(app: &TestApp, token: &str, name: &str, status: &str) -> Value {
+pub(crate) async fn wait_status(app: &TestApp, token: &str, name: &str, status: &str) -> Value {
     for _ in 0..150 {
         let s = server(app, token, name).await;
         if s["status"] == json!(status) {
@@ -48,12 +48,18 @@ async fn wait_status(app: &TestApp, token: &str, name: &str, status: &str) -> Va
     );
 }
 
-async fn chat_call(app: &TestApp, token: &str, text: &str) -> Value {
+pub(crate) async fn chat_call(app: &TestApp, token: &str, text: &str) -> Value {
     let sid = new_session(app, token).await;
     send(app, token, &sid, text).await.json().await.unwrap()
 }
 
-async fn execute(app: &TestApp, token: &str, server: &str, tool: &str, parameters: Value) -> Value {
+pub(crate) async fn execute(
+    app: &TestApp,
+    token: &str,
+    server: &str,
+    tool: &str,
+    parameters: Value,
+) -> Value {
     app.post_as(
         &format!("/api/servers/{server}/tools/{tool}/execute"),
         &token,
@@ -65,7 +71,7 @@ async fn execute(app: &TestApp, token: &str, server: &str, tool: &str, parameter
     .unwrap()
 }
 
-fn alive(pid: i64) -> bool {
+pub(crate) fn alive(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()
