@@ -155,7 +155,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     for tool in crate::tools::builtin::all(clock.clone()) {
         catalog.register(tool);
     }
-    let approvals = Arc::new(Approvals::new(audit.clone()));
+    let approvals = Arc::new(Approvals::new(db.clone(), audit.clone(), clock.clone()));
     let sms = crate::sms::Sms::new(crate::sms::SmsParts {
         config: config.sms.clone(),
         db: db.clone(),
