@@ -161,6 +161,69 @@ mod tests {
         );
     }
 
+    /// A `redis-server` of this test's own on a free port, stopped (by its pid) when dropped.
+    struct OwnRedis {
+        child: std::process::Child,
+        port: u16,
+    }
+
+    impl OwnRedis {
+        fn start(port: u16) -> OwnRedis {
+            let child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(["--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server on PATH");
+            OwnRedis { child, port }
+        }
+    }
+
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn hit_until_answered(counter: &SharedCounter, now_ms: i64) -> Option<u64> {
+        for _ in 0..100 {
+            if let Some(n) = counter.hit("login", "10.0.0.1", 60_000, now_ms).await {
+                return Some(n);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn the_count_falls_back_while_redis_is_down_and_resumes_when_it_returns() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let redis = OwnRedis::start(port);
+        let counter =
+            SharedCounter::connect(&format!("redis://127.0.0.1:{}", redis.port), "t").unwrap();
+        assert_eq!(hit_until_answered(&counter, 0).await, Some(1));
+        drop(redis);
+        let started = Instant::now();
+        assert_eq!(counter.hit("login", "10.0.0.1", 60_000, 1).await, None);
+        assert!(started.elapsed() <= CALL_TIMEOUT + Duration::from_millis(100));
+        let _redis = OwnRedis::start(port);
+        // A fresh server: the count starts again, in Redis.
+        assert_eq!(hit_until_answered(&counter, 2).await, Some(1));
+        assert_eq!(counter.hit("login", "10.0.0.1", 60_000, 3).await, Some(2));
+    }
+
     #[test]
     fn retry_after_counts_to_the_end_of_the_window() {
         assert_eq!(retry_after_secs(60_000, 0), 60);

@@ -228,3 +228,31 @@ async fn an_approval_posted_to_another_instance_releases_or_refuses_the_turn() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_view_limit_is_counted_across_instances_with_redis() {
+    if !postgres_available().await {
+        return;
+    }
+    let (url, prefix) = (redis_url(), unique_prefix());
+    let a = spawn_app_with(
+        DbKind::Postgres,
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PREFIX", prefix.as_str()),
+        ],
+    )
+    .await;
+    let b = a.another_instance().await;
+    let view = json!({"path": "/home", "title": "Home"});
+    // Sixty a minute per address, over both instances together.
+    for i in 0..60 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let r = app.post("/api/analytics/log-page-view", view.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK, "view {i}");
+    }
+    for app in [&a, &b] {
+        let r = app.post("/api/analytics/log-page-view", view.clone()).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
