@@ -30,6 +30,8 @@ use crate::{
 
 /// How often a waiting call re-reads its row when no push arrives: one indexed read per pending call.
 pub const POLL: Duration = Duration::from_millis(100);
+/// How long a row is kept after it was created: far past any wait, so only settled rows go.
+const KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// How long a step-up code lives after it is issued, ms: short, so the code proves presence at this decision.
 pub const STEP_UP_CODE_MS: i64 = 2 * 60_000;
@@ -196,9 +198,15 @@ enum Rows {
 }
 
 impl Rows {
+    /// Stores a new row, and drops the rows older than [`KEEP_MS`] (calls are asked at a person's pace, so one
+    /// indexed DELETE each keeps the table small).
     async fn insert(&self, id: &ApprovalId, row: &Row, now: i64) -> sqlx::Result<()> {
         match self {
             Rows::Db(db) => {
+                sqlx::query("DELETE FROM tool_approvals WHERE created_at < $1")
+                    .bind(now - KEEP_MS)
+                    .execute(db.writer())
+                    .await?;
                 sqlx::query(
                     "INSERT INTO tool_approvals (id, user_id, tool, arguments_sha256, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -333,7 +341,7 @@ impl Approvals {
         }
     }
 
-    /// Approvals in this process's memory only (one instance; the agent's paused-time unit tests).
+    /// Approvals in this process's memory only, never purged: for the agent's paused-time unit tests.
     pub fn in_memory(audit: Option<Audit>, clock: SharedClock) -> Approvals {
         Approvals {
             rows: Rows::Memory(Arc::default()),
@@ -653,6 +661,24 @@ mod tests {
         assert_eq!(b.awaiting(&id, &alice).await.unwrap(), None);
         assert!(!b.decide(&id, &alice, true).await.unwrap());
         assert!(!a.decide(&id, &alice, false).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_new_call_drops_the_rows_older_than_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = two_instances(&dir).await;
+        let Rows::Db(db) = &a.rows else {
+            unreachable!()
+        };
+        let old = a.request(&"alice".into(), None, WAIT).await.unwrap();
+        sqlx::query("UPDATE tool_approvals SET created_at = created_at - $1")
+            .bind(KEEP_MS + 1)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let new = a.request(&"alice".into(), None, WAIT).await.unwrap();
+        assert!(a.rows.find(&old.id).await.unwrap().is_none());
+        assert!(a.rows.find(&new.id).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -5,8 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use warden::{clock::Clock, mfa::totp};
+
 use crate::helpers::{postgres_available, prelude::*};
-use crate::policy::read_until;
+use crate::{mfa::enrol_totp, policy::read_until};
 
 fn redis_url() -> String {
     std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -255,4 +257,45 @@ async fn the_page_view_limit_is_counted_across_instances_with_redis() {
         let r = app.post("/api/analytics/log-page-view", view.clone()).await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_approval_verified_on_another_instance_releases_the_turn() {
+    if !postgres_available().await {
+        return;
+    }
+    let a = spawn_app(DbKind::Postgres).await;
+    let admin = a.admin().await;
+    let r = a
+        .put_as(
+            "/api/tool-policies",
+            &admin.access,
+            json!({ "role": "user", "tool": "add", "decision": "ask", "step_up": true }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    a.create_user("tia", "tia-password-Kq4", "user").await;
+    let tia = a.login("tia", "tia-password-Kq4").await;
+    let (secret, _) = enrol_totp(&a, &tia.access, "tia").await;
+    let b = a.another_instance().await;
+    let (mut r, mut buffer, approval) = turn_awaiting_approval(&a, &tia.access).await;
+    let path = format!("/chat/approvals/{approval}");
+    // B knows the call is a step-up one: a plain yes is not enough there either.
+    let plain = b
+        .post_as(&path, &tia.access, json!({ "approve": true }))
+        .await;
+    expect_error(plain, StatusCode::FORBIDDEN).await;
+    // Enrolment spent the current step; the next one approves on B.
+    a.clock.advance(Duration::from_secs(30));
+    let code = totp::code_at(&secret, totp::step_at(a.clock.now_secs()));
+    let decided = b
+        .post_as(
+            &path,
+            &tia.access,
+            json!({ "approve": true, "code": code, "method": "totp" }),
+        )
+        .await;
+    assert_eq!(decided.status(), StatusCode::OK);
+    let rest = read_until(&mut r, &mut buffer, "done").await;
+    assert_eq!(rest.last().unwrap().1["content"], json!("add: 8"));
 }
