@@ -89,6 +89,13 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     let mfa_keys = crate::mfa::Keys::derive(&secret);
     let sms_secret = secret.clone();
     let audit = Audit::start(db.clone(), clock.clone());
+    // Limits every instance counts together (logins and page views per address), when Redis is configured.
+    let shared_limits = config
+        .redis_url
+        .as_deref()
+        .map(|url| crate::limits::SharedCounter::connect(url, &config.redis_prefix))
+        .transpose()?
+        .map(Arc::new);
     let auth = Arc::new(
         Auth::new(AuthParts {
             db: db.clone(),
@@ -104,6 +111,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             }),
             hash_concurrency: config.password_hash_concurrency,
             ip_per_minute: config.login_ip_per_minute,
+            shared_limits: shared_limits.clone(),
             settings: Settings::from_config(&config),
             audit: audit.clone(),
         })
@@ -155,7 +163,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     for tool in crate::tools::builtin::all(clock.clone()) {
         catalog.register(tool);
     }
-    let approvals = Arc::new(Approvals::new(audit.clone()));
+    let approvals = Arc::new(Approvals::new(db.clone(), audit.clone(), clock.clone()));
     let sms = crate::sms::Sms::new(crate::sms::SmsParts {
         config: config.sms.clone(),
         db: db.clone(),
@@ -255,7 +263,8 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             rows_per_second: config.analytics_rows_per_second,
             page_views_per_minute: 60,
         },
-    );
+    )
+    .with_shared_limits(shared_limits);
     let state = AppState::new(Services {
         config,
         db,

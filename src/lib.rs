@@ -16,6 +16,7 @@ pub mod config;
 pub mod connections;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod mcp;
 pub mod mfa;
 pub mod private_files;

@@ -225,17 +225,33 @@ impl Agent {
         step_up: Option<&Value>,
         events: Option<&mpsc::UnboundedSender<AgentEvent>>,
     ) -> Verdict {
-        let (approval_id, decision) = self.approvals.request(
-            &caller.user_id,
-            step_up.map(|args| (call.name.as_str(), args)),
-        );
+        let pending = match self
+            .approvals
+            .request(
+                &caller.user_id,
+                step_up.map(|args| (call.name.as_str(), args)),
+                APPROVAL_WAIT,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                // Fail closed: a call nobody can approve does not run.
+                tracing::error!(error = %e, "registering a pending approval");
+                return Verdict {
+                    approved: false,
+                    by: None,
+                    step_up: false,
+                };
+            }
+        };
         if let Some(events) = events {
             let methods = match (&self.factors, step_up) {
                 (Some(f), Some(_)) => f.step_up_methods(&caller.user_id).await,
                 _ => Vec::new(),
             };
             let _ = events.send(AgentEvent::ApprovalRequired {
-                approval_id: approval_id.clone(),
+                approval_id: pending.id.clone(),
                 id: call.id.clone(),
                 name: call.name.clone(),
                 arguments: call.arguments.clone(),
@@ -243,17 +259,7 @@ impl Agent {
                 methods,
             });
         }
-        match tokio::time::timeout(APPROVAL_WAIT, decision).await {
-            Ok(Ok(verdict)) => verdict,
-            _ => {
-                self.approvals.withdraw(&approval_id);
-                Verdict {
-                    approved: false,
-                    by: None,
-                    step_up: false,
-                }
-            }
-        }
+        self.approvals.wait(pending).await
     }
 
     async fn run_tool(

@@ -170,7 +170,7 @@ async fn agent(
     catalog.register(Arc::new(builtin::Add));
     Agent {
         provider,
-        approvals: Arc::new(Approvals::new(audit)),
+        approvals: Arc::new(Approvals::in_memory(Some(audit), clock.clone())),
         catalog: Arc::new(catalog),
         tool_log,
         factors: None,
@@ -226,7 +226,13 @@ async fn an_approval_nobody_answers_for_five_minutes_is_a_refusal() {
         }
     }
     let approval_id = approval_id.expect("an approval_required event");
-    assert!(!agent.approvals.decide(&approval_id, &"user-1".into(), true));
+    assert!(
+        !agent
+            .approvals
+            .decide(&approval_id, &"user-1".into(), true)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -257,8 +263,20 @@ async fn an_approved_call_runs() {
         }
     };
     // Another user cannot decide it; its owner can.
-    assert!(!agent.approvals.decide(&approval_id, &"user-2".into(), true));
-    assert!(agent.approvals.decide(&approval_id, &"user-1".into(), true));
+    assert!(
+        !agent
+            .approvals
+            .decide(&approval_id, &"user-2".into(), true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        agent
+            .approvals
+            .decide(&approval_id, &"user-1".into(), true)
+            .await
+            .unwrap()
+    );
     let outcome = run.await.unwrap().unwrap();
     assert_eq!(outcome.tool_calls[0].status, CallStatus::Success);
     assert_eq!(outcome.tool_calls[0].result, "3");

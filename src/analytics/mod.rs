@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 
 use crate::{
     clock::SharedClock,
+    limits::{self, SharedCounter},
     store::{BatchWriter, Db},
     telemetry::tally::Tally,
 };
@@ -144,6 +145,8 @@ pub struct Analytics {
     clock: SharedClock,
     settings: Settings,
     limiter: std::sync::Arc<Limiter>,
+    /// Where page views per address are counted across instances (Redis), if anywhere.
+    shared_limits: Option<std::sync::Arc<SharedCounter>>,
     tally: Tally,
     instance: std::sync::Arc<str>,
     cpu: std::sync::Arc<Mutex<system::CpuReading>>,
@@ -209,6 +212,7 @@ impl Analytics {
             clock,
             settings,
             limiter: Default::default(),
+            shared_limits: None,
             tally,
             instance: system::instance_name().into(),
             cpu: std::sync::Arc::new(Mutex::new(system::CpuReading::now())),
@@ -306,8 +310,17 @@ impl Analytics {
         written
     }
 
+    /// Counts page views per address in `shared` (across instances) while it answers.
+    pub fn with_shared_limits(
+        mut self,
+        shared: Option<std::sync::Arc<SharedCounter>>,
+    ) -> Analytics {
+        self.shared_limits = shared;
+        self
+    }
+
     /// Validates and queues one page view, within the per-address rate.
-    pub fn record_page_view(
+    pub async fn record_page_view(
         &self,
         ip: IpAddr,
         user_id: Option<String>,
@@ -331,8 +344,7 @@ impl Analytics {
             ));
         }
         let now = self.clock.now_ms();
-        self.limiter
-            .admit(ip, now, self.settings.page_views_per_minute)?;
+        self.admit(ip, now).await?;
         if let Some(w) = &self.page_views {
             w.push(PageView {
                 path: report.path,
@@ -428,7 +440,30 @@ impl Analytics {
     }
 }
 
-/// Page views per client address in the current minute (in memory: a limit per instance).
+impl Analytics {
+    /// Counts a page view of `ip` against the per-minute rate: in Redis while it answers, else in memory.
+    async fn admit(&self, ip: IpAddr, now_ms: i64) -> Result<(), PageViewError> {
+        let per_minute = self.settings.page_views_per_minute;
+        if let Some(shared) = &self.shared_limits
+            && let Some(n) = shared
+                .hit("page_view", &ip.to_string(), PAGE_VIEW_WINDOW_MS, now_ms)
+                .await
+        {
+            if n > u64::from(per_minute) {
+                return Err(PageViewError::TooMany {
+                    retry_after_secs: limits::retry_after_secs(PAGE_VIEW_WINDOW_MS, now_ms),
+                });
+            }
+            return Ok(());
+        }
+        self.limiter.admit(ip, now_ms, per_minute)
+    }
+}
+
+const PAGE_VIEW_WINDOW_MS: i64 = 60_000;
+
+/// Page views per client address in the current minute, in memory: a limit per instance (without Redis, or
+/// while it does not answer).
 #[derive(Default)]
 struct Limiter {
     windows: Mutex<HashMap<IpAddr, (i64, u32)>>,

@@ -244,6 +244,8 @@ pub struct AuthParts {
     pub jwks: Option<jwks::JwksVerifier>,
     pub hash_concurrency: usize,
     pub ip_per_minute: u32,
+    /// Where the per-address login limit is counted across instances (Redis), if anywhere.
+    pub shared_limits: Option<Arc<crate::limits::SharedCounter>>,
     pub settings: Settings,
     pub audit: Audit,
 }
@@ -270,7 +272,7 @@ impl Auth {
             jwks: p.jwks,
             csrf: csrf::CsrfKey::derive(&p.secret),
             hasher: Hasher::new(p.hash_concurrency),
-            limiter: throttle::AddressLimiter::new(p.ip_per_minute),
+            limiter: throttle::AddressLimiter::new(p.ip_per_minute, p.shared_limits),
             db: p.db,
             clock: p.clock,
             settings: p.settings,

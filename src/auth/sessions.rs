@@ -51,11 +51,14 @@ impl Auth {
         ip: IpAddr,
     ) -> Result<Arc<Account>, AuthError> {
         let now = self.now();
-        self.limiter.check(ip, now).map_err(|retry_after_secs| {
-            self.audit
-                .record(Event::new("login.rate_limited", "denied").ip(ip));
-            AuthError::RateLimited { retry_after_secs }
-        })?;
+        self.limiter
+            .check(ip, now)
+            .await
+            .map_err(|retry_after_secs| {
+                self.audit
+                    .record(Event::new("login.rate_limited", "denied").ip(ip));
+                AuthError::RateLimited { retry_after_secs }
+            })?;
         let password = Password::parse(raw_password).map_err(AuthError::Malformed)?;
         let canonical = username::canonical(raw_username);
         // Control characters (NUL above all, which PostgreSQL refuses in text) never name an account.
@@ -383,6 +386,7 @@ impl Auth {
     ) -> Result<Issued, AuthError> {
         self.limiter
             .check(ip, self.now())
+            .await
             .map_err(|retry_after_secs| AuthError::RateLimited { retry_after_secs })?;
         let plausible_id = client_id.len() <= 64
             && client_id

@@ -69,6 +69,7 @@ async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> 
         jwks: None,
         hash_concurrency: 1,
         ip_per_minute: u32::MAX,
+        shared_limits: None,
         settings: Settings::from_config(config),
         audit,
     })

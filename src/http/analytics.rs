@@ -69,6 +69,7 @@ async fn log_page_view(
     state
         .analytics
         .record_page_view(ip, user_id, report)
+        .await
         .map_err(|e| match e {
             PageViewError::Invalid(m) => AppError::Unprocessable(m.into()),
             PageViewError::TooMany { retry_after_secs } => {

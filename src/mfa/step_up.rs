@@ -30,13 +30,18 @@ fn approval_code_text(code: &str, tool: &str) -> String {
 }
 
 impl Mfa {
-    /// The binding of `approval_id` if it is a step-up approval pending for `user_id`.
-    fn step_up_binding(
+    /// The binding of `approval_id` if it is a step-up approval pending for `user_id` (on any instance).
+    async fn step_up_binding(
         &self,
         user_id: &UserId,
         approval_id: &ApprovalId,
     ) -> Result<Option<StepUpBinding>, MfaError> {
-        match self.approvals.awaiting(approval_id, user_id) {
+        let awaiting = self
+            .approvals
+            .awaiting(approval_id, user_id)
+            .await
+            .context("approvals: awaiting")?;
+        match awaiting {
             None => Err(MfaError::NoSuchApproval),
             Some(Awaiting::Plain) => Ok(None),
             Some(Awaiting::StepUp(b)) => Ok(Some(b)),
@@ -49,9 +54,12 @@ impl Mfa {
         user_id: &UserId,
         approval_id: &ApprovalId,
     ) -> Result<(), MfaError> {
-        let binding = self.step_up_binding(user_id, approval_id)?.ok_or_else(|| {
-            MfaError::MethodUnavailable("This approval needs no second-factor code".into())
-        })?;
+        let binding = self
+            .step_up_binding(user_id, approval_id)
+            .await?
+            .ok_or_else(|| {
+                MfaError::MethodUnavailable("This approval needs no second-factor code".into())
+            })?;
         let number = self
             .verified_number(user_id)
             .await?
@@ -123,10 +131,15 @@ impl Mfa {
         code: Option<&str>,
         method: Option<&str>,
     ) -> Result<(), MfaError> {
-        let binding = self.step_up_binding(user_id, approval_id)?;
+        let binding = self.step_up_binding(user_id, approval_id).await?;
         let Some(binding) = binding.filter(|_| approve) else {
             // The pending service records the decision in the audit trail.
-            return if self.approvals.decide(approval_id, user_id, approve) {
+            let decided = self
+                .approvals
+                .decide(approval_id, user_id, approve)
+                .await
+                .context("approvals: decide")?;
+            return if decided {
                 Ok(())
             } else {
                 Err(MfaError::NoSuchApproval)
@@ -230,7 +243,12 @@ impl Mfa {
             return Err(MfaError::StepUpFailed);
         }
         // The code is spent; the call may have been withdrawn meanwhile (its wait ended).
-        if !self.approvals.approve_step_up(&binding) {
+        let approved = self
+            .approvals
+            .approve_step_up(&binding)
+            .await
+            .context("approvals: approve_step_up")?;
+        if !approved {
             return Err(MfaError::NoSuchApproval);
         }
         self.audit.record(

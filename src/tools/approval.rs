@@ -5,19 +5,33 @@
 //! A call under a step-up rule is registered with its [`StepUpBinding`]; [`Approvals::decide`] then only refuses
 //! it, and approving takes [`Approvals::approve_step_up`] with the same binding, which the service that checked
 //! the approver's second-factor code (`mfa`) calls. This module knows no factor: it keeps what a code is bound to.
+//!
+//! Across instances (issue 12): a pending call is a `tool_approvals` row, so the decision may be posted to any
+//! instance. Deciding is one conditional UPDATE (the owner, still pending, unexpired, and for a step-up call the
+//! same binding), so exactly one decision or withdrawal lands. The waiting instance learns it at once when it was
+//! taken here (the in-memory fast path), otherwise by re-reading the row: when [`Approvals::wake`] is called (a
+//! push from another instance) and, as the safety net, every [`POLL`]. A wait that ends undecided withdraws the
+//! row, so a late decision finds nothing.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use crate::{
     audit::{Audit, Event},
+    clock::SharedClock,
     ids::{ApprovalId, UserId},
+    store::Db,
 };
+
+/// How often a waiting call re-reads its row when no push arrives: one indexed read per pending call.
+pub const POLL: Duration = Duration::from_millis(100);
+/// How long a row is kept after it was created: far past any wait, so only settled rows go.
+const KEEP_MS: i64 = 24 * 3600 * 1000;
 
 /// How long a step-up code lives after it is issued, ms: short, so the code proves presence at this decision.
 pub const STEP_UP_CODE_MS: i64 = 2 * 60_000;
@@ -102,12 +116,6 @@ pub trait ApproverFactors: Send + Sync {
     fn step_up_methods<'a>(&'a self, user_id: &'a UserId) -> BoxFuture<'a, Vec<&'static str>>;
 }
 
-struct Pending {
-    user_id: UserId,
-    step_up: Option<StepUpBinding>,
-    decide: oneshot::Sender<Verdict>,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub approved: bool,
@@ -115,6 +123,17 @@ pub struct Verdict {
     pub by: Option<UserId>,
     /// The approval came with a verified step-up code.
     pub step_up: bool,
+}
+
+impl Verdict {
+    /// Nobody decided in time.
+    fn unanswered() -> Verdict {
+        Verdict {
+            approved: false,
+            by: None,
+            step_up: false,
+        }
+    }
 }
 
 /// What a pending call awaits from its owner.
@@ -126,134 +145,472 @@ pub enum Awaiting {
     StepUp(StepUpBinding),
 }
 
-/// The calls waiting for a decision, on this instance.
-#[derive(Default)]
+/// One pending call as stored: its owner, its binding's parts (step-up only), and its outcome once decided.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct Row {
+    user_id: String,
+    tool: Option<String>,
+    arguments_sha256: Option<String>,
+    expires_at: i64,
+    decision: Option<String>,
+    decided_by: Option<String>,
+}
+
+impl Row {
+    /// The decision it holds, if one landed (a withdrawal is none).
+    fn verdict(&self) -> Option<Verdict> {
+        let approved = match self.decision.as_deref()? {
+            APPROVED => true,
+            REFUSED => false,
+            _ => return None,
+        };
+        Some(Verdict {
+            approved,
+            by: self.decided_by.clone().map(UserId::from),
+            step_up: approved && self.tool.is_some(),
+        })
+    }
+}
+
+const APPROVED: &str = "approved";
+const REFUSED: &str = "refused";
+const WITHDRAWN: &str = "withdrawn";
+
+/// Which pending calls a decision may land on.
+enum Condition<'a> {
+    /// A refusal: any call (refusing needs no code).
+    Any,
+    /// A plain approval: calls without a step-up binding.
+    Plain,
+    /// An approval with a verified code: the call bound to exactly this tool and these arguments.
+    Bound {
+        tool: &'a str,
+        arguments_sha256: &'a str,
+    },
+}
+
+/// Where the rows live: the database; or this process's memory, for the agent's unit tests, which run on paused
+/// time where a database round trip would let the clock jump past their deadlines.
+#[derive(Clone)]
+enum Rows {
+    Db(Db),
+    Memory(Arc<Mutex<HashMap<ApprovalId, Row>>>),
+}
+
+impl Rows {
+    /// Stores a new row, and drops the rows older than [`KEEP_MS`] (calls are asked at a person's pace, so one
+    /// indexed DELETE each keeps the table small).
+    async fn insert(&self, id: &ApprovalId, row: &Row, now: i64) -> sqlx::Result<()> {
+        match self {
+            Rows::Db(db) => {
+                sqlx::query("DELETE FROM tool_approvals WHERE created_at < $1")
+                    .bind(now - KEEP_MS)
+                    .execute(db.writer())
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO tool_approvals (id, user_id, tool, arguments_sha256, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id.as_str())
+                .bind(&row.user_id)
+                .bind(&row.tool)
+                .bind(&row.arguments_sha256)
+                .bind(now)
+                .bind(row.expires_at)
+                .execute(db.writer())
+                .await?;
+            }
+            Rows::Memory(rows) => {
+                rows.lock().insert(id.clone(), row.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn find(&self, id: &ApprovalId) -> sqlx::Result<Option<Row>> {
+        match self {
+            Rows::Db(db) => {
+                sqlx::query_as(
+                    "SELECT user_id, tool, arguments_sha256, expires_at, decision, decided_by \
+                     FROM tool_approvals WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&db.pool)
+                .await
+            }
+            Rows::Memory(rows) => Ok(rows.lock().get(id).cloned()),
+        }
+    }
+
+    /// Sets the outcome of a call still pending and unexpired at `now`, owned by `user_id` (any owner when
+    /// `None`: a withdrawal) and matching `condition`; whether it landed.
+    async fn settle(
+        &self,
+        id: &ApprovalId,
+        user_id: Option<&UserId>,
+        decision: &str,
+        condition: Condition<'_>,
+        now: i64,
+    ) -> sqlx::Result<bool> {
+        match self {
+            Rows::Db(db) => {
+                let (mode, tool, sha): (i64, Option<&str>, Option<&str>) = match condition {
+                    Condition::Any => (0, None, None),
+                    Condition::Plain => (1, None, None),
+                    Condition::Bound {
+                        tool,
+                        arguments_sha256,
+                    } => (2, Some(tool), Some(arguments_sha256)),
+                };
+                // A withdrawal (no user) lands whatever the time; a decision only before the call's wait ends.
+                let q = sqlx::query(
+                    "UPDATE tool_approvals SET decision = $1, decided_by = $2, decided_at = $3 \
+                     WHERE id = $4 AND decision IS NULL \
+                     AND ($2 IS NULL OR (user_id = $2 AND expires_at > $3)) \
+                     AND ($5 = 0 OR ($5 = 1 AND tool IS NULL) \
+                          OR ($5 = 2 AND tool = $6 AND arguments_sha256 = $7))",
+                )
+                .bind(decision)
+                .bind(user_id.map(UserId::as_str))
+                .bind(now)
+                .bind(id.as_str())
+                .bind(mode)
+                .bind(tool)
+                .bind(sha);
+                Ok(q.execute(db.writer()).await?.rows_affected() == 1)
+            }
+            Rows::Memory(rows) => {
+                let mut rows = rows.lock();
+                let Some(row) = rows.get_mut(id) else {
+                    return Ok(false);
+                };
+                let allowed = row.decision.is_none()
+                    && user_id.is_none_or(|u| u.as_str() == row.user_id && row.expires_at > now)
+                    && match condition {
+                        Condition::Any => true,
+                        Condition::Plain => row.tool.is_none(),
+                        Condition::Bound {
+                            tool,
+                            arguments_sha256,
+                        } => {
+                            row.tool.as_deref() == Some(tool)
+                                && row.arguments_sha256.as_deref() == Some(arguments_sha256)
+                        }
+                    };
+                if allowed {
+                    row.decision = Some(decision.to_string());
+                    row.decided_by = user_id.map(|u| u.as_str().to_string());
+                }
+                Ok(allowed)
+            }
+        }
+    }
+}
+
+/// A call waiting on this instance: where a decision taken here is handed over, and what wakes it to re-read.
+struct Waiter {
+    verdict: oneshot::Sender<Verdict>,
+    wake: Arc<Notify>,
+}
+
+/// A registered call, until [`Approvals::wait`] ends it.
+pub struct Pending {
+    pub id: ApprovalId,
+    verdict: oneshot::Receiver<Verdict>,
+    wake: Arc<Notify>,
+    wait: Duration,
+}
+
+/// The calls waiting for a decision: their rows (shared by all instances) and this instance's waiters.
 pub struct Approvals {
-    pending: Mutex<HashMap<ApprovalId, Pending>>,
+    rows: Rows,
+    waiters: Arc<Mutex<HashMap<ApprovalId, Waiter>>>,
+    clock: SharedClock,
     /// Where decisions are recorded; `None` only in unit tests.
     audit: Option<Audit>,
 }
 
 impl Approvals {
-    /// Approvals whose decisions are recorded in `audit`.
-    pub fn new(audit: Audit) -> Approvals {
+    /// Approvals kept in `db`, whose decisions are recorded in `audit`.
+    pub fn new(db: Db, audit: Audit, clock: SharedClock) -> Approvals {
         Approvals {
-            pending: Mutex::default(),
+            rows: Rows::Db(db),
+            waiters: Arc::default(),
+            clock,
             audit: Some(audit),
         }
     }
 
-    /// Registers a call awaiting `user_id`'s decision; the receiver yields it (or closes if withdrawn). With
-    /// `step_up` (the tool's name and arguments), approving needs a code bound to this call.
-    pub fn request(
+    /// Approvals in this process's memory only, never purged: for the agent's paused-time unit tests.
+    pub fn in_memory(audit: Option<Audit>, clock: SharedClock) -> Approvals {
+        Approvals {
+            rows: Rows::Memory(Arc::default()),
+            waiters: Arc::default(),
+            clock,
+            audit,
+        }
+    }
+
+    /// Registers a call awaiting `user_id`'s decision for at most `wait`. With `step_up` (the tool's name and
+    /// arguments), approving needs a code bound to this call.
+    pub async fn request(
         &self,
         user_id: &UserId,
         step_up: Option<(&str, &Value)>,
-    ) -> (ApprovalId, oneshot::Receiver<Verdict>) {
+        wait: Duration,
+    ) -> sqlx::Result<Pending> {
         let id = ApprovalId::from(uuid::Uuid::new_v4().to_string());
-        let (decide, wait) = oneshot::channel();
-        let step_up = step_up.map(|(tool, arguments)| StepUpBinding {
-            approver: user_id.clone(),
-            approval_id: id.clone(),
-            tool: tool.to_string(),
-            arguments_sha256: arguments_sha256(arguments),
-        });
-        self.pending.lock().insert(
+        let now = self.clock.now_ms();
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+        let row = Row {
+            user_id: user_id.as_str().to_string(),
+            tool: step_up.map(|(tool, _)| tool.to_string()),
+            arguments_sha256: step_up.map(|(_, arguments)| arguments_sha256(arguments)),
+            expires_at: now.saturating_add(wait_ms),
+            decision: None,
+            decided_by: None,
+        };
+        self.rows.insert(&id, &row, now).await?;
+        let (tx, verdict) = oneshot::channel();
+        let wake = Arc::new(Notify::new());
+        self.waiters.lock().insert(
             id.clone(),
-            Pending {
-                user_id: user_id.clone(),
-                step_up,
-                decide,
+            Waiter {
+                verdict: tx,
+                wake: wake.clone(),
             },
         );
-        (id, wait)
-    }
-
-    /// What the pending call `id` awaits from `user_id`; `None` when there is none for that user.
-    pub fn awaiting(&self, id: &ApprovalId, user_id: &UserId) -> Option<Awaiting> {
-        let pending = self.pending.lock();
-        let p = pending.get(id).filter(|p| &p.user_id == user_id)?;
-        Some(match &p.step_up {
-            Some(b) => Awaiting::StepUp(b.clone()),
-            None => Awaiting::Plain,
+        Ok(Pending {
+            id,
+            verdict,
+            wake,
+            wait,
         })
     }
 
-    /// Forgets a request nobody answered (timeout or cancelled turn).
-    pub fn withdraw(&self, id: &ApprovalId) {
-        self.pending.lock().remove(id);
+    /// Waits for the decision on `pending`; no decision within its wait is a refusal, and withdraws the call.
+    /// Dropped before the end (the turn went away), it withdraws the call too.
+    pub async fn wait(&self, pending: Pending) -> Verdict {
+        let Pending {
+            id,
+            mut verdict,
+            wake,
+            wait,
+        } = pending;
+        let mut guard = Withdraw {
+            id: id.clone(),
+            armed: true,
+            rows: self.rows.clone(),
+            waiters: self.waiters.clone(),
+            clock: self.clock.clone(),
+        };
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                decided = &mut verdict => {
+                    guard.disarm();
+                    return decided.unwrap_or_else(|_| Verdict::unanswered());
+                }
+                () = &mut deadline => break,
+                () = wake.notified() => {}
+                _ = poll.tick() => {}
+            }
+            // Decided on another instance?
+            match self.rows.find(&id).await {
+                Ok(Some(row)) => {
+                    if let Some(v) = row.verdict() {
+                        guard.disarm();
+                        return v;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "re-reading a pending approval"),
+            }
+        }
+        guard.disarm();
+        // A decision may have landed just before the withdrawal: then it stands.
+        match withdraw(&self.rows, &id, self.clock.now_ms()).await {
+            Ok(true) => Verdict::unanswered(),
+            _ => match self.rows.find(&id).await {
+                Ok(Some(row)) => row.verdict().unwrap_or_else(Verdict::unanswered),
+                _ => Verdict::unanswered(),
+            },
+        }
+    }
+
+    /// Tells the call `id`, if it waits on this instance, to re-read its row now (a push from another instance
+    /// said it changed).
+    pub fn wake(&self, id: &ApprovalId) {
+        if let Some(w) = self.waiters.lock().get(id) {
+            w.wake.notify_one();
+        }
+    }
+
+    /// What the pending call `id` awaits from `user_id`; `None` when there is none for that user.
+    pub async fn awaiting(
+        &self,
+        id: &ApprovalId,
+        user_id: &UserId,
+    ) -> sqlx::Result<Option<Awaiting>> {
+        let row = self.rows.find(id).await?.filter(|r| {
+            r.user_id == user_id.as_str()
+                && r.decision.is_none()
+                && r.expires_at > self.clock.now_ms()
+        });
+        Ok(row.map(|r| match (r.tool, r.arguments_sha256) {
+            (Some(tool), Some(arguments_sha256)) => Awaiting::StepUp(StepUpBinding {
+                approver: user_id.clone(),
+                approval_id: id.clone(),
+                tool,
+                arguments_sha256,
+            }),
+            _ => Awaiting::Plain,
+        }))
     }
 
     /// Records `user_id`'s decision and its audit event. False when there is no such pending call for that user,
     /// and for an approval of a step-up call (that takes [`Approvals::approve_step_up`]; refusing needs no code).
-    pub fn decide(&self, id: &ApprovalId, user_id: &UserId, approved: bool) -> bool {
-        self.deliver(id, user_id, approved, |p| !approved || p.step_up.is_none())
-    }
-
-    /// Approves a step-up call whose code the caller has verified against `binding`. False unless the call is
-    /// pending for `binding.approver` under exactly that binding.
-    pub fn approve_step_up(&self, binding: &StepUpBinding) -> bool {
-        self.deliver(&binding.approval_id, &binding.approver, true, |p| {
-            p.step_up.as_ref() == Some(binding)
-        })
-    }
-
-    fn deliver(
+    pub async fn decide(
         &self,
         id: &ApprovalId,
         user_id: &UserId,
         approved: bool,
-        allowed: impl Fn(&Pending) -> bool,
-    ) -> bool {
-        let (delivered, step_up) = {
-            let mut pending = self.pending.lock();
-            if pending
-                .get(id)
-                .is_none_or(|p| &p.user_id != user_id || !allowed(p))
-            {
-                return false;
-            }
-            let Some(p) = pending.remove(id) else {
-                return false;
-            };
-            let step_up = approved && p.step_up.is_some();
-            let delivered = p
-                .decide
-                .send(Verdict {
-                    approved,
-                    by: Some(user_id.clone()),
-                    step_up,
-                })
-                .is_ok();
-            (delivered, step_up)
+    ) -> sqlx::Result<bool> {
+        let condition = if approved {
+            Condition::Plain
+        } else {
+            Condition::Any
         };
-        if delivered && let Some(audit) = &self.audit {
-            let outcome = if approved { "approved" } else { "refused" };
+        self.deliver(id, user_id, approved, false, condition).await
+    }
+
+    /// Approves a step-up call whose code the caller has verified against `binding`. False unless the call is
+    /// pending for `binding.approver` under exactly that binding.
+    pub async fn approve_step_up(&self, binding: &StepUpBinding) -> sqlx::Result<bool> {
+        let condition = Condition::Bound {
+            tool: &binding.tool,
+            arguments_sha256: &binding.arguments_sha256,
+        };
+        self.deliver(
+            &binding.approval_id,
+            &binding.approver,
+            true,
+            true,
+            condition,
+        )
+        .await
+    }
+
+    async fn deliver(
+        &self,
+        id: &ApprovalId,
+        user_id: &UserId,
+        approved: bool,
+        step_up: bool,
+        condition: Condition<'_>,
+    ) -> sqlx::Result<bool> {
+        let decision = if approved { APPROVED } else { REFUSED };
+        let now = self.clock.now_ms();
+        if !self
+            .rows
+            .settle(id, Some(user_id), decision, condition, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        // The fast path: the turn waits here. Elsewhere its instance reads the row (at a push or its next poll).
+        if let Some(w) = self.waiters.lock().remove(id) {
+            let _ = w.verdict.send(Verdict {
+                approved,
+                by: Some(user_id.clone()),
+                step_up,
+            });
+        }
+        if let Some(audit) = &self.audit {
             audit.record(
                 Event::new("tool.approval", "ok")
                     .actor(user_id.as_str())
                     .subject(id.as_str())
-                    .detail(serde_json::json!({ "decision": outcome, "step_up": step_up })),
+                    .detail(serde_json::json!({ "decision": decision, "step_up": step_up })),
             );
         }
-        delivered
+        Ok(true)
+    }
+}
+
+async fn withdraw(rows: &Rows, id: &ApprovalId, now: i64) -> sqlx::Result<bool> {
+    rows.settle(id, None, WITHDRAWN, Condition::Any, now).await
+}
+
+/// Forgets a call's waiter however its wait ends; when the wait was dropped before it ended (the turn was
+/// cancelled), also withdraws the call in the background, so a late decision finds nothing.
+struct Withdraw {
+    id: ApprovalId,
+    armed: bool,
+    rows: Rows,
+    waiters: Arc<Mutex<HashMap<ApprovalId, Waiter>>>,
+    clock: SharedClock,
+}
+
+impl Withdraw {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        self.waiters.lock().remove(&self.id);
+        if !self.armed {
+            return;
+        }
+        let (id, rows, now) = (self.id.clone(), self.rows.clone(), self.clock.now_ms());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = withdraw(&rows, &id, now).await {
+                    tracing::warn!(error = %e, "withdrawing a dropped approval");
+                }
+            });
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+
+    const WAIT: Duration = Duration::from_secs(60);
+
+    /// Two instances' approvals over one SQLite database.
+    async fn two_instances(dir: &tempfile::TempDir) -> (Approvals, Approvals) {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let on = |db: Db| Approvals {
+            rows: Rows::Db(db),
+            waiters: Arc::default(),
+            clock: Arc::new(SystemClock),
+            audit: None,
+        };
+        (on(db.clone()), on(db))
+    }
 
     #[tokio::test]
     async fn only_the_owner_decides_and_only_once() {
-        let a = Approvals::default();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = two_instances(&dir).await;
         let (alice, mallory) = (UserId::from("alice"), UserId::from("mallory"));
-        let (id, wait) = a.request(&alice, None);
-        assert!(!a.decide(&id, &mallory, true));
-        assert!(a.decide(&id, &alice, false));
-        assert!(!a.decide(&id, &alice, true));
+        let pending = a.request(&alice, None, WAIT).await.unwrap();
+        let id = pending.id.clone();
+        assert!(!a.decide(&id, &mallory, true).await.unwrap());
+        assert!(a.decide(&id, &alice, false).await.unwrap());
+        assert!(!a.decide(&id, &alice, true).await.unwrap());
         assert_eq!(
-            wait.await.unwrap(),
+            a.wait(pending).await,
             Verdict {
                 approved: false,
                 by: Some("alice".into()),
@@ -263,35 +620,133 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_decision_on_another_instance_releases_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_instances(&dir).await;
+        let alice = UserId::from("alice");
+        let pending = a.request(&alice, None, WAIT).await.unwrap();
+        let id = pending.id.clone();
+        assert_eq!(
+            b.awaiting(&id, &alice).await.unwrap(),
+            Some(Awaiting::Plain)
+        );
+        assert_eq!(b.awaiting(&id, &"mallory".into()).await.unwrap(), None);
+        let started = std::time::Instant::now();
+        let (verdict, decided) = tokio::join!(a.wait(pending), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            b.decide(&id, &alice, true).await.unwrap()
+        });
+        assert!(decided);
+        assert_eq!(verdict.by, Some(alice.clone()));
+        assert!(verdict.approved);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(a.waiters.lock().is_empty(), "the waiter is forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_ends_withdraws_the_call_and_a_late_decision_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_instances(&dir).await;
+        let alice = UserId::from("alice");
+        let pending = a
+            .request(&alice, None, Duration::from_millis(150))
+            .await
+            .unwrap();
+        let id = pending.id.clone();
+        assert_eq!(a.wait(pending).await, Verdict::unanswered());
+        assert_eq!(b.awaiting(&id, &alice).await.unwrap(), None);
+        assert!(!b.decide(&id, &alice, true).await.unwrap());
+        assert!(!a.decide(&id, &alice, false).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_new_call_drops_the_rows_older_than_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = two_instances(&dir).await;
+        let Rows::Db(db) = &a.rows else {
+            unreachable!()
+        };
+        let old = a.request(&"alice".into(), None, WAIT).await.unwrap();
+        sqlx::query("UPDATE tool_approvals SET created_at = created_at - $1")
+            .bind(KEEP_MS + 1)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let new = a.request(&"alice".into(), None, WAIT).await.unwrap();
+        assert!(a.rows.find(&old.id).await.unwrap().is_none());
+        assert!(a.rows.find(&new.id).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wait_withdraws_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_instances(&dir).await;
+        let alice = UserId::from("alice");
+        let pending = a.request(&alice, None, WAIT).await.unwrap();
+        let id = pending.id.clone();
+        let wait = tokio::time::timeout(Duration::from_millis(50), a.wait(pending)).await;
+        assert!(wait.is_err(), "still waiting when dropped");
+        let mut withdrawn = false;
+        for _ in 0..100 {
+            if b.awaiting(&id, &alice).await.unwrap().is_none() {
+                withdrawn = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(withdrawn);
+        assert!(!b.decide(&id, &alice, true).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_step_up_call_is_approved_only_with_its_own_binding() {
-        let a = Approvals::default();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_instances(&dir).await;
         let alice = UserId::from("alice");
         let args = serde_json::json!({"to": "bob", "amount": 10});
-        let (id, wait) = a.request(&alice, Some(("pay", &args)));
+        let pending = a.request(&alice, Some(("pay", &args)), WAIT).await.unwrap();
+        let id = pending.id.clone();
         let other_args = serde_json::json!({"to": "bob", "amount": 1000});
-        let (other, _other_wait) = a.request(&alice, Some(("pay", &other_args)));
-        let Some(Awaiting::StepUp(binding)) = a.awaiting(&id, &alice) else {
+        let other = a
+            .request(&alice, Some(("pay", &other_args)), WAIT)
+            .await
+            .unwrap();
+        let Some(Awaiting::StepUp(binding)) = b.awaiting(&id, &alice).await.unwrap() else {
             panic!("a step-up approval");
         };
-        assert_eq!(a.awaiting(&id, &"mallory".into()), None);
-        assert!(!a.decide(&id, &alice, true), "a plain yes is not enough");
-        let Some(Awaiting::StepUp(other_binding)) = a.awaiting(&other, &alice) else {
+        assert_eq!(b.awaiting(&id, &"mallory".into()).await.unwrap(), None);
+        assert!(
+            !b.decide(&id, &alice, true).await.unwrap(),
+            "a plain yes is not enough"
+        );
+        let Some(Awaiting::StepUp(other_binding)) = b.awaiting(&other.id, &alice).await.unwrap()
+        else {
             panic!("a step-up approval");
         };
         let mut moved = other_binding.clone();
         moved.approval_id = id.clone();
-        assert!(!a.approve_step_up(&moved), "another call's arguments");
-        assert!(a.approve_step_up(&binding));
-        assert!(!a.approve_step_up(&binding), "only once");
+        assert!(
+            !b.approve_step_up(&moved).await.unwrap(),
+            "another call's arguments"
+        );
+        assert!(b.approve_step_up(&binding).await.unwrap());
+        assert!(!b.approve_step_up(&binding).await.unwrap(), "only once");
         assert_eq!(
-            wait.await.unwrap(),
+            a.wait(pending).await,
             Verdict {
                 approved: true,
                 by: Some(alice.clone()),
                 step_up: true,
             }
         );
-        assert!(a.decide(&other, &alice, false), "refusing needs no code");
+        assert!(
+            b.decide(&other.id, &alice, false).await.unwrap(),
+            "refusing needs no code"
+        );
     }
 
     #[test]

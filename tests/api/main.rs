@@ -39,6 +39,7 @@ mod sealing;
 mod secrets;
 mod service_clients;
 mod sessions;
+mod shared_state;
 mod sms;
 mod step_up;
 mod store;
