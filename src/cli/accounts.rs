@@ -71,6 +71,8 @@ async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> 
         ip_per_minute: u32::MAX,
         settings: Settings::from_config(config),
         audit,
+        // A command exits at once, before a message could be sent: running servers find its changes by polling.
+        bus: crate::cluster::Bus::none(),
     })
     .await
 }

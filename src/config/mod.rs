@@ -448,6 +448,16 @@ fn public_url(value: Option<String>, bind: &SocketAddr) -> anyhow::Result<String
     }
 }
 
+/// `REDIS_PREFIX`: letters, digits, `_`, `-`, `.` and `:`, at most 64 (it is spliced into key names).
+fn redis_prefix(value: Option<String>) -> anyhow::Result<String> {
+    let prefix = value.unwrap_or_else(|| "warden".into());
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
+        anyhow::bail!("REDIS_PREFIX must be 1 to 64 letters, digits or _ - . :");
+    }
+    Ok(prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,14 +588,4 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
-}
-
-/// `REDIS_PREFIX`: letters, digits, `_`, `-`, `.` and `:`, at most 64 (it is spliced into key names).
-fn redis_prefix(value: Option<String>) -> anyhow::Result<String> {
-    let prefix = value.unwrap_or_else(|| "warden".into());
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
-        anyhow::bail!("REDIS_PREFIX must be 1 to 64 letters, digits or _ - . :");
-    }
-    Ok(prefix)
 }
