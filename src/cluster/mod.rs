@@ -113,21 +113,25 @@ impl Bus {
             let client = redis::Client::open(url.as_str())
                 .map_err(|e| anyhow::anyhow!("REDIS_URL is not a Redis URL: {e}"))?;
             let channel = format!("{}:changes", settings.redis_prefix);
-            let from = Subscriber {
+            let subscriber = Subscriber {
                 instance: instance.clone(),
                 notices: notices.clone(),
                 stop: stop.clone(),
             };
-            tokio::spawn(redis_subscriber(client.clone(), channel.clone(), from));
+            tokio::spawn(redis_subscriber(
+                client.clone(),
+                channel.clone(),
+                subscriber,
+            ));
             tokio::spawn(publisher(instance, rx, RedisOut::new(client, channel)));
             "redis"
         } else if db.backend == Backend::Postgres {
-            let from = Subscriber {
+            let subscriber = Subscriber {
                 instance: instance.clone(),
                 notices: notices.clone(),
                 stop: stop.clone(),
             };
-            tokio::spawn(pg_subscriber(settings.database_url, from));
+            tokio::spawn(pg_subscriber(settings.database_url, subscriber));
             tokio::spawn(publisher(instance, rx, PgOut(db.clone())));
             "postgres"
         } else {
@@ -322,7 +326,13 @@ async fn publisher(
                 continue;
             }
             sent.push(change);
-            let payload = serde_json::json!({"from": instance, "change": change}).to_string();
+            let message = Message {
+                from: instance.clone(),
+                change: change.clone(),
+            };
+            let Ok(payload) = serde_json::to_string(&message) else {
+                continue;
+            };
             if let Err(e) = out.send(&payload).await {
                 warn_rate_limited("publishing a change failed", &e);
             }
@@ -411,7 +421,11 @@ mod tests {
             stop: CancellationToken::new(),
         };
         let from = |who: &str, change: Change| {
-            serde_json::json!({"from": who, "change": change}).to_string()
+            serde_json::to_string(&Message {
+                from: who.into(),
+                change,
+            })
+            .unwrap()
         };
         sub.deliver(&from("me", Change::Sessions));
         sub.deliver(&from("other", Change::Approval("a1".into())));
