@@ -340,25 +340,35 @@ fn shared_redis() -> Push {
     Push::Redis("redis://127.0.0.1:6379/".into())
 }
 
+/// The median of three timings: the machine is shared with builds, so one slow scheduling should not decide.
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 /// Logout on B refused on A and C; a role edit on C effective on A; a policy change on A effective on B — each
-/// within `PUSH_BUDGET`, measured.
+/// within `PUSH_BUDGET` (the median of three measured rounds; the poll alone would take a minute).
 async fn changes_reach_the_other_instances_by_push(cluster: &Cluster) {
     // Login on A, use on B and C, logout on B: refused on A and C. The first round warms the instances' pools
-    // (a fresh process opens its database connections on first use); the second is measured.
+    // (a fresh process opens its database connections on first use).
     cluster.logout_to_refusal(0, 1, &[0, 2]).await;
-    let elapsed = cluster.logout_to_refusal(0, 1, &[0, 2]).await;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        times.push(cluster.logout_to_refusal(0, 1, &[0, 2]).await);
+    }
     assert!(
-        elapsed < PUSH_BUDGET,
-        "logout reached A and C in {elapsed:?}"
+        median(times.clone()) < PUSH_BUDGET,
+        "logout reached A and C in {times:?}"
     );
 
-    // A role edit on C is effective on A.
+    // A role edit on C is effective on A (granted, taken back, granted again).
     let admin = cluster.login(0, "admin", ADMIN_PASSWORD).await;
     let set_role = |permissions: Value| json!({ "role": "team", "permissions": permissions });
+    let post = reqwest::Method::POST;
     let r = cluster
         .status(
             2,
-            reqwest::Method::POST,
+            post.clone(),
             "/api/permissions",
             &admin,
             Some(set_role(json!(["chat:use"]))),
@@ -368,7 +378,7 @@ async fn changes_reach_the_other_instances_by_push(cluster: &Cluster) {
     let r = cluster
         .status(
             2,
-            reqwest::Method::POST,
+            post.clone(),
             "/api/users",
             &admin,
             Some(json!({ "username": "pat", "password": "pat-password-1", "role": "team" })),
@@ -380,54 +390,75 @@ async fn changes_reach_the_other_instances_by_push(cluster: &Cluster) {
         .status(0, reqwest::Method::GET, "/api/users", &pat, None)
         .await;
     assert_eq!(r, StatusCode::FORBIDDEN);
-    let r = cluster
-        .status(
-            2,
-            reqwest::Method::POST,
-            "/api/permissions",
-            &admin,
-            Some(set_role(json!(["chat:use", "users:manage"]))),
-        )
-        .await;
-    assert_eq!(r, StatusCode::OK);
-    let elapsed = cluster
-        .time_until(&[0], "/api/users", &pat, StatusCode::OK)
-        .await;
+    let mut times = Vec::new();
+    for granted in [true, false, true] {
+        let permissions = if granted {
+            json!(["chat:use", "users:manage"])
+        } else {
+            json!(["chat:use"])
+        };
+        let r = cluster
+            .status(
+                2,
+                post.clone(),
+                "/api/permissions",
+                &admin,
+                Some(set_role(permissions)),
+            )
+            .await;
+        assert_eq!(r, StatusCode::OK);
+        let want = if granted {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        times.push(cluster.time_until(&[0], "/api/users", &pat, want).await);
+    }
     assert!(
-        elapsed < PUSH_BUDGET,
-        "the role edit reached A in {elapsed:?}"
+        median(times.clone()) < PUSH_BUDGET,
+        "the role edits reached A in {times:?}"
     );
 
-    // A policy change on A is effective at B's next tool call.
+    // A policy change on A is effective at B's next tool calls (denied, allowed, denied again).
     let add = "/api/servers/builtin/tools/add/execute";
     let call = || json!({ "parameters": { "a": 2, "b": 3 } });
     let r = cluster
-        .status(1, reqwest::Method::POST, add, &admin, Some(call()))
+        .status(1, post.clone(), add, &admin, Some(call()))
         .await;
     assert_eq!(r, StatusCode::OK);
-    let r = cluster
-        .status(
-            0,
-            reqwest::Method::PUT,
-            "/api/tool-policies",
-            &admin,
-            Some(json!({ "role": "admin", "tool": "add", "decision": "deny" })),
-        )
-        .await;
-    assert_eq!(r, StatusCode::OK);
-    let started = Instant::now();
-    loop {
+    let mut times = Vec::new();
+    for deny in [true, false, true] {
+        let decision = if deny { json!("deny") } else { Value::Null };
+        let rule = json!({ "role": "admin", "tool": "add", "decision": decision });
         let r = cluster
-            .status(1, reqwest::Method::POST, add, &admin, Some(call()))
+            .status(
+                0,
+                reqwest::Method::PUT,
+                "/api/tool-policies",
+                &admin,
+                Some(rule),
+            )
             .await;
-        if r != StatusCode::OK {
-            break;
+        assert_eq!(r, StatusCode::OK);
+        let started = Instant::now();
+        while (cluster
+            .status(1, post.clone(), add, &admin, Some(call()))
+            .await
+            == StatusCode::OK)
+            == deny
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "B never applied the policy"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(started.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        times.push(started.elapsed());
     }
-    let elapsed = started.elapsed();
-    assert!(elapsed < PUSH_BUDGET, "the policy reached B in {elapsed:?}");
+    assert!(
+        median(times.clone()) < PUSH_BUDGET,
+        "the policy reached B in {times:?}"
+    );
 }
 
 #[tokio::test]
