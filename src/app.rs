@@ -30,7 +30,9 @@ use crate::{
     auth::{Auth, AuthParts, Settings},
     chat::Chat,
     clock::SharedClock,
+    cluster::{Bus, Change, Notice},
     config::{Config, IpNet},
+    ids::ApprovalId,
     mcp::upstream::Upstreams,
     private_files,
     state::{AppState, Services},
@@ -96,6 +98,14 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         .map(|url| crate::limits::SharedCounter::connect(url, &config.redis_prefix))
         .transpose()?
         .map(Arc::new);
+    let bus = Bus::start(
+        crate::cluster::Settings {
+            redis_url: config.redis_url.clone(),
+            redis_prefix: config.redis_prefix.clone(),
+            database_url: config.effective_database_url(),
+        },
+        &db,
+    )?;
     let auth = Arc::new(
         Auth::new(AuthParts {
             db: db.clone(),
@@ -114,6 +124,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             shared_limits: shared_limits.clone(),
             settings: Settings::from_config(&config),
             audit: audit.clone(),
+            bus: bus.clone(),
         })
         .await?,
     );
@@ -152,7 +163,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     let tally = crate::telemetry::tally::Tally::new(clock.clone());
     let tool_log = ToolLog::start(db.clone(), files, tally.clone());
     let catalog = Arc::new(Catalog::new(
-        crate::tools::policy::Policy::load(&db).await?,
+        crate::tools::policy::Policy::load(&db, bus.clone()).await?,
         crate::tools::CatalogParts {
             db: db.clone(),
             audit: audit.clone(),
@@ -163,7 +174,12 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
     for tool in crate::tools::builtin::all(clock.clone()) {
         catalog.register(tool);
     }
-    let approvals = Arc::new(Approvals::new(db.clone(), audit.clone(), clock.clone()));
+    let approvals = Arc::new(Approvals::new(
+        db.clone(),
+        audit.clone(),
+        clock.clone(),
+        bus.clone(),
+    ));
     let sms = crate::sms::Sms::new(crate::sms::SmsParts {
         config: config.sms.clone(),
         db: db.clone(),
@@ -248,6 +264,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
             db: db.clone(),
             audit: audit.clone(),
             seal_key,
+            bus: bus.clone(),
         },
     );
     let analytics = crate::analytics::Analytics::start(
@@ -282,6 +299,7 @@ pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         saved_tests,
         clock,
         metrics,
+        bus,
     });
     Ok(App {
         listener,
@@ -307,8 +325,7 @@ impl App {
         let stop = self.shutdown.clone();
         let pruner = tokio::spawn(async move {
             state.auth.warm_up().await;
-            // Other processes' changes are read every SYNC_INTERVAL_MS; expired revocations are dropped hourly.
-            let mut sync = tokio::time::interval(state.config.sync_interval);
+            // Expired revocations are dropped hourly.
             let mut prune = tokio::time::interval(Duration::from_secs(3600));
             // Counting sessions is a query: sampled for /metrics here, never per request or per scrape.
             let mut sample = tokio::time::interval(Duration::from_secs(15));
@@ -331,11 +348,6 @@ impl App {
                         Ok(count) => crate::telemetry::set_active_sessions(count),
                         Err(e) => tracing::warn!(error = %e, "counting active sessions failed"),
                     },
-                    _ = sync.tick() => {
-                        if let Err(e) = state.auth.sync_changes().await {
-                            tracing::warn!(error = %e, "reading other instances' changes failed");
-                        }
-                    }
                     _ = prune.tick() => state.auth.prune_revoked(),
                     _ = purge.tick() => {
                         if let Err(e) = state.analytics.purge_once(state.clock.now_ms()).await {
@@ -349,6 +361,7 @@ impl App {
                 }
             }
         });
+        let follower = tokio::spawn(follow_changes(self.state.clone()));
         let metrics_server = self.metrics_listener.map(|listener| {
             let state = self.state.clone();
             let stop = self.shutdown.clone();
@@ -363,6 +376,7 @@ impl App {
         )
         .await;
         pruner.abort();
+        follower.abort();
         if let Some(server) = metrics_server {
             let _ = server.await;
         }
@@ -372,6 +386,50 @@ impl App {
         self.state.analytics.flush().await;
         self.state.db.close().await;
         Ok(())
+    }
+}
+
+/// Applies other instances' changes: at once when the bus brings word of one, and from the watermarks every
+/// SYNC_INTERVAL_MS anyway (the safety net: a lost message, a bus that is down, or no bus on SQLite). One task, so
+/// two syncs never run at the same time.
+async fn follow_changes(state: AppState) {
+    let mut notices = state.bus.subscribe();
+    let mut listening = true;
+    let mut poll = tokio::time::interval(state.config.sync_interval);
+    let mut servers = crate::mcp::servers::StoredServers::default();
+    loop {
+        // `None`: everything (a poll, a resync after the bus reconnected, or messages lost to lag).
+        let change = tokio::select! {
+            _ = poll.tick() => None,
+            notice = notices.recv(), if listening => match notice {
+                Ok(Notice::Change(change)) => Some(change),
+                Ok(Notice::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    listening = false;
+                    continue;
+                }
+            },
+        };
+        let auth = matches!(
+            change,
+            None | Some(Change::Sessions | Change::Accounts | Change::Roles)
+        );
+        if auth && let Err(e) = state.auth.sync_changes().await {
+            tracing::warn!(error = %e, "reading other instances' changes failed");
+        }
+        if matches!(change, None | Some(Change::Policy))
+            && let Err(e) = state.catalog.sync_policy().await
+        {
+            tracing::warn!(error = %e, "reading other instances' tool policy failed");
+        }
+        if matches!(change, None | Some(Change::Upstreams))
+            && let Err(e) = state.upstreams.sync_servers(&mut servers).await
+        {
+            tracing::warn!(error = %e, "reading other instances' MCP servers failed");
+        }
+        if let Some(Change::Approval(id)) = &change {
+            state.approvals.wake(&ApprovalId::from(id.as_str()));
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::{
     auth::Auth,
     chat::Chat,
     clock::SharedClock,
+    cluster::Bus,
     config::Config,
     connections::Connections,
     mcp::upstream::Upstreams,
@@ -41,6 +42,8 @@ pub struct Services {
     pub saved_tests: Arc<SavedTests>,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// The change bus between instances (the follower task in `app` subscribes; services publish).
+    pub bus: Bus,
 }
 
 impl std::ops::Deref for AppState {

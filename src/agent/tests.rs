@@ -159,7 +159,9 @@ async fn agent(
         crate::telemetry::tally::Tally::new(Arc::new(crate::clock::SystemClock)),
     );
     let catalog = Catalog::new(
-        Policy::load(&db).await.unwrap(),
+        Policy::load(&db, crate::cluster::Bus::none())
+            .await
+            .unwrap(),
         CatalogParts {
             db,
             audit: audit.clone(),

@@ -204,7 +204,7 @@ impl Auth {
         )
         .await
         .context("auth store: update_profile")?;
-        self.forget_accounts(Some(id));
+        self.changed_accounts(Some(id));
         let disabled = !active && current.is_active;
         if role != current.role || disabled {
             let reason = if disabled { "disabled" } else { "role_change" };
@@ -307,7 +307,7 @@ impl Auth {
         store::delete_user(self.db.writer(), id)
             .await
             .context("auth store: delete_user")?;
-        self.forget_accounts(Some(id));
+        self.changed_accounts(Some(id));
         self.audit.record(
             Event::new("user.delete", "ok")
                 .actor(actor.as_str())
@@ -382,7 +382,7 @@ impl Auth {
         )
         .await
         .context("auth store: replace_role_permissions")?;
-        self.forget_accounts(None);
+        self.changed_accounts(None);
         self.audit.record(
             Event::new("role.permissions", "ok")
                 .actor(actor)
@@ -402,7 +402,7 @@ impl Auth {
         store::update_mfa_enrolled(self.db.writer(), user_id.as_str(), enrolled, self.now())
             .await
             .context("auth store: update_mfa_enrolled")?;
-        self.forget_accounts(Some(user_id.as_str()));
+        self.changed_accounts(Some(user_id.as_str()));
         Ok(())
     }
 

@@ -5,8 +5,11 @@
 //! - Every revocation made on this instance goes through `revoke_session`/`revoke_user_sessions`, which put
 //!   the session in the revoked set at once; `sync_changes` adds those made elsewhere (another instance, the
 //!   CLI) from the watermark on.
-//! - Every account change calls `forget_accounts`, which bumps the generation first, so a load that raced a
-//!   change is never cached (`account`).
+//! - Every account change calls `changed_accounts` (`forget_accounts`, then a message to the other instances),
+//!   which bumps the generation first, so a load that raced a change is never cached (`account`).
+//! - Revocations and account changes made here are published on the bus after they are stored; the receiving
+//!   instances run `sync_changes` at once, which re-reads from their watermarks (so a lost message only waits
+//!   for the next poll).
 //! - An entry leaves the revoked set only once its session has expired (`prune_revoked`): its tokens then
 //!   fail on `exp` anyway.
 //! - Idle timeout: what this instance saw (`activity`) is trusted first; the database only for a session new
@@ -17,7 +20,7 @@ use std::sync::{Arc, atomic::Ordering};
 use serde_json::json;
 
 use super::{Account, Auth, AuthError, error::StoreContext, store};
-use crate::audit::Event;
+use crate::{audit::Event, cluster::Change};
 
 #[derive(Clone, Copy, Default)]
 pub(super) struct Watermarks {
@@ -105,7 +108,17 @@ impl Auth {
         Ok(Some(account))
     }
 
-    pub(super) fn forget_accounts(&self, user_id: Option<&str>) {
+    /// An account (`Some`) or every account (`None`: a role's permissions) changed here: drops the cached
+    /// copies and tells the other instances. Call it after the change is stored.
+    pub(super) fn changed_accounts(&self, user_id: Option<&str>) {
+        self.forget_accounts(user_id);
+        self.bus.publish(match user_id {
+            Some(_) => Change::Accounts,
+            None => Change::Roles,
+        });
+    }
+
+    fn forget_accounts(&self, user_id: Option<&str>) {
         self.accounts_generation.fetch_add(1, Ordering::SeqCst);
         let mut cache = self.accounts.write();
         match user_id {
@@ -128,6 +141,7 @@ impl Auth {
         self.revoked
             .write()
             .insert(session_id.to_string(), expires_at);
+        self.bus.publish(Change::Sessions);
         Ok(true)
     }
 
@@ -155,8 +169,11 @@ impl Auth {
             store::revoke_user_sessions(self.db.writer(), user_id, keep, reason, self.now())
                 .await
                 .context("auth store: revoke_user_sessions")?;
-        let ids = revoked.iter().map(|(id, _)| id.clone()).collect();
+        let ids: Vec<String> = revoked.iter().map(|(id, _)| id.clone()).collect();
         self.revoked.write().extend(revoked);
+        if !ids.is_empty() {
+            self.bus.publish(Change::Sessions);
+        }
         Ok(ids)
     }
 

@@ -220,6 +220,8 @@ pub struct Auth {
     accounts_generation: AtomicU64,
     /// How far `sync_changes` has read: newest session revocation, user change and role change seen.
     watermarks: parking_lot::Mutex<Watermarks>,
+    /// Tells the other instances about revocations and account changes made here (they re-read the watermarks).
+    bus: crate::cluster::Bus,
 }
 
 impl Settings {
@@ -248,6 +250,7 @@ pub struct AuthParts {
     pub shared_limits: Option<Arc<crate::limits::SharedCounter>>,
     pub settings: Settings,
     pub audit: Audit,
+    pub bus: crate::cluster::Bus,
 }
 
 impl Auth {
@@ -282,6 +285,7 @@ impl Auth {
             accounts: RwLock::new(HashMap::new()),
             accounts_generation: AtomicU64::new(0),
             watermarks: parking_lot::Mutex::new(watermarks),
+            bus: p.bus,
         })
     }
 

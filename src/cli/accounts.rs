@@ -72,6 +72,8 @@ async fn open_auth(config: &Config, clock: SharedClock) -> anyhow::Result<Auth> 
         shared_limits: None,
         settings: Settings::from_config(config),
         audit,
+        // A command exits at once, before a message could be sent: running servers find its changes by polling.
+        bus: crate::cluster::Bus::none(),
     })
     .await
 }

@@ -80,6 +80,21 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
     },
+    /// Time logout-to-refusal between two running instances (the push benchmark, bench/push.sh).
+    #[command(hide = true)]
+    BenchPush {
+        /// The instance where each session logs in and out.
+        #[arg(long)]
+        origin: String,
+        /// The instance that must refuse the token.
+        #[arg(long)]
+        other: String,
+        /// The admin password (ADMIN_PASSWORD of the instances).
+        #[arg(long, env = "ADMIN_PASSWORD")]
+        password: String,
+        #[arg(long, default_value_t = 200)]
+        trials: usize,
+    },
     /// Serve an instant OpenAI-compatible chat completion (the benchmark's language model).
     #[command(hide = true)]
     BenchLlm {
@@ -185,6 +200,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         }
         Command::BenchBaseline { bind } => {
             crate::bench::baseline::run(&bind).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchPush {
+            origin,
+            other,
+            password,
+            trials,
+        } => {
+            crate::bench::push::run(&origin, &other, &password, trials).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

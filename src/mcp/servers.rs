@@ -2,8 +2,12 @@
 //! with health, and the start-up list (the settings' servers, then the stored ones). A stored row exists only for
 //! a server that started: if its supervisor cannot be added, the row is removed again. Env and header values are
 //! never shown back, and are stored sealed (`sealing.rs`).
+//!
+//! Instances sharing the database follow each other: an add or remove bumps the `upstreams` version and is
+//! published on the bus; the others (told, or on their next poll) compare the stored list with what they run
+//! (`sync_servers`) and start or stop the difference.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -15,6 +19,10 @@ use super::{
 };
 use crate::{
     audit::Event,
+    cluster::{
+        Change,
+        versions::{self, Versioned},
+    },
     ids::UserId,
     seal::SealKey,
     store::Db,
@@ -116,6 +124,14 @@ pub async fn startup_servers(
     Ok(servers)
 }
 
+/// What `sync_servers` last applied: the `upstreams` version and the stored names at that version. Servers of the
+/// settings are never in it, so a sync never stops them.
+#[derive(Default)]
+pub struct StoredServers {
+    version: Option<i64>,
+    applied: HashSet<String>,
+}
+
 impl Upstreams {
     /// Adds a server for good: validates it, stores it (a taken name is `Duplicate`), starts its supervisor
     /// (removing the row again if that fails) and records `mcp.server.add` for `actor`.
@@ -157,6 +173,7 @@ impl Upstreams {
             store::delete_server(&self.db, &new.name).await?;
             return Err(ServerError::Duplicate(e));
         }
+        self.changed_servers().await?;
         self.audit.record(
             Event::new("mcp.server.add", "ok")
                 .actor(actor)
@@ -176,12 +193,53 @@ impl Upstreams {
             return Err(ServerError::NotFound);
         }
         self.remove(name);
+        self.changed_servers().await?;
         self.audit.record(
             Event::new("mcp.server.remove", "ok")
                 .actor(actor)
                 .subject(name),
         );
         Ok(())
+    }
+
+    /// Counts a change of the stored list and tells the other instances (after it is stored).
+    async fn changed_servers(&self) -> Result<(), ServerError> {
+        versions::bump(&self.db, Versioned::Upstreams).await?;
+        self.bus.publish(Change::Upstreams);
+        Ok(())
+    }
+
+    /// Starts the stored servers this instance does not run and stops those removed from the store since
+    /// `seen` was last brought up to date; does nothing while the `upstreams` version is unchanged. True when
+    /// it read the list.
+    pub async fn sync_servers(&self, seen: &mut StoredServers) -> Result<bool, ServerError> {
+        let version = versions::find(&self.db, Versioned::Upstreams).await?;
+        if seen.version == Some(version) {
+            return Ok(false);
+        }
+        let running: HashSet<String> = self.health().into_iter().map(|h| h.server_name).collect();
+        let mut stored = HashSet::new();
+        for (name, text) in store::find_servers(&self.db).await? {
+            stored.insert(name.clone());
+            if running.contains(&name) {
+                continue;
+            }
+            match sealing::open_transport(&self.seal_key, &name, &text) {
+                Ok(transport) => match self.add(ServerConfig { name, transport }) {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "stored MCP server not started"),
+                },
+                Err(e) => {
+                    tracing::warn!(server = %name, error = %e, "stored MCP server config unreadable; skipped")
+                }
+            }
+        }
+        for gone in seen.applied.difference(&stored) {
+            self.remove(gone);
+        }
+        seen.applied = stored;
+        seen.version = Some(version);
+        Ok(true)
     }
 
     /// The stored servers with their current status (none while not running).

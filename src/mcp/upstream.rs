@@ -42,6 +42,8 @@ pub struct Upstreams {
     pub(super) audit: Audit,
     /// Seals the env and header values of servers added at run time.
     pub(super) seal_key: SealKey,
+    /// Tells the other instances when a stored server is added or removed here (`servers.rs`).
+    pub(super) bus: crate::cluster::Bus,
     stop: CancellationToken,
 }
 
@@ -52,6 +54,7 @@ pub struct UpstreamsParts {
     pub db: Db,
     pub audit: Audit,
     pub seal_key: SealKey,
+    pub bus: crate::cluster::Bus,
 }
 
 impl Upstreams {
@@ -64,6 +67,7 @@ impl Upstreams {
             db: parts.db,
             audit: parts.audit,
             seal_key: parts.seal_key,
+            bus: parts.bus,
             stop: CancellationToken::new(),
         };
         for config in configs {

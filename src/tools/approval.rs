@@ -24,6 +24,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::{
     audit::{Audit, Event},
     clock::SharedClock,
+    cluster::{Bus, Change},
     ids::{ApprovalId, UserId},
     store::Db,
 };
@@ -328,16 +329,19 @@ pub struct Approvals {
     clock: SharedClock,
     /// Where decisions are recorded; `None` only in unit tests.
     audit: Option<Audit>,
+    /// Tells the other instances of a decision, so the one whose turn waits reads it at once.
+    bus: Bus,
 }
 
 impl Approvals {
     /// Approvals kept in `db`, whose decisions are recorded in `audit`.
-    pub fn new(db: Db, audit: Audit, clock: SharedClock) -> Approvals {
+    pub fn new(db: Db, audit: Audit, clock: SharedClock, bus: Bus) -> Approvals {
         Approvals {
             rows: Rows::Db(db),
             waiters: Arc::default(),
             clock,
             audit: Some(audit),
+            bus,
         }
     }
 
@@ -348,6 +352,7 @@ impl Approvals {
             waiters: Arc::default(),
             clock,
             audit,
+            bus: Bus::none(),
         }
     }
 
@@ -521,13 +526,18 @@ impl Approvals {
         {
             return Ok(false);
         }
-        // The fast path: the turn waits here. Elsewhere its instance reads the row (at a push or its next poll).
-        if let Some(w) = self.waiters.lock().remove(id) {
-            let _ = w.verdict.send(Verdict {
-                approved,
-                by: Some(user_id.clone()),
-                step_up,
-            });
+        // The fast path: the turn waits here. Elsewhere its instance reads the row when this push reaches it (or
+        // at its next poll of the row).
+        let waiter = self.waiters.lock().remove(id);
+        match waiter {
+            Some(w) => {
+                let _ = w.verdict.send(Verdict {
+                    approved,
+                    by: Some(user_id.clone()),
+                    step_up,
+                });
+            }
+            None => self.bus.publish(Change::Approval(id.to_string())),
         }
         if let Some(audit) = &self.audit {
             audit.record(
@@ -595,6 +605,7 @@ mod tests {
             waiters: Arc::default(),
             clock: Arc::new(SystemClock),
             audit: None,
+            bus: Bus::none(),
         };
         (on(db.clone()), on(db))
     }

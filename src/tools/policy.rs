@@ -8,13 +8,23 @@
 //! `deny`, and `Catalog::set_rule` refuses it there.
 //!
 //! Rules live in `tool_policies` (their SQL in `tools::store`) and in memory; every change goes through
-//! `Catalog::set_rule` (validate, store, refresh the copy, audit).
+//! `Catalog::set_rule` (validate, store, bump the `policy` version, refresh the copy, tell the other instances,
+//! audit). Other instances reload when told (`cluster::Change::Policy`) and on every poll when the version moved
+//! (`Catalog::sync_policy`), so a lost message only delays the change.
 
 use std::collections::HashMap;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use parking_lot::RwLock;
 
-use crate::store::Db;
+use crate::{
+    cluster::{
+        Bus, Change,
+        versions::{self, Versioned},
+    },
+    store::Db,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,19 +76,47 @@ impl Rule {
     }
 }
 
-#[derive(Default)]
 pub struct Policy {
     rules: RwLock<HashMap<String, Vec<(String, Rule)>>>,
+    /// The `policy` version the rules in memory were read at.
+    version: AtomicI64,
+    bus: Bus,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            rules: RwLock::default(),
+            version: AtomicI64::new(0),
+            bus: Bus::none(),
+        }
+    }
 }
 
 impl Policy {
-    pub async fn load(db: &Db) -> sqlx::Result<Policy> {
-        let policy = Policy::default();
+    /// The stored rules; changes made here are published on `bus`.
+    pub async fn load(db: &Db, bus: Bus) -> sqlx::Result<Policy> {
+        let policy = Policy {
+            bus,
+            ..Policy::default()
+        };
         policy.reload(db).await?;
         Ok(policy)
     }
 
+    /// Reads the rules again when another instance changed them since the last read.
+    async fn sync(&self, db: &Db) -> sqlx::Result<bool> {
+        let version = versions::find(db, Versioned::Policy).await?;
+        if version == self.version.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.reload(db).await?;
+        Ok(true)
+    }
+
+    /// The version is read before the rules: a change that lands between the two is read again next time.
     async fn reload(&self, db: &Db) -> sqlx::Result<()> {
+        let version = versions::find(db, Versioned::Policy).await?;
         let rows = super::store::find_policies(db).await?;
         let mut rules: HashMap<String, Vec<(String, Rule)>> = HashMap::new();
         for (role, pattern, decision, step_up) in rows {
@@ -91,6 +129,7 @@ impl Policy {
             }
         }
         *self.rules.write() = rules;
+        self.version.store(version, Ordering::SeqCst);
         Ok(())
     }
 
@@ -135,7 +174,10 @@ impl Policy {
             }
             None => super::store::delete_policy(db, role, pattern).await?,
         }
-        self.reload(db).await
+        versions::bump(db, Versioned::Policy).await?;
+        self.reload(db).await?;
+        self.bus.publish(Change::Policy);
+        Ok(())
     }
 
     /// Every rule, for the admin page.
@@ -169,6 +211,11 @@ fn is_name(s: &str) -> bool {
 }
 
 impl super::Catalog {
+    /// Picks up rules changed by another instance (told by the bus, or found by the poll); true when it reloaded.
+    pub async fn sync_policy(&self) -> sqlx::Result<bool> {
+        self.policy.sync(&self.db).await
+    }
+
     /// Sets (or, with `None`, removes) the rule for `role` and `pattern` on behalf of `actor`, and records
     /// `tool.policy`. `role_exists` comes from the caller, which knows the roles (this module does not know auth).
     /// A step-up is only valid on `ask`.

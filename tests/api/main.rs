@@ -12,6 +12,7 @@ mod chat_providers;
 mod chat_sessions;
 mod chat_stream;
 mod cli;
+mod cluster;
 mod connections;
 mod dashboards;
 mod db_faults;

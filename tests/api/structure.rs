@@ -312,3 +312,34 @@ fn the_readme_source_layout_names_every_source_file() {
         "the README's Source layout does not name: {missing:#?}"
     );
 }
+
+#[test]
+fn the_change_bus_sits_low_and_knows_no_feature() {
+    // `cluster` sits beside `store`: auth, tools and mcp publish through it and the assembly subscribes, so it
+    // imports none of them (nor anything above).
+    let offending = imports(
+        &["src/cluster/"],
+        &[
+            "agent",
+            "auth",
+            "mfa",
+            "sms",
+            "mcp",
+            "chat",
+            "tools",
+            "http",
+            "app",
+            "state",
+            "web",
+            "analytics",
+            "connections",
+            "saved_tests",
+            "audit",
+        ],
+        |_| false,
+    );
+    assert_none(
+        "src/cluster imports a service or the web face (it sits beside store)",
+        offending,
+    );
+}
