@@ -1,7 +1,7 @@
 //! The SQL of conversations, messages and daily usage. Every read and write of a conversation names its owner
 //! in the WHERE clause: another user's id finds nothing, exactly like a missing one.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{AnyPool, FromRow};
 
 use crate::ids::{ConversationId, UserId};
 
@@ -37,8 +37,8 @@ pub struct MessageRow {
 
 const MESSAGE_COLUMNS: &str = "id, session_id, seq, role, content, created_at, input_tokens, output_tokens, tool_calls, tool_call_id, metadata";
 
-pub async fn insert_session<'e>(
-    db: impl Executor<'e, Database = Any>,
+pub async fn insert_session(
+    pool: &AnyPool,
     id: &str,
     user_id: &str,
     title: &str,
@@ -49,13 +49,13 @@ pub async fn insert_session<'e>(
         .bind(user_id)
         .bind(title)
         .bind(now)
-        .execute(db)
+        .execute(pool)
         .await
         .map(|_| ())
 }
 
-pub async fn find_session<'e>(
-    db: impl Executor<'e, Database = Any>,
+pub async fn find_session(
+    pool: &AnyPool,
     user_id: &str,
     id: &str,
 ) -> sqlx::Result<Option<SessionRow>> {
@@ -64,7 +64,7 @@ pub async fn find_session<'e>(
     )))
     .bind(id)
     .bind(user_id)
-    .fetch_optional(db)
+    .fetch_optional(pool)
     .await
 }
 
@@ -102,8 +102,8 @@ pub async fn delete_session(pool: &AnyPool, user_id: &str, id: &str) -> sqlx::Re
 }
 
 /// The last `limit` messages of a conversation, oldest first (the caller has checked ownership).
-pub async fn find_last_messages<'e>(
-    db: impl Executor<'e, Database = Any>,
+pub async fn find_last_messages(
+    pool: &AnyPool,
     session_id: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<MessageRow>> {
@@ -112,7 +112,7 @@ pub async fn find_last_messages<'e>(
     )))
     .bind(session_id)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(pool)
     .await?;
     rows.reverse();
     Ok(rows)
@@ -128,11 +128,10 @@ pub struct NewMessage {
     pub metadata: String,
 }
 
-/// Appends messages to a conversation the user owns and adds their tokens to the conversation and to the user's
-/// day, inside the caller's transaction (a group commit's savepoint). Returns the rows as written; `None` if the
-/// conversation is not theirs.
+/// Appends messages to a conversation the user owns, in one transaction, and adds their tokens to the
+/// conversation and to the user's day. Returns the rows as stored; `None` if the conversation is not theirs.
 pub async fn append_messages(
-    conn: &mut AnyConnection,
+    pool: &AnyPool,
     user_id: &str,
     session_id: &str,
     day: &str,
@@ -142,6 +141,7 @@ pub async fn append_messages(
     let n = i64::try_from(messages.len()).unwrap_or(i64::MAX);
     let input: i64 = messages.iter().map(|m| m.input_tokens).sum();
     let output: i64 = messages.iter().map(|m| m.output_tokens).sum();
+    let mut tx = pool.begin().await?;
     // The row lock taken here orders concurrent turns of one conversation.
     let count: Option<(i64,)> = sqlx::query_as(
         "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, input_tokens = input_tokens + $3, \
@@ -153,7 +153,7 @@ pub async fn append_messages(
     .bind(output)
     .bind(session_id)
     .bind(user_id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some((count,)) = count else {
         return Ok(None);
@@ -187,7 +187,7 @@ pub async fn append_messages(
         .bind(row.tool_calls.as_deref())
         .bind(row.tool_call_id.as_deref())
         .bind(&row.metadata)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
         rows.push(row);
     }
@@ -199,9 +199,10 @@ pub async fn append_messages(
         .bind(user_id)
         .bind(day)
         .bind(input + output)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
     }
+    tx.commit().await?;
     Ok(Some(rows))
 }
 
