@@ -1,5 +1,5 @@
-//! Fixed-window counters shared by every instance of a deployment through Redis (`REDIS_URL`), for the limits
-//! that must hold whichever instance a request lands on (logins and page views per client address).
+//! Fixed-window limits per client address (logins, page views): [`AddressLimit`] counts in Redis (`REDIS_URL`),
+//! shared by every instance of a deployment, while it answers, and in this instance's memory otherwise.
 //!
 //! One round trip per hit: a Lua script INCRs `{prefix}:limit:{name}:{key}:{window}` and sets its expiry on the
 //! first hit, so a window's key outlives it briefly and then goes. Each call is bounded by [`CALL_TIMEOUT`]; when
@@ -7,7 +7,12 @@
 //! (a limit per instance, as without Redis), logging that at most once a minute. The connection manager
 //! reconnects by itself, so the shared count resumes as soon as Redis answers again.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use parking_lot::Mutex;
@@ -110,6 +115,73 @@ impl SharedCounter {
                 "Redis did not answer a rate-limit count; counting on this instance until it does"
             );
         }
+    }
+}
+
+/// Address entries kept in memory before those of past windows are forgotten.
+const MAX_TRACKED: usize = 100_000;
+
+/// At most `per_window` hits per client address in each fixed `window_ms` window: counted in `shared` (every
+/// instance together) while it answers, else in this instance's memory.
+pub struct AddressLimit {
+    name: &'static str,
+    per_window: u32,
+    window_ms: i64,
+    shared: Option<Arc<SharedCounter>>,
+    /// Address -> (window number, hits in it).
+    here: Mutex<HashMap<IpAddr, (i64, u64)>>,
+}
+
+impl AddressLimit {
+    /// `name` keeps this limit's Redis keys apart from the others'.
+    pub fn new(
+        name: &'static str,
+        per_window: u32,
+        window_ms: i64,
+        shared: Option<Arc<SharedCounter>>,
+    ) -> AddressLimit {
+        AddressLimit {
+            name,
+            per_window,
+            window_ms: window_ms.max(1),
+            shared,
+            here: Mutex::default(),
+        }
+    }
+
+    /// Counts a hit; `Err(retry_after_secs)` once the address is over the limit in this window.
+    pub async fn check(&self, ip: IpAddr, now_ms: i64) -> Result<(), u64> {
+        let shared = match &self.shared {
+            Some(counter) => {
+                counter
+                    .hit(self.name, &ip.to_string(), self.window_ms, now_ms)
+                    .await
+            }
+            None => None,
+        };
+        let hits = match shared {
+            Some(n) => n,
+            None => self.hit_here(ip, now_ms),
+        };
+        if hits > u64::from(self.per_window) {
+            return Err(retry_after_secs(self.window_ms, now_ms));
+        }
+        Ok(())
+    }
+
+    /// Counts a hit in this instance's memory; the window's hits so far, with this one.
+    fn hit_here(&self, ip: IpAddr, now_ms: i64) -> u64 {
+        let window = now_ms.div_euclid(self.window_ms);
+        let mut here = self.here.lock();
+        if here.len() >= MAX_TRACKED {
+            here.retain(|_, (w, _)| *w == window);
+        }
+        let entry = here.entry(ip).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1
     }
 }
 
@@ -222,6 +294,17 @@ mod tests {
         // A fresh server: the count starts again, in Redis.
         assert_eq!(hit_until_answered(&counter, 2).await, Some(1));
         assert_eq!(counter.hit("login", "10.0.0.1", 60_000, 3).await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn an_address_is_limited_in_memory_within_a_window_and_freed_after_it() {
+        let l = AddressLimit::new("login", 2, 60_000, None);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(l.check(ip, 0).await.is_ok());
+        assert!(l.check(ip, 1).await.is_ok());
+        assert_eq!(l.check(ip, 2).await, Err(59));
+        assert!(l.check("10.0.0.2".parse().unwrap(), 2).await.is_ok());
+        assert!(l.check(ip, 60_000).await.is_ok());
     }
 
     #[test]

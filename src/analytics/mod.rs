@@ -20,7 +20,6 @@ pub mod store;
 mod system;
 
 use std::{
-    collections::HashMap,
     net::IpAddr,
     sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering},
 };
@@ -29,7 +28,7 @@ use parking_lot::Mutex;
 
 use crate::{
     clock::SharedClock,
-    limits::{self, SharedCounter},
+    limits::{AddressLimit, SharedCounter},
     store::{BatchWriter, Db},
     telemetry::tally::Tally,
 };
@@ -50,8 +49,6 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// window); both far longer than the raw rows.
 const MINUTE_ROLLUP_DAYS: i64 = 14;
 const HOUR_ROLLUP_DAYS: i64 = 400;
-/// Address entries the page-view limiter keeps before it forgets the ones of past windows.
-const LIMITER_ENTRIES: usize = 10_000;
 
 /// What the analytics service is told at start-up.
 #[derive(Clone, Debug)]
@@ -144,9 +141,8 @@ pub struct Analytics {
     db: Db,
     clock: SharedClock,
     settings: Settings,
-    limiter: std::sync::Arc<Limiter>,
-    /// Where page views per address are counted across instances (Redis), if anywhere.
-    shared_limits: Option<std::sync::Arc<SharedCounter>>,
+    /// Page views per client address and minute.
+    limiter: std::sync::Arc<AddressLimit>,
     tally: Tally,
     instance: std::sync::Arc<str>,
     cpu: std::sync::Arc<Mutex<system::CpuReading>>,
@@ -193,6 +189,7 @@ impl Analytics {
                 }
             })
         });
+        let per_minute = settings.page_views_per_minute;
         let page_views = settings.enabled.then(|| {
             let db = db.clone();
             BatchWriter::start("page_view", PAGE_VIEW_QUEUE, BATCH, move |rows| {
@@ -211,8 +208,7 @@ impl Analytics {
             db,
             clock,
             settings,
-            limiter: Default::default(),
-            shared_limits: None,
+            limiter: std::sync::Arc::new(AddressLimit::new("page_view", per_minute, 60_000, None)),
             tally,
             instance: system::instance_name().into(),
             cpu: std::sync::Arc::new(Mutex::new(system::CpuReading::now())),
@@ -315,7 +311,12 @@ impl Analytics {
         mut self,
         shared: Option<std::sync::Arc<SharedCounter>>,
     ) -> Analytics {
-        self.shared_limits = shared;
+        self.limiter = std::sync::Arc::new(AddressLimit::new(
+            "page_view",
+            self.settings.page_views_per_minute,
+            60_000,
+            shared,
+        ));
         self
     }
 
@@ -344,7 +345,10 @@ impl Analytics {
             ));
         }
         let now = self.clock.now_ms();
-        self.admit(ip, now).await?;
+        self.limiter
+            .check(ip, now)
+            .await
+            .map_err(|retry_after_secs| PageViewError::TooMany { retry_after_secs })?;
         if let Some(w) = &self.page_views {
             w.push(PageView {
                 path: report.path,
@@ -440,57 +444,6 @@ impl Analytics {
     }
 }
 
-impl Analytics {
-    /// Counts a page view of `ip` against the per-minute rate: in Redis while it answers, else in memory.
-    async fn admit(&self, ip: IpAddr, now_ms: i64) -> Result<(), PageViewError> {
-        let per_minute = self.settings.page_views_per_minute;
-        if let Some(shared) = &self.shared_limits
-            && let Some(n) = shared
-                .hit("page_view", &ip.to_string(), PAGE_VIEW_WINDOW_MS, now_ms)
-                .await
-        {
-            if n > u64::from(per_minute) {
-                return Err(PageViewError::TooMany {
-                    retry_after_secs: limits::retry_after_secs(PAGE_VIEW_WINDOW_MS, now_ms),
-                });
-            }
-            return Ok(());
-        }
-        self.limiter.admit(ip, now_ms, per_minute)
-    }
-}
-
-const PAGE_VIEW_WINDOW_MS: i64 = 60_000;
-
-/// Page views per client address in the current minute, in memory: a limit per instance (without Redis, or
-/// while it does not answer).
-#[derive(Default)]
-struct Limiter {
-    windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
-}
-
-impl Limiter {
-    fn admit(&self, ip: IpAddr, now_ms: i64, per_minute: u32) -> Result<(), PageViewError> {
-        let window = now_ms.div_euclid(60_000);
-        let mut windows = self.windows.lock();
-        if windows.len() >= LIMITER_ENTRIES {
-            windows.retain(|_, (w, _)| *w == window);
-        }
-        let entry = windows.entry(ip).or_insert((window, 0));
-        if entry.0 != window {
-            *entry = (window, 0);
-        }
-        if entry.1 >= per_minute {
-            let retry_after_ms = (window + 1) * 60_000 - now_ms;
-            return Err(PageViewError::TooMany {
-                retry_after_secs: u64::try_from(retry_after_ms / 1000).unwrap_or(1).max(1),
-            });
-        }
-        entry.1 += 1;
-        Ok(())
-    }
-}
-
 /// `text` cut to at most `max` characters, on a character boundary.
 fn cut(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
@@ -515,16 +468,5 @@ mod tests {
         assert_eq!(without_query("https://h/p#frag", 512), "https://h/p");
         assert_eq!(cut("ééé", 2), "éé");
         assert_eq!(cut("ab", 5), "ab");
-    }
-
-    #[test]
-    fn the_limiter_refuses_past_the_rate_and_opens_in_the_next_minute() {
-        let limiter = Limiter::default();
-        let ip = IpAddr::from([10, 0, 0, 1]);
-        assert!(limiter.admit(ip, 0, 2).is_ok());
-        assert!(limiter.admit(ip, 1, 2).is_ok());
-        assert!(limiter.admit(ip, 2, 2).is_err());
-        assert!(limiter.admit(IpAddr::from([10, 0, 0, 2]), 2, 2).is_ok());
-        assert!(limiter.admit(ip, 60_000, 2).is_ok());
     }
 }

@@ -25,7 +25,6 @@ pub mod password;
 pub mod permissions;
 mod sessions;
 pub mod store;
-pub mod throttle;
 pub mod tokens;
 pub mod username;
 
@@ -209,7 +208,8 @@ pub struct Auth {
     jwks: Option<jwks::JwksVerifier>,
     csrf: csrf::CsrfKey,
     hasher: Arc<Hasher>,
-    limiter: throttle::AddressLimiter,
+    /// Login attempts per client address and minute (`LOGIN_IP_PER_MINUTE`).
+    limiter: crate::limits::AddressLimit,
     settings: Settings,
     audit: Audit,
     /// Revoked, unexpired sessions: id → expiry (ms).
@@ -275,7 +275,12 @@ impl Auth {
             jwks: p.jwks,
             csrf: csrf::CsrfKey::derive(&p.secret),
             hasher: Hasher::new(p.hash_concurrency),
-            limiter: throttle::AddressLimiter::new(p.ip_per_minute, p.shared_limits),
+            limiter: crate::limits::AddressLimit::new(
+                "login",
+                p.ip_per_minute,
+                60_000,
+                p.shared_limits,
+            ),
             db: p.db,
             clock: p.clock,
             settings: p.settings,

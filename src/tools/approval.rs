@@ -195,6 +195,8 @@ enum Condition<'a> {
 #[derive(Clone)]
 enum Rows {
     Db(Db),
+    /// The agent's paused-time unit tests only: a database round trip there would let the clock run past them.
+    #[cfg(test)]
     Memory(Arc<Mutex<HashMap<ApprovalId, Row>>>),
 }
 
@@ -221,6 +223,7 @@ impl Rows {
                 .execute(db.writer())
                 .await?;
             }
+            #[cfg(test)]
             Rows::Memory(rows) => {
                 rows.lock().insert(id.clone(), row.clone());
             }
@@ -239,6 +242,7 @@ impl Rows {
                 .fetch_optional(&db.pool)
                 .await
             }
+            #[cfg(test)]
             Rows::Memory(rows) => Ok(rows.lock().get(id).cloned()),
         }
     }
@@ -280,6 +284,7 @@ impl Rows {
                 .bind(sha);
                 Ok(q.execute(db.writer()).await?.rows_affected() == 1)
             }
+            #[cfg(test)]
             Rows::Memory(rows) => {
                 let mut rows = rows.lock();
                 let Some(row) = rows.get_mut(id) else {
@@ -346,6 +351,7 @@ impl Approvals {
     }
 
     /// Approvals in this process's memory only, never purged: for the agent's paused-time unit tests.
+    #[cfg(test)]
     pub fn in_memory(audit: Option<Audit>, clock: SharedClock) -> Approvals {
         Approvals {
             rows: Rows::Memory(Arc::default()),
