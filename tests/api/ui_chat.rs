@@ -77,15 +77,7 @@ async fn a_step_up_approval_takes_a_fresh_totp_code_in_the_approval_card() {
         return;
     };
     let app = spawn_app(DbKind::Sqlite).await;
-    let admin = app.admin().await;
-    let r = app
-        .put_as(
-            "/api/tool-policies",
-            &admin,
-            json!({ "role": "user", "tool": "add", "decision": "ask", "step_up": true }),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let admin = add_asks_with_step_up(&app).await;
     app.create_user("tia", "tia-password-Kq4", "user").await;
     let tokens = app.login("tia", "tia-password-Kq4").await;
     let (secret, _) = crate::mfa::enrol_totp(&app, &tokens.access, "tia").await;
@@ -123,15 +115,7 @@ async fn a_step_up_approval_takes_a_code_texted_from_the_approval_card() {
         return;
     };
     let app = spawn_app(DbKind::Sqlite).await;
-    let admin = app.admin().await;
-    let r = app
-        .put_as(
-            "/api/tool-policies",
-            &admin,
-            json!({ "role": "user", "tool": "add", "decision": "ask", "step_up": true }),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    let admin = add_asks_with_step_up(&app).await;
     user_with_phone(&app, "sam", "sam-password-Kq4").await;
     let enrolment = texts_sent(&app);
     let dir = tempfile::tempdir().unwrap();
@@ -226,4 +210,18 @@ async fn assert_approved_after_a_wrong_code(
     let calls = calls["tool_calls"].as_array().unwrap();
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert_eq!(calls[0]["status"], "success", "{calls:#?}");
+}
+
+/// Puts `add` under `ask` with a step-up code for the `user` role; the admin who set it.
+async fn add_asks_with_step_up(app: &TestApp) -> crate::helpers::Tokens {
+    let admin = app.admin().await;
+    let r = app
+        .put_as(
+            "/api/tool-policies",
+            &admin,
+            json!({ "role": "user", "tool": "add", "decision": "ask", "step_up": true }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    admin
 }
