@@ -352,8 +352,26 @@ async fn no_sms_code_api_key_or_full_number_reaches_a_reply_the_log_table_or_the
     let logs = captured_logs();
     for (what, text) in [("replies", &replies), ("tables", &tables), ("logs", &logs)] {
         for secret in [digits, "73914", "88123", code.as_str(), KEY, "TE8sTgg45yus"] {
-            assert!(!text.contains(secret), "{secret:?} in the {what}");
+            assert!(!holds_alone(text, secret), "{secret:?} in the {what}");
         }
     }
     assert!(tables.contains("15*******09"), "the masked number is kept");
+}
+
+/// Whether `secret` stands in `text` with no digit right before or after it: a code inside a longer number (an
+/// epoch-millisecond time in a JSON detail, say) is not that code leaking.
+fn holds_alone(text: &str, secret: &str) -> bool {
+    text.match_indices(secret).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + secret.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+#[test]
+fn a_code_counts_only_when_no_digit_touches_it() {
+    assert!(holds_alone("Your code is 73914.", "73914"));
+    assert!(holds_alone("73914", "73914"));
+    assert!(!holds_alone("{\"at\":1796073914123}", "73914"));
+    assert!(holds_alone("x1796073914123 and 73914", "73914"));
 }
