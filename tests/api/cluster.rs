@@ -225,6 +225,45 @@ impl Cluster {
         started.elapsed()
     }
 
+    /// A streamed chat turn on instance `i` whose model calls `add` (2 + 3), read up to its approval request
+    /// (the response, what was read past it, and the approval id).
+    pub async fn turn_calling_add(
+        &self,
+        i: usize,
+        token: &str,
+    ) -> (reqwest::Response, String, String) {
+        let r = self
+            .client
+            .post(self.url(i, "/chat/session/new"))
+            .bearer_auth(token)
+            .json(&json!({ "title": "approval" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let session = json_of(r).await["session_id"].as_str().unwrap().to_string();
+        let mut r = self
+            .client
+            .post(self.url(i, "/chat/message"))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "session_id": session, "message": r#"/call add {"a":2,"b":3}"# }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let mut buffer = String::new();
+        let events = crate::policy::read_until(&mut r, &mut buffer, "approval_required").await;
+        let approval = events
+            .last()
+            .and_then(|(event, data)| {
+                (event == "approval_required").then(|| data["approval_id"].clone())
+            })
+            .and_then(|id| id.as_str().map(String::from))
+            .unwrap_or_else(|| panic!("no approval was asked for on {i}: {events:?}"));
+        (r, buffer, approval)
+    }
+
     /// Logs in on `at`, logs out on `logout_on`, and returns how long until `others` refuse the token.
     pub async fn logout_to_refusal(
         &self,
@@ -458,6 +497,57 @@ async fn changes_reach_the_other_instances_by_push(cluster: &Cluster) {
     assert!(
         median(times.clone()) < PUSH_BUDGET,
         "the policy reached B in {times:?}"
+    );
+
+    // An `ask` approval posted to C releases the turn waiting on A (approved, refused, approved). Another user's
+    // decision finds nothing. The waiter is released by the pushed wake or, failing that, its 100 ms poll of the
+    // row; the turn would otherwise wait five minutes.
+    let rule = json!({ "role": "admin", "tool": "add", "decision": "ask" });
+    let r = cluster
+        .status(
+            0,
+            reqwest::Method::PUT,
+            "/api/tool-policies",
+            &admin,
+            Some(rule),
+        )
+        .await;
+    assert_eq!(r, StatusCode::OK);
+    let mut times = Vec::new();
+    for approve in [true, false, true] {
+        let (mut turn, mut buffer, approval) = cluster.turn_calling_add(0, &admin).await;
+        let decide = |token: &str| {
+            cluster
+                .client
+                .post(cluster.url(2, &format!("/chat/approvals/{approval}")))
+                .bearer_auth(token)
+                .json(&json!({ "approve": approve }))
+                .send()
+        };
+        let other = decide(&pat).await.unwrap();
+        assert_eq!(
+            other.status(),
+            StatusCode::NOT_FOUND,
+            "pat decided admin's call"
+        );
+        let started = Instant::now();
+        let decided = decide(&admin).await.unwrap();
+        assert_eq!(decided.status(), StatusCode::OK);
+        let rest = crate::policy::read_until(&mut turn, &mut buffer, "done").await;
+        times.push(started.elapsed());
+        let done = &rest.last().expect("the turn ends").1;
+        if approve {
+            assert_eq!(done["content"], json!("add: 5"), "{rest:?}");
+        } else {
+            assert!(
+                done["content"].as_str().unwrap().contains("refused"),
+                "{done}"
+            );
+        }
+    }
+    assert!(
+        median(times.clone()) < Duration::from_secs(1),
+        "the approvals on C released A's turns in {times:?}"
     );
 }
 
