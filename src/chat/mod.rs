@@ -23,7 +23,7 @@ use crate::{
     telemetry::tally::{EventKind, Tally},
     tools::{Caller, ToolContext},
 };
-use store::{MessageRow, SessionRow};
+use store::{MessageRow, NewMessage, SessionRow};
 use transcript::{assistant_message, to_history, user_message};
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -112,22 +112,24 @@ impl Chat {
         };
         let initial = initial_message.map(validate_message).transpose()?;
         let id = ConversationId::from(uuid::Uuid::new_v4().to_string());
-        let now = self.clock.now_ms();
-        store::insert_session(self.db.writer(), id.as_str(), user_id.as_str(), &title, now).await?;
-        if let Some(text) = initial {
-            store::append_messages(
-                self.db.writer(),
-                user_id.as_str(),
-                id.as_str(),
-                &self.day(),
-                vec![user_message(text)],
-                now,
-            )
+        let (user, day, now) = (user_id.to_string(), self.day(), self.clock.now_ms());
+        // One piece of the group commit: the conversation, its first message, and the row as stored.
+        let session = self
+            .db
+            .group()
+            .run(move |conn| {
+                let (id, user, title, day) = (id.clone(), user.clone(), title.clone(), day.clone());
+                let first = initial.clone().map(|text| vec![user_message(text)]);
+                Box::pin(async move {
+                    store::insert_session(&mut *conn, id.as_str(), &user, &title, now).await?;
+                    if let Some(first) = first {
+                        store::append_messages(conn, &user, id.as_str(), &day, &first, now).await?;
+                    }
+                    store::find_session(&mut *conn, &user, id.as_str()).await
+                })
+            })
             .await?;
-        }
-        store::find_session(&self.db.pool, user_id.as_str(), id.as_str())
-            .await?
-            .ok_or(ChatError::NotFound)
+        session.ok_or(ChatError::NotFound)
     }
 
     pub async fn find_session(
@@ -200,19 +202,15 @@ impl Chat {
     ) -> Result<Turn, ChatError> {
         let text = validate_message(text)?;
         self.check_quota(&caller.account.id).await?;
-        let now = self.clock.now_ms();
-        store::append_messages(
-            self.db.writer(),
-            caller.account.id.as_str(),
-            session_id.as_str(),
-            &self.day(),
-            vec![user_message(text)],
-            now,
-        )
-        .await?
-        .ok_or(ChatError::NotFound)?;
         let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
-        let rows = store::find_last_messages(&self.db.pool, session_id.as_str(), window).await?;
+        let rows = self
+            .append(
+                &caller.account.id,
+                session_id,
+                vec![user_message(text)],
+                Some(window),
+            )
+            .await?;
         self.run_turn(caller, session_id, to_history(&rows), events)
             .await
     }
@@ -250,20 +248,51 @@ impl Chat {
                 assistant_message(content, Usage::default(), &[], None)
             });
         }
-        let stored = store::append_messages(
-            self.db.writer(),
-            account.id.as_str(),
-            session.id.as_str(),
-            &self.day(),
-            rows,
-            self.clock.now_ms(),
-        )
-        .await?
-        .ok_or(ChatError::NotFound)?;
+        let stored = self.append(&account.id, &session.id, rows, None).await?;
         let window = self.settings.history_window.max(1);
         let start = stored.len().saturating_sub(window);
         self.run_turn(caller, &session.id, to_history(&stored[start..]), None)
             .await
+    }
+
+    /// Appends messages to a conversation `user_id` owns, as one piece of the group commit; the rows once stored.
+    /// With `window`, the piece also reads the conversation's last `window` messages after the append and returns
+    /// those instead: a turn's history costs no second trip to the database.
+    async fn append(
+        &self,
+        user_id: &UserId,
+        session_id: &ConversationId,
+        messages: Vec<NewMessage>,
+        window: Option<i64>,
+    ) -> Result<Vec<MessageRow>, ChatError> {
+        let (user, session, day, now) = (
+            user_id.to_string(),
+            session_id.to_string(),
+            self.day(),
+            self.clock.now_ms(),
+        );
+        let stored = self
+            .db
+            .group()
+            .run(move |conn| {
+                let (user, session, day, messages) =
+                    (user.clone(), session.clone(), day.clone(), messages.clone());
+                Box::pin(async move {
+                    let Some(rows) =
+                        store::append_messages(conn, &user, &session, &day, &messages, now).await?
+                    else {
+                        return Ok(None);
+                    };
+                    match window {
+                        Some(limit) => store::find_last_messages(&mut *conn, &session, limit)
+                            .await
+                            .map(Some),
+                        None => Ok(Some(rows)),
+                    }
+                })
+            })
+            .await?;
+        stored.ok_or(ChatError::NotFound)
     }
 
     async fn check_quota(&self, user_id: &UserId) -> Result<(), ChatError> {
@@ -304,16 +333,7 @@ impl Chat {
             &outcome.tool_calls,
             Some(model),
         ));
-        let mut stored = store::append_messages(
-            self.db.writer(),
-            account.id.as_str(),
-            session_id.as_str(),
-            &self.day(),
-            rows,
-            self.clock.now_ms(),
-        )
-        .await?
-        .ok_or(ChatError::NotFound)?;
+        let mut stored = self.append(&account.id, session_id, rows, None).await?;
         let message = stored
             .pop()
             .ok_or_else(|| ChatError::Internal(anyhow::anyhow!("no message stored")))?;

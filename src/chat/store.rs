@@ -1,7 +1,7 @@
 //! The SQL of conversations, messages and daily usage. Every read and write of a conversation names its owner
 //! in the WHERE clause: another user's id finds nothing, exactly like a missing one.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
 
 use crate::ids::{ConversationId, UserId};
 
@@ -37,8 +37,8 @@ pub struct MessageRow {
 
 const MESSAGE_COLUMNS: &str = "id, session_id, seq, role, content, created_at, input_tokens, output_tokens, tool_calls, tool_call_id, metadata";
 
-pub async fn insert_session(
-    pool: &AnyPool,
+pub async fn insert_session<'e>(
+    db: impl Executor<'e, Database = Any>,
     id: &str,
     user_id: &str,
     title: &str,
@@ -49,13 +49,13 @@ pub async fn insert_session(
         .bind(user_id)
         .bind(title)
         .bind(now)
-        .execute(pool)
+        .execute(db)
         .await
         .map(|_| ())
 }
 
-pub async fn find_session(
-    pool: &AnyPool,
+pub async fn find_session<'e>(
+    db: impl Executor<'e, Database = Any>,
     user_id: &str,
     id: &str,
 ) -> sqlx::Result<Option<SessionRow>> {
@@ -64,7 +64,7 @@ pub async fn find_session(
     )))
     .bind(id)
     .bind(user_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -102,8 +102,8 @@ pub async fn delete_session(pool: &AnyPool, user_id: &str, id: &str) -> sqlx::Re
 }
 
 /// The last `limit` messages of a conversation, oldest first (the caller has checked ownership).
-pub async fn find_last_messages(
-    pool: &AnyPool,
+pub async fn find_last_messages<'e>(
+    db: impl Executor<'e, Database = Any>,
     session_id: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<MessageRow>> {
@@ -112,12 +112,13 @@ pub async fn find_last_messages(
     )))
     .bind(session_id)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     rows.reverse();
     Ok(rows)
 }
 
+#[derive(Clone)]
 pub struct NewMessage {
     pub role: &'static str,
     pub content: String,
@@ -128,20 +129,20 @@ pub struct NewMessage {
     pub metadata: String,
 }
 
-/// Appends messages to a conversation the user owns, in one transaction, and adds their tokens to the
-/// conversation and to the user's day. Returns the rows as stored; `None` if the conversation is not theirs.
+/// Appends messages to a conversation the user owns and adds their tokens to the conversation and to the user's
+/// day, inside the caller's transaction (a group commit's savepoint). Returns the rows as written; `None` if the
+/// conversation is not theirs.
 pub async fn append_messages(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     user_id: &str,
     session_id: &str,
     day: &str,
-    messages: Vec<NewMessage>,
+    messages: &[NewMessage],
     now: i64,
 ) -> sqlx::Result<Option<Vec<MessageRow>>> {
     let n = i64::try_from(messages.len()).unwrap_or(i64::MAX);
     let input: i64 = messages.iter().map(|m| m.input_tokens).sum();
     let output: i64 = messages.iter().map(|m| m.output_tokens).sum();
-    let mut tx = pool.begin().await?;
     // The row lock taken here orders concurrent turns of one conversation.
     let count: Option<(i64,)> = sqlx::query_as(
         "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, input_tokens = input_tokens + $3, \
@@ -153,25 +154,25 @@ pub async fn append_messages(
     .bind(output)
     .bind(session_id)
     .bind(user_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some((count,)) = count else {
         return Ok(None);
     };
     let mut rows = Vec::with_capacity(messages.len());
-    for (i, m) in messages.into_iter().enumerate() {
+    for (i, m) in messages.iter().enumerate() {
         let row = MessageRow {
             id: uuid::Uuid::now_v7().to_string(),
             session_id: ConversationId::from(session_id),
             seq: count - n + i64::try_from(i).unwrap_or(0) + 1,
             role: m.role.to_string(),
-            content: m.content,
+            content: m.content.clone(),
             created_at: now,
             input_tokens: m.input_tokens,
             output_tokens: m.output_tokens,
-            tool_calls: m.tool_calls,
-            tool_call_id: m.tool_call_id,
-            metadata: m.metadata,
+            tool_calls: m.tool_calls.clone(),
+            tool_call_id: m.tool_call_id.clone(),
+            metadata: m.metadata.clone(),
         };
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -187,7 +188,7 @@ pub async fn append_messages(
         .bind(row.tool_calls.as_deref())
         .bind(row.tool_call_id.as_deref())
         .bind(&row.metadata)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         rows.push(row);
     }
@@ -199,10 +200,9 @@ pub async fn append_messages(
         .bind(user_id)
         .bind(day)
         .bind(input + output)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    tx.commit().await?;
     Ok(Some(rows))
 }
 

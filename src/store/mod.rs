@@ -1,11 +1,13 @@
 //! The database: one sqlx `Any` pool over SQLite (default, a file under the data dir) or PostgreSQL (by URL),
 //! and the migrations of both, kept in step (same numbers, same meaning; applied by sqlx's migrator, `migrate`).
-//! `BatchWriter` is the one background writer the append-only logs (audit, tool calls) queue into.
+//! `BatchWriter` is the one background writer the append-only logs (audit, tool calls) queue into; `GroupCommit`
+//! runs the writes many requests make at once (a chat turn's rows) in one transaction and answers each when stored.
 //!
 //! Only bool, integers, floats, text and bytes cross the `Any` driver: times are epoch milliseconds (BIGINT),
 //! ids and JSON are TEXT, flags are 0/1 integers. Ids and times are made in Rust, never by the database.
 
 mod batch;
+mod group;
 pub mod migrate;
 
 use std::{path::Path, time::Duration};
@@ -16,6 +18,7 @@ use crate::private_files;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
 
 pub use batch::BatchWriter;
+pub use group::GroupCommit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -30,6 +33,7 @@ pub enum Backend {
 pub struct Db {
     pub pool: AnyPool,
     writer: AnyPool,
+    group: GroupCommit,
     pub backend: Backend,
 }
 
@@ -59,6 +63,7 @@ impl Db {
         };
         Ok(Db {
             pool,
+            group: GroupCommit::start(writer.clone()),
             writer,
             backend,
         })
@@ -67,6 +72,11 @@ impl Db {
     /// The pool for statements that write (and for transactions that read what they then write).
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// The group-commit writer, for the write transactions many requests make at once (see `group`).
+    pub fn group(&self) -> &GroupCommit {
+        &self.group
     }
 
     /// Closes every connection (tests use this to take the database away).

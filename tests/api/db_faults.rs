@@ -67,7 +67,9 @@ async fn terminating_every_database_connection_under_load_never_answers_500() {
             .fetch_one(&admin)
             .await
             .unwrap();
-            waiting == 6
+            // The three reads each on a pool connection; the three writes queue behind one: the group-commit
+            // writer's, which runs them in one transaction.
+            waiting == 4
         })
         .await,
         "the requests never reached the lock"
@@ -91,12 +93,17 @@ async fn terminating_every_database_connection_under_load_never_answers_500() {
         if is_read {
             // The first attempt lost its connection; the one retry on a fresh connection answered.
             assert_eq!(r.status(), StatusCode::OK, "a read was not retried");
-        } else {
+        } else if r.status() != StatusCode::OK {
+            // The write running on the group writer's terminated connection fails; the ones still queued
+            // behind it may run on a fresh connection once the lock is gone.
             assert_unavailable(r).await;
             failed_writes += 1;
         }
     }
-    assert_eq!(failed_writes, 3);
+    assert!(
+        failed_writes >= 1,
+        "no write was running when its connection was terminated"
+    );
 
     // Act 2: a bounded loop of reads and writes while every connection is terminated five times.
     let workers: Vec<_> = (0..6)
