@@ -23,7 +23,7 @@ use crate::{
     telemetry::tally::{EventKind, Tally},
     tools::{Caller, ToolContext},
 };
-use store::{MessageRow, NewMessage, SessionRow};
+use store::{HistoryRow, MessageRow, NewMessage, SessionRow};
 use transcript::{assistant_message, to_history, user_message};
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -203,7 +203,7 @@ impl Chat {
         let text = validate_message(text)?;
         self.check_quota(&caller.account.id).await?;
         let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
-        let rows = self
+        let (_, history) = self
             .append(
                 &caller.account.id,
                 session_id,
@@ -211,7 +211,7 @@ impl Chat {
                 Some(window),
             )
             .await?;
-        self.run_turn(caller, session_id, to_history(&rows), events)
+        self.run_turn(caller, session_id, to_history(&history), events)
             .await
     }
 
@@ -248,23 +248,24 @@ impl Chat {
                 assistant_message(content, Usage::default(), &[], None)
             });
         }
-        let stored = self.append(&account.id, &session.id, rows, None).await?;
-        let window = self.settings.history_window.max(1);
-        let start = stored.len().saturating_sub(window);
-        self.run_turn(caller, &session.id, to_history(&stored[start..]), None)
+        let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
+        let (_, history) = self
+            .append(&account.id, &session.id, rows, Some(window))
+            .await?;
+        self.run_turn(caller, &session.id, to_history(&history), None)
             .await
     }
 
-    /// Appends messages to a conversation `user_id` owns, as one piece of the group commit; the rows once stored.
-    /// With `window`, the piece also reads the conversation's last `window` messages after the append and returns
-    /// those instead: a turn's history costs no second trip to the database.
+    /// Appends messages to a conversation `user_id` owns, as one piece of the group commit: the rows once stored.
+    /// With `window`, the piece also reads the conversation's last `window` messages (as the model sees them)
+    /// after the append: a turn's history costs no second trip to the database.
     async fn append(
         &self,
         user_id: &UserId,
         session_id: &ConversationId,
         messages: Vec<NewMessage>,
         window: Option<i64>,
-    ) -> Result<Vec<MessageRow>, ChatError> {
+    ) -> Result<(Vec<MessageRow>, Vec<HistoryRow>), ChatError> {
         let (user, session, day, now) = (
             user_id.to_string(),
             session_id.to_string(),
@@ -283,12 +284,11 @@ impl Chat {
                     else {
                         return Ok(None);
                     };
-                    match window {
-                        Some(limit) => store::find_last_messages(&mut *conn, &session, limit)
-                            .await
-                            .map(Some),
-                        None => Ok(Some(rows)),
-                    }
+                    let history = match window {
+                        Some(limit) => store::find_history_window(&mut *conn, &session, limit).await?,
+                        None => Vec::new(),
+                    };
+                    Ok(Some((rows, history)))
                 })
             })
             .await?;
@@ -333,7 +333,7 @@ impl Chat {
             &outcome.tool_calls,
             Some(model),
         ));
-        let mut stored = self.append(&account.id, session_id, rows, None).await?;
+        let (mut stored, _) = self.append(&account.id, session_id, rows, None).await?;
         let message = stored
             .pop()
             .ok_or_else(|| ChatError::Internal(anyhow::anyhow!("no message stored")))?;

@@ -118,6 +118,35 @@ pub async fn find_last_messages<'e>(
     Ok(rows)
 }
 
+/// A message as the model's history needs it (the window read on every turn: no more columns than that).
+#[derive(Clone, Debug, FromRow)]
+pub struct HistoryRow {
+    pub role: String,
+    pub content: String,
+    pub tool_calls: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub metadata: String,
+}
+
+/// The last `limit` messages of a conversation as history for the model, oldest first (the caller has checked
+/// ownership).
+pub async fn find_history_window<'e>(
+    db: impl Executor<'e, Database = Any>,
+    session_id: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<HistoryRow>> {
+    let mut rows: Vec<HistoryRow> = sqlx::query_as(
+        "SELECT role, content, tool_calls, tool_call_id, metadata FROM chat_messages WHERE session_id = $1 \
+         ORDER BY seq DESC LIMIT $2",
+    )
+    .bind(session_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}
+
 #[derive(Clone)]
 pub struct NewMessage {
     pub role: &'static str,

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::store::{MessageRow, NewMessage};
+use super::store::{HistoryRow, NewMessage};
 use crate::agent::{
     ToolRecord,
     llm::{Message, Role, ToolCall, Usage},
@@ -82,7 +82,7 @@ pub(super) fn assistant_message(
 
 /// Rows back into model messages. A window may begin in the middle of a tool exchange: everything before the
 /// first user message in it is dropped, so the model never sees a tool result without its call.
-pub(super) fn to_history(rows: &[MessageRow]) -> Vec<Message> {
+pub(super) fn to_history(rows: &[HistoryRow]) -> Vec<Message> {
     let start = rows
         .iter()
         .position(|r| r.role == "user")
