@@ -285,7 +285,9 @@ impl Chat {
                         return Ok(None);
                     };
                     let history = match window {
-                        Some(limit) => store::find_history_window(&mut *conn, &session, limit).await?,
+                        Some(limit) => {
+                            store::find_history_window(&mut *conn, &session, limit).await?
+                        }
                         None => Vec::new(),
                     };
                     Ok(Some((rows, history)))
