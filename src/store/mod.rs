@@ -9,6 +9,7 @@
 mod batch;
 mod group;
 pub mod migrate;
+pub mod multi_row;
 
 use std::{path::Path, time::Duration};
 
