@@ -4,47 +4,76 @@
 //! Writes go through the writer pool, reads through the shared one (see `store::Db`).
 
 use serde_json::json;
+use sqlx::AssertSqlSafe;
 
 use super::call::Entry;
 use crate::{
     clock::Millis,
     ids::{ConversationId, SessionId, UserId},
-    store::Db,
+    store::{
+        Db,
+        multi_row::{bound_bytes, multi_row_insert, statements},
+    },
 };
 
 /// How much of a result the table keeps (the JSON file shows 1,000 characters).
 const STORED_RESULT_CHARS: usize = 16_000;
 
-/// Stores a batch of finished calls in one transaction.
+const CALL_COLUMNS: &str = "id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
+     duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id";
+
+/// Stores a batch of finished calls in one transaction, many rows per statement.
 pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
+    // What each row binds, made once: the size estimate and the binding read the same values.
+    let rows: Vec<(&Entry, String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let result: String = e.result.chars().take(STORED_RESULT_CHARS).collect();
+            let metadata = json!({ "model": e.model, "api": e.api }).to_string();
+            (e, e.arguments.to_string(), result, metadata)
+        })
+        .collect();
+    let size = |(e, arguments, result, metadata): &(&Entry, String, String, String)| {
+        bound_bytes(
+            5,
+            &[
+                Some(arguments),
+                Some(result),
+                Some(metadata),
+                Some(&e.server),
+                Some(&e.tool_name),
+                e.tool_call_id.as_deref(),
+                e.error.as_deref(),
+                e.approval.as_deref(),
+            ],
+        ) + 200
+    };
     let mut tx = db.writer().begin().await?;
-    for e in entries {
-        let length = i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO tool_calls (id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
-             duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(e.at_ms)
-        .bind(e.user_id.as_ref().map(UserId::as_str))
-        .bind(e.conversation_id.as_ref().map(ConversationId::as_str))
-        .bind(&e.server)
-        .bind(&e.tool_name)
-        .bind(e.tool_call_id.as_deref())
-        .bind(e.arguments.to_string())
-        .bind(e.status.as_str())
-        .bind(e.duration_ms)
-        .bind(e.result.chars().take(STORED_RESULT_CHARS).collect::<String>())
-        .bind(length)
-        .bind(e.error.as_deref())
-        .bind(e.source)
-        .bind(e.approval.as_deref())
-        .bind(e.approver_id.as_ref().map(UserId::as_str))
-        .bind(json!({ "model": e.model, "api": e.api }).to_string())
-        .bind(e.session_id.as_ref().map(SessionId::as_str))
-        .execute(&mut *tx)
-        .await?;
+    for chunk in statements(&rows, size) {
+        let sql = multi_row_insert("tool_calls", CALL_COLUMNS, 18, chunk.len(), "");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (e, arguments, result, metadata) in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(e.at_ms)
+                .bind(e.user_id.as_ref().map(UserId::as_str))
+                .bind(e.conversation_id.as_ref().map(ConversationId::as_str))
+                .bind(e.server.as_str())
+                .bind(e.tool_name.as_str())
+                .bind(e.tool_call_id.as_deref())
+                .bind(arguments.as_str())
+                .bind(e.status.as_str())
+                .bind(e.duration_ms)
+                .bind(result.as_str())
+                .bind(i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX))
+                .bind(e.error.as_deref())
+                .bind(e.source)
+                .bind(e.approval.as_deref())
+                .bind(e.approver_id.as_ref().map(UserId::as_str))
+                .bind(metadata.as_str())
+                .bind(e.session_id.as_ref().map(SessionId::as_str));
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
