@@ -11,6 +11,7 @@ db_tests!(
     log_files_rotate_by_size,
     a_tool_name_with_a_newline_cannot_forge_a_line_in_the_text_log,
     calls_from_rest_mcp_and_chat_carry_the_callers_login_session,
+    calls_made_at_once_are_each_stored_with_their_own_values,
 );
 
 async fn call_add(app: &TestApp, token: &str, arguments: &str) -> (String, Value) {
@@ -396,4 +397,40 @@ async fn calls_from_rest_mcp_and_chat_carry_the_callers_login_session(kind: DbKi
         )
         .await;
     assert_eq!(by_session["tool_calls"].as_array().unwrap().len(), 3);
+}
+
+/// Many calls at once reach the writer as one batch, stored as multi-row statements: each row keeps its own
+/// arguments and result (a value bound to the wrong row or column would show here).
+async fn calls_made_at_once_are_each_stored_with_their_own_values(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let t = app.admin().await;
+    let calls = (0..40).map(|i| {
+        app.post_as(
+            "/api/servers/builtin/tools/add/execute",
+            &t.access,
+            json!({ "parameters": { "a": i, "b": 1000 } }),
+        )
+    });
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    app.state.tool_log.flush().await;
+    let listed: Value = app.get_json("/api/tool-calls?limit=100", &t.access).await;
+    let mut stored: Vec<(i64, String, String)> = listed["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["arguments"]["a"].as_i64().unwrap(),
+                c["result"].as_str().unwrap().to_string(),
+                c["tool_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    stored.sort();
+    let expected: Vec<(i64, String, String)> = (0..40)
+        .map(|i| (i, (i + 1000).to_string(), "add".to_string()))
+        .collect();
+    assert_eq!(stored, expected);
 }
