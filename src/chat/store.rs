@@ -159,8 +159,12 @@ pub struct NewMessage {
 }
 
 /// Appends messages to a conversation the user owns and adds their tokens to the conversation and to the user's
-/// day, inside the caller's transaction (a group commit's savepoint). Returns the rows as written; `None` if the
+/// day, inside the caller's transaction (a piece of the group commit). Returns the rows as written; `None` if the
 /// conversation is not theirs.
+///
+/// The conversation's row is updated first: its lock orders concurrent turns of one conversation, and its new
+/// `message_count` numbers the messages. On PostgreSQL the update, the inserts and the usage are one statement
+/// (data-modifying CTEs), one round trip; SQLite has no such CTEs and runs them one by one on its local file.
 pub async fn append_messages(
     conn: &mut AnyConnection,
     user_id: &str,
@@ -169,70 +173,172 @@ pub async fn append_messages(
     messages: &[NewMessage],
     now: i64,
 ) -> sqlx::Result<Option<Vec<MessageRow>>> {
-    let n = i64::try_from(messages.len()).unwrap_or(i64::MAX);
-    let input: i64 = messages.iter().map(|m| m.input_tokens).sum();
-    let output: i64 = messages.iter().map(|m| m.output_tokens).sum();
-    // The row lock taken here orders concurrent turns of one conversation.
-    let count: Option<(i64,)> = sqlx::query_as(
-        "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, input_tokens = input_tokens + $3, \
-         output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 RETURNING message_count",
-    )
-    .bind(n)
-    .bind(now)
-    .bind(input)
-    .bind(output)
-    .bind(session_id)
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((count,)) = count else {
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let append = Append {
+        user_id,
+        session_id,
+        day,
+        messages,
+        ids: &ids,
+        now,
+        input: messages.iter().map(|m| m.input_tokens).sum(),
+        output: messages.iter().map(|m| m.output_tokens).sum(),
+    };
+    let count = if conn.backend_name() == "PostgreSQL" {
+        append.in_one_statement(conn).await?
+    } else {
+        append.statement_by_statement(conn).await?
+    };
+    let Some(count) = count else {
         return Ok(None);
     };
-    let mut rows = Vec::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
-        let row = MessageRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            session_id: ConversationId::from(session_id),
-            seq: count - n + i64::try_from(i).unwrap_or(0) + 1,
-            role: m.role.to_string(),
-            content: m.content.clone(),
-            created_at: now,
-            input_tokens: m.input_tokens,
-            output_tokens: m.output_tokens,
-            tool_calls: m.tool_calls.clone(),
-            tool_call_id: m.tool_call_id.clone(),
-            metadata: m.metadata.clone(),
-        };
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )))
-        .bind(&row.id)
-        .bind(&row.session_id)
-        .bind(row.seq)
-        .bind(&row.role)
-        .bind(&row.content)
-        .bind(row.created_at)
-        .bind(row.input_tokens)
-        .bind(row.output_tokens)
-        .bind(row.tool_calls.as_deref())
-        .bind(row.tool_call_id.as_deref())
-        .bind(&row.metadata)
-        .execute(&mut *conn)
-        .await?;
-        rows.push(row);
+    let n = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+    Ok(Some(
+        messages
+            .iter()
+            .zip(ids)
+            .zip(1..)
+            .map(|((m, id), i)| MessageRow {
+                id,
+                session_id: ConversationId::from(session_id),
+                seq: count - n + i,
+                role: m.role.to_string(),
+                content: m.content.clone(),
+                created_at: now,
+                input_tokens: m.input_tokens,
+                output_tokens: m.output_tokens,
+                tool_calls: m.tool_calls.clone(),
+                tool_call_id: m.tool_call_id.clone(),
+                metadata: m.metadata.clone(),
+            })
+            .collect(),
+    ))
+}
+
+/// One append's values, for the two ways of writing it.
+struct Append<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
+    day: &'a str,
+    messages: &'a [NewMessage],
+    ids: &'a [String],
+    now: i64,
+    input: i64,
+    output: i64,
+}
+
+impl Append<'_> {
+    fn n(&self) -> i64 {
+        i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
     }
-    if input + output > 0 {
-        sqlx::query(
-            "INSERT INTO usage_daily (user_id, day, tokens) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + $3",
+
+    /// The conversation's new message count, or `None` if it is not the user's.
+    async fn statement_by_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
+        let count: Option<(i64,)> = sqlx::query_as(
+            "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, input_tokens = input_tokens + $3, \
+             output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 RETURNING message_count",
         )
-        .bind(user_id)
-        .bind(day)
-        .bind(input + output)
-        .execute(&mut *conn)
+        .bind(self.n())
+        .bind(self.now)
+        .bind(self.input)
+        .bind(self.output)
+        .bind(self.session_id)
+        .bind(self.user_id)
+        .fetch_optional(&mut *conn)
         .await?;
+        let Some((count,)) = count else {
+            return Ok(None);
+        };
+        for ((m, id), i) in self.messages.iter().zip(self.ids).zip(1..) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            )))
+            .bind(id.as_str())
+            .bind(self.session_id)
+            .bind(count - self.n() + i)
+            .bind(m.role)
+            .bind(m.content.as_str())
+            .bind(self.now)
+            .bind(m.input_tokens)
+            .bind(m.output_tokens)
+            .bind(m.tool_calls.as_deref())
+            .bind(m.tool_call_id.as_deref())
+            .bind(m.metadata.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if self.input + self.output > 0 {
+            sqlx::query(
+                "INSERT INTO usage_daily (user_id, day, tokens) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + $3",
+            )
+            .bind(self.user_id)
+            .bind(self.day)
+            .bind(self.input + self.output)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(Some(count))
     }
-    Ok(Some(rows))
+
+    /// The same writes as one PostgreSQL statement: the CTEs run once each, and when the update finds no row
+    /// (not the user's conversation) the inserts select nothing.
+    async fn in_one_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
+        // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens; then 8 per message.
+        let values: Vec<String> = (0..self.messages.len())
+            .map(|i| {
+                let b = 9 + 8 * i;
+                format!(
+                    "(${b}, {}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    i + 1,
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH s AS (UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
+             input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 \
+             RETURNING message_count), \
+             m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
+             v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
+             (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
+             u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
+             ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
+             SELECT message_count FROM s",
+            values.join(", ")
+        );
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(self.n())
+            .bind(self.now)
+            .bind(self.input)
+            .bind(self.output)
+            .bind(self.session_id)
+            .bind(self.user_id)
+            .bind(self.day)
+            .bind(self.input + self.output);
+        for (m, id) in self.messages.iter().zip(self.ids) {
+            q = q
+                .bind(id.as_str())
+                .bind(m.role)
+                .bind(m.content.as_str())
+                .bind(m.input_tokens)
+                .bind(m.output_tokens)
+                .bind(m.tool_calls.as_deref())
+                .bind(m.tool_call_id.as_deref())
+                .bind(m.metadata.as_str());
+        }
+        let count: Option<(i64,)> = q.fetch_optional(&mut *conn).await?;
+        Ok(count.map(|(c,)| c))
+    }
 }
 
 pub async fn find_day_usage(pool: &AnyPool, user_id: &str, day: &str) -> sqlx::Result<i64> {
