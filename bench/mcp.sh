@@ -22,6 +22,7 @@
 # Usage: bench/mcp.sh                 (from anywhere; builds the release binary first; ~1 min after the build)
 #        CONTEXTFORGE=1 bench/mcp.sh
 # Knobs (env): WRK_THREADS=2 WRK_CONNS=16 WRK_DURATION=5s SERIAL_DURATION=3s ROUNDS=3 WARMUP=1s
+#              LADDER_DURATION=3s (the c=4 and c=64 runs)
 #              CARGO_TARGET_DIR=/root/.cache/warden-target
 #              WARDEN_BIN=/path/to/warden      (skip the build and use this binary)
 #              BENCH_SERVER_ENV="K=V K2=V2"     (extra environment for `warden serve`, for experiments)
@@ -41,6 +42,7 @@ WRK_THREADS="${WRK_THREADS:-2}"
 WRK_CONNS="${WRK_CONNS:-16}"
 WRK_DURATION="${WRK_DURATION:-5s}"
 SERIAL_DURATION="${SERIAL_DURATION:-3s}"
+LADDER_DURATION="${LADDER_DURATION:-3s}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-1s}"
 CONTEXTFORGE="${CONTEXTFORGE:-0}"
@@ -316,6 +318,16 @@ kill -0 "$UP_PID" 2>/dev/null || die "the upstream exited during S3"
 RSS_LOADED="$(rss_mb "$WARDEN_PID")"
 RSS_UP="$(rss_mb "$UP_PID")"
 
+# The ladder (issue 12): the latency the gateway adds at c=4 and c=64 too, one run of each side per level, and the
+# gateway's peak RSS (VmHWM) once c=64 has run.
+for c in 4 64; do
+    say "# ladder, c=$c: direct, then gateway"
+    mcp_wrk "$TMP/ladder_d$c.txt" "$UP_URL" add "" 2 "$c" "$LADDER_DURATION"
+    mcp_wrk "$TMP/ladder_g$c.txt" "$GW_URL" mcp__add "$TOKEN" 2 "$c" "$LADDER_DURATION"
+done
+kill -0 "$WARDEN_PID" 2>/dev/null || die "warden exited during the ladder"
+HWM_C64="$(hwm_mb "$WARDEN_PID")"
+
 REPORT1="$TMP/report1.md"
 {
     say ""
@@ -329,7 +341,16 @@ REPORT1="$TMP/report1.md"
     table_rows s3 "$WRK_CONNS" "$ROUNDS" "S3 direct: upstream \`POST /mcp\` \`add\`" \
         "S3 gateway: Warden \`POST /mcp\` \`mcp__add\` → upstream"
     say ""
-    say "Memory (VmRSS): warden serve idle $RSS_IDLE MB, after S3 $RSS_LOADED MB; upstream after S3 $RSS_UP MB."
+    say "Ladder (-t2 -d$LADDER_DURATION, one run per side and level): the p50 and p99 the gateway adds."
+    say ""
+    say "| Connections | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | added p99 ms | gateway / direct req/s |"
+    say "|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for c in 4 64; do
+        d="$TMP/ladder_d$c.txt" g="$TMP/ladder_g$c.txt"
+        say "| $c | $(lat "$d" 1) | $(lat "$g" 1) | $(diff_of "$(lat "$g" 1)" "$(lat "$d" 1)") | $(lat "$d" 3) | $(lat "$g" 3) | $(diff_of "$(lat "$g" 3)" "$(lat "$d" 3)") | $(ratio_of "$(wrk_rps "$g")" "$(wrk_rps "$d")") |"
+    done
+    say ""
+    say "Memory (VmRSS): warden serve idle $RSS_IDLE MB, after S3 $RSS_LOADED MB; upstream after S3 $RSS_UP MB. Peak (VmHWM) of warden serve after the c=64 ladder: $HWM_C64 MB (target < 64)."
     say "Non-2xx and socket errors are sums over all rounds; req/s, p50 and p99 are medians over the rounds."
     if ((${#BAD_BODIES[@]})); then
         say "Answers 200 without \"structuredContent\":{\"result\":8}: ${BAD_BODIES[*]}"
