@@ -299,3 +299,42 @@ async fn a_step_up_approval_verified_on_another_instance_releases_the_turn() {
     let rest = read_until(&mut r, &mut buffer, "done").await;
     assert_eq!(rest.last().unwrap().1["content"], json!("add: 8"));
 }
+
+/// The daily token quota is counted from the `usage_daily` rows both instances write: a turn on A that spends the
+/// quota leaves none for B, while another user still has theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_token_quota_is_counted_across_instances() {
+    if !postgres_available().await {
+        return;
+    }
+    let a = spawn_app_with(DbKind::Postgres, &[("CHAT_DAILY_TOKEN_QUOTA", "10")]).await;
+    let b = a.another_instance().await;
+    let t = a.admin().await;
+    let sid = new_session(&a, &t.access).await;
+    // One turn of the built-in model spends more than 10 tokens.
+    assert_eq!(
+        send(&a, &t.access, &sid, "hello").await.status(),
+        StatusCode::OK
+    );
+    let refused = expect_error(
+        send(&b, &t.access, &sid, "hello again").await,
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert_eq!(
+        refused["error"],
+        json!("Too many requests; try again later")
+    );
+    let usage: Value = b.get_json("/chat/user/tokens", &t.access).await;
+    assert!(
+        usage["today"]["tokens_used"].as_i64().unwrap_or(0) >= 10,
+        "B sees the tokens A spent: {usage}"
+    );
+    let carl = a.user_with_conversation("carl").await;
+    assert_eq!(
+        send(&b, &carl.tokens.access, &carl.conversation, "hello")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
