@@ -132,6 +132,28 @@ pub struct StoredServers {
     applied: HashSet<String>,
 }
 
+/// A name in `Upstreams::adding` for as long as this lives.
+struct Adding<'a> {
+    names: &'a parking_lot::Mutex<HashSet<String>>,
+    name: String,
+}
+
+impl<'a> Adding<'a> {
+    fn new(names: &'a parking_lot::Mutex<HashSet<String>>, name: &str) -> Adding<'a> {
+        names.lock().insert(name.to_string());
+        Adding {
+            names,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Adding<'_> {
+    fn drop(&mut self) {
+        self.names.lock().remove(&self.name);
+    }
+}
+
 impl Upstreams {
     /// Adds a server for good: validates it, stores it (a taken name is `Duplicate`), starts its supervisor
     /// (removing the row again if that fails) and records `mcp.server.add` for `actor`.
@@ -148,6 +170,9 @@ impl Upstreams {
                 "url must start with http:// or https://".into(),
             ));
         }
+        // From the insert until the supervisor runs, this instance's own sync (woken by a push or its poll) could
+        // read the new row and start it first, and the start below would then find the name taken.
+        let _adding = Adding::new(&self.adding, &new.name);
         let text = sealing::seal_transport(&self.seal_key, &new.name, &new.transport);
         match store::insert_server(
             &self.db,
@@ -221,7 +246,7 @@ impl Upstreams {
         let mut stored = HashSet::new();
         for (name, text) in store::find_servers(&self.db).await? {
             stored.insert(name.clone());
-            if running.contains(&name) {
+            if running.contains(&name) || self.adding.lock().contains(&name) {
                 continue;
             }
             match sealing::open_transport(&self.seal_key, &name, &text) {

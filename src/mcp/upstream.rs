@@ -44,6 +44,8 @@ pub struct Upstreams {
     pub(super) seal_key: SealKey,
     /// Tells the other instances when a stored server is added or removed here (`servers.rs`).
     pub(super) bus: crate::cluster::Bus,
+    /// Names `add_server` has stored and not yet started: `sync_servers` leaves those rows to it.
+    pub(super) adding: parking_lot::Mutex<std::collections::HashSet<String>>,
     stop: CancellationToken,
 }
 
@@ -68,6 +70,7 @@ impl Upstreams {
             audit: parts.audit,
             seal_key: parts.seal_key,
             bus: parts.bus,
+            adding: Default::default(),
             stop: CancellationToken::new(),
         };
         for config in configs {

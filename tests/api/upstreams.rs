@@ -12,6 +12,7 @@ db_tests!(
     an_http_upstream_is_discovered_and_a_dead_one_reported_down,
     admins_add_and_remove_upstream_servers_at_run_time,
     get_tools_names_the_server_each_tool_comes_from,
+    servers_added_back_to_back_are_all_kept,
 );
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/upstream.py");
@@ -376,5 +377,39 @@ async fn get_tools_names_the_server_each_tool_comes_from(kind: DbKind) {
     if let Some(peer) = peer.as_mut() {
         assert_eq!(server_of("web__multiply"), Some(json!("web")), "{body}");
         peer.kill().await.unwrap();
+    }
+}
+
+/// Each add bumps the servers' version and pushes the change, and the instance's own sync reads the stored rows:
+/// a sync that ran between another add's insert and its start used to start that row first, and the add then
+/// found its name taken, removed its row and answered 409.
+async fn servers_added_back_to_back_are_all_kept(kind: DbKind) {
+    let app = spawn_app_with(kind, &[("SYNC_INTERVAL_MS", "50")]).await;
+    let admin = app.admin().await;
+    let mut names = Vec::new();
+    for i in 0..30 {
+        let name = format!("s{i}");
+        let r = app
+            .post_as(
+                "/api/mcp/servers",
+                &admin.access,
+                json!({ "name": name, "url": "http://127.0.0.1:9/mcp" }),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{name}: {}",
+            r.text().await.unwrap()
+        );
+        names.push(name);
+    }
+    let listed: Value = app.get_json("/api/mcp/servers", &admin.access).await;
+    let text = listed.to_string();
+    for name in &names {
+        assert!(
+            text.contains(&format!("\"{name}\"")),
+            "{name} is gone: {text}"
+        );
     }
 }
