@@ -113,6 +113,7 @@ impl Chat {
         let initial = initial_message.map(validate_message).transpose()?;
         let id = ConversationId::from(uuid::Uuid::new_v4().to_string());
         let (user, day, now) = (user_id.to_string(), self.day(), self.clock.now_ms());
+        let backend = self.db.backend;
         // One piece of the group commit: the conversation, its first message, and the row as stored.
         let session = self
             .db
@@ -123,7 +124,16 @@ impl Chat {
                 Box::pin(async move {
                     store::insert_session(&mut *conn, id.as_str(), &user, &title, now).await?;
                     if let Some(first) = first {
-                        store::append_messages(conn, &user, id.as_str(), &day, &first, now).await?;
+                        store::append_messages(
+                            conn,
+                            backend,
+                            &user,
+                            id.as_str(),
+                            &day,
+                            &first,
+                            now,
+                        )
+                        .await?;
                     }
                     store::find_session(&mut *conn, &user, id.as_str()).await
                 })
@@ -272,6 +282,7 @@ impl Chat {
             self.day(),
             self.clock.now_ms(),
         );
+        let backend = self.db.backend;
         let stored = self
             .db
             .group()
@@ -279,8 +290,10 @@ impl Chat {
                 let (user, session, day, messages) =
                     (user.clone(), session.clone(), day.clone(), messages.clone());
                 Box::pin(async move {
-                    let Some(rows) =
-                        store::append_messages(conn, &user, &session, &day, &messages, now).await?
+                    let Some(rows) = store::append_messages(
+                        conn, backend, &user, &session, &day, &messages, now,
+                    )
+                    .await?
                     else {
                         return Ok(None);
                     };

@@ -3,7 +3,10 @@
 
 use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
 
-use crate::ids::{ConversationId, UserId};
+use crate::{
+    ids::{ConversationId, UserId},
+    store::Backend,
+};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct SessionRow {
@@ -167,6 +170,7 @@ pub struct NewMessage {
 /// (data-modifying CTEs), one round trip; SQLite has no such CTEs and runs them one by one on its local file.
 pub async fn append_messages(
     conn: &mut AnyConnection,
+    backend: Backend,
     user_id: &str,
     session_id: &str,
     day: &str,
@@ -187,15 +191,14 @@ pub async fn append_messages(
         input: messages.iter().map(|m| m.input_tokens).sum(),
         output: messages.iter().map(|m| m.output_tokens).sum(),
     };
-    let count = if conn.backend_name() == "PostgreSQL" {
-        append.in_one_statement(conn).await?
-    } else {
-        append.statement_by_statement(conn).await?
+    let count = match backend {
+        Backend::Postgres => append.in_one_statement(conn).await?,
+        Backend::Sqlite => append.statement_by_statement(conn).await?,
     };
     let Some(count) = count else {
         return Ok(None);
     };
-    let n = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+    let n = append.n();
     Ok(Some(
         messages
             .iter()
@@ -218,6 +221,12 @@ pub async fn append_messages(
     ))
 }
 
+/// The conversation's share of an append, on both backends: $1 messages, $2 now, $3 and $4 tokens, $5 the
+/// conversation, $6 its owner.
+const UPDATE_CONVERSATION: &str = "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
+     input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 \
+     RETURNING message_count";
+
 /// One append's values, for the two ways of writing it.
 struct Append<'a> {
     user_id: &'a str,
@@ -237,18 +246,15 @@ impl Append<'_> {
 
     /// The conversation's new message count, or `None` if it is not the user's.
     async fn statement_by_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
-        let count: Option<(i64,)> = sqlx::query_as(
-            "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, input_tokens = input_tokens + $3, \
-             output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 RETURNING message_count",
-        )
-        .bind(self.n())
-        .bind(self.now)
-        .bind(self.input)
-        .bind(self.output)
-        .bind(self.session_id)
-        .bind(self.user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let count: Option<(i64,)> = sqlx::query_as(UPDATE_CONVERSATION)
+            .bind(self.n())
+            .bind(self.now)
+            .bind(self.input)
+            .bind(self.output)
+            .bind(self.session_id)
+            .bind(self.user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         let Some((count,)) = count else {
             return Ok(None);
         };
@@ -305,9 +311,7 @@ impl Append<'_> {
             })
             .collect();
         let sql = format!(
-            "WITH s AS (UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
-             input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 \
-             RETURNING message_count), \
+            "WITH s AS ({UPDATE_CONVERSATION}), \
              m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
              v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
              (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
