@@ -225,6 +225,21 @@ impl Cluster {
         started.elapsed()
     }
 
+    /// Sets, on instance `i`, the admin role's rule for the built-in `add` tool (`null` removes it).
+    pub async fn set_add_rule(&self, i: usize, token: &str, decision: Value) {
+        let rule = json!({ "role": "admin", "tool": "add", "decision": decision });
+        let r = self
+            .status(
+                i,
+                reqwest::Method::PUT,
+                "/api/tool-policies",
+                token,
+                Some(rule),
+            )
+            .await;
+        assert_eq!(r, StatusCode::OK);
+    }
+
     /// A streamed chat turn on instance `i` whose model calls `add` (2 + 3), read up to its approval request
     /// (the response, what was read past it, and the approval id).
     pub async fn turn_calling_add(
@@ -468,17 +483,7 @@ async fn changes_reach_the_other_instances_by_push(cluster: &Cluster) {
     let mut times = Vec::new();
     for deny in [true, false, true] {
         let decision = if deny { json!("deny") } else { Value::Null };
-        let rule = json!({ "role": "admin", "tool": "add", "decision": decision });
-        let r = cluster
-            .status(
-                0,
-                reqwest::Method::PUT,
-                "/api/tool-policies",
-                &admin,
-                Some(rule),
-            )
-            .await;
-        assert_eq!(r, StatusCode::OK);
+        cluster.set_add_rule(0, &admin, decision).await;
         let started = Instant::now();
         while (cluster
             .status(1, post.clone(), add, &admin, Some(call()))
@@ -502,17 +507,7 @@ async fn changes_reach_the_other_instances_by_push(cluster: &Cluster) {
     // An `ask` approval posted to C releases the turn waiting on A (approved, refused, approved). Another user's
     // decision finds nothing. The waiter is released by the pushed wake or, failing that, its 100 ms poll of the
     // row; the turn would otherwise wait five minutes.
-    let rule = json!({ "role": "admin", "tool": "add", "decision": "ask" });
-    let r = cluster
-        .status(
-            0,
-            reqwest::Method::PUT,
-            "/api/tool-policies",
-            &admin,
-            Some(rule),
-        )
-        .await;
-    assert_eq!(r, StatusCode::OK);
+    cluster.set_add_rule(0, &admin, json!("ask")).await;
     let mut times = Vec::new();
     for approve in [true, false, true] {
         let (mut turn, mut buffer, approval) = cluster.turn_calling_add(0, &admin).await;
