@@ -19,6 +19,7 @@ use serde_json::json;
 use super::{
     error::{AppError, AppResult},
     extract::{Json, McpManage, Require, presented_token},
+    mcp_direct::{self, Direct},
     routes::Routes,
 };
 use crate::{
@@ -51,6 +52,14 @@ pub fn router(state: &AppState) -> Routes {
         "::1".to_string(),
     ];
     hosts.push(public_host.split(':').next().unwrap_or("").to_string());
+    let direct = Direct {
+        gateway: gateway.clone(),
+        hosts: hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect(),
+    };
     let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
     config.legacy_session_mode = false;
     config.json_response = true;
@@ -60,10 +69,18 @@ pub fn router(state: &AppState) -> Routes {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    // Only the gateway sits behind `require_bearer`; the JSON API below authenticates in its extractors.
-    let gateway = Router::new().route_service("/mcp", service).route_layer(
-        axum::middleware::from_fn_with_state(state.clone(), require_bearer),
-    );
+    // Only the gateway sits behind `require_bearer`; the JSON API below authenticates in its extractors. The
+    // direct path runs after the bearer check and before rmcp.
+    let gateway = Router::new()
+        .route_service("/mcp", service)
+        .route_layer(axum::middleware::from_fn_with_state(
+            direct,
+            mcp_direct::answer_tools_call,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer,
+        ));
     Routes::new()
         .service(Method::POST, "/mcp", gateway)
         .get("/api/mcp/servers", list_servers)

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod mcp;
+mod mcp_direct;
 pub mod me;
 pub mod metrics;
 pub mod mfa;

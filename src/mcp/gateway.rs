@@ -9,7 +9,8 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        JsonObject, JsonRpcMessage, ListToolsResult, PaginatedRequestParams, RequestId,
+        ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerResult, Tool,
     },
     service::RequestContext,
 };
@@ -82,18 +83,31 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = caller(&context)?;
-        let name = request.name.to_string();
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        self.call(&caller, &request.name, request.arguments)
+            .await
+            .map(Into::into)
+    }
+}
+
+impl Gateway {
+    /// A `tools/call` through `/mcp`: the one handler of both paths (rmcp's service and the direct path).
+    async fn call(
+        &self,
+        caller: &Caller,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let arguments = Value::Object(arguments.unwrap_or_default());
         let outcome = match self
             .catalog
-            .call_outside_chat(&caller, &name, arguments, "mcp")
+            .call_outside_chat(caller, name, arguments, "mcp")
             .await
         {
             Ok(called) => called.outcome,
             // Nobody can be asked to approve a call made through /mcp.
             Err(OutsideChatRefusal::NeedsApproval) => {
                 let text = format!("the tool {name} needs a person's approval; use it from a chat");
-                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+                return Ok(CallToolResult::error(vec![ContentBlock::text(text)]));
             }
             // An unknown tool and one the caller may not use look the same from outside.
             Err(OutsideChatRefusal::Unavailable) => {
@@ -103,7 +117,7 @@ impl ServerHandler for Gateway {
                 ));
             }
         };
-        let response = match outcome {
+        Ok(match outcome {
             Ok(value) => {
                 let mut r = CallToolResult::success(vec![ContentBlock::text(result_text(&value))]);
                 // Structured content is an object; a bare value is wrapped as {"result": value}.
@@ -114,7 +128,27 @@ impl ServerHandler for Gateway {
                 r
             }
             Err(e) => CallToolResult::error(vec![ContentBlock::text(e)]),
+        })
+    }
+
+    /// The JSON-RPC answer to a `tools/call` from a client on a protocol version before 2026-07-28 (one with an
+    /// `initialize` handshake), written as rmcp's service writes it: such peers get no `resultType`, and a
+    /// refusal is a JSON-RPC error with the request's id. `http::mcp`'s direct path sends it.
+    pub async fn answer_legacy_call(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> serde_json::Result<Vec<u8>> {
+        let message: ServerJsonRpcMessage = match self.call(caller, name, arguments).await {
+            Ok(result) => {
+                let mut result = ServerResult::from(CallToolResponse::from(result));
+                result.strip_result_type_for_legacy_peer();
+                JsonRpcMessage::response(result, id)
+            }
+            Err(error) => JsonRpcMessage::error(error, Some(id)),
         };
-        Ok(response.into())
+        serde_json::to_vec(&message)
     }
 }

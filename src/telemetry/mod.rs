@@ -33,6 +33,8 @@ pub const LLM_DURATION: &str = "warden_llm_request_duration_seconds";
 pub const LLM_TOKENS: &str = "warden_llm_tokens_total";
 /// 1 when an upstream MCP server is up, else 0, by `server`.
 pub const UPSTREAM_UP: &str = "warden_mcp_upstream_up";
+/// `tools/call` requests that `/mcp` answered on its direct path (the rest go through rmcp's service).
+pub const MCP_DIRECT_CALLS: &str = "warden_mcp_direct_calls_total";
 /// Items a background writer dropped because its queue was full, by `queue` (`audit`, `tool_log`, `request_log`).
 pub const QUEUE_DROPPED: &str = "warden_background_dropped_total";
 /// Provider calls of the SMS service by kind (sms, message, phone_id, risk, ...) and outcome (ok, failed, refused).
@@ -148,6 +150,11 @@ pub fn record_tool_call(tool: &str, status: &str) {
         .increment(1);
 }
 
+/// Records one `tools/call` answered on `/mcp`'s direct path.
+pub fn record_mcp_direct_call() {
+    metrics::counter!(MCP_DIRECT_CALLS).increment(1);
+}
+
 /// Records one SMS-service call's outcome (`refused`: over a limit, before any provider call).
 pub fn record_sms(kind: &'static str, outcome: &'static str) {
     metrics::counter!(SMS_CALLS, "kind" => kind, "outcome" => outcome).increment(1);
@@ -198,6 +205,10 @@ fn describe() {
     );
     describe_counter!(LLM_TOKENS, "LLM tokens by provider, model and kind");
     describe_gauge!(UPSTREAM_UP, "1 when an upstream MCP server is up, else 0");
+    describe_counter!(
+        MCP_DIRECT_CALLS,
+        "tools/call requests /mcp answered on its direct path, not through the MCP SDK's service"
+    );
     describe_counter!(
         QUEUE_DROPPED,
         "Items background writers dropped because their queue was full"

@@ -10,6 +10,7 @@ use crate::helpers::prelude::*;
 db_tests!(
     the_python_sdk_lists_and_calls_the_callers_tools,
     without_a_valid_token_mcp_answers_401_with_resource_metadata,
+    a_tools_call_gets_the_same_answer_on_the_direct_path_as_from_the_sdk,
 );
 
 async fn sdk(
@@ -185,4 +186,143 @@ async fn without_a_valid_token_mcp_answers_401_with_resource_metadata(kind: DbKi
         assert_eq!(meta["authorization_servers"], json!(["http://warden.test"]));
         assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
     }
+}
+
+/// `warden_mcp_direct_calls_total` as `/metrics` shows it (0 before the first).
+async fn direct_calls(app: &TestApp, token: &str) -> u64 {
+    let text = app
+        .get_bearer("/metrics", token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("warden_mcp_direct_calls_total "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// POST /mcp as an MCP client on protocol 2025-06-18 would, with `extra` headers in place of the defaults.
+async fn mcp_post(
+    app: &TestApp,
+    token: &str,
+    body: &Value,
+    extra: &[(&str, &str)],
+) -> (StatusCode, String, Value) {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut headers = HeaderMap::new();
+    for (k, v) in [
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        // `insert`: an extra header replaces the default of that name.
+        headers.insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let r = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(token)
+        .json(body)
+        .headers(headers)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        kind,
+        serde_json::from_str(&text).unwrap_or(json!(text)),
+    )
+}
+
+/// The direct path (src/http/mcp_direct.rs) answers a legacy client's `tools/call` as rmcp's service does: the
+/// same call with an empty `_meta`, which only rmcp takes, gets the same status, type and JSON. Only the plain
+/// calls are counted as direct, and what rmcp must judge (a bad Accept, another host) still reaches it.
+async fn a_tools_call_gets_the_same_answer_on_the_direct_path_as_from_the_sdk(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.admin().await;
+    crate::policy::set_policy(&app, &admin.access, "admin", "calculator", json!("ask")).await;
+    let call = |id: Value, name: &str, arguments: Option<Value>| {
+        let mut params = json!({ "name": name });
+        if let Some(a) = arguments {
+            params["arguments"] = a;
+        }
+        json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params })
+    };
+    let cases = [
+        // A result, with a numeric and with a string id.
+        call(json!(1), "add", Some(json!({ "a": 5, "b": 3 }))),
+        call(json!("call-2"), "add", Some(json!({ "a": 1, "b": 2 }))),
+        // A tool without arguments.
+        call(json!(3), "time", None),
+        // The tool fails: a result with isError.
+        call(json!(4), "add", Some(json!({ "a": "five" }))),
+        // Unknown: a JSON-RPC error with the id.
+        call(json!(5), "no_such_tool", Some(json!({}))),
+        // Needs a person's approval, which /mcp cannot ask.
+        call(json!(6), "calculator", Some(json!({ "expression": "1+1" }))),
+    ];
+    let before = direct_calls(&app, &admin.access).await;
+    for direct_call in &cases {
+        let direct = mcp_post(&app, &admin.access, direct_call, &[]).await;
+        let mut sdk_call = direct_call.clone();
+        sdk_call["params"]["_meta"] = json!({});
+        let sdk = mcp_post(&app, &admin.access, &sdk_call, &[]).await;
+        assert_eq!(direct.0, StatusCode::OK, "{direct_call}: {direct:?}");
+        assert_eq!(direct, sdk, "{direct_call}");
+    }
+    assert_eq!(direct_calls(&app, &admin.access).await - before, 6);
+    // Spot checks that the cases are what they claim.
+    let (_, _, sum) = mcp_post(&app, &admin.access, &cases[0], &[]).await;
+    assert_eq!(sum["id"], json!(1));
+    assert_eq!(sum["result"]["structuredContent"], json!({ "result": 8 }));
+    assert!(sum["result"].get("resultType").is_none(), "{sum}");
+    let (_, _, unknown) = mcp_post(&app, &admin.access, &cases[4], &[]).await;
+    assert_eq!(unknown["id"], json!(5));
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool"),
+        "{unknown}"
+    );
+    let (_, _, ask) = mcp_post(&app, &admin.access, &cases[5], &[]).await;
+    assert_eq!(ask["result"]["isError"], json!(true), "{ask}");
+
+    // What only rmcp may judge goes to it and is judged as before: not counted as direct.
+    let before = direct_calls(&app, &admin.access).await;
+    let (status, ..) = mcp_post(
+        &app,
+        &admin.access,
+        &cases[0],
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    let (status, ..) = mcp_post(&app, &admin.access, &cases[0], &[("host", "evil.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ..) = mcp_post(
+        &app,
+        &admin.access,
+        &cases[0],
+        &[("mcp-protocol-version", "1999-01-01")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A same-origin browser request passes the edge's cross-site check; its Origin is rmcp's to judge.
+    let origin = app.url("");
+    let (status, _, body) = mcp_post(&app, &admin.access, &cases[0], &[("origin", &origin)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(direct_calls(&app, &admin.access).await, before);
 }
