@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     store::{
-        Db,
+        Backend, Db,
         multi_row::{bound_bytes, multi_row_insert, statements},
     },
     telemetry::tally::{Counted, EventKey},
@@ -44,7 +44,14 @@ pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<(
         ) + 80
     };
     for chunk in statements(rows, size) {
-        let sql = multi_row_insert("request_logs", REQUEST_COLUMNS, 14, chunk.len(), "");
+        let sql = multi_row_insert(
+            db.backend,
+            "request_logs",
+            REQUEST_COLUMNS,
+            14,
+            chunk.len(),
+            "",
+        );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
             q = q
@@ -71,7 +78,7 @@ pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<(
 /// Adds folded request totals to the stored request and active-user rollups, in one transaction.
 pub async fn write_request_rollups(db: &Db, fold: &RequestFold) -> sqlx::Result<()> {
     let mut tx = db.writer().begin().await?;
-    add_request_rollups(&mut tx, fold).await?;
+    add_request_rollups(&mut tx, db.backend, fold).await?;
     tx.commit().await
 }
 
@@ -101,7 +108,11 @@ fn add_on_conflict(table: &str, keys: &str, sums: &[&str], maxes: &[&str]) -> St
 }
 
 /// Adds folded request totals to the stored rollups.
-async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx::Result<()> {
+async fn add_request_rollups(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    fold: &RequestFold,
+) -> sqlx::Result<()> {
     let latency: Vec<String> = (0..LATENCY_BUCKETS)
         .map(|i| format!("lat_{i:02}"))
         .collect();
@@ -125,7 +136,14 @@ async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx
             .filter(|(k, _)| k.resolution == resolution)
             .collect();
         for chunk in statements(&requests, |(k, _)| bound_bytes(23, &[Some(k.route)])) {
-            let sql = multi_row_insert(&table, &columns, 9 + LATENCY_BUCKETS, chunk.len(), &upsert);
+            let sql = multi_row_insert(
+                backend,
+                &table,
+                &columns,
+                9 + LATENCY_BUCKETS,
+                chunk.len(),
+                &upsert,
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (k, t) in chunk {
                 q = q
@@ -153,6 +171,7 @@ async fn add_request_rollups(tx: &mut AnyConnection, fold: &RequestFold) -> sqlx
             .collect();
         for chunk in statements(&users, |(k, _)| bound_bytes(2, &[Some(&k.user_id)])) {
             let sql = multi_row_insert(
+                backend,
                 &table,
                 "bucket_start, user_id, requests",
                 3,
@@ -188,7 +207,14 @@ pub async fn insert_page_views(
         ) + 80
     };
     for chunk in statements(rows, size) {
-        let sql = multi_row_insert("page_views", PAGE_VIEW_COLUMNS, 8, chunk.len(), "");
+        let sql = multi_row_insert(
+            db.backend,
+            "page_views",
+            PAGE_VIEW_COLUMNS,
+            8,
+            chunk.len(),
+            "",
+        );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for v in chunk {
             q = q
@@ -217,6 +243,7 @@ pub async fn insert_page_views(
             .collect();
         for chunk in statements(&pages, |(k, _)| bound_bytes(4, &[Some(&k.path)])) {
             let sql = multi_row_insert(
+                db.backend,
                 &table,
                 "bucket_start, path, views, load_samples, total_load_ms",
                 5,
@@ -267,6 +294,7 @@ pub async fn add_event_rollups(db: &Db, counts: &[(EventKey, Counted)]) -> sqlx:
             bound_bytes(3, &[Some(subject), Some(detail)]) + 20
         }) {
             let sql = multi_row_insert(
+                db.backend,
                 &table,
                 "bucket_start, kind, subject, detail, events, amount",
                 6,

@@ -2,9 +2,9 @@
 //!
 //! Callers push items into a bounded channel and never wait: a full channel drops the item and counts it
 //! (`dropped`), so a slow database can never stall a request. One task per writer drains the channel in
-//! batches of up to `batch` items and hands each batch to the writer's function, in the order pushed.
-//! `flush` waits until everything pushed before it has been handed over and written, which makes the
-//! writers deterministic in tests and at shutdown. The task ends when every handle is dropped, after
+//! batches of up to `batch` items (what arrives within a few milliseconds of the first) and hands each batch
+//! to the writer's function, in the order pushed. `flush` waits until everything pushed before it has been
+//! handed over and written, which makes the writers deterministic in tests and at shutdown. The task ends when every handle is dropped, after
 //! writing what it holds.
 
 use std::{
@@ -16,6 +16,10 @@ use std::{
 };
 
 use tokio::sync::{mpsc, oneshot};
+
+/// How long a writer waits, after the first item of a batch, for more. Items are already written after the
+/// request that made them has been answered; a few milliseconds more cost nobody a wait.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Message<T> {
     Item(T),
@@ -101,6 +105,17 @@ where
     loop {
         if rx.recv_many(&mut messages, batch).await == 0 {
             return;
+        }
+        // Under load, gather what arrives within LINGER into the same batch: one write (one commit) for many
+        // items, and pushes meanwhile wake nobody. A flush is written at once.
+        let flush_waiting = |m: &[Message<T>]| m.iter().any(|m| matches!(m, Message::Flush(_)));
+        if messages.len() < batch && !flush_waiting(&messages) {
+            tokio::time::sleep(LINGER).await;
+            while messages.len() < batch
+                && let Ok(m) = rx.try_recv()
+            {
+                messages.push(m);
+            }
         }
         let mut items = Vec::new();
         let mut flushes = Vec::new();

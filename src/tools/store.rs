@@ -50,7 +50,7 @@ pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
     };
     let mut tx = db.writer().begin().await?;
     for chunk in statements(&rows, size) {
-        let sql = multi_row_insert("tool_calls", CALL_COLUMNS, 18, chunk.len(), "");
+        let sql = multi_row_insert(db.backend, "tool_calls", CALL_COLUMNS, 18, chunk.len(), "");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (e, arguments, result, metadata) in chunk {
             q = q
