@@ -7,6 +7,8 @@
 //! and each check is at least as strict as rmcp's own (Host, Origin, Accept, Content-Type, the version header, the
 //! SEP-2243 `Mcp-*` headers, the body's exact shape). What rmcp would refuse, it refuses.
 
+use std::sync::Arc;
+
 use axum::{
     body::Body,
     extract::{Request, State},
@@ -29,7 +31,8 @@ const MAX_BODY: usize = 64 * 1024;
 pub(super) struct Direct {
     pub(super) gateway: Gateway,
     /// Lower-case host names, without port or brackets; any port is allowed, as in rmcp for a portless entry.
-    pub(super) hosts: Vec<String>,
+    /// Shared: the middleware's state is cloned for every request.
+    pub(super) hosts: Arc<[String]>,
 }
 
 /// A `tools/call` request with exactly these fields: nothing (`_meta`, `inputResponses`, `requestState`) that

@@ -6,7 +6,9 @@ use rmcp::{RoleClient, service::Peer};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::config::ServerConfig;
+use std::sync::Arc;
+
+use super::{config::ServerConfig, http_call::HttpCall};
 use crate::clock::{SharedClock, rfc3339};
 
 /// What `GET /api/servers` shows of one server (seed 004's mcp_server_status fields).
@@ -39,6 +41,8 @@ pub(super) struct Upstream {
 #[derive(Clone)]
 pub(super) struct Live {
     pub(super) peer: Peer<RoleClient>,
+    /// For an HTTP server, the direct caller that `tool.rs` sends calls through (`http_call.rs`).
+    pub(super) http: Option<Arc<HttpCall>>,
     pub(super) lost: CancellationToken,
 }
 

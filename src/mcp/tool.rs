@@ -7,7 +7,7 @@ use futures::{FutureExt, future::BoxFuture};
 use rmcp::model::{CallToolRequestParams, ContentBlock};
 use serde_json::Value;
 
-use super::connection::Upstream;
+use super::{connection::Upstream, http_call::CallError};
 use crate::tools::{Tool, ToolContext, ToolSpec};
 
 /// A tool of an upstream server, as the catalog sees it.
@@ -39,31 +39,35 @@ impl Tool for UpstreamTool {
                 Value::Object(map) => Some(map),
                 _ => None,
             };
-            let mut params = CallToolRequestParams::new(self.remote_name.clone());
-            params.arguments = arguments;
-            let result = live.peer.call_tool(params).await.map_err(|e| match e {
-                // The server answered with an error: it is there, the call was wrong.
-                rmcp::ServiceError::McpError(e) => {
-                    format!(
-                        "the MCP server {:?} refused the call: {}",
-                        self.up.config.name, e.message
-                    )
+            let name = &self.up.config.name;
+            let result = match &live.http {
+                Some(http) => http
+                    .call_tool(&self.remote_name, arguments)
+                    .await
+                    .map_err(|e| match e {
+                        CallError::Refused(e) => refused(name, &e.message),
+                        CallError::Lost(e) => {
+                            live.lost.cancel();
+                            unavailable(name, &e)
+                        }
+                    })?,
+                None => {
+                    let mut params = CallToolRequestParams::new(self.remote_name.clone());
+                    params.arguments = arguments;
+                    live.peer.call_tool(params).await.map_err(|e| match e {
+                        rmcp::ServiceError::McpError(e) => refused(name, &e.message),
+                        // The connection is lost (the server died mid-call): the supervisor drops it and
+                        // reconnects.
+                        e @ (rmcp::ServiceError::TransportSend(_)
+                        | rmcp::ServiceError::TransportClosed) => {
+                            live.lost.cancel();
+                            unavailable(name, &e.to_string())
+                        }
+                        // A timeout or a cancelled call.
+                        e => unavailable(name, &e.to_string()),
+                    })?
                 }
-                // The connection is lost (the server died mid-call): the supervisor drops it and reconnects.
-                e
-                @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed) => {
-                    live.lost.cancel();
-                    format!(
-                        "the MCP server {:?} is unavailable: {e}",
-                        self.up.config.name
-                    )
-                }
-                // A timeout or a cancelled call.
-                e => format!(
-                    "the MCP server {:?} is unavailable: {e}",
-                    self.up.config.name
-                ),
-            })?;
+            };
             let text: Vec<String> = result
                 .content
                 .iter()
@@ -86,4 +90,13 @@ impl Tool for UpstreamTool {
         }
         .boxed()
     }
+}
+
+/// The server answered with an error: it is there, the call was wrong.
+fn refused(server: &str, message: &str) -> String {
+    format!("the MCP server {server:?} refused the call: {message}")
+}
+
+fn unavailable(server: &str, error: &str) -> String {
+    format!("the MCP server {server:?} is unavailable: {error}")
 }

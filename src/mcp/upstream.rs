@@ -23,6 +23,7 @@ pub use super::connection::Health;
 use super::{
     config::{ServerConfig, Transport},
     connection::{Live, Upstream},
+    http_call::{HttpCall, SessionNoting},
     tool::UpstreamTool,
 };
 use crate::{
@@ -224,7 +225,7 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
             _ = stop.cancelled() => return,
         };
         match connected {
-            Ok(client) => {
+            Ok((client, http)) => {
                 backoff.reset();
                 let peer = client.peer().clone();
                 let tools = match peer.list_all_tools().await {
@@ -239,6 +240,7 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
                 let lost = CancellationToken::new();
                 *up.live.lock() = Some(Live {
                     peer: peer.clone(),
+                    http,
                     lost: lost.clone(),
                 });
                 // Removed while connecting: take back what was just registered.
@@ -294,10 +296,13 @@ async fn supervise(up: Arc<Upstream>, catalog: Arc<Catalog>, stop: CancellationT
     }
 }
 
-async fn connect(
-    config: &ServerConfig,
-    handler: ListChanged,
-) -> anyhow::Result<rmcp::service::RunningService<RoleClient, ListChanged>> {
+/// An open connection, and for an HTTP server the direct caller of its tools.
+type Connected = (
+    rmcp::service::RunningService<RoleClient, ListChanged>,
+    Option<Arc<HttpCall>>,
+);
+
+async fn connect(config: &ServerConfig, handler: ListChanged) -> anyhow::Result<Connected> {
     match &config.transport {
         Transport::Stdio { command, args, env } => {
             let mut cmd = tokio::process::Command::new(command);
@@ -309,11 +314,10 @@ async fn connect(
                 .wrap(process_wrap::tokio::KillOnDrop);
             let transport =
                 TokioChildProcess::new(wrapped).with_context(|| format!("starting {command}"))?;
-            Ok(
-                tokio::time::timeout(Duration::from_secs(20), handler.serve(transport))
-                    .await
-                    .context("no answer within 20 s")??,
-            )
+            let client = tokio::time::timeout(Duration::from_secs(20), handler.serve(transport))
+                .await
+                .context("no answer within 20 s")??;
+            Ok((client, None))
         }
         Transport::Http { url, headers } => {
             let mut custom = HashMap::new();
@@ -323,15 +327,20 @@ async fn connect(
                     v.parse::<reqwest::header::HeaderValue>()?,
                 );
             }
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
-            let transport =
-                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-            Ok(
-                tokio::time::timeout(Duration::from_secs(20), handler.serve(transport))
-                    .await
-                    .context("no answer within 20 s")??,
-            )
+            let noting = SessionNoting::new(reqwest::Client::new());
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(custom.clone());
+            let transport = StreamableHttpClientTransport::with_client(noting.clone(), config);
+            let client = tokio::time::timeout(Duration::from_secs(20), handler.serve(transport))
+                .await
+                .context("no answer within 20 s")??;
+            let version = client
+                .peer()
+                .peer_info()
+                .map(|info| info.protocol_version.to_string())
+                .context("the server's initialize answer is missing")?;
+            let http = HttpCall::new(&noting, url, &custom, &version)?;
+            Ok((client, Some(Arc::new(http))))
         }
     }
 }

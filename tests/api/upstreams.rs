@@ -179,11 +179,22 @@ async fn an_http_upstream_is_discovered_and_a_dead_one_reported_down(kind: DbKin
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // A server with sessions that answers in server-sent events: a call must carry its Mcp-Session-Id.
+    let session_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut session_peer = tokio::process::Command::new(&python)
+        .args([PEER, &session_port.to_string(), "sessions"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = servers_file(
         &dir,
         json!({
             "web": { "url": format!("http://127.0.0.1:{port}/mcp") },
+            "held": { "url": format!("http://127.0.0.1:{session_port}/mcp") },
             "gone": { "url": "http://127.0.0.1:9/mcp" }
         }),
     );
@@ -200,6 +211,28 @@ async fn an_http_upstream_is_discovered_and_a_dead_one_reported_down(kind: DbKin
     )
     .await;
     assert_eq!(r["result"], json!(25), "{r}");
+    wait_status(&app, &t.access, "held", "up").await;
+    for (a, b) in [(6, 7), (2, 21)] {
+        let r = execute(
+            &app,
+            &t.access,
+            "held",
+            "multiply",
+            json!({ "a": a, "b": b }),
+        )
+        .await;
+        assert_eq!(r["result"], json!(42), "{r}");
+    }
+    // The server's own error (a wrong argument) comes back as the call's error, and the connection stays up.
+    let r = execute(&app, &t.access, "held", "multiply", json!({ "a": "x" })).await;
+    assert_eq!(r["success"], json!(false), "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("validation error"),
+        "{r}"
+    );
+    let r = execute(&app, &t.access, "held", "whoami", json!({})).await;
+    assert_eq!(r["result"], json!(session_peer.id().unwrap()), "{r}");
+    session_peer.kill().await.unwrap();
     // The unreachable one did not stop start-up; it is reported down with its error.
     let gone = wait_status(&app, &t.access, "gone", "down").await;
     assert!(gone["error_count"].as_u64().unwrap() >= 1);

@@ -1,7 +1,8 @@
 """An upstream MCP server made with the official Python SDK (PyPI `mcp`), for the integration tests.
 
-Usage: upstream.py            (stdio)
-       upstream.py PORT       (Streamable HTTP at http://127.0.0.1:PORT/mcp, stateless, JSON responses)
+Usage: upstream.py                (stdio)
+       upstream.py PORT           (Streamable HTTP at http://127.0.0.1:PORT/mcp, stateless, JSON responses)
+       upstream.py PORT sessions  (the same with sessions (Mcp-Session-Id) and answers as server-sent events)
 Tools: multiply(a, b) -> a * b, and whoami() -> this process's id (to watch restarts).
 """
 
@@ -29,6 +30,7 @@ def whoami() -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1:
         logging.getLogger("uvicorn.access").disabled = True
-        app.run(transport="streamable-http", host="127.0.0.1", port=int(sys.argv[1]), stateless_http=True, json_response=True)
+        plain = sys.argv[2:] != ["sessions"]
+        app.run(transport="streamable-http", host="127.0.0.1", port=int(sys.argv[1]), stateless_http=plain, json_response=plain)
     else:
         app.run(transport="stdio")

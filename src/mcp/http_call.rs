@@ -1,0 +1,325 @@
+//! A `tools/call` to a Streamable HTTP upstream, sent straight on the connection's pooled HTTP client. rmcp's
+//! client would pass each call through its service task and its transport worker (two hand-offs each way);
+//! here the calling task posts the request and reads the answer itself. The supervisor's rmcp connection still
+//! does everything else: `initialize` (which fixes the protocol version and the server's session), the tool
+//! lists and `notifications/tools/list_changed`.
+//!
+//! Warden's upstream connections open with `initialize`, so the version is one from before 2026-07-28, and a
+//! request carries `MCP-Protocol-Version` and, if the server handed one out, `Mcp-Session-Id` (which
+//! [`SessionNoting`] reads off rmcp's own requests, also when rmcp opens a new session).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use futures::stream::BoxStream;
+use parking_lot::Mutex;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use rmcp::{
+    model::{CallToolResult, ClientJsonRpcMessage, ErrorData, JsonObject, RequestId},
+    transport::streamable_http_client::{
+        SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    },
+};
+use serde::Deserialize;
+use serde_json::json;
+use sse_stream::Sse;
+
+/// The session id an upstream handed out, shared by the rmcp transport that learns it and the direct calls.
+type SessionSlot = Arc<Mutex<Option<Arc<str>>>>;
+
+/// reqwest's client as rmcp's transport uses it, noting the session id each answer names.
+#[derive(Clone)]
+pub(super) struct SessionNoting {
+    client: reqwest::Client,
+    session: SessionSlot,
+}
+
+impl SessionNoting {
+    pub(super) fn new(client: reqwest::Client) -> SessionNoting {
+        SessionNoting {
+            client,
+            session: SessionSlot::default(),
+        }
+    }
+
+    fn note(&self, response: &StreamableHttpPostResponse) {
+        if let StreamableHttpPostResponse::Json(_, Some(id))
+        | StreamableHttpPostResponse::Sse(_, Some(id)) = response
+        {
+            *self.session.lock() = Some(Arc::from(id.as_str()));
+        }
+    }
+}
+
+impl StreamableHttpClient for SessionNoting {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        let response = self
+            .client
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await?;
+        self.note(&response);
+        Ok(response)
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        let response = self
+            .client
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await?;
+        self.note(&response);
+        Ok(response)
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), StreamableHttpError<Self::Error>> {
+        self.client
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        self.client
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        self.client
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
+
+/// Why a direct call failed, in the terms `tool.rs` reports.
+pub(super) enum CallError {
+    /// The server answered with a JSON-RPC error: it is there, the call was wrong.
+    Refused(ErrorData),
+    /// No usable answer (connection refused or cut, an HTTP error status, an unreadable body): the connection is
+    /// treated as lost, as rmcp's transport errors are.
+    Lost(String),
+}
+
+/// The direct caller of one upstream connection.
+pub(super) struct HttpCall {
+    client: reqwest::Client,
+    url: String,
+    /// The configured headers, the media types and `MCP-Protocol-Version`.
+    headers: HeaderMap,
+    session: SessionSlot,
+    next_id: AtomicI64,
+}
+
+/// One JSON-RPC message of the answer: a response or error (with an id), or a notification or request.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    result: Option<CallToolResult>,
+    #[serde(default)]
+    error: Option<ErrorData>,
+}
+
+impl HttpCall {
+    /// The caller for a connection `noting` serves, at the protocol version `initialize` agreed on.
+    pub(super) fn new(
+        noting: &SessionNoting,
+        url: &str,
+        configured: &HashMap<HeaderName, HeaderValue>,
+        protocol_version: &str,
+    ) -> anyhow::Result<HttpCall> {
+        let mut headers: HeaderMap = configured
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers.insert(
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderValue::from_str(protocol_version)?,
+        );
+        Ok(HttpCall {
+            client: noting.client.clone(),
+            url: url.to_string(),
+            headers,
+            session: noting.session.clone(),
+            // Ids apart from rmcp's own (which count up from 0) on the same session.
+            next_id: AtomicI64::new(1 << 40),
+        })
+    }
+
+    pub(super) async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+    ) -> Result<CallToolResult, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut params = json!({ "name": name });
+        if let Some(arguments) = arguments {
+            params["arguments"] = arguments.into();
+        }
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params });
+        let mut request = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .body(body.to_string());
+        let session = self.session.lock().clone();
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session.as_ref());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallError::Lost(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(CallError::Lost(format!("HTTP status {status}")));
+        }
+        let is_sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Lost(e.to_string()))?;
+        let messages = if is_sse {
+            sse_data(&bytes)
+        } else {
+            vec![bytes.to_vec()]
+        };
+        for data in messages {
+            let answer: Answer = serde_json::from_slice(&data)
+                .map_err(|e| CallError::Lost(format!("an unreadable answer: {e}")))?;
+            match answer {
+                Answer {
+                    id: Some(RequestId::Number(n)),
+                    method: None,
+                    result,
+                    error,
+                } if n == id => {
+                    return match (result, error) {
+                        (Some(result), None) => Ok(result),
+                        (None, Some(error)) => Err(CallError::Refused(error)),
+                        _ => Err(CallError::Lost(
+                            "an answer with neither a result nor an error".into(),
+                        )),
+                    };
+                }
+                // A request from the server mid-call (sampling, elicitation): the gateway has nobody to ask.
+                Answer {
+                    id: Some(_),
+                    method: Some(method),
+                    ..
+                } => {
+                    return Err(CallError::Lost(format!(
+                        "the server asked {method} during the call, which Warden does not answer"
+                    )));
+                }
+                // Progress and log notifications.
+                _ => {}
+            }
+        }
+        Err(CallError::Lost("no answer to the call".into()))
+    }
+}
+
+/// The data of each event of a server-sent-events body (its `data:` lines joined by `\n`); events without
+/// data (a priming event, a keep-alive) are skipped.
+fn sse_data(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    let mut data: Option<Vec<u8>> = None;
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            events.extend(data.take().filter(|d| !d.is_empty()));
+        } else if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            match &mut data {
+                Some(d) => {
+                    d.push(b'\n');
+                    d.extend_from_slice(value);
+                }
+                None => data = Some(value.to_vec()),
+            }
+        }
+    }
+    events.extend(data.filter(|d| !d.is_empty()));
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_of_each_event_is_read_and_events_without_data_are_skipped() {
+        let body = b"id: 0\nretry: 3000\ndata:\n\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n: keep-alive\n\ndata:{\"b\":2}";
+        assert_eq!(
+            sse_data(body),
+            vec![b"{\"a\":\n1}".to_vec(), b"{\"b\":2}".to_vec()]
+        );
+    }
+}
