@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use futures::stream::BoxStream;
+use futures::{StreamExt, stream::BoxStream};
 use parking_lot::Mutex;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use rmcp::{
@@ -25,14 +25,15 @@ use rmcp::{
         SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
     },
 };
-use serde::Deserialize;
-use serde_json::json;
-use sse_stream::Sse;
+use serde::{Deserialize, Serialize};
+use sse_stream::{Sse, SseStream};
 
 /// The session id an upstream handed out, shared by the rmcp transport that learns it and the direct calls.
 type SessionSlot = Arc<Mutex<Option<Arc<str>>>>;
 
-/// reqwest's client as rmcp's transport uses it, noting the session id each answer names.
+/// reqwest's client as rmcp's transport uses it, noting the session id each answer names. The
+/// `*_with_max_sse_event_size` methods keep the trait's defaults, which call these: Warden leaves the transport's
+/// SSE event limit at rmcp's default, the one reqwest's `post_message` and `get_stream` apply.
 #[derive(Clone)]
 pub(super) struct SessionNoting {
     client: reqwest::Client,
@@ -75,30 +76,6 @@ impl StreamableHttpClient for SessionNoting {
         Ok(response)
     }
 
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let response = self
-            .client
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await?;
-        self.note(&response);
-        Ok(response)
-    }
-
     async fn delete_session(
         &self,
         uri: Arc<str>,
@@ -121,27 +98,6 @@ impl StreamableHttpClient for SessionNoting {
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
         self.client
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.client
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
             .await
     }
 }
@@ -215,16 +171,21 @@ impl HttpCall {
         arguments: Option<JsonObject>,
     ) -> Result<CallToolResult, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut params = json!({ "name": name });
-        if let Some(arguments) = arguments {
-            params["arguments"] = arguments.into();
-        }
-        let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params });
+        let body = serde_json::to_vec(&Call {
+            jsonrpc: "2.0",
+            id,
+            method: "tools/call",
+            params: CallParams {
+                name,
+                arguments: arguments.as_ref(),
+            },
+        })
+        .map_err(|e| CallError::Lost(e.to_string()))?;
         let mut request = self
             .client
             .post(&self.url)
             .headers(self.headers.clone())
-            .body(body.to_string());
+            .body(body);
         let session = self.session.lock().clone();
         if let Some(session) = session {
             request = request.header("mcp-session-id", session.as_ref());
@@ -241,73 +202,77 @@ impl HttpCall {
             .headers()
             .get(CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::Lost(e.to_string()))?;
-        let messages = if is_sse {
-            sse_data(&bytes)
+        if is_sse {
+            // Read event by event: the answer counts as soon as its event arrives.
+            let mut events = SseStream::from_bytes_stream(response.bytes_stream());
+            while let Some(event) = events.next().await {
+                let event = event.map_err(|e| CallError::Lost(e.to_string()))?;
+                let Some(data) = event.data.filter(|d| !d.is_empty()) else {
+                    continue;
+                };
+                if let Some(answer) = answer_to(id, data.as_bytes()) {
+                    return answer;
+                }
+            }
         } else {
-            vec![bytes.to_vec()]
-        };
-        for data in messages {
-            let answer: Answer = serde_json::from_slice(&data)
-                .map_err(|e| CallError::Lost(format!("an unreadable answer: {e}")))?;
-            match answer {
-                Answer {
-                    id: Some(RequestId::Number(n)),
-                    method: None,
-                    result,
-                    error,
-                } if n == id => {
-                    return match (result, error) {
-                        (Some(result), None) => Ok(result),
-                        (None, Some(error)) => Err(CallError::Refused(error)),
-                        _ => Err(CallError::Lost(
-                            "an answer with neither a result nor an error".into(),
-                        )),
-                    };
-                }
-                // A request from the server mid-call (sampling, elicitation): the gateway has nobody to ask.
-                Answer {
-                    id: Some(_),
-                    method: Some(method),
-                    ..
-                } => {
-                    return Err(CallError::Lost(format!(
-                        "the server asked {method} during the call, which Warden does not answer"
-                    )));
-                }
-                // Progress and log notifications.
-                _ => {}
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| CallError::Lost(e.to_string()))?;
+            if let Some(answer) = answer_to(id, &bytes) {
+                return answer;
             }
         }
         Err(CallError::Lost("no answer to the call".into()))
     }
 }
 
-/// The data of each event of a server-sent-events body (its `data:` lines joined by `\n`); events without
-/// data (a priming event, a keep-alive) are skipped.
-fn sse_data(body: &[u8]) -> Vec<Vec<u8>> {
-    let mut events = Vec::new();
-    let mut data: Option<Vec<u8>> = None;
-    for line in body.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            events.extend(data.take().filter(|d| !d.is_empty()));
-        } else if let Some(value) = line.strip_prefix(b"data:") {
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            match &mut data {
-                Some(d) => {
-                    d.push(b'\n');
-                    d.extend_from_slice(value);
-                }
-                None => data = Some(value.to_vec()),
-            }
-        }
+/// The body of a `tools/call`, written straight from borrowed parts.
+#[derive(Serialize)]
+struct Call<'a> {
+    jsonrpc: &'static str,
+    id: i64,
+    method: &'static str,
+    params: CallParams<'a>,
+}
+
+#[derive(Serialize)]
+struct CallParams<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a JsonObject>,
+}
+
+/// What one JSON-RPC message of the answer means for call `id`: its outcome, or None for a message that is not
+/// about it (a progress or log notification).
+fn answer_to(id: i64, data: &[u8]) -> Option<Result<CallToolResult, CallError>> {
+    let answer: Answer = match serde_json::from_slice(data) {
+        Ok(answer) => answer,
+        Err(e) => return Some(Err(CallError::Lost(format!("an unreadable answer: {e}")))),
+    };
+    match answer {
+        Answer {
+            id: Some(RequestId::Number(n)),
+            method: None,
+            result,
+            error,
+        } if n == id => Some(match (result, error) {
+            (Some(result), None) => Ok(result),
+            (None, Some(error)) => Err(CallError::Refused(error)),
+            _ => Err(CallError::Lost(
+                "an answer with neither a result nor an error".into(),
+            )),
+        }),
+        // A request from the server mid-call (sampling, elicitation): the gateway has nobody to ask.
+        Answer {
+            id: Some(_),
+            method: Some(method),
+            ..
+        } => Some(Err(CallError::Lost(format!(
+            "the server asked {method} during the call, which Warden does not answer"
+        )))),
+        _ => None,
     }
-    events.extend(data.filter(|d| !d.is_empty()));
-    events
 }
 
 #[cfg(test)]
@@ -315,11 +280,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_data_of_each_event_is_read_and_events_without_data_are_skipped() {
-        let body = b"id: 0\nretry: 3000\ndata:\n\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n: keep-alive\n\ndata:{\"b\":2}";
-        assert_eq!(
-            sse_data(body),
-            vec![b"{\"a\":\n1}".to_vec(), b"{\"b\":2}".to_vec()]
+    fn only_the_answer_with_the_calls_id_ends_the_call() {
+        let notification = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#;
+        assert!(answer_to(7, notification).is_none());
+        let other = br#"{"jsonrpc":"2.0","id":6,"result":{"content":[]}}"#;
+        assert!(answer_to(7, other).is_none());
+        let result =
+            br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"8"}]}}"#;
+        assert!(matches!(answer_to(7, result), Some(Ok(r)) if r.content.len() == 1));
+        let error = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad"}}"#;
+        assert!(
+            matches!(answer_to(7, error), Some(Err(CallError::Refused(e))) if e.message == "bad")
         );
+        let question = br#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{}}"#;
+        assert!(
+            matches!(answer_to(7, question), Some(Err(CallError::Lost(m))) if m.contains("sampling"))
+        );
+        assert!(matches!(
+            answer_to(7, b"not json"),
+            Some(Err(CallError::Lost(_)))
+        ));
     }
 }
