@@ -123,13 +123,13 @@ impl Direct {
                 .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
         });
         // Both media types, without parameters (a q-value is rmcp's to weigh).
+        let accept = text(header::ACCEPT).unwrap_or("");
         let accepts = |wanted: &str| {
-            text(header::ACCEPT).is_some_and(|v| {
-                v.split(',')
-                    .any(|entry| entry.trim().eq_ignore_ascii_case(wanted))
-            })
+            accept
+                .split(',')
+                .any(|entry| entry.trim().eq_ignore_ascii_case(wanted))
         };
-        let accept_plain = text(header::ACCEPT).is_some_and(|v| !v.contains(';'));
+        let accept_plain = !accept.contains(';');
         let host_allowed = text(header::HOST)
             .and_then(|v| v.parse::<axum::http::uri::Authority>().ok())
             .is_some_and(|authority| {
