@@ -1,6 +1,6 @@
-//! A `tools/call` to a Streamable HTTP upstream, sent straight on the connection's pooled HTTP client. rmcp's
-//! client would pass each call through its service task and its transport worker (two hand-offs each way);
-//! here the calling task posts the request and reads the answer itself. The supervisor's rmcp connection still
+//! A `tools/call` to a Streamable HTTP upstream, sent straight by the calling task: on a plain-HTTP connection it
+//! drives itself (`http1.rs`), or for TLS on the connection's pooled reqwest client. rmcp's client would pass
+//! each call through its service task and its transport worker (two hand-offs each way). The supervisor's rmcp connection still
 //! does everything else: `initialize` (which fixes the protocol version and the server's session), the tool
 //! lists and `notifications/tools/list_changed`.
 //!
@@ -10,13 +10,15 @@
 
 use std::{
     collections::HashMap,
+    io,
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
     },
 };
 
-use futures::{StreamExt, stream::BoxStream};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
 use parking_lot::Mutex;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use rmcp::{
@@ -27,6 +29,8 @@ use rmcp::{
 };
 use serde::{Deserialize, Serialize};
 use sse_stream::{Sse, SseStream};
+
+use super::http1::{Http1Pool, is_sse};
 
 /// The session id an upstream handed out, shared by the rmcp transport that learns it and the direct calls.
 type SessionSlot = Arc<Mutex<Option<Arc<str>>>>;
@@ -113,12 +117,18 @@ pub(super) enum CallError {
 
 /// The direct caller of one upstream connection.
 pub(super) struct HttpCall {
-    client: reqwest::Client,
-    url: String,
+    sender: Sender,
     /// The configured headers, the media types and `MCP-Protocol-Version`.
     headers: HeaderMap,
     session: SessionSlot,
     next_id: AtomicI64,
+}
+
+/// How calls reach the server: plain HTTP on connections the calling task drives itself (`http1.rs`); TLS on
+/// the pooled reqwest client rmcp's transport uses.
+enum Sender {
+    Plain(Http1Pool),
+    Tls(reqwest::Client, String),
 }
 
 /// One JSON-RPC message of the answer: a response or error (with an id), or a notification or request.
@@ -155,9 +165,13 @@ impl HttpCall {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderValue::from_str(protocol_version)?,
         );
+        let parsed: hyper::Uri = url.parse()?;
+        let sender = match parsed.scheme_str() {
+            Some("http") => Sender::Plain(Http1Pool::new(&parsed)?),
+            _ => Sender::Tls(noting.client.clone(), url.to_string()),
+        };
         Ok(HttpCall {
-            client: noting.client.clone(),
-            url: url.to_string(),
+            sender,
             headers,
             session: noting.session.clone(),
             // Ids apart from rmcp's own (which count up from 0) on the same session.
@@ -181,32 +195,43 @@ impl HttpCall {
             },
         })
         .map_err(|e| CallError::Lost(e.to_string()))?;
-        let mut request = self
-            .client
-            .post(&self.url)
-            .headers(self.headers.clone())
-            .body(body);
-        let session = self.session.lock().clone();
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session.as_ref());
+        let mut headers = self.headers.clone();
+        if let Some(session) = self.session.lock().clone() {
+            let session =
+                HeaderValue::from_str(&session).map_err(|e| CallError::Lost(e.to_string()))?;
+            headers.insert(HeaderName::from_static("mcp-session-id"), session);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| CallError::Lost(e.to_string()))?;
-        let status = response.status();
+        let lost = |e: &dyn std::fmt::Display| CallError::Lost(e.to_string());
+        let (status, sse, mut body): (_, _, BoxStream<'_, io::Result<Bytes>>) = match &self.sender {
+            Sender::Plain(pool) => {
+                let answer = pool.post(headers, body).await.map_err(|e| lost(&e))?;
+                (
+                    answer.status,
+                    is_sse(&answer.headers),
+                    answer.into_body().boxed(),
+                )
+            }
+            Sender::Tls(client, url) => {
+                let response = client
+                    .post(url)
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| lost(&e))?;
+                let (status, sse) = (response.status(), is_sse(response.headers()));
+                let body = response.bytes_stream().map_err(io::Error::other);
+                (status, sse, body.boxed())
+            }
+        };
         if !status.is_success() {
             return Err(CallError::Lost(format!("HTTP status {status}")));
         }
-        let is_sse = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        if is_sse {
+        if sse {
             // Read event by event: the answer counts as soon as its event arrives.
-            let mut events = SseStream::from_bytes_stream(response.bytes_stream());
+            let mut events = SseStream::from_bytes_stream(body);
             while let Some(event) = events.next().await {
-                let event = event.map_err(|e| CallError::Lost(e.to_string()))?;
+                let event = event.map_err(|e| lost(&e))?;
                 let Some(data) = event.data.filter(|d| !d.is_empty()) else {
                     continue;
                 };
@@ -215,10 +240,10 @@ impl HttpCall {
                 }
             }
         } else {
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| CallError::Lost(e.to_string()))?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                bytes.extend_from_slice(&chunk.map_err(|e| lost(&e))?);
+            }
             if let Some(answer) = answer_to(id, &bytes) {
                 return answer;
             }

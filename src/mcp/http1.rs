@@ -1,0 +1,338 @@
+//! Plain-HTTP/1.1 connections to one upstream, each driven by the task that uses it. reqwest (and hyper's
+//! pooled client under it) runs every connection as a task of its own, so a call crosses tasks twice, and at
+//! low load that often means waking another thread; here the calling task polls the connection itself while
+//! it waits for the answer, and an idle connection waits in a list until the next call takes it.
+//!
+//! TLS upstreams (`https://`) stay on reqwest (`http_call.rs`).
+
+use std::{
+    future::poll_fn,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use futures::Stream;
+use http_body_util::Full;
+use hyper::{
+    Request, StatusCode,
+    body::{Body, Incoming},
+    client::conn::http1::{self, Connection, SendRequest},
+    header::{CONTENT_TYPE, HOST, HeaderMap, HeaderValue},
+};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+
+/// How many idle connections are kept; more are closed when their call ends.
+const MAX_IDLE: usize = 64;
+
+/// The connections to one `http://host:port`.
+pub(super) struct Http1Pool {
+    /// `host:port`, to connect to.
+    address: String,
+    /// The Host header: the URL's authority.
+    host: HeaderValue,
+    /// The path and query every call is posted to.
+    path: String,
+    idle: Mutex<Vec<Conn>>,
+}
+
+struct Conn {
+    send: SendRequest<Full<Bytes>>,
+    io: Connection<TokioIo<TcpStream>, Full<Bytes>>,
+    /// The connection's future has finished (closed, or failed); it is not polled again.
+    io_ended: bool,
+}
+
+impl Conn {
+    /// Polls the connection (writing the request, reading the answer into the body's channel), then `ready`.
+    /// Whether the connection has ended is returned beside: after it ends, nothing new arrives.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ready: impl FnOnce(&mut SendRequest<Full<Bytes>>, &mut Context<'_>) -> Poll<T>,
+    ) -> (bool, Poll<T>) {
+        if !self.io_ended {
+            self.io_ended = Pin::new(&mut self.io).poll(cx).is_ready();
+        }
+        (self.io_ended, ready(&mut self.send, cx))
+    }
+}
+
+/// An upstream's answer: its status, its headers, and its body, read as the caller polls it.
+pub(super) struct Answer<'p> {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    body: DrivenBody<'p>,
+}
+
+impl<'p> Answer<'p> {
+    pub(super) fn into_body(self) -> DrivenBody<'p> {
+        self.body
+    }
+}
+
+/// The body of an answer; polling it drives its connection. Once read to its end, the connection goes back to
+/// the pool; dropped before that (an SSE stream left open after the answer's event), it is closed.
+pub(super) struct DrivenBody<'p> {
+    pool: &'p Http1Pool,
+    conn: Option<Conn>,
+    body: Incoming,
+    ended: bool,
+}
+
+impl Stream for DrivenBody<'_> {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let (ended, frame) =
+                conn.poll_with(cx, |_, cx| Pin::new(&mut this.body).poll_frame(cx));
+            match frame {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => return Poll::Ready(Some(Ok(data))),
+                    Err(_trailers) => continue,
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(io::Error::other(e))));
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    if ended {
+                        this.conn = None;
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending if ended => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(io::Error::other(
+                        "the connection ended in the middle of the answer",
+                    ))));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for DrivenBody<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.ended
+            && !conn.io_ended
+        {
+            let mut idle = self.pool.idle.lock();
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+impl Http1Pool {
+    /// The pool for `url`, which must be `http://` with a host.
+    pub(super) fn new(url: &hyper::Uri) -> anyhow::Result<Http1Pool> {
+        anyhow::ensure!(url.scheme_str() == Some("http"), "not an http:// URL");
+        let authority = url
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("the URL has no host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        Ok(Http1Pool {
+            address: format!("{}:{port}", authority.host()),
+            host: HeaderValue::from_str(authority.as_str())?,
+            path: url
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Posts `body` with `headers`; the answer's body is read through the returned [`Answer`].
+    pub(super) async fn post(
+        &self,
+        mut headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> io::Result<Answer<'_>> {
+        let mut request = Request::post(&self.path)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(io::Error::other)?;
+        headers.insert(HOST, self.host.clone());
+        *request.headers_mut() = headers;
+        let mut conn = self.ready_conn().await?;
+        let mut response = Box::pin(conn.send.send_request(request));
+        let response = poll_fn(
+            |cx| match conn.poll_with(cx, |_, cx| response.as_mut().poll(cx)) {
+                (_, Poll::Ready(r)) => Poll::Ready(r.map_err(io::Error::other)),
+                (true, Poll::Pending) => Poll::Ready(Err(io::Error::other(
+                    "the connection ended before the answer",
+                ))),
+                (false, Poll::Pending) => Poll::Pending,
+            },
+        )
+        .await?;
+        let (parts, body) = response.into_parts();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: DrivenBody {
+                pool: self,
+                conn: Some(conn),
+                ended: body.is_end_stream(),
+                body,
+            },
+        })
+    }
+
+    /// An idle connection that can take a request, or a new one.
+    async fn ready_conn(&self) -> io::Result<Conn> {
+        loop {
+            let Some(mut conn) = self.idle.lock().pop() else {
+                break;
+            };
+            // An idle connection the server has closed ends here, before anything is sent on it.
+            let ready = poll_fn(|cx| match conn.poll_with(cx, SendRequest::poll_ready) {
+                (_, Poll::Ready(r)) => Poll::Ready(r.is_ok()),
+                (true, Poll::Pending) => Poll::Ready(false),
+                (false, Poll::Pending) => Poll::Pending,
+            })
+            .await;
+            if ready {
+                return Ok(conn);
+            }
+        }
+        let stream = TcpStream::connect(&self.address).await?;
+        stream.set_nodelay(true)?;
+        let (send, io) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(io::Error::other)?;
+        Ok(Conn {
+            send,
+            io,
+            io_ended: false,
+        })
+    }
+}
+
+/// Whether an answer's Content-Type is SSE.
+pub(super) fn is_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use futures::{StreamExt, stream};
+    use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+    use hyper::{Response, body::Frame, service::service_fn};
+
+    use super::*;
+
+    /// A server on a free port answering every request with `answer()`; the count is of accepted connections.
+    async fn server(
+        answer: fn() -> Response<BoxBody<Bytes, io::Error>>,
+    ) -> (hyper::Uri, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |_| async move { Ok::<_, io::Error>(answer()) }),
+                ));
+            }
+        });
+        (url.parse().unwrap(), accepted)
+    }
+
+    fn full(text: &'static str) -> BoxBody<Bytes, io::Error> {
+        Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed()
+    }
+
+    async fn post_and_read(pool: &Http1Pool) -> (StatusCode, String) {
+        let answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
+        let status = answer.status;
+        let mut body = answer.into_body();
+        let mut text = String::new();
+        while let Some(chunk) = body.next().await {
+            text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+        (status, text)
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_its_end_is_used_again() {
+        let (url, accepted) = server(|| Response::new(full("one answer"))).await;
+        let pool = Http1Pool::new(&url).unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                post_and_read(&pool).await,
+                (StatusCode::OK, "one answer".to_string())
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closes_is_not_used_again() {
+        let (url, accepted) = server(|| {
+            Response::builder()
+                .header("connection", "close")
+                .body(full("last"))
+                .unwrap()
+        })
+        .await;
+        let pool = Http1Pool::new(&url).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                post_and_read(&pool).await,
+                (StatusCode::OK, "last".to_string())
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_left_open_closes_its_connection() {
+        // One event, then the stream stays open, as an SSE answer may.
+        let (url, accepted) = server(|| {
+            let events = stream::iter([Ok(Frame::data(Bytes::from("data: 1\n\n")))])
+                .chain(stream::pending());
+            Response::new(BodyExt::boxed(StreamBody::new(events)))
+        })
+        .await;
+        let pool = Http1Pool::new(&url).unwrap();
+        for _ in 0..2 {
+            let answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
+            let mut body = answer.into_body();
+            assert_eq!(body.next().await.unwrap().unwrap(), "data: 1\n\n");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert!(pool.idle.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        drop(listener);
+        let pool = Http1Pool::new(&url.parse().unwrap()).unwrap();
+        assert!(pool.post(HeaderMap::new(), Vec::new()).await.is_err());
+    }
+}
