@@ -1,7 +1,10 @@
 //! `/mcp`: the MCP gateway over Streamable HTTP (rmcp's server, stateless, JSON responses), behind this
 //! project's bearer tokens; and the RFC 9728 protected-resource metadata that tells clients where to get them.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{
     Router,
@@ -15,6 +18,7 @@ use rmcp::transport::streamable_http_server::{
 };
 use serde::Serialize;
 use serde_json::json;
+use tower::Service;
 
 use super::{
     error::{AppError, AppResult},
@@ -64,11 +68,11 @@ pub fn router(state: &AppState) -> Routes {
     config.legacy_session_mode = false;
     config.json_response = true;
     config.allowed_origins = state.config.cors_origins.clone();
-    let service = StreamableHttpService::new(
+    let service = SharedRmcp(Arc::new(StreamableHttpService::new(
         move || Ok(gateway.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
-    );
+    )));
     // Only the gateway sits behind `require_bearer`; the JSON API below authenticates in its extractors. The
     // direct path runs after the bearer check and before rmcp.
     let gateway = Router::new()
@@ -91,6 +95,29 @@ pub fn router(state: &AppState) -> Routes {
             "/.well-known/oauth-protected-resource/mcp",
             resource_metadata,
         )
+}
+
+type RmcpService = StreamableHttpService<Gateway, LocalSessionManager>;
+
+/// rmcp's service behind an `Arc`. axum clones a route's service for every request, and cloning rmcp's copies
+/// its configuration (host lists, a cancellation token); behind the `Arc` it is only cloned when it is called,
+/// which the direct path spares most requests.
+#[derive(Clone)]
+struct SharedRmcp(Arc<RmcpService>);
+
+impl Service<Request> for SharedRmcp {
+    type Response = <RmcpService as Service<Request>>::Response;
+    type Error = <RmcpService as Service<Request>>::Error;
+    type Future = <RmcpService as Service<Request>>::Future;
+
+    /// rmcp's service is always ready.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        RmcpService::clone(&self.0).call(request)
+    }
 }
 
 fn metadata_url(state: &AppState) -> String {
