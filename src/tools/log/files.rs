@@ -14,27 +14,30 @@ pub struct Files {
 }
 
 impl Files {
-    /// Appends each (JSON line, text lines) pair to the two files, rotating either first when it is full.
+    /// Appends each (JSON line, text lines) pair to the two files, rotating either first when it is full. Each
+    /// file gets the whole batch in one write.
     pub(super) fn append(&self, lines: &[(String, String)]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let json_path = self.dir.join("tool_calls.json");
-        let text_path = self.dir.join("tool_calls.log");
-        rotate(&json_path, self.max_bytes)?;
-        rotate(&text_path, self.max_bytes)?;
-        let mut json = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&json_path)?;
-        let mut text = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&text_path)?;
+        let mut json = String::with_capacity(lines.iter().map(|(j, _)| j.len() + 1).sum());
+        let mut text = String::with_capacity(lines.iter().map(|(_, t)| t.len()).sum());
         for (j, t) in lines {
-            writeln!(json, "{j}")?;
-            text.write_all(t.as_bytes())?;
+            json.push_str(j);
+            json.push('\n');
+            text.push_str(t);
         }
-        Ok(())
+        append_to(&self.dir.join("tool_calls.json"), &json, self.max_bytes)?;
+        append_to(&self.dir.join("tool_calls.log"), &text, self.max_bytes)
     }
+}
+
+/// Appends `data` to the file at `path`, rotating it first when it is full.
+fn append_to(path: &Path, data: &str, max_bytes: u64) -> std::io::Result<()> {
+    rotate(path, max_bytes)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(data.as_bytes())
 }
 
 /// Past `max_bytes`, the file moves to `NAME.1` (replacing an older one) and a new file starts.
