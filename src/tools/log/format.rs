@@ -102,19 +102,25 @@ struct Escaped<'a>(&'a str);
 
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write as _;
-        for c in self.0.chars() {
-            match c {
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
-                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
-                }
-                c => f.write_char(c)?,
+        // Runs of plain characters are written whole; only the characters to escape are written one by one.
+        let mut plain_from = 0;
+        for (at, c) in self.0.char_indices() {
+            let escape = match c {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => "",
+                _ => continue,
+            };
+            f.write_str(&self.0[plain_from..at])?;
+            if escape.is_empty() {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            } else {
+                f.write_str(escape)?;
             }
+            plain_from = at + c.len_utf8();
         }
-        Ok(())
+        f.write_str(&self.0[plain_from..])
     }
 }
 
