@@ -110,7 +110,7 @@ async fn write_batch(db: Db, files: Option<Files>, entries: Vec<Entry>) {
     if let Some(files) = files {
         let lines: Vec<(String, String)> = entries
             .iter()
-            .map(|e| (json_line(e).to_string(), text_lines(e)))
+            .map(|e| (json_line(e), text_lines(e)))
             .collect();
         let written = tokio::task::spawn_blocking(move || files.append(&lines)).await;
         if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {

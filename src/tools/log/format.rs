@@ -2,7 +2,10 @@
 //! human-readable lines of `tool_calls.log`, where every value is escaped so that no text a model or a tool
 //! chose can start a line of its own. Pure functions of an `Entry`: nothing here writes.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{CallStatus, Entry};
 
@@ -45,28 +48,56 @@ fn timestamp(ms: i64, format: &str) -> String {
     }
 }
 
-/// One line of `tool_calls.json`, field for field as seed 000 wrote it.
-pub fn json_line(entry: &Entry) -> Value {
+/// One line of `tool_calls.json`, field for field as seed 000 wrote it, the keys in alphabetical order (as
+/// they always were). Serialized straight from the entry: no JSON tree is built per call.
+pub fn json_line(entry: &Entry) -> String {
     let length = entry.result.chars().count();
-    let mut line = json!({
-        "timestamp": timestamp(entry.at_ms, "iso"),
-        "session_id": short_session(entry),
-        "tool_name": entry.tool_name,
-        "arguments": entry.arguments,
-        "status": entry.status,
-        "duration_ms": entry.duration_ms,
-        "result": if length > JSON_RESULT_CHARS {
-            format!("{}... (truncated)", entry.result.chars().take(JSON_RESULT_CHARS).collect::<String>())
-        } else {
-            entry.result.clone()
+    let truncated = length > JSON_RESULT_CHARS;
+    let line = JsonLine {
+        arguments: &entry.arguments,
+        duration_ms: entry.duration_ms,
+        error: entry.error.as_deref(),
+        metadata: Metadata {
+            api: entry.api.as_deref(),
+            model: entry.model.as_deref(),
+            tool_call_id: entry.tool_call_id.as_deref(),
         },
-        "error": entry.error,
-        "metadata": { "model": entry.model, "api": entry.api, "tool_call_id": entry.tool_call_id },
-    });
-    if length > JSON_RESULT_CHARS {
-        line["result_length"] = json!(length);
-    }
-    line
+        result: if truncated {
+            let kept: String = entry.result.chars().take(JSON_RESULT_CHARS).collect();
+            Cow::Owned(format!("{kept}... (truncated)"))
+        } else {
+            Cow::Borrowed(&entry.result)
+        },
+        result_length: truncated.then_some(length),
+        session_id: short_session(entry),
+        status: entry.status,
+        timestamp: timestamp(entry.at_ms, "iso"),
+        tool_name: &entry.tool_name,
+    };
+    // Only strings, numbers and a JSON value: serializing cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    arguments: &'a Value,
+    duration_ms: f64,
+    error: Option<&'a str>,
+    metadata: Metadata<'a>,
+    result: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_length: Option<usize>,
+    session_id: String,
+    status: CallStatus,
+    timestamp: String,
+    tool_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    api: Option<&'a str>,
+    model: Option<&'a str>,
+    tool_call_id: Option<&'a str>,
 }
 
 /// The lines of `tool_calls.log`. Every value goes through [`Escaped`], so nothing a model or a tool chose can
@@ -126,6 +157,8 @@ impl std::fmt::Display for Escaped<'_> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::tools::log::redact;
 
@@ -155,8 +188,11 @@ mod tests {
 
     #[test]
     fn the_json_line_has_the_seed_fields_and_truncates_long_results() {
-        let line = json_line(&entry("8"));
-        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        let text = json_line(&entry("8"));
+        let line: Value = serde_json::from_str(&text).unwrap();
+        // The keys in the order they are written.
+        let mut keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        keys.sort_by_key(|k| text.find(&format!("\"{k}\":")).unwrap());
         assert_eq!(
             keys,
             [
@@ -176,7 +212,8 @@ mod tests {
             line["metadata"],
             json!({ "model": "m", "api": "openai", "tool_call_id": "call_1" })
         );
-        let long = json_line(&entry(&"x".repeat(1500)));
+        assert!(line.get("result_length").is_none());
+        let long: Value = serde_json::from_str(&json_line(&entry(&"x".repeat(1500)))).unwrap();
         assert_eq!(long["result_length"], json!(1500));
         assert!(
             long["result"]
