@@ -3,7 +3,7 @@
 //! low load that often means waking another thread; here the calling task polls the connection itself while
 //! it waits for the answer, and an idle connection waits in a list until the next call takes it.
 //!
-//! TLS upstreams (`https://`) stay on reqwest (`http_call.rs`).
+//! TLS upstreams (`https://`), URLs with credentials and proxied ones stay on reqwest (`http_call.rs`).
 
 use std::{
     future::poll_fn,
@@ -137,12 +137,16 @@ impl Drop for DrivenBody<'_> {
 }
 
 impl Http1Pool {
-    /// The pool for `url`, which must be `http://` with a host.
+    /// The pool for `url`, which must be `http://` with a host and no credentials.
     pub(super) fn new(url: &hyper::Uri) -> anyhow::Result<Http1Pool> {
         anyhow::ensure!(url.scheme_str() == Some("http"), "not an http:// URL");
         let authority = url
             .authority()
             .ok_or_else(|| anyhow::anyhow!("the URL has no host"))?;
+        anyhow::ensure!(
+            !authority.as_str().contains('@'),
+            "the URL carries credentials"
+        );
         let port = authority.port_u16().unwrap_or(80);
         Ok(Http1Pool {
             address: format!("{}:{port}", authority.host()),
@@ -325,6 +329,22 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert!(pool.idle.lock().is_empty());
+    }
+
+    #[test]
+    fn only_a_plain_url_without_credentials_gets_a_pool() {
+        let pool = |url: &str| Http1Pool::new(&url.parse().unwrap());
+        let plain = pool("http://127.0.0.1:8931/mcp?x=1").unwrap();
+        assert_eq!(
+            (plain.address.as_str(), plain.path.as_str()),
+            ("127.0.0.1:8931", "/mcp?x=1")
+        );
+        assert_eq!(
+            pool("http://example.test").unwrap().address,
+            "example.test:80"
+        );
+        assert!(pool("https://example.test/mcp").is_err());
+        assert!(pool("http://user:secret@example.test/mcp").is_err());
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
-//! A `tools/call` to a Streamable HTTP upstream, sent straight by the calling task: on a plain-HTTP connection it
-//! drives itself (`http1.rs`), or for TLS on the connection's pooled reqwest client. rmcp's client would pass
-//! each call through its service task and its transport worker (two hand-offs each way). The supervisor's rmcp connection still
-//! does everything else: `initialize` (which fixes the protocol version and the server's session), the tool
+//! A `tools/call` to a Streamable HTTP upstream, sent straight by the calling task: on a plain-HTTP connection
+//! it drives itself (`http1.rs`), else on the connection's pooled reqwest client. rmcp's client would pass each
+//! call through its service task and its transport worker (two hand-offs each way). The supervisor's rmcp
+//! connection still does everything else: `initialize` (which fixes the protocol version and the server's session), the tool
 //! lists and `notifications/tools/list_changed`.
 //!
 //! Warden's upstream connections open with `initialize`, so the version is one from before 2026-07-28, and a
@@ -124,11 +124,19 @@ pub(super) struct HttpCall {
     next_id: AtomicI64,
 }
 
-/// How calls reach the server: plain HTTP on connections the calling task drives itself (`http1.rs`); TLS on
-/// the pooled reqwest client rmcp's transport uses.
+/// How calls reach the server: plain HTTP on connections the calling task drives itself (`http1.rs`); TLS, a URL
+/// with credentials in it, or a proxy set in the environment, on the pooled reqwest client rmcp's transport uses
+/// (which honours them).
 enum Sender {
     Plain(Http1Pool),
-    Tls(reqwest::Client, String),
+    Reqwest(reqwest::Client, String),
+}
+
+/// Whether the environment names a proxy for plain HTTP, which reqwest (and so rmcp's transport) would use.
+fn http_proxy_set() -> bool {
+    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
 /// One JSON-RPC message of the answer: a response or error (with an id), or a notification or request.
@@ -165,10 +173,14 @@ impl HttpCall {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderValue::from_str(protocol_version)?,
         );
-        let parsed: hyper::Uri = url.parse()?;
-        let sender = match parsed.scheme_str() {
-            Some("http") => Sender::Plain(Http1Pool::new(&parsed)?),
-            _ => Sender::Tls(noting.client.clone(), url.to_string()),
+        let plain = url
+            .parse::<hyper::Uri>()
+            .ok()
+            .filter(|_| !http_proxy_set())
+            .and_then(|uri| Http1Pool::new(&uri).ok());
+        let sender = match plain {
+            Some(pool) => Sender::Plain(pool),
+            None => Sender::Reqwest(noting.client.clone(), url.to_string()),
         };
         Ok(HttpCall {
             sender,
@@ -211,7 +223,7 @@ impl HttpCall {
                     answer.into_body().boxed(),
                 )
             }
-            Sender::Tls(client, url) => {
+            Sender::Reqwest(client, url) => {
                 let response = client
                     .post(url)
                     .headers(headers)
