@@ -11,7 +11,9 @@
 //! Labels are bounded: a route is its template (`/api/users/{id}`), never the raw path; a tool is a catalog
 //! name; a server is a configured upstream.
 
-use std::sync::OnceLock;
+use std::{cell::RefCell, collections::HashMap, sync::OnceLock};
+
+use metrics::{Counter, Histogram};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -115,16 +117,41 @@ impl Metrics {
 
 /// Records one answered HTTP request. `route` is the matched template (or `unmatched`).
 pub fn record_request(method: &'static str, route: &'static str, status: u16, seconds: f64) {
-    metrics::counter!(
-        HTTP_REQUESTS,
-        "method" => method,
-        "route" => route,
-        "status" => status_label(status),
-        "class" => class_label(status),
-    )
-    .increment(1);
-    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route).record(seconds);
+    let series = || {
+        let requests = metrics::counter!(
+            HTTP_REQUESTS,
+            "method" => method,
+            "route" => route,
+            "status" => status_label(status),
+            "class" => class_label(status),
+        );
+        let duration = metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route);
+        (requests, duration)
+    };
+    // Before the recorder is installed a handle counts nowhere, so none is kept.
+    if HANDLE.get().is_none() {
+        let (requests, duration) = series();
+        requests.increment(1);
+        duration.record(seconds);
+        return;
+    }
+    REQUEST_SERIES.with_borrow_mut(|known| {
+        let (requests, duration) = known.entry((method, route, status)).or_insert_with(series);
+        requests.increment(1);
+        duration.record(seconds);
+    });
 }
+
+thread_local! {
+    /// The request series' handles by (method, route, status), kept per thread: building a series' key (its label
+    /// list) and finding it in the recorder's registry cost more than the count itself. Routes are templates and
+    /// statuses few, so the map stays small.
+    static REQUEST_SERIES: RefCell<HashMap<RequestSeries, (Counter, Histogram)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// A request series: method, route template, status.
+type RequestSeries = (&'static str, &'static str, u16);
 
 /// Records one login outcome, from its audit event name.
 pub fn record_login(event: &str) {
