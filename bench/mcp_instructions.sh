@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Warden benchmark, S3 by instruction count: the CPU instructions `warden serve` executes (user space, counted by
-# valgrind's callgrind, which does not depend on what else the machine is doing) per MCP `tools/call` through
-# `/mcp` to `warden bench-mcp-upstream`, over CALLS calls from one keep-alive client after a warm-up.
-# Background work that the calls cause in the window (the tool-call log and request-log writers) is counted too.
-# Use it to compare two builds on this noisy 2-core machine, where wrk's throughput swings ±10% between runs;
-# it does not count the kernel's share (system calls, loopback TCP), which bench/mcp.sh's throughput includes.
+# valgrind's callgrind, which does not count time) per MCP `tools/call` through `/mcp` to `warden
+# bench-mcp-upstream`, over CALLS calls from one keep-alive client after a warm-up.
+# Background work that the calls cause in the window (the tool-call log and request-log writers) is counted too,
+# and its cost per call depends on how many rows each batch gathers, which depends on timing: run it on a quiet
+# machine (a compile beside it doubled the request log's share). Use it to compare two builds on this 2-core
+# machine, where wrk's throughput swings ±10% between runs; it does not count the kernel's share (system calls,
+# loopback TCP), which bench/mcp.sh's throughput includes.
 # valgrind hides the CPU's SHA extensions, so token verification weighs more here than on the real CPU.
 #
 # Usage: bench/mcp_instructions.sh                 (builds the release binary first)
