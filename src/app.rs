@@ -464,6 +464,11 @@ async fn serve(listener: TcpListener, router: Router, config: &Config, stop: Can
             tracing::debug!(peer = %peer.ip(), "connection closed: too many from this address");
             continue;
         };
+        // Each response and each streamed event goes out when written: with Nagle's algorithm, a chat stream's
+        // second small event would wait for the client's delayed acknowledgement of the first (up to 40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
         let router = router.clone();
         // The ClientIp extractor reads the peer address from here, as with axum's own server.
         let service = service_fn(move |mut request: Request<Incoming>| {
