@@ -5,9 +5,12 @@
 //! refresh tokens are opaque random values that are not JWTs at all. Django simplejwt tokens are verified with
 //! their own key and accepted only as `token_type == "access"`.
 
+use std::collections::HashMap;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -68,6 +71,23 @@ pub struct TokenKeys {
     /// Keyed once; cloned per token (saves hashing the key on every request).
     mac: Hmac<Sha256>,
     django: Option<(DecodingKey, Validation)>,
+    /// Tokens this key verified, by their exact text: the signature and claims are checked on a token's first
+    /// use; later uses find it here and face the kind and time rules again. Only valid tokens enter (junk cannot
+    /// fill it), and it is emptied when full.
+    known: Mutex<HashMap<Box<str>, Known>>,
+}
+
+/// How many verified tokens are remembered (a few hundred bytes each).
+const MAX_KNOWN: usize = 4096;
+
+/// What a verified token said, for its next uses.
+struct Known {
+    kind: TokenKind,
+    sub: String,
+    sid: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
 }
 
 /// The one header this server signs and accepts, byte for byte: `{"typ":"JWT","alg":"HS256"}`. Comparing
@@ -90,6 +110,7 @@ impl TokenKeys {
             issuer: issuer.to_string(),
             mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
             django,
+            known: Mutex::new(HashMap::new()),
         }
     }
 
@@ -134,6 +155,16 @@ impl TokenKeys {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejected);
         }
+        if let Some(known) = self.known.lock().get(token) {
+            let valid = known.kind == kind
+                && times_ok(Some(known.iat), Some(known.nbf), known.exp, now_secs);
+            return valid
+                .then(|| Verified {
+                    sub: known.sub.clone(),
+                    sid: known.sid.clone(),
+                })
+                .ok_or(Rejected);
+        }
         let (signing_input, signature) = token.rsplit_once('.').ok_or(Rejected)?;
         let (header, payload) = signing_input.split_once('.').ok_or(Rejected)?;
         if header != HEADER_B64 || payload.contains('.') {
@@ -153,10 +184,24 @@ impl TokenKeys {
         {
             return Err(Rejected);
         }
-        Ok(Verified {
+        let known = Known {
+            kind,
             sub: claims.sub.to_string(),
             sid: claims.sid.to_string(),
-        })
+            iat: claims.iat,
+            nbf: claims.nbf,
+            exp: claims.exp,
+        };
+        let verified = Verified {
+            sub: known.sub.clone(),
+            sid: known.sid.clone(),
+        };
+        let mut remembered = self.known.lock();
+        if remembered.len() >= MAX_KNOWN {
+            remembered.clear();
+        }
+        remembered.insert(token.into(), known);
+        Ok(verified)
     }
 
     /// Verifies a Django simplejwt access token; returns its `user_id` as text and its `jti`.
@@ -267,6 +312,34 @@ mod tests {
             NOW
         ));
         assert!(times_ok(None, None, NOW + 900, NOW));
+    }
+
+    #[test]
+    fn a_remembered_token_still_faces_every_rule_and_the_memory_stays_bounded() {
+        let k = keys();
+        let t = k.issue(TokenKind::Access, "u1", "s1", NOW, NOW + 900);
+        assert!(k.verify(&t, TokenKind::Access, NOW).is_ok());
+        assert_eq!(k.known.lock().len(), 1);
+        // Its next uses are answered from memory: the same claims, and the kind and time rules again.
+        let c = k.verify(&t, TokenKind::Access, NOW + 1).unwrap();
+        assert_eq!((c.sub.as_str(), c.sid.as_str()), ("u1", "s1"));
+        assert!(k.verify(&t, TokenKind::Session, NOW).is_err());
+        assert!(k.verify(&t, TokenKind::Mfa, NOW).is_err());
+        assert!(
+            k.verify(&t, TokenKind::Access, NOW + 900 + LEEWAY_SECS)
+                .is_err()
+        );
+        // A token one character away from a remembered one is checked, and refused.
+        let middle = t.len() / 2;
+        let swapped = if &t[middle..=middle] == "A" { "B" } else { "A" };
+        let forged = format!("{}{swapped}{}", &t[..middle], &t[middle + 1..]);
+        assert!(k.verify(&forged, TokenKind::Access, NOW).is_err());
+        assert_eq!(k.known.lock().len(), 1, "refused tokens are not remembered");
+        for i in 0..=MAX_KNOWN {
+            let t = k.issue(TokenKind::Access, "u1", &format!("s{i}"), NOW, NOW + 900);
+            assert!(k.verify(&t, TokenKind::Access, NOW).is_ok());
+        }
+        assert!(k.known.lock().len() <= MAX_KNOWN);
     }
 
     #[test]
