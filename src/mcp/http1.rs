@@ -19,7 +19,7 @@ use hyper::{
     Request, StatusCode,
     body::{Body, Incoming},
     client::conn::http1::{self, Connection, SendRequest},
-    header::{CONTENT_TYPE, HOST, HeaderMap, HeaderValue},
+    header::{HOST, HeaderMap, HeaderValue},
 };
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
@@ -47,17 +47,13 @@ struct Conn {
 }
 
 impl Conn {
-    /// Polls the connection (writing the request, reading the answer into the body's channel), then `ready`.
-    /// Whether the connection has ended is returned beside: after it ends, nothing new arrives.
-    fn poll_with<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        ready: impl FnOnce(&mut SendRequest<Full<Bytes>>, &mut Context<'_>) -> Poll<T>,
-    ) -> (bool, Poll<T>) {
+    /// Polls the connection (writing the request, reading the answer into the body's channel); whether it has
+    /// ended, after which nothing new arrives. Callers poll what they wait for right after.
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
         if !self.io_ended {
             self.io_ended = Pin::new(&mut self.io).poll(cx).is_ready();
         }
-        (self.io_ended, ready(&mut self.send, cx))
+        self.io_ended
     }
 }
 
@@ -65,13 +61,7 @@ impl Conn {
 pub(super) struct Answer<'p> {
     pub(super) status: StatusCode,
     pub(super) headers: HeaderMap,
-    body: DrivenBody<'p>,
-}
-
-impl<'p> Answer<'p> {
-    pub(super) fn into_body(self) -> DrivenBody<'p> {
-        self.body
-    }
+    pub(super) body: DrivenBody<'p>,
 }
 
 /// The body of an answer; polling it drives its connection. Once read to its end, the connection goes back to
@@ -80,7 +70,7 @@ pub(super) struct DrivenBody<'p> {
     pool: &'p Http1Pool,
     conn: Option<Conn>,
     body: Incoming,
-    ended: bool,
+    read_to_end: bool,
 }
 
 impl Stream for DrivenBody<'_> {
@@ -92,9 +82,8 @@ impl Stream for DrivenBody<'_> {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            let (ended, frame) =
-                conn.poll_with(cx, |_, cx| Pin::new(&mut this.body).poll_frame(cx));
-            match frame {
+            let io_ended = conn.poll_io(cx);
+            match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => return Poll::Ready(Some(Ok(data))),
                     Err(_trailers) => continue,
@@ -104,13 +93,10 @@ impl Stream for DrivenBody<'_> {
                     return Poll::Ready(Some(Err(io::Error::other(e))));
                 }
                 Poll::Ready(None) => {
-                    this.ended = true;
-                    if ended {
-                        this.conn = None;
-                    }
+                    this.read_to_end = true;
                     return Poll::Ready(None);
                 }
-                Poll::Pending if ended => {
+                Poll::Pending if io_ended => {
                     this.conn = None;
                     return Poll::Ready(Some(Err(io::Error::other(
                         "the connection ended in the middle of the answer",
@@ -125,7 +111,7 @@ impl Stream for DrivenBody<'_> {
 impl Drop for DrivenBody<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take()
-            && self.ended
+            && self.read_to_end
             && !conn.io_ended
         {
             let mut idle = self.pool.idle.lock();
@@ -171,15 +157,16 @@ impl Http1Pool {
         *request.headers_mut() = headers;
         let mut conn = self.ready_conn().await?;
         let mut response = Box::pin(conn.send.send_request(request));
-        let response = poll_fn(
-            |cx| match conn.poll_with(cx, |_, cx| response.as_mut().poll(cx)) {
-                (_, Poll::Ready(r)) => Poll::Ready(r.map_err(io::Error::other)),
-                (true, Poll::Pending) => Poll::Ready(Err(io::Error::other(
+        let response = poll_fn(|cx| {
+            let io_ended = conn.poll_io(cx);
+            match response.as_mut().poll(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(io::Error::other)),
+                Poll::Pending if io_ended => Poll::Ready(Err(io::Error::other(
                     "the connection ended before the answer",
                 ))),
-                (false, Poll::Pending) => Poll::Pending,
-            },
-        )
+                Poll::Pending => Poll::Pending,
+            }
+        })
         .await?;
         let (parts, body) = response.into_parts();
         Ok(Answer {
@@ -188,7 +175,7 @@ impl Http1Pool {
             body: DrivenBody {
                 pool: self,
                 conn: Some(conn),
-                ended: body.is_end_stream(),
+                read_to_end: body.is_end_stream(),
                 body,
             },
         })
@@ -201,10 +188,13 @@ impl Http1Pool {
                 break;
             };
             // An idle connection the server has closed ends here, before anything is sent on it.
-            let ready = poll_fn(|cx| match conn.poll_with(cx, SendRequest::poll_ready) {
-                (_, Poll::Ready(r)) => Poll::Ready(r.is_ok()),
-                (true, Poll::Pending) => Poll::Ready(false),
-                (false, Poll::Pending) => Poll::Pending,
+            let ready = poll_fn(|cx| {
+                let io_ended = conn.poll_io(cx);
+                match conn.send.poll_ready(cx) {
+                    Poll::Ready(r) => Poll::Ready(r.is_ok()),
+                    Poll::Pending if io_ended => Poll::Ready(false),
+                    Poll::Pending => Poll::Pending,
+                }
             })
             .await;
             if ready {
@@ -222,13 +212,6 @@ impl Http1Pool {
             io_ended: false,
         })
     }
-}
-
-/// Whether an answer's Content-Type is SSE.
-pub(super) fn is_sse(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 #[cfg(test)]
@@ -269,47 +252,45 @@ mod tests {
         Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed()
     }
 
-    async fn post_and_read(pool: &Http1Pool) -> (StatusCode, String) {
-        let answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
-        let status = answer.status;
-        let mut body = answer.into_body();
-        let mut text = String::new();
-        while let Some(chunk) = body.next().await {
-            text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    /// Posts `calls` times to a server answering with `answer()`, reading each answer whole; returns the answers'
+    /// statuses and texts and how many connections the server accepted.
+    async fn calls_and_connections(
+        answer: fn() -> Response<BoxBody<Bytes, io::Error>>,
+        calls: usize,
+    ) -> (Vec<(StatusCode, String)>, usize) {
+        let (url, accepted) = server(answer).await;
+        let pool = Http1Pool::new(&url).unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..calls {
+            let mut answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
+            let mut text = String::new();
+            while let Some(chunk) = answer.body.next().await {
+                text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+            }
+            answers.push((answer.status, text));
         }
-        (status, text)
+        (answers, accepted.load(Ordering::SeqCst))
     }
 
     #[tokio::test]
     async fn a_connection_read_to_its_end_is_used_again() {
-        let (url, accepted) = server(|| Response::new(full("one answer"))).await;
-        let pool = Http1Pool::new(&url).unwrap();
-        for _ in 0..3 {
-            assert_eq!(
-                post_and_read(&pool).await,
-                (StatusCode::OK, "one answer".to_string())
-            );
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        let (answers, connections) =
+            calls_and_connections(|| Response::new(full("one answer")), 3).await;
+        assert_eq!(answers, vec![(StatusCode::OK, "one answer".to_string()); 3]);
+        assert_eq!(connections, 1);
     }
 
     #[tokio::test]
     async fn a_connection_the_server_closes_is_not_used_again() {
-        let (url, accepted) = server(|| {
+        let close = || {
             Response::builder()
                 .header("connection", "close")
                 .body(full("last"))
                 .unwrap()
-        })
-        .await;
-        let pool = Http1Pool::new(&url).unwrap();
-        for _ in 0..2 {
-            assert_eq!(
-                post_and_read(&pool).await,
-                (StatusCode::OK, "last".to_string())
-            );
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        };
+        let (answers, connections) = calls_and_connections(close, 2).await;
+        assert_eq!(answers, vec![(StatusCode::OK, "last".to_string()); 2]);
+        assert_eq!(connections, 2);
     }
 
     #[tokio::test]
@@ -323,9 +304,8 @@ mod tests {
         .await;
         let pool = Http1Pool::new(&url).unwrap();
         for _ in 0..2 {
-            let answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
-            let mut body = answer.into_body();
-            assert_eq!(body.next().await.unwrap().unwrap(), "data: 1\n\n");
+            let mut answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
+            assert_eq!(answer.body.next().await.unwrap().unwrap(), "data: 1\n\n");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert!(pool.idle.lock().is_empty());

@@ -30,7 +30,7 @@ use rmcp::{
 use serde::{Deserialize, Serialize};
 use sse_stream::{Sse, SseStream};
 
-use super::http1::{Http1Pool, is_sse};
+use super::http1::Http1Pool;
 
 /// The session id an upstream handed out, shared by the rmcp transport that learns it and the direct calls.
 type SessionSlot = Arc<Mutex<Option<Arc<str>>>>;
@@ -196,6 +196,7 @@ impl HttpCall {
         name: &str,
         arguments: Option<JsonObject>,
     ) -> Result<CallToolResult, CallError> {
+        let lost = |e: &dyn std::fmt::Display| CallError::Lost(e.to_string());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::to_vec(&Call {
             jsonrpc: "2.0",
@@ -206,22 +207,16 @@ impl HttpCall {
                 arguments: arguments.as_ref(),
             },
         })
-        .map_err(|e| CallError::Lost(e.to_string()))?;
+        .map_err(|e| lost(&e))?;
         let mut headers = self.headers.clone();
         if let Some(session) = self.session.lock().clone() {
-            let session =
-                HeaderValue::from_str(&session).map_err(|e| CallError::Lost(e.to_string()))?;
+            let session = HeaderValue::from_str(&session).map_err(|e| lost(&e))?;
             headers.insert(HeaderName::from_static("mcp-session-id"), session);
         }
-        let lost = |e: &dyn std::fmt::Display| CallError::Lost(e.to_string());
         let (status, sse, mut body): (_, _, BoxStream<'_, io::Result<Bytes>>) = match &self.sender {
             Sender::Plain(pool) => {
                 let answer = pool.post(headers, body).await.map_err(|e| lost(&e))?;
-                (
-                    answer.status,
-                    is_sse(&answer.headers),
-                    answer.into_body().boxed(),
-                )
+                (answer.status, is_sse(&answer.headers), answer.body.boxed())
             }
             Sender::Reqwest(client, url) => {
                 let response = client
@@ -262,6 +257,13 @@ impl HttpCall {
         }
         Err(CallError::Lost("no answer to the call".into()))
     }
+}
+
+/// Whether an answer's Content-Type is SSE.
+fn is_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// The body of a `tools/call`, written straight from borrowed parts.
