@@ -172,9 +172,8 @@ pub fn set_active_sessions(count: i64) {
 }
 
 /// Records one tool call.
-pub fn record_tool_call(tool: &str, status: &str) {
-    metrics::counter!(TOOL_CALLS, "tool" => tool.to_string(), "status" => status.to_string())
-        .increment(1);
+pub fn record_tool_call(tool: &str, status: &'static str) {
+    metrics::counter!(TOOL_CALLS, "tool" => tool.to_string(), "status" => status).increment(1);
 }
 
 /// Records one `tools/call` answered on `/mcp`'s direct path.
