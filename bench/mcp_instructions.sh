@@ -4,9 +4,10 @@
 # bench-mcp-upstream`, over CALLS calls from one keep-alive client after a warm-up.
 # Background work that the calls cause in the window (the tool-call log and request-log writers) is counted too,
 # and its cost per call depends on how many rows each batch gathers, which depends on timing: run it on a quiet
-# machine (a compile beside it doubled the request log's share). Use it to compare two builds on this 2-core
-# machine, where wrk's throughput swings ±10% between runs; it does not count the kernel's share (system calls,
-# loopback TCP), which bench/mcp.sh's throughput includes.
+# machine (with a compile beside it the count rose by 5%, and by 11% for GET /api/status, whose request-log
+# writer did twice the work). Use it to compare two builds on this 2-core machine, where wrk's throughput swings
+# ±10% between runs; it does not count the kernel's share (system calls, loopback TCP), which bench/mcp.sh's
+# throughput includes.
 # valgrind hides the CPU's SHA extensions, so token verification weighs more here than on the real CPU.
 #
 # Usage: bench/mcp_instructions.sh                 (builds the release binary first)

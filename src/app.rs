@@ -464,8 +464,9 @@ async fn serve(listener: TcpListener, router: Router, config: &Config, stop: Can
             tracing::debug!(peer = %peer.ip(), "connection closed: too many from this address");
             continue;
         };
-        // Each response and each streamed event goes out when written: with Nagle's algorithm, a chat stream's
-        // second small event would wait for the client's delayed acknowledgement of the first (up to 40 ms).
+        // Each response and each streamed event goes out when written, as most servers do: with Nagle's algorithm
+        // the kernel may hold a small write until the previous one is acknowledged. (On loopback no difference was
+        // measured: 20 streamed tokens 5 ms apart arrived 5.1 ms apart either way.)
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "setting TCP_NODELAY failed");
         }
