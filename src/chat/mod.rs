@@ -132,6 +132,7 @@ impl Chat {
                             &day,
                             &first,
                             now,
+                            None,
                         )
                         .await?;
                     }
@@ -290,20 +291,10 @@ impl Chat {
                 let (user, session, day, messages) =
                     (user.clone(), session.clone(), day.clone(), messages.clone());
                 Box::pin(async move {
-                    let Some(rows) = store::append_messages(
-                        conn, backend, &user, &session, &day, &messages, now,
+                    store::append_messages(
+                        conn, backend, &user, &session, &day, &messages, now, window,
                     )
-                    .await?
-                    else {
-                        return Ok(None);
-                    };
-                    let history = match window {
-                        Some(limit) => {
-                            store::find_history_window(&mut *conn, &session, limit).await?
-                        }
-                        None => Vec::new(),
-                    };
-                    Ok(Some((rows, history)))
+                    .await
                 })
             })
             .await?;

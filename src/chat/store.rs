@@ -1,7 +1,7 @@
 //! The SQL of conversations, messages and daily usage. Every read and write of a conversation names its owner
 //! in the WHERE clause: another user's id finds nothing, exactly like a missing one.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow, Row};
 
 use crate::{
     ids::{ConversationId, UserId},
@@ -162,12 +162,16 @@ pub struct NewMessage {
 }
 
 /// Appends messages to a conversation the user owns and adds their tokens to the conversation and to the user's
-/// day, inside the caller's transaction (a piece of the group commit). Returns the rows as written; `None` if the
+/// day, inside the caller's transaction (a piece of the group commit). Returns the rows as written and, with
+/// `window`, the conversation's last `window` messages after the append (the model's history); `None` if the
 /// conversation is not theirs.
 ///
 /// The conversation's row is updated first: its lock orders concurrent turns of one conversation, and its new
-/// `message_count` numbers the messages. On PostgreSQL the update, the inserts and the usage are one statement
-/// (data-modifying CTEs), one round trip; SQLite has no such CTEs and runs them one by one on its local file.
+/// `message_count` numbers the messages. Each backend does it in as few trips as it allows: on PostgreSQL the
+/// update, the inserts and the usage are one statement (data-modifying CTEs), and the window a second one; on
+/// SQLite, whose statements each cross to the connection's worker thread and back, all of it is one query
+/// string of several statements, one crossing.
+#[allow(clippy::too_many_arguments)]
 pub async fn append_messages(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -176,7 +180,8 @@ pub async fn append_messages(
     day: &str,
     messages: &[NewMessage],
     now: i64,
-) -> sqlx::Result<Option<Vec<MessageRow>>> {
+    window: Option<i64>,
+) -> sqlx::Result<Option<(Vec<MessageRow>, Vec<HistoryRow>)>> {
     let ids: Vec<String> = messages
         .iter()
         .map(|_| uuid::Uuid::now_v7().to_string())
@@ -191,34 +196,42 @@ pub async fn append_messages(
         input: messages.iter().map(|m| m.input_tokens).sum(),
         output: messages.iter().map(|m| m.output_tokens).sum(),
     };
-    let count = match backend {
-        Backend::Postgres => append.in_one_statement(conn).await?,
-        Backend::Sqlite => append.statement_by_statement(conn).await?,
+    let appended = match backend {
+        Backend::Postgres => match append.in_one_statement(conn).await? {
+            Some(count) => {
+                let history = match window {
+                    Some(limit) => find_history_window(&mut *conn, session_id, limit).await?,
+                    None => Vec::new(),
+                };
+                Some((count, history))
+            }
+            None => None,
+        },
+        Backend::Sqlite => append.in_one_query(conn, window).await?,
     };
-    let Some(count) = count else {
+    let Some((count, history)) = appended else {
         return Ok(None);
     };
     let n = append.n();
-    Ok(Some(
-        messages
-            .iter()
-            .zip(ids)
-            .zip(1..)
-            .map(|((m, id), i)| MessageRow {
-                id,
-                session_id: ConversationId::from(session_id),
-                seq: count - n + i,
-                role: m.role.to_string(),
-                content: m.content.clone(),
-                created_at: now,
-                input_tokens: m.input_tokens,
-                output_tokens: m.output_tokens,
-                tool_calls: m.tool_calls.clone(),
-                tool_call_id: m.tool_call_id.clone(),
-                metadata: m.metadata.clone(),
-            })
-            .collect(),
-    ))
+    let rows = messages
+        .iter()
+        .zip(ids)
+        .zip(1..)
+        .map(|((m, id), i)| MessageRow {
+            id,
+            session_id: ConversationId::from(session_id),
+            seq: count - n + i,
+            role: m.role.to_string(),
+            content: m.content.clone(),
+            created_at: now,
+            input_tokens: m.input_tokens,
+            output_tokens: m.output_tokens,
+            tool_calls: m.tool_calls.clone(),
+            tool_call_id: m.tool_call_id.clone(),
+            metadata: m.metadata.clone(),
+        })
+        .collect();
+    Ok(Some((rows, history)))
 }
 
 /// The conversation's share of an append, on both backends: $1 messages, $2 now, $3 and $4 tokens, $5 the
@@ -244,72 +257,76 @@ impl Append<'_> {
         i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
     }
 
-    /// The conversation's new message count, or `None` if it is not the user's.
-    async fn statement_by_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
-        let count: Option<(i64,)> = sqlx::query_as(UPDATE_CONVERSATION)
+    /// The writes and the window as one SQLite query string: its statements run in order on the connection's
+    /// worker thread, and their rows come back as one list: the update's count first (none when the
+    /// conversation is not the user's: the inserts then select nothing and the window is empty), then the
+    /// window, newest first. The new conversation's count and the window, or `None`.
+    async fn in_one_query(
+        &self,
+        conn: &mut AnyConnection,
+        window: Option<i64>,
+    ) -> sqlx::Result<Option<(i64, Vec<HistoryRow>)>> {
+        // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens, $9 the window's
+        // length; then 8 per message from $10.
+        let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
+        let mut sql = format!(
+            "{UPDATE_CONVERSATION}; \
+             WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
+             (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
+             v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
+             FROM ({owned}) AS s, v;",
+            message_values(self.messages.len(), 10)
+        );
+        if self.input + self.output > 0 {
+            sql.push_str(&format!(
+                " INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM ({owned}) \
+                 WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
+            ));
+        }
+        if window.is_some() {
+            sql.push_str(&format!(
+                " SELECT role, content, tool_calls, tool_call_id, metadata FROM chat_messages \
+                 WHERE session_id = $5 AND EXISTS ({owned}) ORDER BY seq DESC LIMIT $9;"
+            ));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(self.n())
             .bind(self.now)
             .bind(self.input)
             .bind(self.output)
             .bind(self.session_id)
             .bind(self.user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some((count,)) = count else {
-            return Ok(None);
-        };
-        for ((m, id), i) in self.messages.iter().zip(self.ids).zip(1..) {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            )))
-            .bind(id.as_str())
-            .bind(self.session_id)
-            .bind(count - self.n() + i)
-            .bind(m.role)
-            .bind(m.content.as_str())
-            .bind(self.now)
-            .bind(m.input_tokens)
-            .bind(m.output_tokens)
-            .bind(m.tool_calls.as_deref())
-            .bind(m.tool_call_id.as_deref())
-            .bind(m.metadata.as_str())
-            .execute(&mut *conn)
-            .await?;
-        }
-        if self.input + self.output > 0 {
-            sqlx::query(
-                "INSERT INTO usage_daily (user_id, day, tokens) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + $3",
-            )
-            .bind(self.user_id)
             .bind(self.day)
             .bind(self.input + self.output)
-            .execute(&mut *conn)
-            .await?;
+            .bind(window.unwrap_or(0));
+        for (m, id) in self.messages.iter().zip(self.ids) {
+            q = q
+                .bind(id.as_str())
+                .bind(m.role)
+                .bind(m.content.as_str())
+                .bind(m.input_tokens)
+                .bind(m.output_tokens)
+                .bind(m.tool_calls.as_deref())
+                .bind(m.tool_call_id.as_deref())
+                .bind(m.metadata.as_str());
         }
-        Ok(Some(count))
+        let rows = q.fetch_all(&mut *conn).await?;
+        let Some((first, window)) = rows.split_first() else {
+            return Ok(None);
+        };
+        let count: i64 = first.try_get(0)?;
+        let mut history = window
+            .iter()
+            .map(HistoryRow::from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        history.reverse();
+        Ok(Some((count, history)))
     }
 
     /// The same writes as one PostgreSQL statement: the CTEs run once each, and when the update finds no row
     /// (not the user's conversation) the inserts select nothing.
     async fn in_one_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
         // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens; then 8 per message.
-        let values: Vec<String> = (0..self.messages.len())
-            .map(|i| {
-                let b = 9 + 8 * i;
-                format!(
-                    "(${b}, {}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    i + 1,
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                )
-            })
-            .collect();
         let sql = format!(
             "WITH s AS ({UPDATE_CONVERSATION}), \
              m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
@@ -318,7 +335,7 @@ impl Append<'_> {
              u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
              ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
              SELECT message_count FROM s",
-            values.join(", ")
+            message_values(self.messages.len(), 9)
         );
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(self.n())
@@ -343,6 +360,29 @@ impl Append<'_> {
         let count: Option<(i64,)> = q.fetch_optional(&mut *conn).await?;
         Ok(count.map(|(c,)| c))
     }
+}
+
+/// `($b, 1, $b+1, ..., $b+6), ($b+8, 2, ...)`: the VALUES rows of `n` messages whose 8 parameters each start
+/// at `$first` (id, then its place `i` as a literal, role, content, input and output tokens, tool calls, tool call
+/// id, metadata).
+fn message_values(n: usize, first: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let b = first + 8 * i;
+            format!(
+                "(${b}, {}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                i + 1,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn find_day_usage(pool: &AnyPool, user_id: &str, day: &str) -> sqlx::Result<i64> {
