@@ -68,7 +68,14 @@ impl Anthropic {
             ("x-api-key", self.api_key.expose_secret().to_string()),
             ("anthropic-version", API_VERSION.to_string()),
         ];
-        let mut response = post_json(&self.client, &self.url, &headers, &body, self.policy).await?;
+        let mut response = post_json(
+            &self.client,
+            &self.url,
+            &headers,
+            serde_json::to_vec(&body).expect("a JSON value serializes"),
+            self.policy,
+        )
+        .await?;
         let timeout = self.policy.timeout;
         let Some(deltas) = deltas else {
             let bytes = match tokio::time::timeout(timeout, response.bytes()).await {

@@ -27,17 +27,22 @@ impl Default for RetryPolicy {
     }
 }
 
-/// POSTs `body` as JSON; returns the first 2xx response, or the error of the last attempt.
+/// POSTs `body`, serialized JSON, as `application/json`; returns the first 2xx response, or the error of the
+/// last attempt.
 pub async fn post_json(
     client: &reqwest::Client,
     url: &str,
     headers: &[(&str, String)],
-    body: &Value,
+    body: Vec<u8>,
     policy: RetryPolicy,
 ) -> Result<reqwest::Response, LlmError> {
+    let body = bytes::Bytes::from(body);
     let mut attempt = 0;
     loop {
-        let mut request = client.post(url).json(body);
+        let mut request = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
         for (name, value) in headers {
             request = request.header(*name, value);
         }

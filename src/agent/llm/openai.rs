@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use futures::{FutureExt, future::BoxFuture};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq};
+use serde_json::Value;
 
 use super::{
     DeltaSender, LlmError, LlmProvider, LlmRequest, LlmResponse, Message, Role, ToolCall, Usage,
@@ -63,22 +63,21 @@ impl OpenAi {
         }
     }
 
-    fn body(&self, request: &LlmRequest, stream: bool) -> Value {
-        let mut messages = vec![json!({ "role": "system", "content": request.system })];
-        messages.extend(request.messages.iter().map(wire_message));
-        let mut body = json!({ "model": self.model, "messages": messages, "stream": stream });
-        if !request.tools.is_empty() {
-            body["tools"] = request
-                .tools
-                .iter()
-                .map(|t| json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } }))
-                .collect();
-            body["tool_choice"] = json!("auto");
-        }
-        if stream {
-            body["stream_options"] = json!({ "include_usage": true });
-        }
-        body
+    /// The request as JSON, written straight from the conversation (no JSON tree in between: the history window
+    /// is serialized on every turn).
+    fn body(&self, request: &LlmRequest, stream: bool) -> Vec<u8> {
+        let has_tools = !request.tools.is_empty();
+        let body = WireRequest {
+            model: &self.model,
+            messages: WireMessages(request),
+            stream,
+            tools: has_tools.then_some(WireTools(&request.tools)),
+            tool_choice: has_tools.then_some("auto"),
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+        };
+        serde_json::to_vec(&body).expect("a request of strings and JSON values serializes")
     }
 
     async fn run(
@@ -91,7 +90,7 @@ impl OpenAi {
             None => Vec::new(),
         };
         let body = self.body(request, deltas.is_some());
-        let mut response = post_json(&self.http, &self.url, &headers, &body, self.policy).await?;
+        let mut response = post_json(&self.http, &self.url, &headers, body, self.policy).await?;
         match deltas {
             None => {
                 let bytes = tokio::time::timeout(self.policy.timeout, response.bytes())
@@ -143,22 +142,136 @@ impl LlmProvider for OpenAi {
     }
 }
 
-fn wire_message(m: &Message) -> Value {
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: WireMessages<'a>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<WireTools<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The server's system prompt, then the conversation.
+struct WireMessages<'a>(&'a LlmRequest);
+
+impl Serialize for WireMessages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.messages.len() + 1))?;
+        seq.serialize_element(&Entry {
+            role: "system",
+            content: Some(&self.0.system),
+            ..Entry::default()
+        })?;
+        for m in &self.0.messages {
+            seq.serialize_element(&wire_message(m))?;
+        }
+        seq.end()
+    }
+}
+
+/// One chat message as the API takes it; which fields appear depends on the role.
+#[derive(Serialize, Default)]
+struct Entry<'a> {
+    role: &'static str,
+    /// Absent only where `null` is sent instead (an assistant message that only calls tools).
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<WireCalls<'a>>,
+    /// For tool results, both sent even when unknown (`null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<Option<&'a str>>,
+}
+
+fn wire_message(m: &Message) -> Entry<'_> {
     match m.role {
-        Role::User => json!({ "role": "user", "content": m.content }),
-        Role::Assistant if m.tool_calls.is_empty() => {
-            json!({ "role": "assistant", "content": m.content })
+        Role::User => Entry {
+            role: "user",
+            content: Some(&m.content),
+            ..Entry::default()
+        },
+        Role::Assistant if m.tool_calls.is_empty() => Entry {
+            role: "assistant",
+            content: Some(&m.content),
+            ..Entry::default()
+        },
+        Role::Assistant => Entry {
+            role: "assistant",
+            content: (!m.content.is_empty()).then_some(m.content.as_str()),
+            tool_calls: Some(WireCalls(&m.tool_calls)),
+            ..Entry::default()
+        },
+        Role::Tool => Entry {
+            role: "tool",
+            content: Some(&m.content),
+            tool_call_id: Some(m.tool_call_id.as_deref()),
+            name: Some(m.name.as_deref()),
+            ..Entry::default()
+        },
+    }
+}
+
+/// `[{"id", "type": "function", "function": {"name", "arguments"}}]`
+struct WireCalls<'a>(&'a [ToolCall]);
+
+impl Serialize for WireCalls<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Function<'a> {
+            name: &'a str,
+            arguments: &'a str,
         }
-        Role::Assistant => json!({
-            "role": "assistant",
-            "content": if m.content.is_empty() { Value::Null } else { json!(m.content) },
-            "tool_calls": m.tool_calls.iter().map(|c| json!({
-                "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments }
-            })).collect::<Vec<_>>(),
-        }),
-        Role::Tool => {
-            json!({ "role": "tool", "tool_call_id": m.tool_call_id, "name": m.name, "content": m.content })
+        #[derive(Serialize)]
+        struct Call<'a> {
+            id: &'a str,
+            r#type: &'static str,
+            function: Function<'a>,
         }
+        s.collect_seq(self.0.iter().map(|c| Call {
+            id: &c.id,
+            r#type: "function",
+            function: Function {
+                name: &c.name,
+                arguments: &c.arguments,
+            },
+        }))
+    }
+}
+
+/// `[{"type": "function", "function": {"name", "description", "parameters"}}]`
+struct WireTools<'a>(&'a [super::ToolSpec]);
+
+impl Serialize for WireTools<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Function<'a> {
+            name: &'a str,
+            description: &'a str,
+            parameters: &'a Value,
+        }
+        #[derive(Serialize)]
+        struct Tool<'a> {
+            r#type: &'static str,
+            function: Function<'a>,
+        }
+        s.collect_seq(self.0.iter().map(|t| Tool {
+            r#type: "function",
+            function: Function {
+                name: &t.name,
+                description: &t.description,
+                parameters: &t.parameters,
+            },
+        }))
     }
 }
 
@@ -353,6 +466,8 @@ impl StreamAssembler {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -452,21 +567,45 @@ mod tests {
                 parameters: json!({}),
             }],
         };
-        let body = p.body(&req, true);
+        let body: Value = serde_json::from_slice(&p.body(&req, true)).unwrap();
         assert_eq!(
-            body["messages"][0],
-            json!({ "role": "system", "content": "server prompt" })
+            body,
+            json!({
+                "model": "m",
+                "messages": [
+                    { "role": "system", "content": "server prompt" },
+                    { "role": "user", "content": "hi" },
+                    { "role": "assistant", "content": null, "tool_calls": [
+                        { "id": "c1", "type": "function", "function": { "name": "add", "arguments": "{}" } }
+                    ] },
+                    { "role": "tool", "tool_call_id": "c1", "name": "add", "content": "8" },
+                ],
+                "stream": true,
+                "tools": [
+                    { "type": "function", "function": { "name": "add", "description": "d", "parameters": {} } }
+                ],
+                "tool_choice": "auto",
+                "stream_options": { "include_usage": true },
+            })
         );
+        // Without tools and without streaming, neither field is sent; an assistant's text stays text.
+        let plain = LlmRequest {
+            system: "s".into(),
+            messages: vec![Message::user("hi"), Message::assistant("hello", vec![])],
+            tools: vec![],
+        };
+        let body: Value = serde_json::from_slice(&p.body(&plain, false)).unwrap();
         assert_eq!(
-            body["messages"][2]["tool_calls"][0]["function"]["name"],
-            json!("add")
+            body,
+            json!({
+                "model": "m",
+                "messages": [
+                    { "role": "system", "content": "s" },
+                    { "role": "user", "content": "hi" },
+                    { "role": "assistant", "content": "hello" },
+                ],
+                "stream": false,
+            })
         );
-        assert_eq!(body["messages"][2]["content"], Value::Null);
-        assert_eq!(
-            body["messages"][3],
-            json!({ "role": "tool", "tool_call_id": "c1", "name": "add", "content": "8" })
-        );
-        assert_eq!(body["tools"][0]["type"], json!("function"));
-        assert_eq!(body["stream_options"]["include_usage"], json!(true));
     }
 }
