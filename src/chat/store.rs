@@ -266,8 +266,7 @@ impl Append<'_> {
         conn: &mut AnyConnection,
         window: Option<i64>,
     ) -> sqlx::Result<Option<(i64, Vec<HistoryRow>)>> {
-        // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens, $9 the window's
-        // length; then 8 per message from $10.
+        // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens; then 8 per message.
         let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
         let mut sql = format!(
             "{UPDATE_CONVERSATION}; \
@@ -275,7 +274,7 @@ impl Append<'_> {
              (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
              v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
              FROM ({owned}) AS s, v;",
-            message_values(self.messages.len(), 10)
+            message_values(self.messages.len(), 9)
         );
         if self.input + self.output > 0 {
             sql.push_str(&format!(
@@ -283,10 +282,12 @@ impl Append<'_> {
                  WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
             ));
         }
-        if window.is_some() {
+        if let Some(limit) = window {
+            // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each
+            // new binding would make it compile the statement again (measured: once per turn).
             sql.push_str(&format!(
                 " SELECT role, content, tool_calls, tool_call_id, metadata FROM chat_messages \
-                 WHERE session_id = $5 AND EXISTS ({owned}) ORDER BY seq DESC LIMIT $9;"
+                 WHERE session_id = $5 AND EXISTS ({owned}) ORDER BY seq DESC LIMIT {limit};"
             ));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -297,8 +298,7 @@ impl Append<'_> {
             .bind(self.session_id)
             .bind(self.user_id)
             .bind(self.day)
-            .bind(self.input + self.output)
-            .bind(window.unwrap_or(0));
+            .bind(self.input + self.output);
         for (m, id) in self.messages.iter().zip(self.ids) {
             q = q
                 .bind(id.as_str())
