@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod http;
+pub mod http1;
 pub mod ids;
 pub mod limits;
 pub mod mcp;

@@ -30,7 +30,7 @@ use rmcp::{
 use serde::{Deserialize, Serialize};
 use sse_stream::{Sse, SseStream};
 
-use super::http1::Http1Pool;
+use crate::http1::Http1Pool;
 
 /// The session id an upstream handed out, shared by the rmcp transport that learns it and the direct calls.
 type SessionSlot = Arc<Mutex<Option<Arc<str>>>>;
@@ -132,13 +132,6 @@ enum Sender {
     Reqwest(reqwest::Client, String),
 }
 
-/// Whether the environment names a proxy for plain HTTP, which reqwest (and so rmcp's transport) would use.
-fn http_proxy_set() -> bool {
-    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
-}
-
 /// One JSON-RPC message of the answer: a response or error (with an id), or a notification or request.
 #[derive(Deserialize)]
 struct Answer {
@@ -173,12 +166,7 @@ impl HttpCall {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderValue::from_str(protocol_version)?,
         );
-        let plain = url
-            .parse::<hyper::Uri>()
-            .ok()
-            .filter(|_| !http_proxy_set())
-            .and_then(|uri| Http1Pool::new(&uri).ok());
-        let sender = match plain {
+        let sender = match Http1Pool::for_url(url) {
             Some(pool) => Sender::Plain(pool),
             None => Sender::Reqwest(noting.client.clone(), url.to_string()),
         };
@@ -215,7 +203,10 @@ impl HttpCall {
         }
         let (status, sse, mut body): (_, _, BoxStream<'_, io::Result<Bytes>>) = match &self.sender {
             Sender::Plain(pool) => {
-                let answer = pool.post(headers, body).await.map_err(|e| lost(&e))?;
+                let answer = pool
+                    .post(headers, Bytes::from(body))
+                    .await
+                    .map_err(|e| lost(&e))?;
                 (answer.status, is_sse(&answer.headers), answer.body.boxed())
             }
             Sender::Reqwest(client, url) => {

@@ -9,7 +9,6 @@
 pub mod config;
 mod connection;
 pub mod gateway;
-mod http1;
 mod http_call;
 pub mod sealing;
 pub mod servers;

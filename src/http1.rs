@@ -1,9 +1,10 @@
-//! Plain-HTTP/1.1 connections to one upstream, each driven by the task that uses it. reqwest (and hyper's
-//! pooled client under it) runs every connection as a task of its own, so a call crosses tasks twice, and at
-//! low load that often means waking another thread; here the calling task polls the connection itself while
-//! it waits for the answer, and an idle connection waits in a list until the next call takes it.
+//! Plain-HTTP/1.1 connections to one server, each driven by the task that uses it: MCP upstreams' tool calls and
+//! language-model calls to `http://` URLs. reqwest (and hyper's pooled client under it) runs every connection as
+//! a task of its own, so a call crosses tasks twice, and at low load that often means waking another thread;
+//! here the calling task polls the connection itself while it waits for the answer, and an idle connection
+//! waits in a list until the next call takes it.
 //!
-//! TLS upstreams (`https://`), URLs with credentials and proxied ones stay on reqwest (`http_call.rs`).
+//! TLS (`https://`), URLs with credentials and proxied ones stay on reqwest: [`Http1Pool::for_url`] says which.
 
 use std::{
     future::poll_fn,
@@ -29,7 +30,7 @@ use tokio::net::TcpStream;
 const MAX_IDLE: usize = 64;
 
 /// The connections to one `http://host:port`.
-pub(super) struct Http1Pool {
+pub struct Http1Pool {
     /// `host:port`, to connect to.
     address: String,
     /// The Host header: the URL's authority.
@@ -58,15 +59,15 @@ impl Conn {
 }
 
 /// An upstream's answer: its status, its headers, and its body, read as the caller polls it.
-pub(super) struct Answer<'p> {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: DrivenBody<'p>,
+pub struct Answer<'p> {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: DrivenBody<'p>,
 }
 
 /// The body of an answer; polling it drives its connection. Once read to its end, the connection goes back to
 /// the pool; dropped before that (an SSE stream left open after the answer's event), it is closed.
-pub(super) struct DrivenBody<'p> {
+pub struct DrivenBody<'p> {
     pool: &'p Http1Pool,
     conn: Option<Conn>,
     body: Incoming,
@@ -123,8 +124,20 @@ impl Drop for DrivenBody<'_> {
 }
 
 impl Http1Pool {
+    /// The pool for `url` if calls to it may go on driven connections: plain `http://` without credentials, and
+    /// no proxy named in the environment (reqwest honours one; these connections would not).
+    pub fn for_url(url: &str) -> Option<Http1Pool> {
+        let proxied = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        if proxied {
+            return None;
+        }
+        Http1Pool::new(&url.parse().ok()?).ok()
+    }
+
     /// The pool for `url`, which must be `http://` with a host and no credentials.
-    pub(super) fn new(url: &hyper::Uri) -> anyhow::Result<Http1Pool> {
+    pub fn new(url: &hyper::Uri) -> anyhow::Result<Http1Pool> {
         anyhow::ensure!(url.scheme_str() == Some("http"), "not an http:// URL");
         let authority = url
             .authority()
@@ -145,13 +158,9 @@ impl Http1Pool {
     }
 
     /// Posts `body` with `headers`; the answer's body is read through the returned [`Answer`].
-    pub(super) async fn post(
-        &self,
-        mut headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> io::Result<Answer<'_>> {
+    pub async fn post(&self, mut headers: HeaderMap, body: Bytes) -> io::Result<Answer<'_>> {
         let mut request = Request::post(&self.path)
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(io::Error::other)?;
         headers.insert(HOST, self.host.clone());
         *request.headers_mut() = headers;
@@ -262,7 +271,10 @@ mod tests {
         let pool = Http1Pool::new(&url).unwrap();
         let mut answers = Vec::new();
         for _ in 0..calls {
-            let mut answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
+            let mut answer = pool
+                .post(HeaderMap::new(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
             let mut text = String::new();
             while let Some(chunk) = answer.body.next().await {
                 text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
@@ -304,7 +316,10 @@ mod tests {
         .await;
         let pool = Http1Pool::new(&url).unwrap();
         for _ in 0..2 {
-            let mut answer = pool.post(HeaderMap::new(), b"{}".to_vec()).await.unwrap();
+            let mut answer = pool
+                .post(HeaderMap::new(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
             assert_eq!(answer.body.next().await.unwrap().unwrap(), "data: 1\n\n");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -333,6 +348,6 @@ mod tests {
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
         drop(listener);
         let pool = Http1Pool::new(&url.parse().unwrap()).unwrap();
-        assert!(pool.post(HeaderMap::new(), Vec::new()).await.is_err());
+        assert!(pool.post(HeaderMap::new(), Bytes::new()).await.is_err());
     }
 }
