@@ -11,14 +11,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{RetryPolicy, post_json};
+use super::http::{Client, RetryPolicy, post_json};
 use super::{DeltaSender, LlmError, LlmProvider, LlmRequest, LlmResponse, Role, ToolCall, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
 /// A provider for Anthropic's Messages API.
 pub struct Anthropic {
-    client: reqwest::Client,
+    client: Client,
     url: String,
     api_key: SecretString,
     model: String,
@@ -47,9 +47,10 @@ impl Anthropic {
         max_tokens: u32,
         policy: RetryPolicy,
     ) -> Anthropic {
+        let url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
         Anthropic {
-            client: reqwest::Client::new(),
-            url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
+            client: Client::new(&url),
+            url,
             api_key,
             model: model.to_string(),
             max_tokens,
@@ -68,9 +69,8 @@ impl Anthropic {
             ("x-api-key", self.api_key.expose_secret().to_string()),
             ("anthropic-version", API_VERSION.to_string()),
         ];
-        let mut response = post_json(
+        let mut reply = post_json(
             &self.client,
-            &self.url,
             &headers,
             serde_json::to_vec(&body).expect("a JSON value serializes"),
             self.policy,
@@ -78,25 +78,17 @@ impl Anthropic {
         .await?;
         let timeout = self.policy.timeout;
         let Some(deltas) = deltas else {
-            let bytes = match tokio::time::timeout(timeout, response.bytes()).await {
-                Err(_) => return Err(LlmError::Timeout),
-                Ok(result) => result.map_err(read_error)?,
-            };
-            return parse_response(&bytes);
+            return parse_response(&reply.bytes(timeout).await?);
         };
         let mut stream = StreamParser::default();
         // The deadline is per chunk: a long answer may take minutes, a silent server may not.
         while !stream.done {
-            match tokio::time::timeout(timeout, response.chunk()).await {
-                Err(_) => return Err(LlmError::Timeout),
-                Ok(Err(e)) => return Err(read_error(e)),
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => {
-                    for text in stream.feed(&chunk)? {
-                        // A listener that went away must not cost us the answer.
-                        let _ = deltas.send(text);
-                    }
-                }
+            let Some(chunk) = reply.chunk(timeout).await? else {
+                break;
+            };
+            for text in stream.feed(&chunk)? {
+                // A listener that went away must not cost us the answer.
+                let _ = deltas.send(text);
             }
         }
         stream.finish()
@@ -118,14 +110,6 @@ impl LlmProvider for Anthropic {
         deltas: Option<&'a DeltaSender>,
     ) -> BoxFuture<'a, Result<LlmResponse, LlmError>> {
         Box::pin(self.call(request, deltas))
-    }
-}
-
-fn read_error(e: reqwest::Error) -> LlmError {
-    if e.is_timeout() {
-        LlmError::Timeout
-    } else {
-        LlmError::Unreachable(e.without_url().to_string())
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     DeltaSender, LlmError, LlmProvider, LlmRequest, LlmResponse, Message, Role, ToolCall, Usage,
-    http::{RetryPolicy, post_json},
+    http::{Client, RetryPolicy, post_json},
 };
 
 pub struct OpenAi {
@@ -22,7 +22,7 @@ pub struct OpenAi {
     model: String,
     api_key: Option<SecretString>,
     policy: RetryPolicy,
-    http: reqwest::Client,
+    http: Client,
 }
 
 impl std::fmt::Debug for OpenAi {
@@ -52,14 +52,11 @@ impl OpenAi {
         };
         OpenAi {
             label: label.to_string(),
+            http: Client::new(&url),
             url,
             model: model.to_string(),
             api_key,
             policy,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("HTTP client builds"),
         }
     }
 
@@ -85,27 +82,19 @@ impl OpenAi {
         request: &LlmRequest,
         deltas: Option<&DeltaSender>,
     ) -> Result<LlmResponse, LlmError> {
-        let headers: Vec<(&str, String)> = match &self.api_key {
+        let headers: Vec<(&'static str, String)> = match &self.api_key {
             Some(k) => vec![("authorization", format!("Bearer {}", k.expose_secret()))],
             None => Vec::new(),
         };
         let body = self.body(request, deltas.is_some());
-        let mut response = post_json(&self.http, &self.url, &headers, body, self.policy).await?;
+        let mut reply = post_json(&self.http, &headers, body, self.policy).await?;
         match deltas {
-            None => {
-                let bytes = tokio::time::timeout(self.policy.timeout, response.bytes())
-                    .await
-                    .map_err(|_| LlmError::Timeout)?
-                    .map_err(|e| LlmError::Unreachable(e.to_string()))?;
-                parse_completion(&bytes)
-            }
+            None => parse_completion(&reply.bytes(self.policy.timeout).await?),
             Some(deltas) => {
                 let mut stream = StreamAssembler::default();
                 loop {
-                    let chunk = tokio::time::timeout(self.policy.timeout, response.chunk())
-                        .await
-                        .map_err(|_| LlmError::Timeout)?
-                        .map_err(|e| LlmError::Unreachable(e.to_string()))?;
+                    // The deadline is per chunk: a long answer may take minutes, a silent server may not.
+                    let chunk = reply.chunk(self.policy.timeout).await?;
                     match chunk {
                         Some(bytes) => {
                             for text in stream.feed(&bytes)? {
@@ -543,6 +532,57 @@ mod tests {
         a.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hal\"}}]}\n")
             .unwrap();
         assert!(a.finish().is_err());
+    }
+
+    /// A plain-HTTP model server is called on driven connections that are used again: three turns, one
+    /// connection (an https:// one would go through reqwest, whose pool this test cannot see).
+    #[tokio::test]
+    async fn turns_to_a_plain_http_server_share_one_connection() {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        };
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let answer = hyper::service::service_fn(|_| async {
+                    let body = r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+                    Ok::<_, std::io::Error>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(body.as_bytes()),
+                    )))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
+                );
+            }
+        });
+        let p = OpenAi::new("openai", &url, "m", None, RetryPolicy::default());
+        assert!(matches!(p.http, Client::Plain(_)));
+        let req = LlmRequest {
+            system: "s".into(),
+            messages: vec![Message::user("hi")],
+            tools: vec![],
+        };
+        for _ in 0..3 {
+            let r = p.complete(&req, None).await.unwrap();
+            assert_eq!((r.content.as_str(), r.usage.input_tokens), ("ok", 3));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Anything but plain http without credentials stays on reqwest.
+        for url in [
+            "https://api.openai.com/v1",
+            "http://user:key@127.0.0.1:1/v1",
+        ] {
+            let p = OpenAi::new("openai", url, "m", None, RetryPolicy::default());
+            assert!(matches!(p.http, Client::Reqwest(..)), "{url}");
+        }
     }
 
     #[test]
