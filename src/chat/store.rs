@@ -237,8 +237,10 @@ pub async fn append_messages(
 /// The conversation's share of an append, on both backends: $1 messages, $2 now, $3 and $4 tokens, $5 the
 /// conversation, $6 its owner.
 const UPDATE_CONVERSATION: &str = "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
-     input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6 \
-     RETURNING message_count";
+     input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6";
+
+/// One message of a window as SQLite's `json_array(role, content, tool_calls, tool_call_id, metadata)`.
+type WindowEntry = (String, String, Option<String>, Option<String>, String);
 
 /// One append's values, for the two ways of writing it.
 struct Append<'a> {
@@ -258,9 +260,9 @@ impl Append<'_> {
     }
 
     /// The writes and the window as one SQLite query string: its statements run in order on the connection's
-    /// worker thread, and their rows come back as one list: the update's count first (none when the
-    /// conversation is not the user's: the inserts then select nothing and the window is empty), then the
-    /// window, newest first. The new conversation's count and the window, or `None`.
+    /// worker thread, and only the last returns a row: the conversation's new count with, when asked, the window
+    /// as one JSON array (oldest first), so the worker hands back one row, not one per message. No row when the
+    /// conversation is not the user's (the update and the inserts then touch nothing).
     async fn in_one_query(
         &self,
         conn: &mut AnyConnection,
@@ -282,13 +284,15 @@ impl Append<'_> {
                  WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
             ));
         }
-        if let Some(limit) = window {
+        match window {
             // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each
             // new binding would make it compile the statement again (measured: once per turn).
-            sql.push_str(&format!(
-                " SELECT role, content, tool_calls, tool_call_id, metadata FROM chat_messages \
-                 WHERE session_id = $5 AND EXISTS ({owned}) ORDER BY seq DESC LIMIT {limit};"
-            ));
+            Some(limit) => sql.push_str(&format!(
+                " SELECT s.message_count, (SELECT json_group_array(json_array(role, content, tool_calls, \
+                 tool_call_id, metadata) ORDER BY seq) FROM (SELECT seq, role, content, tool_calls, tool_call_id, \
+                 metadata FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit})) FROM ({owned}) AS s;"
+            )),
+            None => sql.push_str(&format!(" SELECT s.message_count, '[]' FROM ({owned}) AS s;")),
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(self.n())
@@ -310,16 +314,26 @@ impl Append<'_> {
                 .bind(m.tool_call_id.as_deref())
                 .bind(m.metadata.as_str());
         }
-        let rows = q.fetch_all(&mut *conn).await?;
-        let Some((first, window)) = rows.split_first() else {
+        // fetch_all, not fetch_optional: on SQLite the latter reads only the first result, the update's, and
+        // dropping the rest would stop the statements after it.
+        let Some(row) = q.fetch_all(&mut *conn).await?.pop() else {
             return Ok(None);
         };
-        let count: i64 = first.try_get(0)?;
-        let mut history = window
-            .iter()
-            .map(HistoryRow::from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        history.reverse();
+        let count: i64 = row.try_get(0)?;
+        let window: String = row.try_get(1)?;
+        let history = serde_json::from_str::<Vec<WindowEntry>>(&window)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?
+            .into_iter()
+            .map(
+                |(role, content, tool_calls, tool_call_id, metadata)| HistoryRow {
+                    role,
+                    content,
+                    tool_calls,
+                    tool_call_id,
+                    metadata,
+                },
+            )
+            .collect();
         Ok(Some((count, history)))
     }
 
@@ -328,7 +342,7 @@ impl Append<'_> {
     async fn in_one_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
         // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens; then 8 per message.
         let sql = format!(
-            "WITH s AS ({UPDATE_CONVERSATION}), \
+            "WITH s AS ({UPDATE_CONVERSATION} RETURNING message_count), \
              m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
              v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
              (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
