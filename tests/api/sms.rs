@@ -716,7 +716,11 @@ async fn of_twelve_concurrent_sends_only_the_limit_get_through(kind: DbKind) {
         .iter()
         .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert!((1..=3).contains(&ok), "{ok} sends got through");
+    // Each send is written to the log before it counts the log, so no more than the limit get through; sends
+    // that arrive together may each count all the others and all be refused (the limit errs on refusing), so
+    // none getting through is a right answer too (seen in CI: twelve 429s). Sequential sends up to the limit
+    // pass: sms_pumping_is_refused_by_the_limits_and_the_country_list.
+    assert!(ok <= 3, "{ok} sends got through");
     assert_eq!(ok + limited, 12);
     let to = warden::sms::PhoneNumber::parse(PHONE).unwrap();
     let printed = app
