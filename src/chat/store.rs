@@ -167,10 +167,9 @@ pub struct NewMessage {
 /// conversation is not theirs.
 ///
 /// The conversation's row is updated first: its lock orders concurrent turns of one conversation, and its new
-/// `message_count` numbers the messages. Each backend does it in as few trips as it allows: on PostgreSQL the
-/// update, the inserts and the usage are one statement (data-modifying CTEs), and the window a second one; on
-/// SQLite, whose statements each cross to the connection's worker thread and back, all of it is one query
-/// string of several statements, one crossing.
+/// `message_count` numbers the messages. Each backend does all of it in one trip: on PostgreSQL one statement
+/// (data-modifying CTEs); on SQLite, whose statements each cross to the connection's worker thread and back, one
+/// query string of several statements, one crossing.
 #[allow(clippy::too_many_arguments)]
 pub async fn append_messages(
     conn: &mut AnyConnection,
@@ -196,19 +195,7 @@ pub async fn append_messages(
         input: messages.iter().map(|m| m.input_tokens).sum(),
         output: messages.iter().map(|m| m.output_tokens).sum(),
     };
-    let appended = match backend {
-        Backend::Postgres => match append.in_one_statement(conn).await? {
-            Some(count) => {
-                let history = match window {
-                    Some(limit) => find_history_window(&mut *conn, session_id, limit).await?,
-                    None => Vec::new(),
-                };
-                Some((count, history))
-            }
-            None => None,
-        },
-        Backend::Sqlite => append.in_one_query(conn, window).await?,
-    };
+    let appended = append.run(conn, backend, window).await?;
     let Some((count, history)) = appended else {
         return Ok(None);
     };
@@ -239,8 +226,8 @@ pub async fn append_messages(
 const UPDATE_CONVERSATION: &str = "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
      input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6";
 
-/// One message of a window as SQLite's `json_array(role, content, tool_calls, tool_call_id, metadata)`.
-type WindowEntry = (String, String, Option<String>, Option<String>, String);
+/// One message of a window as the database writes it: `[seq, role, content, tool_calls, tool_call_id, metadata]`.
+type WindowEntry = (i64, String, String, Option<String>, Option<String>, String);
 
 /// One append's values, for the two ways of writing it.
 struct Append<'a> {
@@ -259,41 +246,23 @@ impl Append<'_> {
         i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
     }
 
-    /// The writes and the window as one SQLite query string: its statements run in order on the connection's
-    /// worker thread, and only the last returns a row: the conversation's new count with, when asked, the window
-    /// as one JSON array (oldest first), so the worker hands back one row, not one per message. No row when the
-    /// conversation is not the user's (the update and the inserts then touch nothing).
-    async fn in_one_query(
+    /// Runs the append and reads the window in one trip to the database: the conversation's new count and the
+    /// window (oldest first), or `None` when the conversation is not the user's (nothing is written then).
+    ///
+    /// The statement's one row carries the window as one JSON array, so a turn's history costs one row, not one
+    /// per message. On PostgreSQL the window is read in the same statement as the writes, under the statement's
+    /// snapshot: a turn of the same conversation that committed while this one waited for the conversation's
+    /// lock is counted but not seen, which leaves a gap in the sequence numbers; the window is then read again.
+    async fn run(
         &self,
         conn: &mut AnyConnection,
+        backend: Backend,
         window: Option<i64>,
     ) -> sqlx::Result<Option<(i64, Vec<HistoryRow>)>> {
-        // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens; then 8 per message.
-        let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
-        let mut sql = format!(
-            "{UPDATE_CONVERSATION}; \
-             WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
-             (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
-             v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
-             FROM ({owned}) AS s, v;",
-            message_values(self.messages.len(), 9)
-        );
-        if self.input + self.output > 0 {
-            sql.push_str(&format!(
-                " INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM ({owned}) \
-                 WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
-            ));
-        }
-        match window {
-            // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each
-            // new binding would make it compile the statement again (measured: once per turn).
-            Some(limit) => sql.push_str(&format!(
-                " SELECT s.message_count, (SELECT json_group_array(json_array(role, content, tool_calls, \
-                 tool_call_id, metadata) ORDER BY seq) FROM (SELECT seq, role, content, tool_calls, tool_call_id, \
-                 metadata FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit})) FROM ({owned}) AS s;"
-            )),
-            None => sql.push_str(&format!(" SELECT s.message_count, '[]' FROM ({owned}) AS s;")),
-        }
+        let sql = match backend {
+            Backend::Postgres => self.postgres_sql(window),
+            Backend::Sqlite => self.sqlite_sql(window),
+        };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(self.n())
             .bind(self.now)
@@ -314,65 +283,99 @@ impl Append<'_> {
                 .bind(m.tool_call_id.as_deref())
                 .bind(m.metadata.as_str());
         }
-        // fetch_all, not fetch_optional: on SQLite the latter reads only the first result, the update's, and
+        // fetch_all, not fetch_optional: on SQLite the latter reads only the first statement's result, and
         // dropping the rest would stop the statements after it.
         let Some(row) = q.fetch_all(&mut *conn).await?.pop() else {
             return Ok(None);
         };
         let count: i64 = row.try_get(0)?;
-        let window: String = row.try_get(1)?;
-        let history = serde_json::from_str::<Vec<WindowEntry>>(&window)
-            .map_err(|e| sqlx::Error::Decode(e.into()))?
-            .into_iter()
-            .map(
-                |(role, content, tool_calls, tool_call_id, metadata)| HistoryRow {
-                    role,
-                    content,
-                    tool_calls,
-                    tool_call_id,
-                    metadata,
-                },
-            )
-            .collect();
+        let entries: Vec<WindowEntry> = serde_json::from_str(&row.try_get::<String, _>(1)?)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?;
+        // Whole: the last min(limit, count) messages, numbered up to the count without a hole.
+        let whole = |limit: i64| {
+            let first = count - limit.min(count) + 1;
+            entries.len() == usize::try_from(limit.min(count)).unwrap_or(0)
+                && entries.iter().zip(first..).all(|(e, seq)| e.0 == seq)
+        };
+        let history = match window {
+            Some(limit) if !whole(limit) => {
+                find_history_window(&mut *conn, self.session_id, limit).await?
+            }
+            _ => entries
+                .into_iter()
+                .map(
+                    |(_, role, content, tool_calls, tool_call_id, metadata)| HistoryRow {
+                        role,
+                        content,
+                        tool_calls,
+                        tool_call_id,
+                        metadata,
+                    },
+                )
+                .collect(),
+        };
         Ok(Some((count, history)))
     }
 
-    /// The same writes as one PostgreSQL statement: the CTEs run once each, and when the update finds no row
-    /// (not the user's conversation) the inserts select nothing.
-    async fn in_one_statement(&self, conn: &mut AnyConnection) -> sqlx::Result<Option<i64>> {
-        // $1 n, $2 now, $3 input, $4 output, $5 conversation, $6 user, $7 day, $8 tokens; then 8 per message.
-        let sql = format!(
+    /// SQLite: several statements in one query string, run in order on the connection's worker thread (one
+    /// crossing to it and back); only the last returns a row.
+    fn sqlite_sql(&self, window: Option<i64>) -> String {
+        let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
+        let mut sql = format!(
+            "{UPDATE_CONVERSATION}; \
+             WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
+             (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
+             v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
+             FROM ({owned}) AS s, v;",
+            message_values(self.messages.len(), 9)
+        );
+        if self.input + self.output > 0 {
+            sql.push_str(&format!(
+                " INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM ({owned}) \
+                 WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
+            ));
+        }
+        let window = match window {
+            // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each
+            // new binding would make it compile the statement again (measured: once per turn).
+            Some(limit) => format!(
+                "(SELECT json_group_array(json_array(seq, role, content, tool_calls, tool_call_id, metadata) \
+                 ORDER BY seq) FROM (SELECT seq, role, content, tool_calls, tool_call_id, metadata \
+                 FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit}))"
+            ),
+            None => "'[]'".to_string(),
+        };
+        sql.push_str(&format!(
+            " SELECT s.message_count, {window} FROM ({owned}) AS s;"
+        ));
+        sql
+    }
+
+    /// PostgreSQL: one statement of data-modifying CTEs; each runs once, and when the update finds no row (not
+    /// the user's conversation) the inserts select nothing and the statement returns no row. The window is the
+    /// new rows (from the insert's RETURNING) with the newest stored ones before them.
+    fn postgres_sql(&self, window: Option<i64>) -> String {
+        let window = match window {
+            Some(limit) => format!(
+                "(SELECT COALESCE(json_agg(json_build_array(w.seq, w.role, w.content, w.tool_calls, \
+                 w.tool_call_id, w.metadata) ORDER BY w.seq), '[]')::text FROM (SELECT seq, role, content, \
+                 tool_calls, tool_call_id, metadata FROM m UNION ALL (SELECT seq, role, content, tool_calls, \
+                 tool_call_id, metadata FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit}) \
+                 ORDER BY seq DESC LIMIT {limit}) AS w)"
+            ),
+            None => "'[]'".to_string(),
+        };
+        format!(
             "WITH s AS ({UPDATE_CONVERSATION} RETURNING message_count), \
              m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
              v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
-             (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
+             (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) \
+             RETURNING seq, role, content, tool_calls, tool_call_id, metadata), \
              u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
              ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
-             SELECT message_count FROM s",
+             SELECT s.message_count, {window} FROM s",
             message_values(self.messages.len(), 9)
-        );
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(self.n())
-            .bind(self.now)
-            .bind(self.input)
-            .bind(self.output)
-            .bind(self.session_id)
-            .bind(self.user_id)
-            .bind(self.day)
-            .bind(self.input + self.output);
-        for (m, id) in self.messages.iter().zip(self.ids) {
-            q = q
-                .bind(id.as_str())
-                .bind(m.role)
-                .bind(m.content.as_str())
-                .bind(m.input_tokens)
-                .bind(m.output_tokens)
-                .bind(m.tool_calls.as_deref())
-                .bind(m.tool_call_id.as_deref())
-                .bind(m.metadata.as_str());
-        }
-        let count: Option<(i64,)> = q.fetch_optional(&mut *conn).await?;
-        Ok(count.map(|(c,)| c))
+        )
     }
 }
 

@@ -264,3 +264,94 @@ async fn the_history_sent_to_the_model_is_windowed(kind: DbKind) {
         ]
     );
 }
+
+/// On PostgreSQL a turn's append reads its window in the same statement, under that statement's snapshot. A turn
+/// of the same conversation that commits while this one waits for the conversation's lock is counted (the
+/// update sees the newest row) but not seen by that read: the window must still hold its message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgres() {
+    use sqlx::Executor;
+    use warden::{chat::store, store::Backend};
+
+    if !crate::helpers::postgres_available().await {
+        return;
+    }
+    let app = spawn_app(DbKind::Postgres).await;
+    let a = app.admin().await;
+    let sid = new_session(&app, &a.access).await;
+    let pool = &app.db().pool;
+    let (user,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let message = |text: &str| store::NewMessage {
+        role: "user",
+        content: text.into(),
+        input_tokens: 0,
+        output_tokens: 0,
+        tool_calls: None,
+        tool_call_id: None,
+        metadata: "{}".into(),
+    };
+    // The first turn appends and holds the conversation's lock.
+    let mut first = pool.acquire().await.unwrap();
+    first.execute("BEGIN").await.unwrap();
+    let one = [message("one")];
+    store::append_messages(
+        &mut first,
+        Backend::Postgres,
+        &user,
+        &sid,
+        "2026-12-01",
+        &one,
+        1,
+        Some(40),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The second waits for it...
+    let mut second = pool.acquire().await.unwrap();
+    let (second_user, second_sid) = (user.clone(), sid.clone());
+    let waiting = tokio::spawn(async move {
+        second.execute("BEGIN").await.unwrap();
+        let two = [message("two")];
+        let appended = store::append_messages(
+            &mut second,
+            Backend::Postgres,
+            &second_user,
+            &second_sid,
+            "2026-12-01",
+            &two,
+            2,
+            Some(40),
+        )
+        .await;
+        second.execute("COMMIT").await.unwrap();
+        appended
+    });
+    let mut blocked = false;
+    for _ in 0..250 {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            blocked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        blocked,
+        "the second append never waited for the first's lock"
+    );
+    // ...until the first commits.
+    first.execute("COMMIT").await.unwrap();
+    let (rows, window) = waiting.await.unwrap().unwrap().unwrap();
+    assert_eq!(rows[0].seq, 2);
+    let texts: Vec<&str> = window.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["one", "two"]);
+}
