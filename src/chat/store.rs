@@ -167,9 +167,9 @@ pub struct NewMessage {
 /// conversation is not theirs.
 ///
 /// The conversation's row is updated first: its lock orders concurrent turns of one conversation, and its new
-/// `message_count` numbers the messages. Each backend does all of it in one trip: on PostgreSQL one statement
-/// (data-modifying CTEs); on SQLite, whose statements each cross to the connection's worker thread and back, one
-/// query string of several statements, one crossing.
+/// `message_count` numbers the messages. On PostgreSQL the writes are one statement (data-modifying CTEs) and the
+/// window a second; on SQLite, whose statements each cross to the connection's worker thread and back, all of it
+/// is one query string of several statements, one crossing.
 #[allow(clippy::too_many_arguments)]
 pub async fn append_messages(
     conn: &mut AnyConnection,
@@ -226,8 +226,8 @@ pub async fn append_messages(
 const UPDATE_CONVERSATION: &str = "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
      input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6";
 
-/// One message of a window as the database writes it: `[seq, role, content, tool_calls, tool_call_id, metadata]`.
-type WindowEntry = (i64, String, String, Option<String>, Option<String>, String);
+/// One message of a window as SQLite's `json_array(role, content, tool_calls, tool_call_id, metadata)`.
+type WindowEntry = (String, String, Option<String>, Option<String>, String);
 
 /// One append's values, for the two ways of writing it.
 struct Append<'a> {
@@ -246,13 +246,15 @@ impl Append<'_> {
         i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
     }
 
-    /// Runs the append and reads the window in one trip to the database: the conversation's new count and the
-    /// window (oldest first), or `None` when the conversation is not the user's (nothing is written then).
+    /// Runs the append and reads the window: the conversation's new count and the window (oldest first), or
+    /// `None` when the conversation is not the user's (nothing is written then).
     ///
-    /// The statement's one row carries the window as one JSON array, so a turn's history costs one row, not one
-    /// per message. On PostgreSQL the window is read in the same statement as the writes, under the statement's
-    /// snapshot: a turn of the same conversation that committed while this one waited for the conversation's
-    /// lock is counted but not seen, which leaves a gap in the sequence numbers; the window is then read again.
+    /// On SQLite one query string does both, and its one row carries the window as one JSON array, so a turn's
+    /// history costs one crossing to the connection's worker thread, not one per statement and per message. On
+    /// PostgreSQL the writes are one statement and the window a second: read in the same statement, under its
+    /// snapshot, a window misses a turn of the same conversation that committed while this one waited for the
+    /// conversation's lock (and a combined statement, tried, ran S2 at a sixth of the throughput, for a reason
+    /// not found: alone, under EXPLAIN ANALYZE, it took 0.1 ms).
     async fn run(
         &self,
         conn: &mut AnyConnection,
@@ -260,7 +262,7 @@ impl Append<'_> {
         window: Option<i64>,
     ) -> sqlx::Result<Option<(i64, Vec<HistoryRow>)>> {
         let sql = match backend {
-            Backend::Postgres => self.postgres_sql(window),
+            Backend::Postgres => self.postgres_sql(),
             Backend::Sqlite => self.sqlite_sql(window),
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -289,22 +291,15 @@ impl Append<'_> {
             return Ok(None);
         };
         let count: i64 = row.try_get(0)?;
-        let entries: Vec<WindowEntry> = serde_json::from_str(&row.try_get::<String, _>(1)?)
-            .map_err(|e| sqlx::Error::Decode(e.into()))?;
-        // Whole: the last min(limit, count) messages, numbered up to the count without a hole.
-        let whole = |limit: i64| {
-            let first = count - limit.min(count) + 1;
-            entries.len() == usize::try_from(limit.min(count)).unwrap_or(0)
-                && entries.iter().zip(first..).all(|(e, seq)| e.0 == seq)
-        };
-        let history = match window {
-            Some(limit) if !whole(limit) => {
+        let history = match (backend, window) {
+            (Backend::Postgres, Some(limit)) => {
                 find_history_window(&mut *conn, self.session_id, limit).await?
             }
-            _ => entries
+            _ => serde_json::from_str::<Vec<WindowEntry>>(&row.try_get::<String, _>(1)?)
+                .map_err(|e| sqlx::Error::Decode(e.into()))?
                 .into_iter()
                 .map(
-                    |(_, role, content, tool_calls, tool_call_id, metadata)| HistoryRow {
+                    |(role, content, tool_calls, tool_call_id, metadata)| HistoryRow {
                         role,
                         content,
                         tool_calls,
@@ -339,7 +334,7 @@ impl Append<'_> {
             // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each
             // new binding would make it compile the statement again (measured: once per turn).
             Some(limit) => format!(
-                "(SELECT json_group_array(json_array(seq, role, content, tool_calls, tool_call_id, metadata) \
+                "(SELECT json_group_array(json_array(role, content, tool_calls, tool_call_id, metadata) \
                  ORDER BY seq) FROM (SELECT seq, role, content, tool_calls, tool_call_id, metadata \
                  FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit}))"
             ),
@@ -352,28 +347,16 @@ impl Append<'_> {
     }
 
     /// PostgreSQL: one statement of data-modifying CTEs; each runs once, and when the update finds no row (not
-    /// the user's conversation) the inserts select nothing and the statement returns no row. The window is the
-    /// new rows (from the insert's RETURNING) with the newest stored ones before them.
-    fn postgres_sql(&self, window: Option<i64>) -> String {
-        let window = match window {
-            Some(limit) => format!(
-                "(SELECT COALESCE(json_agg(json_build_array(w.seq, w.role, w.content, w.tool_calls, \
-                 w.tool_call_id, w.metadata) ORDER BY w.seq), '[]')::text FROM (SELECT seq, role, content, \
-                 tool_calls, tool_call_id, metadata FROM m UNION ALL (SELECT seq, role, content, tool_calls, \
-                 tool_call_id, metadata FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit}) \
-                 ORDER BY seq DESC LIMIT {limit}) AS w)"
-            ),
-            None => "'[]'".to_string(),
-        };
+    /// the user's conversation) the inserts select nothing and the statement returns no row.
+    fn postgres_sql(&self) -> String {
         format!(
             "WITH s AS ({UPDATE_CONVERSATION} RETURNING message_count), \
              m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
              v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
-             (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) \
-             RETURNING seq, role, content, tool_calls, tool_call_id, metadata), \
+             (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
              u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
              ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
-             SELECT s.message_count, {window} FROM s",
+             SELECT s.message_count, '[]' FROM s",
             message_values(self.messages.len(), 9)
         )
     }
