@@ -4,7 +4,8 @@
 //! here the calling task polls the connection itself while it waits for the answer, and an idle connection
 //! waits in a list until the next call takes it.
 //!
-//! TLS (`https://`), URLs with credentials and proxied ones stay on reqwest: [`Http1Pool::for_url`] says which.
+//! [`Poster`] is what callers use: driven connections where the URL allows them ([`Http1Pool::for_url`]), else
+//! the caller's reqwest client (TLS, credentials in the URL, a proxy), with one kind of [`Reply`] either way.
 
 use std::{
     future::poll_fn,
@@ -14,7 +15,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
 use http_body_util::Full;
 use hyper::{
     Request, StatusCode,
@@ -58,16 +59,69 @@ impl Conn {
     }
 }
 
-/// An upstream's answer: its status, its headers, and its body, read as the caller polls it.
-pub struct Answer<'p> {
+/// Where posts to one URL go.
+pub enum Poster {
+    Driven(Http1Pool),
+    /// The caller's client, with its settings (redirects, timeouts), and the URL.
+    Reqwest(reqwest::Client, String),
+}
+
+impl Poster {
+    /// Driven connections if `url` allows them, else `fallback`.
+    pub fn new(url: &str, fallback: reqwest::Client) -> Poster {
+        match Http1Pool::for_url(url) {
+            Some(pool) => Poster::Driven(pool),
+            None => Poster::Reqwest(fallback, url.to_string()),
+        }
+    }
+
+    /// Posts `body` with `headers`; the answer's head, its body still to be read. reqwest's errors leave the URL
+    /// out (a configured URL may carry a key in its query).
+    pub async fn post(&self, headers: HeaderMap, body: Bytes) -> io::Result<Reply<'_>> {
+        match self {
+            Poster::Driven(pool) => pool.post(headers, body).await,
+            Poster::Reqwest(client, url) => {
+                let response = client
+                    .post(url)
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| io::Error::other(e.without_url()))?;
+                Ok(Reply {
+                    status: response.status(),
+                    headers: response.headers().clone(),
+                    body: response
+                        .bytes_stream()
+                        .map_err(|e| io::Error::other(e.without_url()))
+                        .boxed(),
+                })
+            }
+        }
+    }
+}
+
+/// A server's answer: its status, its headers, and its body, read as the caller polls it.
+pub struct Reply<'p> {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: DrivenBody<'p>,
+    pub body: BoxStream<'p, io::Result<Bytes>>,
+}
+
+impl Reply<'_> {
+    /// The whole body.
+    pub async fn bytes(mut self) -> io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        while let Some(piece) = self.body.next().await {
+            all.extend_from_slice(&piece?);
+        }
+        Ok(all)
+    }
 }
 
 /// The body of an answer; polling it drives its connection. Once read to its end, the connection goes back to
 /// the pool; dropped before that (an SSE stream left open after the answer's event), it is closed.
-pub struct DrivenBody<'p> {
+struct DrivenBody<'p> {
     pool: &'p Http1Pool,
     conn: Option<Conn>,
     body: Incoming,
@@ -157,8 +211,8 @@ impl Http1Pool {
         })
     }
 
-    /// Posts `body` with `headers`; the answer's body is read through the returned [`Answer`].
-    pub async fn post(&self, mut headers: HeaderMap, body: Bytes) -> io::Result<Answer<'_>> {
+    /// Posts `body` with `headers`; the answer's body is read through the returned [`Reply`].
+    pub async fn post(&self, mut headers: HeaderMap, body: Bytes) -> io::Result<Reply<'_>> {
         let mut request = Request::post(&self.path)
             .body(Full::new(body))
             .map_err(io::Error::other)?;
@@ -178,7 +232,7 @@ impl Http1Pool {
         })
         .await?;
         let (parts, body) = response.into_parts();
-        Ok(Answer {
+        Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body: DrivenBody {
@@ -186,7 +240,8 @@ impl Http1Pool {
                 conn: Some(conn),
                 read_to_end: body.is_end_stream(),
                 body,
-            },
+            }
+            .boxed(),
         })
     }
 
@@ -225,41 +280,16 @@ impl Http1Pool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
+    use std::sync::atomic::Ordering;
 
-    use futures::{StreamExt, stream};
+    use futures::stream;
     use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
-    use hyper::{Response, body::Frame, service::service_fn};
+    use hyper::{Response, body::Frame};
 
-    use super::*;
-
-    /// A server on a free port answering every request with `answer()`; the count is of accepted connections.
-    async fn server(
-        answer: fn() -> Response<BoxBody<Bytes, io::Error>>,
-    ) -> (hyper::Uri, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |_| async move { Ok::<_, io::Error>(answer()) }),
-                ));
-            }
-        });
-        (url.parse().unwrap(), accepted)
-    }
-
-    fn full(text: &'static str) -> BoxBody<Bytes, io::Error> {
-        Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed()
-    }
+    use super::{
+        testing::{full, server},
+        *,
+    };
 
     /// Posts `calls` times to a server answering with `answer()`, reading each answer whole; returns the answers'
     /// statuses and texts and how many connections the server accepted.
@@ -267,8 +297,8 @@ mod tests {
         answer: fn() -> Response<BoxBody<Bytes, io::Error>>,
         calls: usize,
     ) -> (Vec<(StatusCode, String)>, usize) {
-        let (url, accepted) = server(answer).await;
-        let pool = Http1Pool::new(&url).unwrap();
+        let (url, accepted) = server("/mcp", answer).await;
+        let pool = Http1Pool::new(&url.parse().unwrap()).unwrap();
         let mut answers = Vec::new();
         for _ in 0..calls {
             let mut answer = pool
@@ -308,13 +338,13 @@ mod tests {
     #[tokio::test]
     async fn a_stream_left_open_closes_its_connection() {
         // One event, then the stream stays open, as an SSE answer may.
-        let (url, accepted) = server(|| {
+        let (url, accepted) = server("/mcp", || {
             let events = stream::iter([Ok(Frame::data(Bytes::from("data: 1\n\n")))])
                 .chain(stream::pending());
             Response::new(BodyExt::boxed(StreamBody::new(events)))
         })
         .await;
-        let pool = Http1Pool::new(&url).unwrap();
+        let pool = Http1Pool::new(&url.parse().unwrap()).unwrap();
         for _ in 0..2 {
             let mut answer = pool
                 .post(HeaderMap::new(), Bytes::from_static(b"{}"))
@@ -349,5 +379,46 @@ mod tests {
         drop(listener);
         let pool = Http1Pool::new(&url.parse().unwrap()).unwrap();
         assert!(pool.post(HeaderMap::new(), Bytes::new()).await.is_err());
+    }
+}
+
+/// A counting test server, for this module's tests and its callers'.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use http_body_util::{BodyExt, combinators::BoxBody};
+    use hyper::{Response, service::service_fn};
+
+    use super::*;
+
+    /// A server on a free port answering every request with `answer()`: its URL (`http://127.0.0.1:port{path}`)
+    /// and the count of connections it accepted.
+    pub(crate) async fn server(
+        path: &str,
+        answer: fn() -> Response<BoxBody<Bytes, io::Error>>,
+    ) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |_| async move { Ok::<_, io::Error>(answer()) }),
+                ));
+            }
+        });
+        (url, accepted)
+    }
+
+    pub(crate) fn full(text: &'static str) -> BoxBody<Bytes, io::Error> {
+        Full::new(Bytes::from(text)).map_err(|e| match e {}).boxed()
     }
 }

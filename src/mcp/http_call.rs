@@ -10,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    io,
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -18,7 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use futures::{StreamExt, stream::BoxStream};
 use parking_lot::Mutex;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use rmcp::{
@@ -30,7 +29,7 @@ use rmcp::{
 use serde::{Deserialize, Serialize};
 use sse_stream::{Sse, SseStream};
 
-use crate::http1::Http1Pool;
+use crate::http1::Poster;
 
 /// The session id an upstream handed out, shared by the rmcp transport that learns it and the direct calls.
 type SessionSlot = Arc<Mutex<Option<Arc<str>>>>;
@@ -117,19 +116,11 @@ pub(super) enum CallError {
 
 /// The direct caller of one upstream connection.
 pub(super) struct HttpCall {
-    sender: Sender,
+    sender: Poster,
     /// The configured headers, the media types and `MCP-Protocol-Version`.
     headers: HeaderMap,
     session: SessionSlot,
     next_id: AtomicI64,
-}
-
-/// How calls reach the server: plain HTTP on connections the calling task drives itself (`http1.rs`); TLS, a URL
-/// with credentials in it, or a proxy set in the environment, on the pooled reqwest client rmcp's transport uses
-/// (which honours them).
-enum Sender {
-    Plain(Http1Pool),
-    Reqwest(reqwest::Client, String),
 }
 
 /// One JSON-RPC message of the answer: a response or error (with an id), or a notification or request.
@@ -166,10 +157,9 @@ impl HttpCall {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderValue::from_str(protocol_version)?,
         );
-        let sender = match Http1Pool::for_url(url) {
-            Some(pool) => Sender::Plain(pool),
-            None => Sender::Reqwest(noting.client.clone(), url.to_string()),
-        };
+        // Plain HTTP on connections the calling task drives itself; TLS, a URL with credentials, or a proxy set
+        // in the environment on the pooled reqwest client rmcp's transport uses (which honours them).
+        let sender = Poster::new(url, noting.client.clone());
         Ok(HttpCall {
             sender,
             headers,
@@ -201,33 +191,17 @@ impl HttpCall {
             let session = HeaderValue::from_str(&session).map_err(|e| lost(&e))?;
             headers.insert(HeaderName::from_static("mcp-session-id"), session);
         }
-        let (status, sse, mut body): (_, _, BoxStream<'_, io::Result<Bytes>>) = match &self.sender {
-            Sender::Plain(pool) => {
-                let answer = pool
-                    .post(headers, Bytes::from(body))
-                    .await
-                    .map_err(|e| lost(&e))?;
-                (answer.status, is_sse(&answer.headers), answer.body.boxed())
-            }
-            Sender::Reqwest(client, url) => {
-                let response = client
-                    .post(url)
-                    .headers(headers)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| lost(&e))?;
-                let (status, sse) = (response.status(), is_sse(response.headers()));
-                let body = response.bytes_stream().map_err(io::Error::other);
-                (status, sse, body.boxed())
-            }
-        };
-        if !status.is_success() {
-            return Err(CallError::Lost(format!("HTTP status {status}")));
+        let reply = self
+            .sender
+            .post(headers, Bytes::from(body))
+            .await
+            .map_err(|e| lost(&e))?;
+        if !reply.status.is_success() {
+            return Err(CallError::Lost(format!("HTTP status {}", reply.status)));
         }
-        if sse {
+        if is_sse(&reply.headers) {
             // Read event by event: the answer counts as soon as its event arrives.
-            let mut events = SseStream::from_bytes_stream(body);
+            let mut events = SseStream::from_bytes_stream(reply.body);
             while let Some(event) = events.next().await {
                 let event = event.map_err(|e| lost(&e))?;
                 let Some(data) = event.data.filter(|d| !d.is_empty()) else {
@@ -238,10 +212,7 @@ impl HttpCall {
                 }
             }
         } else {
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.next().await {
-                bytes.extend_from_slice(&chunk.map_err(|e| lost(&e))?);
-            }
+            let bytes = reply.bytes().await.map_err(|e| lost(&e))?;
             if let Some(answer) = answer_to(id, &bytes) {
                 return answer;
             }

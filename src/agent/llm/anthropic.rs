@@ -11,14 +11,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{Client, RetryPolicy, post_json};
+use crate::http1::Poster;
+
+use super::http::{RetryPolicy, next_chunk, post_json, poster, read_all};
 use super::{DeltaSender, LlmError, LlmProvider, LlmRequest, LlmResponse, Role, ToolCall, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
 /// A provider for Anthropic's Messages API.
 pub struct Anthropic {
-    client: Client,
+    client: Poster,
     url: String,
     api_key: SecretString,
     model: String,
@@ -49,7 +51,7 @@ impl Anthropic {
     ) -> Anthropic {
         let url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
         Anthropic {
-            client: Client::new(&url),
+            client: poster(&url),
             url,
             api_key,
             model: model.to_string(),
@@ -78,12 +80,12 @@ impl Anthropic {
         .await?;
         let timeout = self.policy.timeout;
         let Some(deltas) = deltas else {
-            return parse_response(&reply.bytes(timeout).await?);
+            return parse_response(&read_all(reply, timeout).await?);
         };
         let mut stream = StreamParser::default();
         // The deadline is per chunk: a long answer may take minutes, a silent server may not.
         while !stream.done {
-            let Some(chunk) = reply.chunk(timeout).await? else {
+            let Some(chunk) = next_chunk(&mut reply, timeout).await? else {
                 break;
             };
             for text in stream.feed(&chunk)? {

@@ -3,112 +3,46 @@
 //! a plain `http://` URL (a local one: Ollama, vLLM) is called on connections the calling task drives itself
 //! (`crate::http1`); any other URL through reqwest.
 
-use std::{io, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt, stream::BoxStream};
-use reqwest::{
-    StatusCode,
-    header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER},
-};
+use futures::StreamExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
 
 use super::LlmError;
-use crate::http1::Http1Pool;
+use crate::http1::{Poster, Reply};
 
-/// Where a provider's requests go.
-pub enum Client {
-    Plain(Http1Pool),
-    /// Redirects are not followed: an API call that is redirected is an error, not a second request.
-    Reqwest(reqwest::Client, String),
+/// What a provider posts with: driven connections for a plain `http://` URL, else reqwest, which follows no
+/// redirects (an API call that is redirected is an error, not a second request).
+pub fn poster(url: &str) -> Poster {
+    let fallback = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client builds");
+    Poster::new(url, fallback)
 }
 
-impl Client {
-    pub fn new(url: &str) -> Client {
-        match Http1Pool::for_url(url) {
-            Some(pool) => Client::Plain(pool),
-            None => Client::Reqwest(
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .expect("HTTP client builds"),
-                url.to_string(),
-            ),
-        }
-    }
-
-    /// Sends one attempt: the answer's head, its body still to be read.
-    async fn send(&self, headers: HeaderMap, body: Bytes) -> Result<Reply<'_>, LlmError> {
-        match self {
-            Client::Plain(pool) => {
-                let answer = pool
-                    .post(headers, body)
-                    .await
-                    .map_err(|e| LlmError::Unreachable(e.to_string()))?;
-                Ok(Reply {
-                    status: answer.status,
-                    headers: answer.headers,
-                    body: answer.body.boxed(),
-                })
-            }
-            Client::Reqwest(client, url) => {
-                let response = client
-                    .post(url)
-                    .headers(headers)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        if e.is_timeout() {
-                            LlmError::Timeout
-                        } else {
-                            LlmError::Unreachable(without_url(&e))
-                        }
-                    })?;
-                Ok(Reply {
-                    status: response.status(),
-                    headers: response.headers().clone(),
-                    body: response
-                        .bytes_stream()
-                        .map_err(|e| io::Error::other(e.without_url()))
-                        .boxed(),
-                })
-            }
-        }
+/// The next piece of a reply's body, or `None` at its end; `timeout` bounds the wait for it.
+pub async fn next_chunk(
+    reply: &mut Reply<'_>,
+    timeout: Duration,
+) -> Result<Option<Bytes>, LlmError> {
+    match tokio::time::timeout(timeout, reply.body.next()).await {
+        Err(_) => Err(LlmError::Timeout),
+        Ok(None) => Ok(None),
+        Ok(Some(piece)) => piece
+            .map(Some)
+            .map_err(|e| LlmError::Unreachable(e.to_string())),
     }
 }
 
-/// A model server's answer: its status, its headers and its body as it arrives.
-pub struct Reply<'a> {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    body: BoxStream<'a, io::Result<Bytes>>,
-}
-
-impl Reply<'_> {
-    /// The next piece of the body, or `None` at its end; `timeout` bounds the wait for it.
-    pub async fn chunk(&mut self, timeout: Duration) -> Result<Option<Bytes>, LlmError> {
-        match tokio::time::timeout(timeout, self.body.next()).await {
-            Err(_) => Err(LlmError::Timeout),
-            Ok(None) => Ok(None),
-            Ok(Some(piece)) => piece
-                .map(Some)
-                .map_err(|e| LlmError::Unreachable(e.to_string())),
-        }
-    }
-
-    /// The whole body; `timeout` bounds the wait for all of it.
-    pub async fn bytes(mut self, timeout: Duration) -> Result<Vec<u8>, LlmError> {
-        tokio::time::timeout(timeout, async {
-            let mut all = Vec::new();
-            while let Some(piece) = self.body.next().await {
-                all.extend_from_slice(&piece.map_err(|e| LlmError::Unreachable(e.to_string()))?);
-            }
-            Ok(all)
-        })
+/// A reply's whole body; `timeout` bounds the wait for all of it.
+pub async fn read_all(reply: Reply<'_>, timeout: Duration) -> Result<Vec<u8>, LlmError> {
+    tokio::time::timeout(timeout, reply.bytes())
         .await
         .map_err(|_| LlmError::Timeout)?
-    }
+        .map_err(|e| LlmError::Unreachable(e.to_string()))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -134,7 +68,7 @@ impl Default for RetryPolicy {
 /// POSTs `body`, serialized JSON, as `application/json` with `headers`; returns the first 2xx answer, or the error
 /// of the last attempt.
 pub async fn post_json<'c>(
-    client: &'c Client,
+    poster: &'c Poster,
     headers: &[(&'static str, String)],
     body: Vec<u8>,
     policy: RetryPolicy,
@@ -152,10 +86,10 @@ pub async fn post_json<'c>(
     let mut attempt = 0;
     loop {
         let result =
-            tokio::time::timeout(policy.timeout, client.send(head.clone(), body.clone())).await;
+            tokio::time::timeout(policy.timeout, poster.post(head.clone(), body.clone())).await;
         let (error, wait) = match result {
             Err(_) => (LlmError::Timeout, None),
-            Ok(Err(e)) => (e, None),
+            Ok(Err(e)) => (LlmError::Unreachable(e.to_string()), None),
             Ok(Ok(reply)) if reply.status.is_success() => return Ok(reply),
             Ok(Ok(reply)) => {
                 let status = reply.status.as_u16();
@@ -164,7 +98,7 @@ pub async fn post_json<'c>(
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                let text = reply.bytes(policy.timeout).await.unwrap_or_default();
+                let text = read_all(reply, policy.timeout).await.unwrap_or_default();
                 let message: String = error_message(&String::from_utf8_lossy(&text))
                     .chars()
                     .take(300)
@@ -205,13 +139,4 @@ fn error_message(text: &str) -> String {
             .to_string(),
         Err(_) => text.to_string(),
     }
-}
-
-/// reqwest errors name the URL; a configured URL may carry a key in its query, so it is left out.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut e = e.to_string();
-    if let Some(i) = e.find(" for url (") {
-        e.truncate(i);
-    }
-    e
 }

@@ -11,9 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq};
 use serde_json::Value;
 
+use crate::http1::Poster;
+
 use super::{
     DeltaSender, LlmError, LlmProvider, LlmRequest, LlmResponse, Message, Role, ToolCall, Usage,
-    http::{Client, RetryPolicy, post_json},
+    http::{RetryPolicy, next_chunk, post_json, poster, read_all},
 };
 
 pub struct OpenAi {
@@ -22,7 +24,7 @@ pub struct OpenAi {
     model: String,
     api_key: Option<SecretString>,
     policy: RetryPolicy,
-    http: Client,
+    http: Poster,
 }
 
 impl std::fmt::Debug for OpenAi {
@@ -52,7 +54,7 @@ impl OpenAi {
         };
         OpenAi {
             label: label.to_string(),
-            http: Client::new(&url),
+            http: poster(&url),
             url,
             model: model.to_string(),
             api_key,
@@ -89,12 +91,12 @@ impl OpenAi {
         let body = self.body(request, deltas.is_some());
         let mut reply = post_json(&self.http, &headers, body, self.policy).await?;
         match deltas {
-            None => parse_completion(&reply.bytes(self.policy.timeout).await?),
+            None => parse_completion(&read_all(reply, self.policy.timeout).await?),
             Some(deltas) => {
                 let mut stream = StreamAssembler::default();
                 loop {
                     // The deadline is per chunk: a long answer may take minutes, a silent server may not.
-                    let chunk = reply.chunk(self.policy.timeout).await?;
+                    let chunk = next_chunk(&mut reply, self.policy.timeout).await?;
                     match chunk {
                         Some(bytes) => {
                             for text in stream.feed(&bytes)? {
@@ -538,33 +540,14 @@ mod tests {
     /// connection (an https:// one would go through reqwest, whose pool this test cannot see).
     #[tokio::test]
     async fn turns_to_a_plain_http_server_share_one_connection() {
-        use std::sync::{
-            Arc,
-            atomic::{AtomicUsize, Ordering},
-        };
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                let answer = hyper::service::service_fn(|_| async {
-                    let body = r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
-                    Ok::<_, std::io::Error>(hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(body.as_bytes()),
-                    )))
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
-                );
-            }
-        });
+        let (url, accepted) = crate::http1::testing::server("/v1", || {
+            hyper::Response::new(crate::http1::testing::full(
+                r#"{"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            ))
+        })
+        .await;
         let p = OpenAi::new("openai", &url, "m", None, RetryPolicy::default());
-        assert!(matches!(p.http, Client::Plain(_)));
+        assert!(matches!(p.http, Poster::Driven(_)));
         let req = LlmRequest {
             system: "s".into(),
             messages: vec![Message::user("hi")],
@@ -574,14 +557,14 @@ mod tests {
             let r = p.complete(&req, None).await.unwrap();
             assert_eq!((r.content.as_str(), r.usage.input_tokens), ("ok", 3));
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         // Anything but plain http without credentials stays on reqwest.
         for url in [
             "https://api.openai.com/v1",
             "http://user:key@127.0.0.1:1/v1",
         ] {
             let p = OpenAi::new("openai", url, "m", None, RetryPolicy::default());
-            assert!(matches!(p.http, Client::Reqwest(..)), "{url}");
+            assert!(matches!(p.http, Poster::Reqwest(..)), "{url}");
         }
     }
 
