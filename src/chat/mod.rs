@@ -269,7 +269,7 @@ impl Chat {
 
     /// Appends messages to a conversation `user_id` owns, as one piece of the group commit: the rows once stored.
     /// With `window`, the piece also reads the conversation's last `window` messages (as the model sees them)
-    /// after the append: a turn's history costs no second trip to the database.
+    /// after the append, inside the same piece (on SQLite in the same trip to the database; `store::append_messages`).
     async fn append(
         &self,
         user_id: &UserId,

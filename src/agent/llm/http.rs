@@ -140,3 +140,37 @@ fn error_message(text: &str) -> String {
         Err(_) => text.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::testing::{full, server};
+
+    /// A redirect is answered as the error it is, on both ways out: followed, the 307 below would loop into a
+    /// redirect-limit error instead.
+    #[tokio::test]
+    async fn a_redirect_is_an_error_not_followed() {
+        let (url, _) = server("/v1", || {
+            hyper::Response::builder()
+                .status(307)
+                .header("location", "/v1")
+                .body(full("moved"))
+                .unwrap()
+        })
+        .await;
+        let with_credentials = url.replace("http://", "http://user:key@");
+        for (url, driven) in [(url.as_str(), true), (with_credentials.as_str(), false)] {
+            let poster = poster(url);
+            assert_eq!(matches!(poster, Poster::Driven(_)), driven, "{url}");
+            let policy = RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            };
+            match post_json(&poster, &[], b"{}".to_vec(), policy).await {
+                Err(LlmError::Upstream { status: 307, .. }) => {}
+                Err(e) => panic!("{url}: {e}"),
+                Ok(_) => panic!("{url}: a redirect answered as success"),
+            }
+        }
+    }
+}
