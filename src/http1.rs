@@ -80,25 +80,35 @@ impl Poster {
     pub async fn post(&self, headers: HeaderMap, body: Bytes) -> io::Result<Reply<'_>> {
         match self {
             Poster::Driven(pool) => pool.post(headers, body).await,
+            // Boxed: reqwest's future is large, and inline it would make every driven post's future as large.
             Poster::Reqwest(client, url) => {
-                let response = client
-                    .post(url)
-                    .headers(headers)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| io::Error::other(e.without_url()))?;
-                Ok(Reply {
-                    status: response.status(),
-                    headers: response.headers().clone(),
-                    body: response
-                        .bytes_stream()
-                        .map_err(|e| io::Error::other(e.without_url()))
-                        .boxed(),
-                })
+                Box::pin(post_reqwest(client, url, headers, body)).await
             }
         }
     }
+}
+
+async fn post_reqwest<'p>(
+    client: &'p reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> io::Result<Reply<'p>> {
+    let response = client
+        .post(url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| io::Error::other(e.without_url()))?;
+    Ok(Reply {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response
+            .bytes_stream()
+            .map_err(|e| io::Error::other(e.without_url()))
+            .boxed(),
+    })
 }
 
 /// A server's answer: its status, its headers, and its body, read as the caller polls it.
