@@ -14,6 +14,10 @@
 //! error, and the others run again without it in a fresh transaction: so pieces must be safe to run more than
 //! once before a commit (they only write inside the transaction). When the database is unavailable, every piece
 //! of the batch gets an error that means so (the HTTP layer answers 503), and none of their rows are stored.
+//!
+//! A piece may carry a step to take once it is committed (`run_then`): the writer takes these steps in commit
+//! order, before it answers the batch, so state kept beside the database (the chat's recent messages) sees every
+//! committed piece in order and nothing that was rolled back.
 
 use std::any::Any;
 
@@ -29,9 +33,11 @@ const QUEUE: usize = 1024;
 type Value = Box<dyn Any + Send>;
 type Work =
     Box<dyn for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Value>> + Send + Sync>;
+type Committed = Box<dyn FnOnce(&Value) + Send + Sync>;
 
 struct Job {
     work: Work,
+    committed: Option<Committed>,
     answer: oneshot::Sender<sqlx::Result<Value>>,
 }
 
@@ -60,13 +66,47 @@ impl GroupCommit {
             + Sync
             + 'static,
     {
+        self.submit(work, None).await
+    }
+
+    /// `run`, and once the piece is committed, `committed` with its value, on the writer, in commit order and
+    /// before any piece of the batch is answered. Never called for a piece that was not committed.
+    pub async fn run_then<T, F, C>(&self, work: F, committed: C) -> sqlx::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<T>>
+            + Send
+            + Sync
+            + 'static,
+        C: FnOnce(&T) + Send + Sync + 'static,
+    {
+        let committed: Committed = Box::new(move |value: &Value| {
+            if let Some(value) = value.downcast_ref::<T>() {
+                committed(value);
+            }
+        });
+        self.submit(work, Some(committed)).await
+    }
+
+    async fn submit<T, F>(&self, work: F, committed: Option<Committed>) -> sqlx::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<T>>
+            + Send
+            + Sync
+            + 'static,
+    {
         let (answer, wait) = oneshot::channel();
         let work: Work = Box::new(move |conn| {
             let piece = work(conn);
             Box::pin(async move { piece.await.map(|v| Box::new(v) as Value) })
         });
         self.jobs
-            .send(Job { work, answer })
+            .send(Job {
+                work,
+                committed,
+                answer,
+            })
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let value = wait.await.map_err(|_| sqlx::Error::WorkerCrashed)??;
@@ -93,6 +133,11 @@ async fn write_batch(pool: &AnyPool, mut batch: Vec<Job>) {
     while !batch.is_empty() {
         match attempt(&mut conn, &batch).await {
             Ok(values) => {
+                for (job, value) in batch.iter_mut().zip(&values) {
+                    if let Some(committed) = job.committed.take() {
+                        committed(value);
+                    }
+                }
                 for (job, value) in batch.into_iter().zip(values) {
                     let _ = job.answer.send(Ok(value));
                 }
@@ -222,6 +267,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ids(&pool).await, [1, 2, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn steps_after_commit_run_in_commit_order_before_the_answers_and_never_for_a_failed_piece()
+     {
+        let pool = memory_pool().await;
+        let group = GroupCommit::start(pool.clone());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Each piece inserts `id` (30 twice: it fails) and, once committed, notes its id; its caller reads the
+        // notes when answered.
+        let piece = |id: i64| {
+            let (seen, noted) = (seen.clone(), seen.clone());
+            let group = group.clone();
+            async move {
+                let stored = group
+                    .run_then(
+                        move |conn| {
+                            Box::pin(async move {
+                                sqlx::query("INSERT INTO t (id, v) VALUES ($1, 'x')")
+                                    .bind(id)
+                                    .execute(&mut *conn)
+                                    .await?;
+                                if id == 30 {
+                                    sqlx::query("INSERT INTO t (id, v) VALUES (30, 'again')")
+                                        .execute(&mut *conn)
+                                        .await?;
+                                }
+                                Ok(id)
+                            })
+                        },
+                        move |id: &i64| noted.lock().unwrap().push(*id),
+                    )
+                    .await;
+                (stored, seen.lock().unwrap().clone())
+            }
+        };
+        let answers = futures::future::join_all([1, 2, 30, 4].map(piece)).await;
+        for (stored, seen) in &answers {
+            match stored {
+                // Answered after every committed piece of its batch took its step.
+                Ok(_) => assert_eq!(seen, &[1, 2, 4]),
+                Err(e) => assert!(e.as_database_error().is_some(), "{e}"),
+            }
+        }
+        assert!(answers[2].0.is_err());
+        assert_eq!(*seen.lock().unwrap(), [1, 2, 4]);
+        assert_eq!(ids(&pool).await, [1, 2, 4]);
     }
 
     #[tokio::test]
