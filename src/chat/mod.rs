@@ -5,8 +5,11 @@
 //! before the model is asked, so a failed model call loses nothing; the history sent to the model is the last
 //! `history_window` messages, so a long conversation costs the same per turn as a short one.
 
+mod recent;
 pub mod store;
 mod transcript;
+
+use std::sync::Arc;
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -23,11 +26,16 @@ use crate::{
     telemetry::tally::{EventKind, Tally},
     tools::{Caller, ToolContext},
 };
-use store::{HistoryRow, MessageRow, NewMessage, SessionRow};
-use transcript::{assistant_message, to_history, user_message};
+use recent::RecentMessages;
+use store::{MessageRow, NewMessage, SessionRow};
+use transcript::{
+    assistant_message, from_first_user, history_message, stored_message, user_message,
+};
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Memory for the recent messages of active conversations (`recent`), in all.
+const RECENT_MESSAGES_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -65,6 +73,8 @@ pub struct Chat {
     settings: Settings,
     /// Tokens per user and model, for the dashboards.
     tally: Tally,
+    /// Committed messages of active conversations, so a window is rarely read back from the database.
+    recent: Arc<RecentMessages>,
 }
 
 /// A finished turn: the stored assistant message and what it cost.
@@ -77,12 +87,17 @@ pub struct Turn {
 
 impl Chat {
     pub fn new(db: Db, clock: SharedClock, agent: Agent, settings: Settings, tally: Tally) -> Chat {
+        let recent = Arc::new(RecentMessages::new(
+            settings.history_window.max(1),
+            RECENT_MESSAGES_BYTES,
+        ));
         Chat {
             db,
             clock,
             agent,
             settings,
             tally,
+            recent,
         }
     }
 
@@ -132,7 +147,6 @@ impl Chat {
                             &day,
                             &first,
                             now,
-                            None,
                         )
                         .await?;
                     }
@@ -173,6 +187,7 @@ impl Chat {
         id: &ConversationId,
     ) -> Result<(), ChatError> {
         if store::delete_session(self.db.writer(), user_id.as_str(), id.as_str()).await? {
+            self.recent.forget(id);
             Ok(())
         } else {
             Err(ChatError::NotFound)
@@ -213,17 +228,11 @@ impl Chat {
     ) -> Result<Turn, ChatError> {
         let text = validate_message(text)?;
         self.check_quota(&caller.account.id).await?;
-        let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
-        let (_, history) = self
-            .append(
-                &caller.account.id,
-                session_id,
-                vec![user_message(text)],
-                Some(window),
-            )
+        let stored = self
+            .append(&caller.account.id, session_id, vec![user_message(text)])
             .await?;
-        self.run_turn(caller, session_id, to_history(&history), events)
-            .await
+        let history = self.window(session_id, &stored).await?;
+        self.run_turn(caller, session_id, history, events).await
     }
 
     /// Seed 000's stateless chat: the client's messages (user and assistant only; never a system prompt)
@@ -259,24 +268,19 @@ impl Chat {
                 assistant_message(content, Usage::default(), &[], None)
             });
         }
-        let window = i64::try_from(self.settings.history_window.max(1)).unwrap_or(40);
-        let (_, history) = self
-            .append(&account.id, &session.id, rows, Some(window))
-            .await?;
-        self.run_turn(caller, &session.id, to_history(&history), None)
-            .await
+        let stored = self.append(&account.id, &session.id, rows).await?;
+        let history = self.window(&session.id, &stored).await?;
+        self.run_turn(caller, &session.id, history, None).await
     }
 
     /// Appends messages to a conversation `user_id` owns, as one piece of the group commit: the rows once stored.
-    /// With `window`, the piece also reads the conversation's last `window` messages (as the model sees them)
-    /// after the append, inside the same piece (on SQLite in the same trip to the database; `store::append_messages`).
+    /// Once committed, they are remembered in `recent` (in commit order, by the group commit's writer).
     async fn append(
         &self,
         user_id: &UserId,
         session_id: &ConversationId,
         messages: Vec<NewMessage>,
-        window: Option<i64>,
-    ) -> Result<(Vec<MessageRow>, Vec<HistoryRow>), ChatError> {
+    ) -> Result<Vec<MessageRow>, ChatError> {
         let (user, session, day, now) = (
             user_id.to_string(),
             session_id.to_string(),
@@ -284,21 +288,48 @@ impl Chat {
             self.clock.now_ms(),
         );
         let backend = self.db.backend;
+        let (recent, conversation) = (self.recent.clone(), session_id.clone());
         let stored = self
             .db
             .group()
-            .run(move |conn| {
-                let (user, session, day, messages) =
-                    (user.clone(), session.clone(), day.clone(), messages.clone());
-                Box::pin(async move {
-                    store::append_messages(
-                        conn, backend, &user, &session, &day, &messages, now, window,
-                    )
-                    .await
-                })
-            })
+            .run_then(
+                move |conn| {
+                    let (user, session, day, messages) =
+                        (user.clone(), session.clone(), day.clone(), messages.clone());
+                    Box::pin(async move {
+                        store::append_messages(conn, backend, &user, &session, &day, &messages, now)
+                            .await
+                    })
+                },
+                move |stored: &Option<Vec<MessageRow>>| {
+                    if let Some(rows @ [first, ..]) = stored.as_deref() {
+                        let messages = rows.iter().map(stored_message).collect();
+                        recent.remember(&conversation, first.seq, messages);
+                    }
+                },
+            )
             .await?;
         stored.ok_or(ChatError::NotFound)
+    }
+
+    /// The model's history after `stored` was appended: the window of messages up to the last of them, from
+    /// `recent` when it holds all of it, else from the database (and then remembered).
+    async fn window(
+        &self,
+        session_id: &ConversationId,
+        stored: &[MessageRow],
+    ) -> Result<Vec<Message>, ChatError> {
+        let upto = stored.last().map_or(0, |m| m.seq);
+        let len = self.settings.history_window.max(1);
+        if let Some(window) = self.recent.window(session_id, upto, len) {
+            return Ok(from_first_user(window));
+        }
+        let rows =
+            store::find_history_window(&self.db.pool, session_id.as_str(), upto, len).await?;
+        let first = rows.first().map_or(upto, |r| r.seq);
+        let window: Vec<Message> = rows.into_iter().map(history_message).collect();
+        self.recent.remember(session_id, first, window.clone());
+        Ok(from_first_user(window))
     }
 
     async fn check_quota(&self, user_id: &UserId) -> Result<(), ChatError> {
@@ -339,7 +370,7 @@ impl Chat {
             &outcome.tool_calls,
             Some(model),
         ));
-        let (mut stored, _) = self.append(&account.id, session_id, rows, None).await?;
+        let mut stored = self.append(&account.id, session_id, rows).await?;
         let message = stored
             .pop()
             .ok_or_else(|| ChatError::Internal(anyhow::anyhow!("no message stored")))?;

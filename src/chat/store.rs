@@ -1,7 +1,7 @@
 //! The SQL of conversations, messages and daily usage. Every read and write of a conversation names its owner
 //! in the WHERE clause: another user's id finds nothing, exactly like a missing one.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
 
 use crate::{
     ids::{ConversationId, UserId},
@@ -121,9 +121,11 @@ pub async fn find_last_messages<'e>(
     Ok(rows)
 }
 
-/// A message as the model's history needs it (the window read on every turn: no more columns than that).
+/// A message as the model's history needs it (the window read when it is not in memory: no more columns than
+/// that), with its place in the conversation.
 #[derive(Clone, Debug, FromRow)]
 pub struct HistoryRow {
+    pub seq: i64,
     pub role: String,
     pub content: String,
     pub tool_calls: Option<String>,
@@ -131,19 +133,22 @@ pub struct HistoryRow {
     pub metadata: String,
 }
 
-/// The last `limit` messages of a conversation as history for the model, oldest first (the caller has checked
-/// ownership).
+/// The `limit` messages of a conversation up to place `upto` as history for the model, oldest first (the caller
+/// has checked ownership). Bounded by `upto`, the same window whatever was appended since.
 pub async fn find_history_window<'e>(
     db: impl Executor<'e, Database = Any>,
     session_id: &str,
-    limit: i64,
+    upto: i64,
+    limit: usize,
 ) -> sqlx::Result<Vec<HistoryRow>> {
-    let mut rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT role, content, tool_calls, tool_call_id, metadata FROM chat_messages WHERE session_id = $1 \
-         ORDER BY seq DESC LIMIT $2",
-    )
+    // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each new binding
+    // would make it compile the statement again.
+    let mut rows: Vec<HistoryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT seq, role, content, tool_calls, tool_call_id, metadata FROM chat_messages \
+         WHERE session_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT {limit}"
+    )))
     .bind(session_id)
-    .bind(limit)
+    .bind(upto)
     .fetch_all(db)
     .await?;
     rows.reverse();
@@ -162,15 +167,13 @@ pub struct NewMessage {
 }
 
 /// Appends messages to a conversation the user owns and adds their tokens to the conversation and to the user's
-/// day, inside the caller's transaction (a piece of the group commit). Returns the rows as written and, with
-/// `window`, the conversation's last `window` messages after the append (the model's history); `None` if the
+/// day, inside the caller's transaction (a piece of the group commit). Returns the rows as written; `None` if the
 /// conversation is not theirs.
 ///
 /// The conversation's row is updated first: its lock orders concurrent turns of one conversation, and its new
-/// `message_count` numbers the messages. On PostgreSQL the writes are one statement (data-modifying CTEs) and the
-/// window a second; on SQLite, whose statements each cross to the connection's worker thread and back, all of it
-/// is one query string of several statements, one crossing.
-#[allow(clippy::too_many_arguments)]
+/// `message_count` numbers the messages. On PostgreSQL the writes are one statement (data-modifying CTEs); on
+/// SQLite, whose statements each cross to the connection's worker thread and back, they are one query string of
+/// several statements, one crossing.
 pub async fn append_messages(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -179,8 +182,7 @@ pub async fn append_messages(
     day: &str,
     messages: &[NewMessage],
     now: i64,
-    window: Option<i64>,
-) -> sqlx::Result<Option<(Vec<MessageRow>, Vec<HistoryRow>)>> {
+) -> sqlx::Result<Option<Vec<MessageRow>>> {
     let ids: Vec<String> = messages
         .iter()
         .map(|_| uuid::Uuid::now_v7().to_string())
@@ -195,8 +197,7 @@ pub async fn append_messages(
         input: messages.iter().map(|m| m.input_tokens).sum(),
         output: messages.iter().map(|m| m.output_tokens).sum(),
     };
-    let appended = append.run(conn, backend, window).await?;
-    let Some((count, history)) = appended else {
+    let Some(count) = append.run(conn, backend).await? else {
         return Ok(None);
     };
     let n = append.n();
@@ -218,16 +219,13 @@ pub async fn append_messages(
             metadata: m.metadata.clone(),
         })
         .collect();
-    Ok(Some((rows, history)))
+    Ok(Some(rows))
 }
 
 /// The conversation's share of an append, on both backends: $1 messages, $2 now, $3 and $4 tokens, $5 the
 /// conversation, $6 its owner.
 const UPDATE_CONVERSATION: &str = "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
      input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6";
-
-/// One message of a window as SQLite's `json_array(role, content, tool_calls, tool_call_id, metadata)`.
-type WindowEntry = (String, String, Option<String>, Option<String>, String);
 
 /// One append's values, for the two ways of writing it.
 struct Append<'a> {
@@ -246,26 +244,14 @@ impl Append<'_> {
         i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
     }
 
-    /// Runs the append and reads the window: the conversation's new count and the window (oldest first), or
-    /// `None` when the conversation is not the user's (nothing is written then).
-    ///
-    /// On SQLite one query string does both, and its one row carries the window as one JSON array, so a turn's
-    /// history costs one crossing to the connection's worker thread, not one per statement and per message. On
-    /// PostgreSQL the writes are one statement and the window a second: read in the same statement, under its
-    /// snapshot, a window misses a turn of the same conversation that committed while this one waited for the
-    /// conversation's lock (and a combined statement, tried, ran S2 at a sixth of the throughput, for a reason
-    /// not found: alone, under EXPLAIN ANALYZE, it took 0.1 ms).
-    async fn run(
-        &self,
-        conn: &mut AnyConnection,
-        backend: Backend,
-        window: Option<i64>,
-    ) -> sqlx::Result<Option<(i64, Vec<HistoryRow>)>> {
+    /// Runs the append: the conversation's new count, or `None` when the conversation is not the user's
+    /// (nothing is written then).
+    async fn run(&self, conn: &mut AnyConnection, backend: Backend) -> sqlx::Result<Option<i64>> {
         let sql = match backend {
             Backend::Postgres => self.postgres_sql(),
-            Backend::Sqlite => self.sqlite_sql(window),
+            Backend::Sqlite => self.sqlite_sql(),
         };
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(self.n())
             .bind(self.now)
             .bind(self.input)
@@ -287,34 +273,12 @@ impl Append<'_> {
         }
         // fetch_all, not fetch_optional: on SQLite the latter reads only the first statement's result, and
         // dropping the rest would stop the statements after it.
-        let Some(row) = q.fetch_all(&mut *conn).await?.pop() else {
-            return Ok(None);
-        };
-        let count: i64 = row.try_get(0)?;
-        let history = match (backend, window) {
-            (Backend::Postgres, Some(limit)) => {
-                find_history_window(&mut *conn, self.session_id, limit).await?
-            }
-            _ => serde_json::from_str::<Vec<WindowEntry>>(&row.try_get::<String, _>(1)?)
-                .map_err(|e| sqlx::Error::Decode(e.into()))?
-                .into_iter()
-                .map(
-                    |(role, content, tool_calls, tool_call_id, metadata)| HistoryRow {
-                        role,
-                        content,
-                        tool_calls,
-                        tool_call_id,
-                        metadata,
-                    },
-                )
-                .collect(),
-        };
-        Ok(Some((count, history)))
+        Ok(q.fetch_all(&mut *conn).await?.pop())
     }
 
     /// SQLite: several statements in one query string, run in order on the connection's worker thread (one
     /// crossing to it and back); only the last returns a row.
-    fn sqlite_sql(&self, window: Option<i64>) -> String {
+    fn sqlite_sql(&self) -> String {
         let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
         let mut sql = format!(
             "{UPDATE_CONVERSATION}; \
@@ -330,19 +294,7 @@ impl Append<'_> {
                  WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
             ));
         }
-        let window = match window {
-            // The length is written into the SQL, not bound: SQLite plans with a bound LIMIT's value, so each
-            // new binding would make it compile the statement again (measured: once per turn).
-            Some(limit) => format!(
-                "(SELECT json_group_array(json_array(role, content, tool_calls, tool_call_id, metadata) \
-                 ORDER BY seq) FROM (SELECT seq, role, content, tool_calls, tool_call_id, metadata \
-                 FROM chat_messages WHERE session_id = $5 ORDER BY seq DESC LIMIT {limit}))"
-            ),
-            None => "'[]'".to_string(),
-        };
-        sql.push_str(&format!(
-            " SELECT s.message_count, {window} FROM ({owned}) AS s;"
-        ));
+        sql.push_str(&format!(" {owned};"));
         sql
     }
 
@@ -356,7 +308,7 @@ impl Append<'_> {
              (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
              u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
              ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
-             SELECT s.message_count, '[]' FROM s",
+             SELECT s.message_count FROM s",
             message_values(self.messages.len(), 9)
         )
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::store::{HistoryRow, NewMessage};
+use super::store::{HistoryRow, MessageRow, NewMessage};
 use crate::agent::{
     ToolRecord,
     llm::{Message, Role, ToolCall, Usage},
@@ -80,37 +80,64 @@ pub(super) fn assistant_message(
     }
 }
 
-/// Rows back into model messages. A window may begin in the middle of a tool exchange: everything before the
+/// A stored message (its columns) back into a model message.
+pub(super) fn to_message(
+    role: &str,
+    content: String,
+    tool_calls: Option<&str>,
+    tool_call_id: Option<&str>,
+    metadata: &str,
+) -> Message {
+    match role {
+        "user" => Message::user(content),
+        "tool" => {
+            let name = serde_json::from_str::<serde_json::Value>(metadata)
+                .ok()
+                .and_then(|m| m["name"].as_str().map(String::from))
+                .unwrap_or_default();
+            let call = ToolCall {
+                id: tool_call_id.unwrap_or_default().to_string(),
+                name,
+                arguments: String::new(),
+            };
+            Message::tool_result(&call, content)
+        }
+        _ => {
+            let calls: Vec<ToolCall> = tool_calls
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
+            Message::assistant(content, calls)
+        }
+    }
+}
+
+pub(super) fn history_message(row: HistoryRow) -> Message {
+    to_message(
+        &row.role,
+        row.content,
+        row.tool_calls.as_deref(),
+        row.tool_call_id.as_deref(),
+        &row.metadata,
+    )
+}
+
+pub(super) fn stored_message(row: &MessageRow) -> Message {
+    to_message(
+        &row.role,
+        row.content.clone(),
+        row.tool_calls.as_deref(),
+        row.tool_call_id.as_deref(),
+        &row.metadata,
+    )
+}
+
+/// A window as the model's history. A window may begin in the middle of a tool exchange: everything before the
 /// first user message in it is dropped, so the model never sees a tool result without its call.
-pub(super) fn to_history(rows: &[HistoryRow]) -> Vec<Message> {
-    let start = rows
+pub(super) fn from_first_user(mut window: Vec<Message>) -> Vec<Message> {
+    let start = window
         .iter()
-        .position(|r| r.role == "user")
-        .unwrap_or(rows.len());
-    rows[start..]
-        .iter()
-        .map(|r| match r.role.as_str() {
-            "user" => Message::user(r.content.clone()),
-            "tool" => {
-                let name = serde_json::from_str::<serde_json::Value>(&r.metadata)
-                    .ok()
-                    .and_then(|m| m["name"].as_str().map(String::from))
-                    .unwrap_or_default();
-                let call = ToolCall {
-                    id: r.tool_call_id.clone().unwrap_or_default(),
-                    name,
-                    arguments: String::new(),
-                };
-                Message::tool_result(&call, r.content.clone())
-            }
-            _ => {
-                let calls: Vec<ToolCall> = r
-                    .tool_calls
-                    .as_deref()
-                    .and_then(|t| serde_json::from_str(t).ok())
-                    .unwrap_or_default();
-                Message::assistant(r.content.clone(), calls)
-            }
-        })
-        .collect()
+        .position(|m| m.role == Role::User)
+        .unwrap_or(window.len());
+    window.drain(..start);
+    window
 }

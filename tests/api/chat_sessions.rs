@@ -7,7 +7,7 @@ use crate::llm_mock::{Mock, openai_app, openai_text};
 db_tests! {
     another_users_conversation_is_a_404_everywhere, seed_000_api_chat_needs_cookie_and_csrf,
     input_limits_are_4xx_with_clear_messages, the_daily_token_quota_answers_429,
-    the_history_sent_to_the_model_is_windowed,
+    the_history_sent_to_the_model_is_windowed, a_window_holds_what_another_instance_appended_meanwhile,
 }
 
 async fn another_users_conversation_is_a_404_everywhere(kind: DbKind) {
@@ -265,9 +265,73 @@ async fn the_history_sent_to_the_model_is_windowed(kind: DbKind) {
     );
 }
 
-/// On PostgreSQL a turn's append reads its window in the same statement, under that statement's snapshot. A turn
-/// of the same conversation that commits while this one waits for the conversation's lock is counted (the
-/// update sees the newest row) but not seen by that read: the window must still hold its message.
+/// Conversations are kept in memory after each turn (the recent messages); a turn written meanwhile by another
+/// instance, straight into the shared database here, must still be in the next turn's window.
+async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
+    use warden::chat::store;
+
+    let mock = Mock::default();
+    for i in 0..2 {
+        mock.push(openai_text(&format!("answer {i}"), 1, 1));
+    }
+    let app = openai_app(kind, &mock, &[]).await;
+    let t = app.admin().await;
+    let sid = new_session(&app, &t.access).await;
+    let ok = |r: reqwest::Response| assert_eq!(r.status(), StatusCode::OK);
+    ok(send(&app, &t.access, &sid, "question 0").await);
+    let db = app.db();
+    let (user,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let message = |role: &'static str, text: &str| store::NewMessage {
+        role,
+        content: text.into(),
+        input_tokens: 0,
+        output_tokens: 0,
+        tool_calls: None,
+        tool_call_id: None,
+        metadata: "{}".into(),
+    };
+    let elsewhere = [
+        message("user", "asked elsewhere"),
+        message("assistant", "answered elsewhere"),
+    ];
+    let mut conn = db.writer().acquire().await.unwrap();
+    sqlx::Executor::execute(&mut *conn, "BEGIN").await.unwrap();
+    let appended = store::append_messages(
+        &mut conn,
+        db.backend,
+        &user,
+        &sid,
+        "2026-12-01",
+        &elsewhere,
+        1,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
+    drop(conn);
+    assert_eq!(appended.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
+    ok(send(&app, &t.access, &sid, "question 1").await);
+    let last = mock.bodies().pop().unwrap();
+    assert_eq!(
+        column(&last["messages"], "content"),
+        [
+            "You are Warden's test assistant.",
+            "question 0",
+            "answer 0",
+            "asked elsewhere",
+            "answered elsewhere",
+            "question 1"
+        ]
+    );
+}
+
+/// On PostgreSQL, a turn that commits while another of the same conversation waits for the conversation's lock
+/// is counted by the waiting one (its update sees the newest row), and the waiting turn's window, read up to its
+/// own message, holds both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgres() {
     use sqlx::Executor;
@@ -305,7 +369,6 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
         "2026-12-01",
         &one,
         1,
-        Some(40),
     )
     .await
     .unwrap()
@@ -324,7 +387,6 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
             "2026-12-01",
             &two,
             2,
-            Some(40),
         )
         .await;
         second.execute("COMMIT").await.unwrap();
@@ -350,8 +412,11 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
     );
     // ...until the first commits.
     first.execute("COMMIT").await.unwrap();
-    let (rows, window) = waiting.await.unwrap().unwrap().unwrap();
+    let rows = waiting.await.unwrap().unwrap().unwrap();
     assert_eq!(rows[0].seq, 2);
+    let window = store::find_history_window(pool, &sid, rows[0].seq, 40)
+        .await
+        .unwrap();
     let texts: Vec<&str> = window.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["one", "two"]);
 }
