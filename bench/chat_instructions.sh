@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Warden benchmark, S2 by instruction count: the CPU instructions `warden serve` executes (user space, counted by
+# valgrind's callgrind, which does not count time) per chat turn (`POST /chat/message`, bearer, one conversation)
+# against the instant mock model (`warden bench-llm`), over TURNS turns from CLIENTS keep-alive clients at once
+# after a warm-up. The group commit gathers the turns that arrive together, so the count per turn depends on
+# CLIENTS (keep it the same when comparing builds); the background writers (request log) are counted too.
+# Use it to compare two builds: it is repeatable where bench/chat.sh's wrk figures swing ±10% between runs, but
+# it does not count the kernel's share (system calls, loopback TCP) or the database server's work (PostgreSQL).
+#
+# Usage: bench/chat_instructions.sh                 (builds the release binary first)
+#        WARDEN_BIN=/path/to/warden bench/chat_instructions.sh
+# Knobs (env): TURNS=2000 WARMUP_TURNS=200 CLIENTS=4
+#              KEEP_CALLGRIND=/path/out   (keep the callgrind dump, for callgrind_annotate)
+#              BENCH_SERVER_ENV="DATABASE_URL=postgres://..."   (extra environment for `warden serve`)
+set -euo pipefail
+
+TURNS="${TURNS:-2000}"
+WARMUP_TURNS="${WARMUP_TURNS:-200}"
+CLIENTS="${CLIENTS:-4}"
+read -ra EXTRA_ENV <<<"${BENCH_SERVER_ENV:-}"
+
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO, BENCH, CARGO_TARGET_DIR, ADMIN_PASSWORD, helpers
+REDACT=(TOKEN)
+
+command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 ||
+    die "valgrind is not installed and 'apt-get install -y valgrind' failed"
+command -v python3 >/dev/null 2>&1 || die "python3 is required"
+command -v curl >/dev/null 2>&1 || die "curl is required"
+bench_tmp
+bench_build
+
+free_port LLM_PORT
+free_port WARDEN_PORT
+(cd "$TMP" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" LOG_LEVEL=warn "$BIN" bench-llm --bind "127.0.0.1:$LLM_PORT") \
+    >"$TMP/llm.log" 2>&1 &
+PIDS+=($!)
+mkdir -p "$TMP/data"
+# Instrumentation starts off (`--instr-atstart=no`) and is switched on for the measured turns only.
+(cd "$TMP" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" WARDEN_BIND="127.0.0.1:$WARDEN_PORT" \
+    WARDEN_DATA_DIR="$TMP/data" ADMIN_PASSWORD="$ADMIN_PASSWORD" LOG_LEVEL=warn LOGIN_IP_PER_MINUTE=100000 \
+    ACCESS_TOKEN_EXPIRE_MINUTES=60 LLM_PROVIDER=openai LLM_API_URL="http://127.0.0.1:$LLM_PORT/v1" LLM_MODEL=bench \
+    OPENAI_API_KEY=bench-key "${EXTRA_ENV[@]}" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out" "$BIN" serve) \
+    >"$TMP/warden.log" 2>&1 &
+WARDEN_PID=$!
+PIDS+=("$WARDEN_PID")
+wait_ready "http://127.0.0.1:$WARDEN_PORT/health" "$WARDEN_PID" "warden serve under valgrind" 600
+
+login="{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\"}"
+TOKEN="$(curl -sS -H 'Content-Type: application/json' --data "$login" "http://127.0.0.1:$WARDEN_PORT/auth/login" |
+    grep -o '"access_token":"[^"]*"' | cut -d'"' -f4 || true)"
+[[ -n "$TOKEN" ]] || die "no access_token in the login response"
+SID="$(curl -sS -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" --data '{"title":"bench"}' \
+    "http://127.0.0.1:$WARDEN_PORT/chat/session/new" | grep -o '"session_id":"[^"]*"' | cut -d'"' -f4 || true)"
+[[ -n "$SID" ]] || die "no session_id from /chat/session/new"
+
+# turns N: N turns in the conversation from CLIENTS threads, each on its own keep-alive connection; each turn must
+# answer 200 with the mock's "ok".
+turns() {
+    python3 - "$WARDEN_PORT" "$TOKEN" "$SID" "$1" "$CLIENTS" <<'PY'
+import http.client, json, sys, threading
+port, token, sid, n, clients = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+body = json.dumps({"session_id": sid, "message": "hello"})
+headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
+failed = []
+def client(count):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for _ in range(count):
+        conn.request("POST", "/chat/message", body, headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200 or b'"content":"ok"' not in data:
+            failed.append(f"a turn answered {response.status}: {data[:300]!r}")
+            return
+threads = [threading.Thread(target=client, args=(n // clients + (i < n % clients),)) for i in range(clients)]
+for t in threads: t.start()
+for t in threads: t.join()
+if failed: sys.exit(failed[0])
+PY
+}
+
+turns "$WARMUP_TURNS" || die "the warm-up turns failed"
+callgrind_control -i on "$WARDEN_PID" >/dev/null 2>&1
+turns "$TURNS" || die "the measured turns failed"
+sleep 1 # the log writers' last batches (they wait 5 ms for more)
+callgrind_control -i off "$WARDEN_PID" >/dev/null 2>&1
+callgrind_control -d "$WARDEN_PID" >/dev/null 2>&1
+for _ in $(seq 50); do [[ -s "$TMP/callgrind.out.1" ]] && break; sleep 0.1; done
+total="$(awk '/^totals:/ { print $2 }' "$TMP/callgrind.out.1")"
+[[ -n "$total" ]] || die "no totals in the callgrind dump"
+if [[ -n "${KEEP_CALLGRIND:-}" ]]; then cp "$TMP/callgrind.out.1" "$KEEP_CALLGRIND"; fi
+say "| Binary | Clients | Turns | Instructions | Instructions per turn |"
+say "|---|---:|---:|---:|---:|"
+say "| $BIN | $CLIENTS | $TURNS | $total | $((total / TURNS)) |"
