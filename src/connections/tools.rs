@@ -64,7 +64,7 @@ impl Tool for DbTool {
                     "type": "object",
                     "properties": {"connection_id": connection_property()},
                     "required": ["connection_id"]
-                }),
+                }).into(),
             },
             ToolKind::Describe => ToolSpec {
                 name: "db_describe".into(),
@@ -77,7 +77,7 @@ impl Tool for DbTool {
                         "table": {"type": "string", "description": "name or schema.name"}
                     },
                     "required": ["connection_id", "table"]
-                }),
+                }).into(),
             },
             ToolKind::Query => ToolSpec {
                 name: "db_query".into(),
@@ -91,7 +91,7 @@ impl Tool for DbTool {
                         "query": {"type": "string"}
                     },
                     "required": ["connection_id", "query"]
-                }),
+                }).into(),
             },
         }
     }

@@ -16,7 +16,7 @@ use crate::{
     mcp::upstream::Health,
     state::AppState,
     tools::{
-        Caller, Decision, OutsideChatRefusal, Rule, ToolSpec, calls::CallsQuery,
+        Caller, Decision, OutsideChatRefusal, Rule, Schema, ToolSpec, calls::CallsQuery,
         calls::ToolCallView, catalog_name, policy::RuleError, server_of,
     },
 };
@@ -60,19 +60,19 @@ async fn list_servers(
 struct ToolView {
     name: String,
     description: String,
-    input_schema: Value,
+    input_schema: Schema,
     /// The server it comes from (`builtin` or an upstream's name); only `GET /tools` says it.
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<String>,
 }
 
 impl ToolView {
-    fn new(spec: ToolSpec, with_server: bool) -> ToolView {
+    fn new(spec: &ToolSpec, with_server: bool) -> ToolView {
         ToolView {
             server: with_server.then(|| server_of(&spec.name).to_string()),
-            name: spec.name,
-            description: spec.description,
-            input_schema: spec.parameters,
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            input_schema: spec.parameters.clone(),
         }
     }
 }
@@ -96,7 +96,10 @@ async fn server_tools(
     Ok(axum::Json(ServerTools {
         success: true,
         server_id: id,
-        tools: tools.into_iter().map(|t| ToolView::new(t, false)).collect(),
+        tools: tools
+            .into_iter()
+            .map(|t| ToolView::new(&t, false))
+            .collect(),
     }))
 }
 
@@ -168,7 +171,7 @@ async fn list_tools(
         .catalog
         .specs_for(&Caller::from(&p))
         .into_iter()
-        .map(|t| ToolView::new(t, true))
+        .map(|t| ToolView::new(&t, true))
         .collect();
     axum::Json(ToolList {
         success: true,

@@ -67,11 +67,15 @@ impl ServerHandler for Gateway {
             .specs_for(&caller)
             .into_iter()
             .map(|spec| {
-                let schema = match spec.parameters {
+                let schema = match spec.parameters.to_value() {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
                 };
-                Tool::new(spec.name, spec.description, Arc::new(schema))
+                Tool::new(
+                    spec.name.clone(),
+                    spec.description.clone(),
+                    Arc::new(schema),
+                )
             })
             .collect();
         Ok(ListToolsResult::with_all_items(tools))

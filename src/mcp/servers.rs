@@ -7,7 +7,10 @@
 //! published on the bus; the others (told, or on their next poll) compare the stored list with what they run
 //! (`sync_servers`) and start or stop the difference.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -290,9 +293,9 @@ impl Upstreams {
 
     /// The tools of one server (`builtin` for the built-ins) that `caller` may call; `None` when there is no
     /// such server. A known server whose tools the caller may not use gives an empty list.
-    pub fn server_tools(&self, caller: &Caller, server: &str) -> Option<Vec<ToolSpec>> {
+    pub fn server_tools(&self, caller: &Caller, server: &str) -> Option<Vec<Arc<ToolSpec>>> {
         let prefix = format!("{server}{SERVER_SEPARATOR}");
-        let tools: Vec<ToolSpec> = self
+        let tools: Vec<Arc<ToolSpec>> = self
             .catalog
             .specs_for(caller)
             .into_iter()

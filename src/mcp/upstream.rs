@@ -205,7 +205,7 @@ fn register_tools(
             spec: ToolSpec {
                 name: format!("{}{SEPARATOR}{}", up.config.name, t.name),
                 description: t.description.map(|d| d.to_string()).unwrap_or_default(),
-                parameters: Value::Object((*t.input_schema).clone()),
+                parameters: Value::Object((*t.input_schema).clone()).into(),
             },
         }));
     }

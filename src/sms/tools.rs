@@ -67,7 +67,7 @@ impl Tool for SmsTool {
                         "message": {"type": "string", "maxLength": 1600}
                     },
                     "required": ["phone_number", "message"]
-                }),
+                }).into(),
             },
             ToolKind::Lookup => ToolSpec {
                 name: "phone_lookup".into(),
@@ -78,7 +78,7 @@ impl Tool for SmsTool {
                     "type": "object",
                     "properties": {"phone_number": {"type": "string"}},
                     "required": ["phone_number"]
-                }),
+                }).into(),
             },
             ToolKind::Risk => ToolSpec {
                 name: "phone_risk".into(),
@@ -90,7 +90,7 @@ impl Tool for SmsTool {
                         "account_lifecycle_event": {"type": "string", "enum": ["create", "sign-in", "transact", "update", "delete"]}
                     },
                     "required": ["phone_number"]
-                }),
+                }).into(),
             },
         }
     }

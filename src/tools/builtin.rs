@@ -24,7 +24,8 @@ impl Tool for Add {
                 "type": "object",
                 "properties": { "a": { "type": "number" }, "b": { "type": "number" } },
                 "required": ["a", "b"]
-            }),
+            })
+            .into(),
         }
     }
 
@@ -62,7 +63,7 @@ impl Tool for Calculator {
                 "type": "object",
                 "properties": { "expression": { "type": "string", "description": "for example (2 + 3) * 4" } },
                 "required": ["expression"]
-            }),
+            }).into(),
         }
     }
 
@@ -94,7 +95,7 @@ impl Tool for Time {
         ToolSpec {
             name: "time".into(),
             description: "The current date and time (UTC, RFC 3339)".into(),
-            parameters: json!({ "type": "object", "properties": {} }),
+            parameters: json!({ "type": "object", "properties": {} }).into(),
         }
     }
 

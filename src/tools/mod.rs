@@ -30,7 +30,7 @@ use crate::{
 };
 pub use caller::Caller;
 pub use policy::{Decision, Rule};
-pub use spec::ToolSpec;
+pub use spec::{Schema, ToolSpec};
 
 /// Who is calling a tool, for tools that act on the caller's behalf and for the tool-call log.
 #[derive(Clone, Debug)]
@@ -71,12 +71,18 @@ pub trait Tool: Send + Sync {
 /// The tools, the policy over them, and what their flows need: the database (policy rules, the call log), the
 /// audit trail (policy changes), the call log and the clock.
 pub struct Catalog {
-    tools: RwLock<BTreeMap<String, Arc<dyn Tool>>>,
+    tools: RwLock<BTreeMap<String, Registered>>,
     pub policy: policy::Policy,
     db: Db,
     audit: Audit,
     tool_log: log::ToolLog,
     clock: SharedClock,
+}
+
+/// A tool and its spec, taken once when it is registered (every turn and every list hands the spec out).
+struct Registered {
+    tool: Arc<dyn Tool>,
+    spec: Arc<ToolSpec>,
 }
 
 /// What `Catalog::new` needs besides the policy.
@@ -106,7 +112,10 @@ impl Catalog {
 
     /// Adds a tool under its spec's name (replacing one of the same name).
     pub fn register(&self, tool: Arc<dyn Tool>) {
-        self.tools.write().insert(tool.spec().name, tool);
+        let spec = Arc::new(tool.spec());
+        self.tools
+            .write()
+            .insert(spec.name.clone(), Registered { tool, spec });
     }
 
     /// Removes the tools whose names match (an upstream server that went away).
@@ -115,15 +124,15 @@ impl Catalog {
     }
 
     /// The specs of the tools `caller` may call, by name.
-    pub fn specs_for(&self, caller: &Caller) -> Vec<ToolSpec> {
+    pub fn specs_for(&self, caller: &Caller) -> Vec<Arc<ToolSpec>> {
         self.tools
             .read()
             .iter()
-            .filter(|(name, tool)| {
-                may_use(caller, name, tool.as_ref())
+            .filter(|(name, r)| {
+                may_use(caller, name, r.tool.as_ref())
                     && self.policy.decide(&caller.role, name) != Decision::Deny
             })
-            .map(|(_, t)| t.spec())
+            .map(|(_, r)| r.spec.clone())
             .collect()
     }
 
@@ -138,7 +147,7 @@ impl Catalog {
             .tools
             .read()
             .get(name)
-            .cloned()
+            .map(|r| r.tool.clone())
             .ok_or(ToolRefusal::Unknown)?;
         let rule = self.policy.rule(&caller.role, name);
         if !may_use(caller, name, tool.as_ref()) || rule.decision == Decision::Deny {

@@ -454,11 +454,12 @@ mod tests {
                 Message::tool_result(&time, "noon"),
                 Message::user("Thanks"),
             ],
-            tools: vec![ToolSpec {
+            tools: vec![Arc::new(ToolSpec {
                 name: "weather".into(),
                 description: "Current weather".into(),
-                parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
-            }],
+                parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}})
+                    .into(),
+            })],
         }
     }
 

@@ -10,6 +10,8 @@ pub mod builtin;
 pub mod http;
 pub mod openai;
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -78,14 +80,14 @@ impl Message {
 }
 
 /// Tools are described by the catalog, below the agent; providers translate its specs into their dialects.
-pub use crate::tools::ToolSpec;
+pub use crate::tools::{Schema, ToolSpec};
 
 #[derive(Clone, Debug)]
 pub struct LlmRequest {
     /// The server's system prompt (never the client's).
     pub system: String,
     pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
+    pub tools: Vec<Arc<ToolSpec>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! (Ollama), a tool call may lack its id, `finish_reason` may be anything. The reply types are hand-written
 //! and lenient; what cannot be read at all is a `Protocol` error.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::{FutureExt, future::BoxFuture};
 use secrecy::{ExposeSecret, SecretString};
@@ -240,7 +240,7 @@ impl Serialize for WireCalls<'_> {
 }
 
 /// `[{"type": "function", "function": {"name", "description", "parameters"}}]`
-struct WireTools<'a>(&'a [super::ToolSpec]);
+struct WireTools<'a>(&'a [Arc<super::ToolSpec>]);
 
 impl Serialize for WireTools<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -248,7 +248,7 @@ impl Serialize for WireTools<'_> {
         struct Function<'a> {
             name: &'a str,
             description: &'a str,
-            parameters: &'a Value,
+            parameters: &'a super::Schema,
         }
         #[derive(Serialize)]
         struct Tool<'a> {
@@ -584,11 +584,11 @@ mod tests {
                 Message::assistant("", vec![call.clone()]),
                 Message::tool_result(&call, "8"),
             ],
-            tools: vec![super::super::ToolSpec {
+            tools: vec![Arc::new(super::super::ToolSpec {
                 name: "add".into(),
                 description: "d".into(),
-                parameters: json!({}),
-            }],
+                parameters: json!({}).into(),
+            })],
         };
         let body: Value = serde_json::from_slice(&p.body(&req, true)).unwrap();
         assert_eq!(
