@@ -1,6 +1,12 @@
 //! The SQL of conversations, messages and daily usage. Every read and write of a conversation names its owner
 //! in the WHERE clause: another user's id finds nothing, exactly like a missing one.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock},
+};
+
+use parking_lot::Mutex;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
 
 use crate::{
@@ -247,10 +253,7 @@ impl Append<'_> {
     /// Runs the append: the conversation's new count, or `None` when the conversation is not the user's
     /// (nothing is written then).
     async fn run(&self, conn: &mut AnyConnection, backend: Backend) -> sqlx::Result<Option<i64>> {
-        let sql = match backend {
-            Backend::Postgres => self.postgres_sql(),
-            Backend::Sqlite => self.sqlite_sql(),
-        };
+        let sql = append_sql(backend, self.messages.len(), self.input + self.output > 0);
         let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(self.n())
             .bind(self.now)
@@ -275,43 +278,68 @@ impl Append<'_> {
         // dropping the rest would stop the statements after it.
         Ok(q.fetch_all(&mut *conn).await?.pop())
     }
+}
 
-    /// SQLite: several statements in one query string, run in order on the connection's worker thread (one
-    /// crossing to it and back); only the last returns a row.
-    fn sqlite_sql(&self) -> String {
-        let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
-        let mut sql = format!(
-            "{UPDATE_CONVERSATION}; \
-             WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
-             (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
-             v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
-             FROM ({owned}) AS s, v;",
-            message_values(self.messages.len(), 9)
-        );
-        if self.input + self.output > 0 {
-            sql.push_str(&format!(
-                " INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM ({owned}) \
-                 WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
-            ));
-        }
-        sql.push_str(&format!(" {owned};"));
-        sql
-    }
+/// Appends of up to this many messages have their SQL kept (`append_sql`); longer ones (a step of many tool calls)
+/// are rare and formatted each time.
+const KEPT_SHAPES: usize = 16;
 
-    /// PostgreSQL: one statement of data-modifying CTEs; each runs once, and when the update finds no row (not
-    /// the user's conversation) the inserts select nothing and the statement returns no row.
-    fn postgres_sql(&self) -> String {
-        format!(
-            "WITH s AS ({UPDATE_CONVERSATION} RETURNING message_count), \
-             m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
-             v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
-             (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
-             u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
-             ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
-             SELECT s.message_count FROM s",
-            message_values(self.messages.len(), 9)
-        )
+type Shapes = HashMap<(Backend, usize, bool), Arc<str>>;
+
+/// The append's SQL for `n` messages, with or without tokens to count, formatted once per shape (a turn's
+/// appends come in a few shapes, and formatting the statement cost more than binding its values).
+fn append_sql(backend: Backend, n: usize, with_usage: bool) -> Arc<str> {
+    static SHAPES: LazyLock<Mutex<Shapes>> = LazyLock::new(Mutex::default);
+    let format = || -> Arc<str> {
+        Arc::from(match backend {
+            Backend::Postgres => postgres_sql(n),
+            Backend::Sqlite => sqlite_sql(n, with_usage),
+        })
+    };
+    if n > KEPT_SHAPES {
+        return format();
     }
+    SHAPES
+        .lock()
+        .entry((backend, n, with_usage))
+        .or_insert_with(format)
+        .clone()
+}
+
+/// SQLite: several statements in one query string, run in order on the connection's worker thread (one
+/// crossing to it and back); only the first, the update, returns a row.
+fn sqlite_sql(n: usize, with_usage: bool) -> String {
+    let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
+    let mut sql = format!(
+        "{UPDATE_CONVERSATION} RETURNING message_count; \
+         WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
+         (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
+         v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
+         FROM ({owned}) AS s, v;",
+        message_values(n, 9)
+    );
+    if with_usage {
+        sql.push_str(&format!(
+            " INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM ({owned}) \
+             WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
+        ));
+    }
+    sql
+}
+
+/// PostgreSQL: one statement of data-modifying CTEs; each runs once, and when the update finds no row (not
+/// the user's conversation) the inserts select nothing and the statement returns no row.
+fn postgres_sql(n: usize) -> String {
+    format!(
+        "WITH s AS ({UPDATE_CONVERSATION} RETURNING message_count), \
+         m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, v.role, \
+         v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata FROM s, \
+         (VALUES {}) AS v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata)), \
+         u AS (INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM s WHERE $8 > 0 \
+         ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
+         SELECT s.message_count FROM s",
+        message_values(n, 9)
+    )
 }
 
 /// `($b, 1, $b+1, ..., $b+6), ($b+8, 2, ...)`: the VALUES rows of `n` messages whose 8 parameters each start

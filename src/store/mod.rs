@@ -21,7 +21,7 @@ use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
 pub use batch::BatchWriter;
 pub use group::GroupCommit;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
     Sqlite,
     Postgres,
