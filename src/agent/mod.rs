@@ -129,19 +129,19 @@ impl Agent {
         &self,
         caller: &Caller,
         ctx: &ToolContext,
-        mut messages: Vec<Message>,
+        messages: Vec<Message>,
         events: Option<mpsc::UnboundedSender<AgentEvent>>,
     ) -> Result<Outcome, LlmError> {
-        let tools = self.catalog.specs_for(caller);
         let first_new = messages.len();
+        // One request for the whole turn: each step adds its messages to it.
+        let mut request = LlmRequest {
+            system: self.system_prompt.clone(),
+            messages,
+            tools: self.catalog.specs_for(caller),
+        };
         let mut records = Vec::new();
         let mut usage = Usage::default();
         for _ in 0..self.limits.max_steps {
-            let request = LlmRequest {
-                system: self.system_prompt.clone(),
-                messages: messages.clone(),
-                tools: tools.clone(),
-            };
             let response = match &events {
                 Some(events) => {
                     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -165,7 +165,7 @@ impl Agent {
             if response.tool_calls.is_empty() {
                 return Ok(Outcome {
                     content: response.content,
-                    steps: messages.split_off(first_new),
+                    steps: request.messages.split_off(first_new),
                     tool_calls: records,
                     usage,
                     capped: false,
@@ -185,7 +185,7 @@ impl Agent {
                 .iter()
                 .map(|call| self.run_tool(caller, ctx, call, events.as_ref()));
             let results = futures::future::join_all(runs).await;
-            messages.push(Message::assistant(
+            request.messages.push(Message::assistant(
                 response.content,
                 response.tool_calls.clone(),
             ));
@@ -199,7 +199,9 @@ impl Agent {
                         duration_ms: record.duration_ms,
                     });
                 }
-                messages.push(Message::tool_result(call, record.result.clone()));
+                request
+                    .messages
+                    .push(Message::tool_result(call, record.result.clone()));
                 records.push(record);
             }
         }
@@ -209,7 +211,7 @@ impl Agent {
         );
         Ok(Outcome {
             content,
-            steps: messages.split_off(first_new),
+            steps: request.messages.split_off(first_new),
             tool_calls: records,
             usage,
             capped: true,
