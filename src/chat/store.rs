@@ -307,11 +307,12 @@ fn append_sql(backend: Backend, n: usize, with_usage: bool) -> Arc<str> {
 }
 
 /// SQLite: several statements in one query string, run in order on the connection's worker thread (one
-/// crossing to it and back); only the first, the update, returns a row.
+/// crossing to it and back); only the last returns a row (an `UPDATE ... RETURNING` instead made SQLite's own work
+/// per turn a quarter larger under callgrind).
 fn sqlite_sql(n: usize, with_usage: bool) -> String {
     let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
     let mut sql = format!(
-        "{UPDATE_CONVERSATION} RETURNING message_count; \
+        "{UPDATE_CONVERSATION}; \
          WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
          (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
          v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
@@ -324,6 +325,7 @@ fn sqlite_sql(n: usize, with_usage: bool) -> String {
              WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
         ));
     }
+    sql.push_str(&format!(" {owned};"));
     sql
 }
 
