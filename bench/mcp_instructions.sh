@@ -13,6 +13,7 @@
 # Usage: bench/mcp_instructions.sh                 (builds the release binary first)
 #        WARDEN_BIN=/path/to/warden bench/mcp_instructions.sh
 # Knobs (env): CALLS=4000 WARMUP_CALLS=200
+#              KEEP_CALLGRIND=/path/out   (keep the callgrind dump, for callgrind_annotate)
 set -euo pipefail
 
 CALLS="${CALLS:-4000}"
@@ -82,6 +83,7 @@ callgrind_control -d "$GW_PID" >/dev/null 2>&1
 for _ in $(seq 50); do [[ -s "$TMP/callgrind.out.1" ]] && break; sleep 0.1; done
 total="$(awk '/^totals:/ { print $2 }' "$TMP/callgrind.out.1")"
 [[ -n "$total" ]] || die "no totals in the callgrind dump"
+if [[ -n "${KEEP_CALLGRIND:-}" ]]; then cp "$TMP/callgrind.out.1" "$KEEP_CALLGRIND"; fi
 say "| Binary | Calls | Instructions | Instructions per call |"
 say "|---|---:|---:|---:|"
 say "| $BIN | $CALLS | $total | $((total / CALLS)) |"
