@@ -3,7 +3,9 @@
 //!
 //! Invariants: a conversation is only ever read or written with its owner; the user's message is stored
 //! before the model is asked, so a failed model call loses nothing; the history sent to the model is the last
-//! `history_window` messages, so a long conversation costs the same per turn as a short one.
+//! `history_window` messages, so a long conversation costs the same per turn as a short one; that window comes
+//! from the conversation's committed messages kept in memory (`recent`) when every message of it is there, else
+//! from the database.
 
 mod recent;
 pub mod store;

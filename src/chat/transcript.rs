@@ -81,7 +81,7 @@ pub(super) fn assistant_message(
 }
 
 /// A stored message (its columns) back into a model message.
-pub(super) fn to_message(
+fn to_message(
     role: &str,
     content: String,
     tool_calls: Option<&str>,
