@@ -30,9 +30,17 @@ export async function api(method, path, body) {
   } catch {
     return { ok: false, status: 0, data: { error: 'The server cannot be reached.' } };
   }
+  let text;
+  try {
+    text = await response.text();
+  } catch {
+    // The answer's body could not be read (the page is being left, the connection dropped). Callers read the
+    // `data` of every ok answer, so this is no answer at all.
+    return { ok: false, status: 0, data: { error: 'The server cannot be reached.' } };
+  }
   let data = null;
   try {
-    data = await response.json();
+    data = text ? JSON.parse(text) : null;
   } catch {
     data = null;
   }
