@@ -45,6 +45,24 @@ impl Recent {
     fn end(&self) -> i64 {
         self.first + len(&self.messages) - 1
     }
+
+    fn push_back(&mut self, m: Message) {
+        self.bytes += size(&m);
+        self.messages.push_back(m);
+    }
+
+    fn push_front(&mut self, m: Message) {
+        self.bytes += size(&m);
+        self.messages.push_front(m);
+        self.first -= 1;
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(m) = self.messages.pop_front() {
+            self.bytes -= size(&m);
+            self.first += 1;
+        }
+    }
 }
 
 fn len<T>(items: &VecDeque<T>) -> i64 {
@@ -81,7 +99,6 @@ impl RecentMessages {
         inner.clock += 1;
         let used = inner.clock;
         let end = first + i64::try_from(messages.len()).unwrap_or(i64::MAX) - 1;
-        let mut bytes = inner.bytes;
         let recent = inner
             .conversations
             .entry(id.clone())
@@ -92,45 +109,36 @@ impl RecentMessages {
                 used,
             });
         recent.used = used;
+        let before = recent.bytes;
         let fresh = recent.messages.is_empty();
         let apart = !fresh && (first > recent.end() + 1 || end < recent.first - 1);
         if fresh || (apart && end > recent.end()) {
             // Nothing kept, or only older messages with a gap before these: these replace them.
-            bytes -= recent.bytes;
-            recent.bytes = messages.iter().map(size).sum();
-            bytes += recent.bytes;
+            recent.messages.clear();
+            recent.bytes = 0;
             recent.first = first;
-            recent.messages = messages.into();
+            messages.into_iter().for_each(|m| recent.push_back(m));
         } else if !apart {
             // Overlapping or adjoining: a message at the same place is the same message; add what is new.
             let (kept_first, kept_end) = (recent.first, recent.end());
             let mut messages = messages;
             if end > kept_end {
                 let skip = usize::try_from(kept_end + 1 - first).unwrap_or(0);
-                for m in messages.drain(skip..) {
-                    bytes += size(&m);
-                    recent.bytes += size(&m);
-                    recent.messages.push_back(m);
-                }
+                messages.drain(skip..).for_each(|m| recent.push_back(m));
             }
             if first < kept_first {
-                let before = usize::try_from(kept_first - first).unwrap_or(0);
-                for m in messages.drain(..before).rev() {
-                    bytes += size(&m);
-                    recent.bytes += size(&m);
-                    recent.messages.push_front(m);
-                }
-                recent.first = first;
+                let older = usize::try_from(kept_first - first).unwrap_or(0);
+                messages
+                    .drain(..older)
+                    .rev()
+                    .for_each(|m| recent.push_front(m));
             }
         }
         while recent.messages.len() > self.keep {
-            if let Some(m) = recent.messages.pop_front() {
-                bytes -= size(&m);
-                recent.bytes -= size(&m);
-                recent.first += 1;
-            }
+            recent.pop_front();
         }
-        inner.bytes = bytes;
+        let after = recent.bytes;
+        inner.bytes = inner.bytes + after - before;
         if inner.bytes > self.budget {
             inner.evict(self.budget - self.budget / 4);
         }
