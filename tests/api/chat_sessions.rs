@@ -265,6 +265,28 @@ async fn the_history_sent_to_the_model_is_windowed(kind: DbKind) {
     );
 }
 
+/// The admin account's id, for writing into its conversations as another instance would.
+async fn admin_id(pool: &sqlx::AnyPool) -> String {
+    let (id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    id
+}
+
+/// A message without tokens or tool calls, as `store::append_messages` takes it.
+fn new_message(role: &'static str, text: &str) -> warden::chat::store::NewMessage {
+    warden::chat::store::NewMessage {
+        role,
+        content: text.into(),
+        input_tokens: 0,
+        output_tokens: 0,
+        tool_calls: None,
+        tool_call_id: None,
+        metadata: "{}".into(),
+    }
+}
+
 /// Conversations are kept in memory after each turn (the recent messages); a turn written meanwhile by another
 /// instance, straight into the shared database here, must still be in the next turn's window.
 async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
@@ -280,22 +302,10 @@ async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
     let ok = |r: reqwest::Response| assert_eq!(r.status(), StatusCode::OK);
     ok(send(&app, &t.access, &sid, "question 0").await);
     let db = app.db();
-    let (user,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    let message = |role: &'static str, text: &str| store::NewMessage {
-        role,
-        content: text.into(),
-        input_tokens: 0,
-        output_tokens: 0,
-        tool_calls: None,
-        tool_call_id: None,
-        metadata: "{}".into(),
-    };
+    let user = admin_id(&db.pool).await;
     let elsewhere = [
-        message("user", "asked elsewhere"),
-        message("assistant", "answered elsewhere"),
+        new_message("user", "asked elsewhere"),
+        new_message("assistant", "answered elsewhere"),
     ];
     let mut conn = db.writer().acquire().await.unwrap();
     sqlx::Executor::execute(&mut *conn, "BEGIN").await.unwrap();
@@ -344,19 +354,8 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
     let a = app.admin().await;
     let sid = new_session(&app, &a.access).await;
     let pool = &app.db().pool;
-    let (user,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let message = |text: &str| store::NewMessage {
-        role: "user",
-        content: text.into(),
-        input_tokens: 0,
-        output_tokens: 0,
-        tool_calls: None,
-        tool_call_id: None,
-        metadata: "{}".into(),
-    };
+    let user = admin_id(pool).await;
+    let message = |text: &str| new_message("user", text);
     // The first turn appends and holds the conversation's lock.
     let mut first = pool.acquire().await.unwrap();
     first.execute("BEGIN").await.unwrap();
