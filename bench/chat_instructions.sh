@@ -23,8 +23,7 @@ read -ra EXTRA_ENV <<<"${BENCH_SERVER_ENV:-}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO, BENCH, CARGO_TARGET_DIR, ADMIN_PASSWORD, helpers
 REDACT=(TOKEN)
 
-command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 ||
-    die "valgrind is not installed and 'apt-get install -y valgrind' failed"
+callgrind_tools
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 command -v curl >/dev/null 2>&1 || die "curl is required"
 bench_tmp
@@ -81,15 +80,7 @@ PY
 }
 
 turns "$WARMUP_TURNS" || die "the warm-up turns failed"
-callgrind_control -i on "$WARDEN_PID" >/dev/null 2>&1
-turns "$TURNS" || die "the measured turns failed"
-sleep 1 # the log writers' last batches (they wait 5 ms for more)
-callgrind_control -i off "$WARDEN_PID" >/dev/null 2>&1
-callgrind_control -d "$WARDEN_PID" >/dev/null 2>&1
-for _ in $(seq 50); do [[ -s "$TMP/callgrind.out.1" ]] && break; sleep 0.1; done
-total="$(awk '/^totals:/ { print $2 }' "$TMP/callgrind.out.1")"
-[[ -n "$total" ]] || die "no totals in the callgrind dump"
-if [[ -n "${KEEP_CALLGRIND:-}" ]]; then cp "$TMP/callgrind.out.1" "$KEEP_CALLGRIND"; fi
+total="$(callgrind_measure "$WARDEN_PID" turns "$TURNS")"
 say "| Binary | Clients | Turns | Instructions | Instructions per turn |"
 say "|---|---:|---:|---:|---:|"
 say "| $BIN | $CLIENTS | $TURNS | $total | $((total / TURNS)) |"

@@ -5,6 +5,8 @@
 #   bench_tmp          TMP (a temp dir), PIDS (processes to stop), and the EXIT/INT/TERM cleanup
 #   bench_build        BIN: $WARDEN_BIN, or `cargo build --release` and $CARGO_TARGET_DIR/release/warden
 #   show CMD...        print a command as run, with the values of the variables named in REDACT as ${NAME}
+#   callgrind_tools    valgrind (apt-get install as a fallback), or die
+#   callgrind_measure PID CMD...   the instructions PID executes while CMD runs (see below)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$REPO/bench"
@@ -160,4 +162,29 @@ log_summary() {
     else
         say "$label: empty"
     fi
+}
+
+# --- Instruction counts (bench/*_instructions.sh) ----------------------------------------------------------
+callgrind_tools() {
+    command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 ||
+        die "valgrind is not installed and 'apt-get install -y valgrind' failed"
+}
+
+# callgrind_measure PID CMD...: prints the instructions the server PID executed while CMD ran. The server runs
+# under `valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out"`; counting is
+# switched on for CMD only, and stays on a second after it for the log writers' last batches (they wait 5 ms for
+# more). KEEP_CALLGRIND=/path keeps the dump, for callgrind_annotate.
+callgrind_measure() {
+    local pid=$1 total
+    shift
+    callgrind_control -i on "$pid" >/dev/null 2>&1
+    "$@" >&2 || die "the measured run failed: $*"
+    sleep 1
+    callgrind_control -i off "$pid" >/dev/null 2>&1
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    for _ in $(seq 50); do [[ -s "$TMP/callgrind.out.1" ]] && break; sleep 0.1; done
+    total="$(awk '/^totals:/ { print $2 }' "$TMP/callgrind.out.1")"
+    [[ -n "$total" ]] || die "no totals in the callgrind dump"
+    if [[ -n "${KEEP_CALLGRIND:-}" ]]; then cp "$TMP/callgrind.out.1" "$KEEP_CALLGRIND"; fi
+    printf '%s\n' "$total"
 }

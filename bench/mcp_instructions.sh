@@ -23,8 +23,7 @@ WARMUP_CALLS="${WARMUP_CALLS:-200}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO, BENCH, CARGO_TARGET_DIR, ADMIN_PASSWORD, helpers
 REDACT=(TOKEN)
 
-command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 ||
-    die "valgrind is not installed and 'apt-get install -y valgrind' failed"
+callgrind_tools
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 command -v curl >/dev/null 2>&1 || die "curl is required"
 bench_tmp
@@ -75,15 +74,7 @@ PY
 }
 
 calls "$WARMUP_CALLS" || die "the warm-up calls failed"
-callgrind_control -i on "$GW_PID" >/dev/null 2>&1
-calls "$CALLS" || die "the measured calls failed"
-sleep 1 # the log writers' last batches (they wait 5 ms for more)
-callgrind_control -i off "$GW_PID" >/dev/null 2>&1
-callgrind_control -d "$GW_PID" >/dev/null 2>&1
-for _ in $(seq 50); do [[ -s "$TMP/callgrind.out.1" ]] && break; sleep 0.1; done
-total="$(awk '/^totals:/ { print $2 }' "$TMP/callgrind.out.1")"
-[[ -n "$total" ]] || die "no totals in the callgrind dump"
-if [[ -n "${KEEP_CALLGRIND:-}" ]]; then cp "$TMP/callgrind.out.1" "$KEEP_CALLGRIND"; fi
+total="$(callgrind_measure "$GW_PID" calls "$CALLS")"
 say "| Binary | Calls | Instructions | Instructions per call |"
 say "|---|---:|---:|---:|"
 say "| $BIN | $CALLS | $total | $((total / CALLS)) |"
