@@ -290,6 +290,8 @@ type Shapes = HashMap<(Backend, usize, bool), Arc<str>>;
 /// appends come in a few shapes, and formatting the statement cost more than binding its values).
 fn append_sql(backend: Backend, n: usize, with_usage: bool) -> Arc<str> {
     static SHAPES: LazyLock<Mutex<Shapes>> = LazyLock::new(Mutex::default);
+    // PostgreSQL's statement decides on the usage row itself (`WHERE $8 > 0`): one shape per length.
+    let with_usage = with_usage && backend == Backend::Sqlite;
     let format = || -> Arc<str> {
         Arc::from(match backend {
             Backend::Postgres => postgres_sql(n),
