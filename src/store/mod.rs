@@ -165,6 +165,10 @@ fn options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
+        // A PostgreSQL connection is tested before it is handed out, so one that a restart broke is replaced, not
+        // used. A SQLite connection is a file handle that cannot break that way, and testing it is a round trip to
+        // its worker thread on every acquire (sqlx tests it again when it is given back).
+        .test_before_acquire(backend == Backend::Postgres)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
