@@ -129,34 +129,21 @@ impl Chat {
         };
         let initial = initial_message.map(validate_message).transpose()?;
         let id = ConversationId::from(uuid::Uuid::new_v4().to_string());
-        let (user, day, now) = (user_id.to_string(), self.day(), self.clock.now_ms());
-        let backend = self.db.backend;
-        // One piece of the group commit: the conversation, its first message, and the row as stored.
-        let session = self
-            .db
-            .group()
-            .run(move |conn| {
-                let (id, user, title, day) = (id.clone(), user.clone(), title.clone(), day.clone());
-                let first = initial.clone().map(|text| vec![user_message(text)]);
-                Box::pin(async move {
-                    store::insert_session(&mut *conn, id.as_str(), &user, &title, now).await?;
-                    if let Some(first) = first {
-                        store::append_messages(
-                            conn,
-                            backend,
-                            &user,
-                            id.as_str(),
-                            &day,
-                            &first,
-                            now,
-                        )
-                        .await?;
-                    }
-                    store::find_session(&mut *conn, &user, id.as_str()).await
-                })
-            })
-            .await?;
-        session.ok_or(ChatError::NotFound)
+        // One piece of the group commit: the conversation and its first message.
+        let conversation = store::NewConversation {
+            title,
+            first: store::Append {
+                user_id: user_id.to_string(),
+                session_id: id.to_string(),
+                day: self.day(),
+                messages: initial
+                    .map(|text| vec![user_message(text)])
+                    .unwrap_or_default(),
+                now: self.clock.now_ms(),
+            },
+            id,
+        };
+        Ok(self.db.group().run(conversation).await?)
     }
 
     pub async fn find_session(
@@ -283,33 +270,23 @@ impl Chat {
         session_id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<MessageRow>, ChatError> {
-        let (user, session, day, now) = (
-            user_id.to_string(),
-            session_id.to_string(),
-            self.day(),
-            self.clock.now_ms(),
-        );
-        let backend = self.db.backend;
+        let append = store::Append {
+            user_id: user_id.to_string(),
+            session_id: session_id.to_string(),
+            day: self.day(),
+            messages,
+            now: self.clock.now_ms(),
+        };
         let (recent, conversation) = (self.recent.clone(), session_id.clone());
         let stored = self
             .db
             .group()
-            .run_then(
-                move |conn| {
-                    let (user, session, day, messages) =
-                        (user.clone(), session.clone(), day.clone(), messages.clone());
-                    Box::pin(async move {
-                        store::append_messages(conn, backend, &user, &session, &day, &messages, now)
-                            .await
-                    })
-                },
-                move |stored: &Option<Vec<MessageRow>>| {
-                    if let Some(rows @ [first, ..]) = stored.as_deref() {
-                        let messages = rows.iter().map(stored_message).collect();
-                        recent.remember(&conversation, first.seq, messages);
-                    }
-                },
-            )
+            .run_then(append, move |stored: &Option<Vec<MessageRow>>| {
+                if let Some(rows @ [first, ..]) = stored.as_deref() {
+                    let messages = rows.iter().map(stored_message).collect();
+                    recent.remember(&conversation, first.seq, messages);
+                }
+            })
             .await?;
         stored.ok_or(ChatError::NotFound)
     }

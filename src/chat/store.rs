@@ -6,12 +6,14 @@ use std::{
     sync::{Arc, LazyLock},
 };
 
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
+use rusqlite::{ToSql, params};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
 
 use crate::{
     ids::{ConversationId, UserId},
-    store::Backend,
+    store::{Backend, Piece},
 };
 
 #[derive(Clone, Debug, FromRow)]
@@ -173,59 +175,208 @@ pub struct NewMessage {
 }
 
 /// Appends messages to a conversation the user owns and adds their tokens to the conversation and to the user's
-/// day, inside the caller's transaction (a piece of the group commit). Returns the rows as written; `None` if the
-/// conversation is not theirs.
+/// day: a piece of the group commit, whose value is the rows as written, or `None` if the conversation is not
+/// theirs (nothing is written then).
 ///
 /// The conversation's row is updated first: its lock orders concurrent turns of one conversation, and its new
-/// `message_count` numbers the messages. On PostgreSQL the writes are one statement (data-modifying CTEs); on
-/// SQLite, whose statements each cross to the connection's worker thread and back, they are one query string of
-/// several statements, one crossing.
-pub async fn append_messages(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    user_id: &str,
-    session_id: &str,
-    day: &str,
-    messages: &[NewMessage],
-    now: i64,
-) -> sqlx::Result<Option<Vec<MessageRow>>> {
-    let ids: Vec<String> = messages
-        .iter()
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
-    let append = Append {
-        user_id,
-        session_id,
-        day,
-        messages,
-        ids: &ids,
-        now,
-        input: messages.iter().map(|m| m.input_tokens).sum(),
-        output: messages.iter().map(|m| m.output_tokens).sum(),
-    };
-    let Some(count) = append.run(conn, backend).await? else {
-        return Ok(None);
-    };
-    let n = append.n();
-    let rows = messages
-        .iter()
-        .zip(ids)
-        .zip(1..)
-        .map(|((m, id), i)| MessageRow {
-            id,
-            session_id: ConversationId::from(session_id),
-            seq: count - n + i,
-            role: m.role.to_string(),
-            content: m.content.clone(),
-            created_at: now,
-            input_tokens: m.input_tokens,
-            output_tokens: m.output_tokens,
-            tool_calls: m.tool_calls.clone(),
-            tool_call_id: m.tool_call_id.clone(),
-            metadata: m.metadata.clone(),
+/// `message_count` numbers the messages.
+pub struct Append {
+    pub user_id: String,
+    pub session_id: String,
+    pub day: String,
+    pub messages: Vec<NewMessage>,
+    pub now: i64,
+}
+
+impl Append {
+    fn n(&self) -> i64 {
+        i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
+    }
+
+    fn tokens(&self) -> (i64, i64) {
+        let input = self.messages.iter().map(|m| m.input_tokens).sum();
+        let output = self.messages.iter().map(|m| m.output_tokens).sum();
+        (input, output)
+    }
+
+    /// The rows as written, the last of them at place `count` (the conversation's new message count).
+    fn rows(&self, ids: Vec<String>, count: i64) -> Vec<MessageRow> {
+        self.messages
+            .iter()
+            .zip(ids)
+            .zip(count - self.n() + 1..)
+            .map(|((m, id), seq)| MessageRow {
+                id,
+                session_id: ConversationId::from(self.session_id.as_str()),
+                seq,
+                role: m.role.to_string(),
+                content: m.content.clone(),
+                created_at: self.now,
+                input_tokens: m.input_tokens,
+                output_tokens: m.output_tokens,
+                tool_calls: m.tool_calls.clone(),
+                tool_call_id: m.tool_call_id.clone(),
+                metadata: m.metadata.clone(),
+            })
+            .collect()
+    }
+}
+
+fn new_ids(n: usize) -> Vec<String> {
+    (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect()
+}
+
+impl Piece for Append {
+    type Value = Option<Vec<MessageRow>>;
+
+    /// PostgreSQL: one statement of data-modifying CTEs (`append_sql`).
+    fn run_pooled<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, sqlx::Result<Self::Value>> {
+        Box::pin(async move {
+            let ids = new_ids(self.messages.len());
+            let (input, output) = self.tokens();
+            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(append_sql(
+                Backend::Postgres,
+                self.messages.len(),
+            )))
+            .bind(self.n())
+            .bind(self.now)
+            .bind(input)
+            .bind(output)
+            .bind(&self.session_id)
+            .bind(&self.user_id)
+            .bind(&self.day)
+            .bind(input + output);
+            for (m, id) in self.messages.iter().zip(&ids) {
+                q = q
+                    .bind(id.as_str())
+                    .bind(m.role)
+                    .bind(m.content.as_str())
+                    .bind(m.input_tokens)
+                    .bind(m.output_tokens)
+                    .bind(m.tool_calls.as_deref())
+                    .bind(m.tool_call_id.as_deref())
+                    .bind(m.metadata.as_str());
+            }
+            let count: Option<i64> = q.fetch_optional(&mut *conn).await?;
+            Ok(count.map(|count| self.rows(ids, count)))
         })
-        .collect();
-    Ok(Some(rows))
+    }
+
+    /// SQLite: a few statements, each kept prepared on the writer's connection.
+    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Self::Value> {
+        let (input, output) = self.tokens();
+        let updated = conn
+            .prepare_cached(&SQLITE_UPDATE_CONVERSATION)?
+            .execute(params![
+                self.n(),
+                self.now,
+                input,
+                output,
+                self.session_id,
+                self.user_id
+            ])?;
+        if updated == 0 {
+            return Ok(None);
+        }
+        let count: i64 = conn
+            .prepare_cached("SELECT message_count FROM chat_sessions WHERE id = ?1")?
+            .query_row([&self.session_id], |row| row.get(0))?;
+        let ids = new_ids(self.messages.len());
+        let mut insert = conn.prepare_cached(&append_sql(Backend::Sqlite, self.messages.len()))?;
+        let mut at = 0;
+        for ((m, id), seq) in self.messages.iter().zip(&ids).zip(count - self.n() + 1..) {
+            let values: [&dyn ToSql; 11] = [
+                id,
+                &self.session_id,
+                &seq,
+                &m.role,
+                &m.content,
+                &self.now,
+                &m.input_tokens,
+                &m.output_tokens,
+                &m.tool_calls,
+                &m.tool_call_id,
+                &m.metadata,
+            ];
+            for value in values {
+                at += 1;
+                insert.raw_bind_parameter(at, value)?;
+            }
+        }
+        insert.raw_execute()?;
+        if input + output > 0 {
+            conn.prepare_cached(
+                "INSERT INTO usage_daily (user_id, day, tokens) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens",
+            )?
+            .execute(params![self.user_id, self.day, input + output])?;
+        }
+        Ok(Some(self.rows(ids, count)))
+    }
+}
+
+/// A new conversation, with its first message if one is given: a piece of the group commit whose value is the
+/// conversation's row as written.
+pub struct NewConversation {
+    pub id: ConversationId,
+    pub title: String,
+    /// The owner, the time and the first message.
+    pub first: Append,
+}
+
+impl NewConversation {
+    fn row(&self) -> SessionRow {
+        let (input_tokens, output_tokens) = self.first.tokens();
+        SessionRow {
+            id: self.id.clone(),
+            user_id: UserId::from(self.first.user_id.as_str()),
+            title: self.title.clone(),
+            created_at: self.first.now,
+            updated_at: self.first.now,
+            message_count: self.first.n(),
+            input_tokens,
+            output_tokens,
+            metadata: "{}".into(),
+        }
+    }
+}
+
+impl Piece for NewConversation {
+    type Value = SessionRow;
+
+    fn run_pooled<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, sqlx::Result<Self::Value>> {
+        Box::pin(async move {
+            insert_session(
+                &mut *conn,
+                self.id.as_str(),
+                &self.first.user_id,
+                &self.title,
+                self.first.now,
+            )
+            .await?;
+            if !self.first.messages.is_empty() {
+                self.first.run_pooled(conn).await?;
+            }
+            Ok(self.row())
+        })
+    }
+
+    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Self::Value> {
+        conn.prepare_cached(
+            "INSERT INTO chat_sessions (id, user_id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        )?
+        .execute(params![self.id.as_str(), self.first.user_id, self.title, self.first.now])?;
+        if !self.first.messages.is_empty() {
+            self.first.run_sqlite(conn)?;
+        }
+        Ok(self.row())
+    }
 }
 
 /// The conversation's share of an append, on both backends: $1 messages, $2 now, $3 and $4 tokens, $5 the
@@ -233,69 +384,28 @@ pub async fn append_messages(
 const UPDATE_CONVERSATION: &str = "UPDATE chat_sessions SET message_count = message_count + $1, updated_at = $2, \
      input_tokens = input_tokens + $3, output_tokens = output_tokens + $4 WHERE id = $5 AND user_id = $6";
 
-/// One append's values, for the two ways of writing it.
-struct Append<'a> {
-    user_id: &'a str,
-    session_id: &'a str,
-    day: &'a str,
-    messages: &'a [NewMessage],
-    ids: &'a [String],
-    now: i64,
-    input: i64,
-    output: i64,
-}
-
-impl Append<'_> {
-    fn n(&self) -> i64 {
-        i64::try_from(self.messages.len()).unwrap_or(i64::MAX)
-    }
-
-    /// Runs the append: the conversation's new count, or `None` when the conversation is not the user's
-    /// (nothing is written then).
-    async fn run(&self, conn: &mut AnyConnection, backend: Backend) -> sqlx::Result<Option<i64>> {
-        let sql = append_sql(backend, self.messages.len(), self.input + self.output > 0);
-        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(self.n())
-            .bind(self.now)
-            .bind(self.input)
-            .bind(self.output)
-            .bind(self.session_id)
-            .bind(self.user_id)
-            .bind(self.day)
-            .bind(self.input + self.output);
-        for (m, id) in self.messages.iter().zip(self.ids) {
-            q = q
-                .bind(id.as_str())
-                .bind(m.role)
-                .bind(m.content.as_str())
-                .bind(m.input_tokens)
-                .bind(m.output_tokens)
-                .bind(m.tool_calls.as_deref())
-                .bind(m.tool_call_id.as_deref())
-                .bind(m.metadata.as_str());
-        }
-        // fetch_all, not fetch_optional: on SQLite the latter reads only the first statement's result, and
-        // dropping the rest would stop the statements after it.
-        Ok(q.fetch_all(&mut *conn).await?.pop())
-    }
-}
+/// `UPDATE_CONVERSATION` with SQLite's numbered parameters (`?1`), which rusqlite binds by number.
+static SQLITE_UPDATE_CONVERSATION: LazyLock<String> =
+    LazyLock::new(|| UPDATE_CONVERSATION.replace('$', "?"));
 
 /// Appends of up to this many messages have their SQL kept (`append_sql`); longer ones (a step of many tool calls)
 /// are rare and formatted each time.
 const KEPT_SHAPES: usize = 16;
 
-type Shapes = HashMap<(Backend, usize, bool), Arc<str>>;
+type Shapes = HashMap<(Backend, usize), Arc<str>>;
 
-/// The append's SQL for `n` messages, with or without tokens to count, formatted once per shape (a turn's
-/// appends come in a few shapes, and formatting the statement cost more than binding its values).
-fn append_sql(backend: Backend, n: usize, with_usage: bool) -> Arc<str> {
+/// The SQL that writes `n` messages, formatted once per backend and length (a turn's appends come in a few
+/// lengths, and formatting the statement cost more than binding its values): on PostgreSQL the whole append
+/// (`postgres_sql`), on SQLite the insert of the messages.
+fn append_sql(backend: Backend, n: usize) -> Arc<str> {
     static SHAPES: LazyLock<Mutex<Shapes>> = LazyLock::new(Mutex::default);
-    // PostgreSQL's statement decides on the usage row itself (`WHERE $8 > 0`): one shape per length.
-    let with_usage = with_usage && backend == Backend::Sqlite;
     let format = || -> Arc<str> {
         Arc::from(match backend {
             Backend::Postgres => postgres_sql(n),
-            Backend::Sqlite => sqlite_sql(n, with_usage),
+            Backend::Sqlite => format!(
+                "INSERT INTO chat_messages ({MESSAGE_COLUMNS}) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; n].join(", ")
+            ),
         })
     };
     if n > KEPT_SHAPES {
@@ -303,32 +413,9 @@ fn append_sql(backend: Backend, n: usize, with_usage: bool) -> Arc<str> {
     }
     SHAPES
         .lock()
-        .entry((backend, n, with_usage))
+        .entry((backend, n))
         .or_insert_with(format)
         .clone()
-}
-
-/// SQLite: several statements in one query string, run in order on the connection's worker thread (one
-/// crossing to it and back); only the last returns a row (an `UPDATE ... RETURNING` instead made SQLite's own work
-/// per turn a quarter larger under callgrind).
-fn sqlite_sql(n: usize, with_usage: bool) -> String {
-    let owned = "SELECT message_count FROM chat_sessions WHERE id = $5 AND user_id = $6";
-    let mut sql = format!(
-        "{UPDATE_CONVERSATION}; \
-         WITH v (id, i, role, content, input_tokens, output_tokens, tool_calls, tool_call_id, metadata) AS \
-         (VALUES {}) INSERT INTO chat_messages ({MESSAGE_COLUMNS}) SELECT v.id, $5, s.message_count - $1 + v.i, \
-         v.role, v.content, $2, v.input_tokens, v.output_tokens, v.tool_calls, v.tool_call_id, v.metadata \
-         FROM ({owned}) AS s, v;",
-        message_values(n, 9)
-    );
-    if with_usage {
-        sql.push_str(&format!(
-            " INSERT INTO usage_daily (user_id, day, tokens) SELECT $6, $7, $8 FROM ({owned}) \
-             WHERE true ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens;"
-        ));
-    }
-    sql.push_str(&format!(" {owned};"));
-    sql
 }
 
 /// PostgreSQL: one statement of data-modifying CTEs; each runs once, and when the update finds no row (not

@@ -19,7 +19,7 @@ use crate::private_files;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
 
 pub use batch::BatchWriter;
-pub use group::GroupCommit;
+pub use group::{GroupCommit, Piece};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -49,10 +49,14 @@ impl Db {
         } else {
             anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:");
         };
-        if backend == Backend::Sqlite
-            && let Some(path) = sqlite_path(url)
-        {
-            prepare_sqlite_file(Path::new(&path), creates_file(url))?;
+        let sqlite_file = match backend {
+            Backend::Sqlite => Some(sqlite_path(url).context(
+                "an in-memory SQLite database is not supported (each connection would see its own): give a file",
+            )?),
+            Backend::Postgres => None,
+        };
+        if let Some(path) = &sqlite_file {
+            prepare_sqlite_file(Path::new(path), creates_file(url))?;
         }
         let pool = options(backend, if backend == Backend::Sqlite { 8 } else { 16 })
             .connect(url)
@@ -62,9 +66,13 @@ impl Db {
             Backend::Sqlite => options(backend, 1).connect(url).await?,
             Backend::Postgres => pool.clone(),
         };
+        let group = match sqlite_file {
+            Some(path) => GroupCommit::sqlite(path.into(), writer.clone()),
+            None => GroupCommit::pooled(writer.clone()),
+        };
         Ok(Db {
             pool,
-            group: GroupCommit::start(writer.clone()),
+            group,
             writer,
             backend,
         })
@@ -138,7 +146,9 @@ pub fn is_unavailable_cause(err: &anyhow::Error) -> bool {
 }
 
 fn is_unavailable_database_error(e: &dyn sqlx::error::DatabaseError) -> bool {
-    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        || e.try_downcast_ref::<group::SqliteWriteError>().is_some()
+    {
         // Extended result codes keep the primary code in the low byte: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN.
         let primary = e
             .code()
@@ -310,6 +320,12 @@ mod tests {
         let bug = anyhow::Error::from(database("42P01")).context("listing sessions");
         assert!(!is_unavailable_cause(&bug));
         assert!(!is_unavailable_cause(&anyhow::anyhow!("no message stored")));
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_sqlite_database_is_refused_with_the_reason() {
+        let err = Db::connect("sqlite::memory:").await.err().expect("refused");
+        assert!(format!("{err:#}").contains("in-memory SQLite"), "{err:#}");
     }
 
     #[tokio::test]

@@ -274,24 +274,31 @@ async fn admin_id(pool: &sqlx::AnyPool) -> String {
     id
 }
 
-/// A message without tokens or tool calls, as `store::append_messages` takes it.
-fn new_message(role: &'static str, text: &str) -> warden::chat::store::NewMessage {
-    warden::chat::store::NewMessage {
-        role,
-        content: text.into(),
-        input_tokens: 0,
-        output_tokens: 0,
-        tool_calls: None,
-        tool_call_id: None,
-        metadata: "{}".into(),
+/// An append of messages without tokens or tool calls, given as (role, text).
+fn append(user: &str, sid: &str, messages: &[(&'static str, &str)]) -> warden::chat::store::Append {
+    warden::chat::store::Append {
+        user_id: user.into(),
+        session_id: sid.into(),
+        day: "2026-12-01".into(),
+        messages: messages
+            .iter()
+            .map(|&(role, text)| warden::chat::store::NewMessage {
+                role,
+                content: text.into(),
+                input_tokens: 0,
+                output_tokens: 0,
+                tool_calls: None,
+                tool_call_id: None,
+                metadata: "{}".into(),
+            })
+            .collect(),
+        now: 1,
     }
 }
 
 /// Conversations are kept in memory after each turn (the recent messages); a turn written meanwhile by another
 /// instance, straight into the shared database here, must still be in the next turn's window.
 async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
-    use warden::chat::store;
-
     let mock = Mock::default();
     for i in 0..2 {
         mock.push(openai_text(&format!("answer {i}"), 1, 1));
@@ -304,25 +311,16 @@ async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
     let db = app.db();
     let user = admin_id(&db.pool).await;
     let elsewhere = [
-        new_message("user", "asked elsewhere"),
-        new_message("assistant", "answered elsewhere"),
+        ("user", "asked elsewhere"),
+        ("assistant", "answered elsewhere"),
     ];
-    let mut conn = db.writer().acquire().await.unwrap();
-    sqlx::Executor::execute(&mut *conn, "BEGIN").await.unwrap();
-    let appended = store::append_messages(
-        &mut conn,
-        db.backend,
-        &user,
-        &sid,
-        "2026-12-01",
-        &elsewhere,
-        1,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
-    drop(conn);
+    // Through the group commit but without this instance's step after it: as another instance writes.
+    let appended = db
+        .group()
+        .run(append(&user, &sid, &elsewhere))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(appended.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
     ok(send(&app, &t.access, &sid, "question 1").await);
     let last = mock.bodies().pop().unwrap();
@@ -345,7 +343,7 @@ async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgres() {
     use sqlx::Executor;
-    use warden::{chat::store, store::Backend};
+    use warden::{chat::store, store::Piece};
 
     if !crate::helpers::postgres_available().await {
         return;
@@ -355,39 +353,22 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
     let sid = new_session(&app, &a.access).await;
     let pool = &app.db().pool;
     let user = admin_id(pool).await;
-    let message = |text: &str| new_message("user", text);
     // The first turn appends and holds the conversation's lock.
     let mut first = pool.acquire().await.unwrap();
     first.execute("BEGIN").await.unwrap();
-    let one = [message("one")];
-    store::append_messages(
-        &mut first,
-        Backend::Postgres,
-        &user,
-        &sid,
-        "2026-12-01",
-        &one,
-        1,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    append(&user, &sid, &[("user", "one")])
+        .run_pooled(&mut first)
+        .await
+        .unwrap()
+        .unwrap();
     // The second waits for it...
     let mut second = pool.acquire().await.unwrap();
     let (second_user, second_sid) = (user.clone(), sid.clone());
     let waiting = tokio::spawn(async move {
         second.execute("BEGIN").await.unwrap();
-        let two = [message("two")];
-        let appended = store::append_messages(
-            &mut second,
-            Backend::Postgres,
-            &second_user,
-            &second_sid,
-            "2026-12-01",
-            &two,
-            2,
-        )
-        .await;
+        let appended = append(&second_user, &second_sid, &[("user", "two")])
+            .run_pooled(&mut second)
+            .await;
         second.execute("COMMIT").await.unwrap();
         appended
     });

@@ -2,97 +2,134 @@
 //! usage) run as one database transaction, one commit for all of them, and each request is answered once its rows
 //! are committed.
 //!
-//! One task per database takes everything queued (at most `MAX_BATCH` pieces of work), opens a transaction, runs
-//! the pieces one after the other, commits, then answers. The batch is whatever arrived while the previous one was
-//! being written, so a lone request waits for nobody and a busy database commits less often (on SQLite, the pages
-//! a batch touches are written to the log once; on PostgreSQL, one flush to disk serves the batch).
+//! One writer per database takes everything queued (at most `MAX_BATCH` pieces of work), opens a transaction,
+//! runs the pieces one after the other, commits, then answers. The batch is whatever arrived while the previous
+//! one was being written, so a lone request waits for nobody and a busy database commits less often (on SQLite,
+//! the pages a batch touches are written to the log once; on PostgreSQL, one flush to disk serves the batch).
 //!
-//! The transaction is driven with plain `BEGIN`/`COMMIT`/`ROLLBACK` statements, not sqlx's nested transaction
-//! objects: sqlx lowers its own transaction depth when a nested `begin` fails, after which its `commit` of the
-//! outer transaction does nothing and reports success. Here a piece is answered `Ok` only when the `COMMIT`
-//! statement itself succeeded. A piece that fails with a database error (a constraint, say) is answered with its
-//! error, and the others run again without it in a fresh transaction: so pieces must be safe to run more than
-//! once before a commit (they only write inside the transaction). When the database is unavailable, every piece
-//! of the batch gets an error that means so (the HTTP layer answers 503), and none of their rows are stored.
+//! Two writers, one per backend, because the costs differ:
+//! - PostgreSQL (`pooled`): a task that runs each batch on a connection of the pool, through sqlx.
+//! - SQLite (`sqlite`): a thread of its own with its own connection to the file, on which it runs each batch
+//!   directly. Through sqlx every statement, and the batch's `BEGIN` and `COMMIT`, is a hand-off to the
+//!   connection's worker thread and back; on this path those hand-offs were most of a chat turn's cost.
+//!
+//! So a piece of work is written for each (`Piece`). The transaction is driven with plain `BEGIN`/`COMMIT`/
+//! `ROLLBACK` statements, not sqlx's nested transaction objects: sqlx lowers its own transaction depth when a
+//! nested `begin` fails, after which its `commit` of the outer transaction does nothing and reports success. Here
+//! a piece is answered `Ok` only when the `COMMIT` statement itself succeeded. A piece that fails with a database
+//! error (a constraint, say) is answered with its error, and the others run again without it in a fresh
+//! transaction: so pieces must be safe to run more than once before a commit (they only write inside the
+//! transaction). When the database is unavailable, every piece of the batch gets an error that means so (the
+//! HTTP layer answers 503), and none of their rows are stored.
 //!
 //! A piece may carry a step to take once it is committed (`run_then`): the writer takes these steps in commit
 //! order, before it answers the batch, so state kept beside the database (the chat's recent messages) sees every
 //! committed piece in order and nothing that was rolled back.
 
-use std::any::Any;
+mod pooled;
+mod sqlite;
+
+use std::{any::Any, path::PathBuf};
 
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool, pool::PoolConnection};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
+
+pub use sqlite::SqliteWriteError;
 
 /// Pieces of work committed together at most; more wait for the next commit.
 const MAX_BATCH: usize = 64;
 /// Pieces that may wait for the writer before `run` itself waits for room.
 const QUEUE: usize = 1024;
 
+/// One piece of work of the group commit, written for each writer. Either may run more than once (when another
+/// piece of its batch fails, the batch runs again without that one), always inside a transaction that is rolled
+/// back before the next run; it must not commit or roll back itself.
+pub trait Piece: Send + Sync + 'static {
+    type Value: Send + 'static;
+    /// On a connection of the pool (PostgreSQL).
+    fn run_pooled<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> BoxFuture<'c, sqlx::Result<Self::Value>>;
+    /// On the SQLite writer's own connection, on its thread (statements prepared there are kept).
+    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Self::Value>;
+}
+
 type Value = Box<dyn Any + Send>;
-type Work =
-    Box<dyn for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Value>> + Send + Sync>;
 type Committed = Box<dyn FnOnce(&Value) + Send + Sync>;
 
+/// A `Piece` whose value is boxed, so that one queue holds pieces of every kind.
+trait AnyPiece: Send + Sync {
+    fn run_pooled<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Value>>;
+    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Value>;
+}
+
+impl<P: Piece> AnyPiece for P {
+    fn run_pooled<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Value>> {
+        Box::pin(async move {
+            Piece::run_pooled(self, conn)
+                .await
+                .map(|v| Box::new(v) as Value)
+        })
+    }
+
+    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Value> {
+        Piece::run_sqlite(self, conn).map(|v| Box::new(v) as Value)
+    }
+}
+
 struct Job {
-    work: Work,
+    piece: Box<dyn AnyPiece>,
     committed: Committed,
     answer: oneshot::Sender<sqlx::Result<Value>>,
 }
 
-/// A handle on one database's group-commit writer; clones share it. The task ends when every handle is dropped.
+/// A handle on one database's group-commit writer; clones share it. The writer ends when every handle is dropped.
 #[derive(Clone)]
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
 }
 
 impl GroupCommit {
-    /// Starts the writer task on `pool` (the pool for writes).
-    pub fn start(pool: AnyPool) -> GroupCommit {
+    /// Starts the writer task that runs each batch on a connection of `pool` (PostgreSQL's).
+    pub fn pooled(pool: AnyPool) -> GroupCommit {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(pool, queue));
+        tokio::spawn(pooled::write_batches(pool, queue));
         GroupCommit { jobs }
     }
 
-    /// Runs `work` inside the next group transaction; its value once that transaction has committed. `work` may
-    /// run more than once (when another piece of its batch fails, the batch runs again without that one), always
-    /// inside a transaction that is rolled back before the next run; it must not commit or roll back itself.
-    pub async fn run<T, F>(&self, work: F) -> sqlx::Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<T>>
-            + Send
-            + Sync
-            + 'static,
-    {
-        self.run_then(work, |_: &T| {}).await
+    /// Starts the writer thread for the SQLite database at `path`. `writer` is the pool that every other write
+    /// goes through (one connection): the thread holds that connection while it writes a batch, so writes
+    /// outside the group wait for it there, in order, instead of finding the file locked. Must be called
+    /// within the runtime.
+    pub fn sqlite(path: PathBuf, writer: AnyPool) -> GroupCommit {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        sqlite::start(path, writer, queue);
+        GroupCommit { jobs }
+    }
+
+    /// Runs `piece` inside the next group transaction; its value once that transaction has committed.
+    pub async fn run<P: Piece>(&self, piece: P) -> sqlx::Result<P::Value> {
+        self.run_then(piece, |_: &P::Value| {}).await
     }
 
     /// `run`, and once the piece is committed, `committed` with its value, on the writer, in commit order and
     /// before any piece of the batch is answered. Never called for a piece that was not committed.
-    pub async fn run_then<T, F, C>(&self, work: F, committed: C) -> sqlx::Result<T>
+    pub async fn run_then<P, C>(&self, piece: P, committed: C) -> sqlx::Result<P::Value>
     where
-        T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<T>>
-            + Send
-            + Sync
-            + 'static,
-        C: FnOnce(&T) + Send + Sync + 'static,
+        P: Piece,
+        C: FnOnce(&P::Value) + Send + Sync + 'static,
     {
         let (answer, wait) = oneshot::channel();
-        let work: Work = Box::new(move |conn| {
-            let piece = work(conn);
-            Box::pin(async move { piece.await.map(|v| Box::new(v) as Value) })
-        });
         let committed: Committed = Box::new(move |value: &Value| {
-            if let Some(value) = value.downcast_ref::<T>() {
+            if let Some(value) = value.downcast_ref::<P::Value>() {
                 committed(value);
             }
         });
         self.jobs
             .send(Job {
-                work,
+                piece: Box::new(piece),
                 committed,
                 answer,
             })
@@ -100,49 +137,8 @@ impl GroupCommit {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let value = wait.await.map_err(|_| sqlx::Error::WorkerCrashed)??;
         Ok(*value
-            .downcast::<T>()
-            .expect("a group-commit answer has the type its work returned"))
-    }
-}
-
-async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_batch(&pool, std::mem::take(&mut batch)).await;
-    }
-}
-
-/// Writes one batch: runs the pieces in one transaction and answers them. A piece that fails alone is answered
-/// with its error and the rest run again without it, so this loops at most once per piece.
-async fn write_batch(pool: &AnyPool, mut batch: Vec<Job>) {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return refuse_all(batch, &e),
-    };
-    while !batch.is_empty() {
-        match attempt(&mut conn, &batch).await {
-            Ok(values) => {
-                let (steps, answers): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(|j| (j.committed, j.answer)).unzip();
-                for (committed, value) in steps.into_iter().zip(&values) {
-                    committed(value);
-                }
-                for (answer, value) in answers.into_iter().zip(values) {
-                    let _ = answer.send(Ok(value));
-                }
-                return;
-            }
-            Err(Failure::Piece(i, e)) if !super::is_unavailable(&e) => {
-                // Rolled back already; answer the failing piece and run the others again.
-                let job = batch.remove(i);
-                let _ = job.answer.send(Err(e));
-            }
-            Err(Failure::Piece(_, e) | Failure::Control(e)) => {
-                // The connection may be in any state: it is not given back to the pool.
-                let _ = PoolConnection::detach(conn);
-                return refuse_all(batch, &e);
-            }
-        }
+            .downcast::<P::Value>()
+            .expect("a group-commit answer has the type its piece returned"))
     }
 }
 
@@ -153,27 +149,43 @@ enum Failure {
     Control(sqlx::Error),
 }
 
-/// One transaction over the whole batch: the pieces' values if `COMMIT` succeeded.
-async fn attempt(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Value>, Failure> {
-    control(conn, "BEGIN").await.map_err(Failure::Control)?;
-    let mut values = Vec::with_capacity(batch.len());
-    for (i, job) in batch.iter().enumerate() {
-        match (job.work)(conn).await {
-            Ok(value) => values.push(value),
-            Err(e) => {
-                control(conn, "ROLLBACK").await.map_err(Failure::Control)?;
-                return Err(Failure::Piece(i, e));
-            }
-        }
-    }
-    control(conn, "COMMIT").await.map_err(Failure::Control)?;
-    Ok(values)
+/// What to do after one attempt at a batch.
+enum Next {
+    /// Every piece is answered.
+    Done,
+    /// A piece failed alone and is answered: run the rest again (the batch is one shorter).
+    Again,
+    /// The connection cannot be trusted any more (the database unavailable, or a transaction's state unknown);
+    /// the pieces left in the batch are not answered.
+    Refuse(sqlx::Error),
 }
 
-/// `BEGIN`, `COMMIT` or `ROLLBACK`, as a statement the connection keeps prepared (a plain `execute` of a string
-/// prepares it each time: two prepares per batch, seen under callgrind).
-async fn control(conn: &mut AnyConnection, statement: &'static str) -> sqlx::Result<()> {
-    sqlx::query(statement).execute(&mut *conn).await.map(|_| ())
+/// Settles one attempt at `batch`: once committed, takes the pieces' steps in order and then answers them all;
+/// when one piece failed with an error of its own, answers it and takes it out of the batch.
+fn settle(batch: &mut Vec<Job>, attempt: Result<Vec<Value>, Failure>) -> Next {
+    match attempt {
+        Ok(values) => {
+            let (steps, answers): (Vec<_>, Vec<_>) =
+                batch.drain(..).map(|j| (j.committed, j.answer)).unzip();
+            for (committed, value) in steps.into_iter().zip(&values) {
+                committed(value);
+            }
+            for (answer, value) in answers.into_iter().zip(values) {
+                let _ = answer.send(Ok(value));
+            }
+            Next::Done
+        }
+        Err(Failure::Piece(i, e)) if !super::is_unavailable(&e) => {
+            let job = batch.remove(i);
+            let _ = job.answer.send(Err(e));
+            if batch.is_empty() {
+                Next::Done
+            } else {
+                Next::Again
+            }
+        }
+        Err(Failure::Piece(_, e) | Failure::Control(e)) => Next::Refuse(e),
+    }
 }
 
 /// Answers pieces that were not committed with a copy of the one error that stopped them (sqlx errors do not
@@ -191,186 +203,276 @@ fn refuse_all(batch: Vec<Job>, cause: &sqlx::Error) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use sqlx::{Executor, any::AnyPoolOptions};
 
     use super::*;
 
-    async fn memory_pool() -> AnyPool {
+    /// A database file with a table `t`, its one-connection write pool, and a group-commit writer of each kind
+    /// on it: the pooled one (PostgreSQL's, here on SQLite through sqlx) and SQLite's own.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+        pool: AnyPool,
+    }
+
+    async fn fixture() -> Fixture {
         sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
         let pool = AnyPoolOptions::new()
             .max_connections(1)
-            .connect("sqlite::memory:")
+            .connect(&url)
             .await
             .unwrap();
-        pool.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-            .await
-            .unwrap();
-        pool
+        pool.execute(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+        Fixture {
+            _dir: dir,
+            path,
+            pool,
+        }
     }
 
-    async fn insert(group: &GroupCommit, id: i64) -> sqlx::Result<i64> {
-        group
-            .run(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (id, v) VALUES ($1, 'x')")
-                        .bind(id)
+    impl Fixture {
+        fn writers(&self) -> [(&'static str, GroupCommit); 2] {
+            [
+                ("pooled", GroupCommit::pooled(self.pool.clone())),
+                (
+                    "sqlite",
+                    GroupCommit::sqlite(self.path.clone(), self.pool.clone()),
+                ),
+            ]
+        }
+
+        async fn ids(&self) -> Vec<i64> {
+            sqlx::query_as::<_, (i64,)>("SELECT id FROM t ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(id,)| id)
+                .collect()
+        }
+
+        async fn clear(&self) {
+            self.pool.execute("DELETE FROM t").await.unwrap();
+        }
+    }
+
+    /// Inserts row `id`; with `again`, inserts it a second time, which fails on the key after the first insert.
+    struct Insert {
+        id: i64,
+        again: bool,
+    }
+
+    fn insert(id: i64) -> Insert {
+        Insert { id, again: false }
+    }
+
+    const INSERT: &str = "INSERT INTO t (id, v) VALUES ($1, 'x')";
+
+    impl Piece for Insert {
+        type Value = i64;
+
+        fn run_pooled<'c>(
+            &'c self,
+            conn: &'c mut AnyConnection,
+        ) -> BoxFuture<'c, sqlx::Result<i64>> {
+            Box::pin(async move {
+                for _ in 0..=usize::from(self.again) {
+                    sqlx::query(INSERT)
+                        .bind(self.id)
                         .execute(&mut *conn)
                         .await?;
-                    Ok(id)
-                })
+                }
+                Ok(self.id)
             })
-            .await
-    }
+        }
 
-    async fn ids(pool: &AnyPool) -> Vec<i64> {
-        sqlx::query_as::<_, (i64,)>("SELECT id FROM t ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(id,)| id)
-            .collect()
+        fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+            for _ in 0..=usize::from(self.again) {
+                conn.execute(&INSERT.replace('$', "?"), [self.id])?;
+            }
+            Ok(self.id)
+        }
     }
 
     #[tokio::test]
     async fn concurrent_pieces_are_committed_and_a_failing_one_is_undone_alone() {
-        let pool = memory_pool().await;
-        let group = GroupCommit::start(pool.clone());
-        // Piece 3 inserts a row, then fails on a duplicate key: its first row must be undone, the others kept.
-        let failing = group.run(|conn| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO t (id, v) VALUES (30, 'x')")
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("INSERT INTO t (id, v) VALUES (30, 'again')")
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(30)
-            })
-        });
-        let (a, b, c, d) = tokio::join!(
-            insert(&group, 1),
-            insert(&group, 2),
-            failing,
-            insert(&group, 4),
-        );
-        assert_eq!((a.unwrap(), b.unwrap(), d.unwrap()), (1, 2, 4));
-        assert!(c.unwrap_err().as_database_error().is_some());
-        assert_eq!(ids(&pool).await, [1, 2, 4]);
-        // The connection is left outside any transaction: a write outside the writer is durable at once.
-        pool.execute("INSERT INTO t (id, v) VALUES (5, 'y')")
-            .await
-            .unwrap();
-        assert_eq!(ids(&pool).await, [1, 2, 4, 5]);
+        let db = fixture().await;
+        for (kind, group) in db.writers() {
+            db.clear().await;
+            // Piece 30 inserts a row, then fails on a duplicate key: its first row must be undone, the others kept.
+            let (a, b, c, d) = tokio::join!(
+                group.run(insert(1)),
+                group.run(insert(2)),
+                group.run(Insert {
+                    id: 30,
+                    again: true
+                }),
+                group.run(insert(4)),
+            );
+            assert_eq!((a.unwrap(), b.unwrap(), d.unwrap()), (1, 2, 4), "{kind}");
+            let failed = c.unwrap_err();
+            let failed = failed.as_database_error().expect(kind);
+            assert!(failed.is_unique_violation(), "{kind}: {failed}");
+            assert_eq!(db.ids().await, [1, 2, 4], "{kind}");
+            // The writer is left outside any transaction: a write outside it is durable at once.
+            db.pool
+                .execute("INSERT INTO t (id, v) VALUES (5, 'y')")
+                .await
+                .unwrap();
+            assert_eq!(db.ids().await, [1, 2, 4, 5], "{kind}");
+            // And it goes on writing.
+            assert_eq!(group.run(insert(6)).await.unwrap(), 6, "{kind}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn steps_after_commit_run_in_commit_order_before_the_answers_and_never_for_a_failed_piece()
      {
-        let pool = memory_pool().await;
-        let group = GroupCommit::start(pool.clone());
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        // Each piece inserts `id` (30 twice: it fails) and, once committed, notes its id after a pause; its caller
-        // reads the notes as soon as it is answered. Had the answer gone out before the step, the caller, free on
-        // the other worker thread, would read them during the pause, without its own id.
-        let piece = |id: i64| {
-            let (seen, noted) = (seen.clone(), seen.clone());
-            let group = group.clone();
-            async move {
-                let stored = group
-                    .run_then(
-                        move |conn| {
-                            Box::pin(async move {
-                                sqlx::query("INSERT INTO t (id, v) VALUES ($1, 'x')")
-                                    .bind(id)
-                                    .execute(&mut *conn)
-                                    .await?;
-                                if id == 30 {
-                                    sqlx::query("INSERT INTO t (id, v) VALUES (30, 'again')")
-                                        .execute(&mut *conn)
-                                        .await?;
-                                }
-                                Ok(id)
-                            })
-                        },
-                        move |id: &i64| {
-                            std::thread::sleep(std::time::Duration::from_millis(20));
-                            noted.lock().unwrap().push(*id);
-                        },
-                    )
-                    .await;
-                (stored, seen.lock().unwrap().clone())
-            }
-        };
-        let answers = futures::future::join_all([1, 2, 30, 4].map(piece)).await;
-        for (stored, seen) in &answers {
-            match stored {
-                // Answered after its own step and those committed before it, in commit order.
-                Ok(id) => {
-                    assert!(seen.contains(id), "{id} answered before its step: {seen:?}");
-                    assert_eq!(seen[..], [1, 2, 4][..seen.len()]);
+        let db = fixture().await;
+        for (kind, group) in db.writers() {
+            db.clear().await;
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            // Each piece inserts `id` (30 twice: it fails) and, once committed, notes its id after a pause; its
+            // caller reads the notes as soon as it is answered. Had the answer gone out before the step, the
+            // caller, free on another thread, would read them during the pause, without its own id.
+            let piece = |id: i64| {
+                let (seen, noted) = (seen.clone(), seen.clone());
+                let group = group.clone();
+                async move {
+                    let stored = group
+                        .run_then(
+                            Insert {
+                                id,
+                                again: id == 30,
+                            },
+                            move |id: &i64| {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                                noted.lock().unwrap().push(*id);
+                            },
+                        )
+                        .await;
+                    (stored, seen.lock().unwrap().clone())
                 }
-                Err(e) => assert!(e.as_database_error().is_some(), "{e}"),
+            };
+            let answers = futures::future::join_all([1, 2, 30, 4].map(piece)).await;
+            for (stored, seen) in &answers {
+                match stored {
+                    // Answered after its own step and those committed before it, in commit order.
+                    Ok(id) => {
+                        assert!(
+                            seen.contains(id),
+                            "{kind}: {id} answered before its step: {seen:?}"
+                        );
+                        assert_eq!(seen[..], [1, 2, 4][..seen.len()], "{kind}");
+                    }
+                    Err(e) => assert!(e.as_database_error().is_some(), "{kind}: {e}"),
+                }
             }
+            assert!(answers[2].0.is_err(), "{kind}");
+            assert_eq!(*seen.lock().unwrap(), [1, 2, 4], "{kind}");
+            assert_eq!(db.ids().await, [1, 2, 4], "{kind}");
         }
-        assert!(answers[2].0.is_err());
-        assert_eq!(*seen.lock().unwrap(), [1, 2, 4]);
-        assert_eq!(ids(&pool).await, [1, 2, 4]);
+    }
+
+    /// Inserts a row and reports how many rows are committed, as another connection sees them.
+    struct InsertAndCount {
+        id: i64,
+        path: PathBuf,
+    }
+
+    impl Piece for InsertAndCount {
+        type Value = i64;
+
+        fn run_pooled<'c>(
+            &'c self,
+            conn: &'c mut AnyConnection,
+        ) -> BoxFuture<'c, sqlx::Result<i64>> {
+            Box::pin(async move {
+                sqlx::query(INSERT)
+                    .bind(self.id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(self.committed_rows())
+            })
+        }
+
+        fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+            conn.execute(&INSERT.replace('$', "?"), [self.id])?;
+            Ok(self.committed_rows())
+        }
+    }
+
+    impl InsertAndCount {
+        fn committed_rows(&self) -> i64 {
+            let reader = rusqlite::Connection::open(&self.path).unwrap();
+            reader
+                .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+                .unwrap()
+        }
     }
 
     #[tokio::test]
     async fn pieces_queued_together_share_one_commit() {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
-        let writer = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        writer
-            .execute(
-                "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
-            )
-            .await
-            .unwrap();
-        let reader = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        let group = GroupCommit::start(writer.clone());
-        // Each piece inserts a row and reports how many rows are committed, as another connection sees them:
-        // the same number for every piece of one transaction, so the distinct numbers count the commits.
-        let piece = |id: i64| {
-            let reader = reader.clone();
-            group.run(move |conn| {
-                let reader = reader.clone();
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (id, v) VALUES ($1, 'x')")
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t")
-                        .fetch_one(&reader)
-                        .await?;
-                    Ok(n)
+        let db = fixture().await;
+        for (kind, group) in db.writers() {
+            db.clear().await;
+            // Every piece of one transaction sees the same number of committed rows, so the distinct numbers
+            // count the commits.
+            let pieces = (1..=20).map(|id| {
+                group.run(InsertAndCount {
+                    id,
+                    path: db.path.clone(),
                 })
-            })
-        };
-        let committed = futures::future::join_all((1..=20).map(piece)).await;
-        let mut commits: Vec<i64> = committed.into_iter().map(Result::unwrap).collect();
-        commits.dedup();
-        assert!(commits.len() < 20, "one transaction per piece: {commits:?}");
-        assert_eq!(ids(&writer).await, (1..=20).collect::<Vec<_>>());
+            });
+            let mut commits: Vec<i64> = futures::future::join_all(pieces)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            commits.dedup();
+            assert!(
+                commits.len() < 20,
+                "{kind}: one transaction per piece: {commits:?}"
+            );
+            assert_eq!(db.ids().await, (1..=20).collect::<Vec<_>>(), "{kind}");
+        }
     }
 
     #[tokio::test]
     async fn a_closed_database_answers_every_piece_with_an_error_that_means_unavailable() {
-        let pool = memory_pool().await;
-        let group = GroupCommit::start(pool.clone());
-        pool.close().await;
-        let err = insert(&group, 1).await.unwrap_err();
-        assert!(crate::store::is_unavailable(&err), "{err}");
+        let db = fixture().await;
+        let writers = db.writers();
+        db.pool.close().await;
+        for (kind, group) in writers {
+            let err = group.run(insert(1)).await.unwrap_err();
+            assert!(crate::store::is_unavailable(&err), "{kind}: {err}");
+        }
+    }
+
+    #[test]
+    fn sqlite_errors_read_as_sqlx_reads_them() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let duplicate = sqlite::to_sqlx(conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err());
+        assert!(
+            crate::store::Db::is_unique_violation(&duplicate),
+            "{duplicate}"
+        );
+        assert!(!crate::store::is_unavailable(&duplicate), "{duplicate}");
+        let busy = sqlite::to_sqlx(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        ));
+        assert!(crate::store::is_unavailable(&busy), "{busy}");
     }
 }
