@@ -458,6 +458,62 @@ mod tests {
         }
     }
 
+    /// Inserts row `.0` and takes half a millisecond doing it.
+    struct SlowInsert(i64);
+
+    impl Piece for SlowInsert {
+        type Value = ();
+
+        fn run_pooled<'c>(&'c self, _: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<()>> {
+            unreachable!("only SQLite's writer runs this piece")
+        }
+
+        fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+            std::thread::sleep(std::time::Duration::from_micros(500));
+            Piece::run_sqlite(&insert(self.0), conn).map(|_| ())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_a_write_outside_the_group_gets_its_turn_under_sustained_load() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+
+        let db = fixture().await;
+        let group = GroupCommit::sqlite(db.path.clone(), db.pool.clone());
+        // 128 callers each submit a piece as soon as the last is answered: twice what a batch holds, so work is
+        // always waiting and the writer keeps the write pool's connection from batch to batch. 40 pieces each
+        // of half a millisecond: about 2.6 s of load, of which the write outside must not wait for the end.
+        let next = Arc::new(AtomicI64::new(100));
+        let load: Vec<_> = (0..128)
+            .map(|_| {
+                let (group, next) = (group.clone(), next.clone());
+                tokio::spawn(async move {
+                    for _ in 0..40 {
+                        let id = next.fetch_add(1, Ordering::Relaxed);
+                        group.run(SlowInsert(id)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        while next.load(Ordering::Relaxed) < 300 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        db.pool
+            .execute("INSERT INTO t (id, v) VALUES (1, 'outside')")
+            .await
+            .unwrap();
+        let submitted = next.load(Ordering::Relaxed) - 100;
+        let load_running = load.iter().any(|task| !task.is_finished());
+        for task in load {
+            task.await.unwrap();
+        }
+        assert!(
+            load_running,
+            "the write outside the group waited for the whole load ({submitted} pieces submitted)"
+        );
+        assert!(submitted < 128 * 40, "{submitted}");
+    }
+
     #[test]
     fn sqlite_errors_read_as_sqlx_reads_them() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();

@@ -13,6 +13,8 @@ use tokio::{runtime::Handle, sync::mpsc};
 
 use super::{Failure, Job, MAX_BATCH, Next, Value, refuse_all, settle};
 
+/// Batches written, at most, while the write pool's connection is held once.
+const BATCHES_PER_HOLD: usize = 16;
 /// Statements kept prepared on the writer's connection (a chat append has a few shapes, one per length).
 const KEPT_STATEMENTS: usize = 64;
 
@@ -27,6 +29,12 @@ pub(super) fn start(path: PathBuf, writer: AnyPool, queue: mpsc::Receiver<Job>) 
 fn write_batches(path: &Path, writer: &AnyPool, runtime: &Handle, mut queue: mpsc::Receiver<Job>) {
     // Opened at the first batch (after the migrations) and again after a failure.
     let mut conn: Option<Connection> = None;
+    // The write pool's one connection, held while batches are written: the writes outside the group wait for it
+    // in the pool, in order, instead of finding the file locked (where SQLite sleeps and polls). It is kept from
+    // one batch to the next while more work waits (sqlx tests a connection given back, a round trip to its
+    // worker thread), for at most BATCHES_PER_HOLD batches, so the writes outside the group get their turn.
+    let mut held = None;
+    let mut batches_held = 0;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = queue.blocking_recv() {
         batch.push(job);
@@ -35,21 +43,25 @@ fn write_batches(path: &Path, writer: &AnyPool, runtime: &Handle, mut queue: mps
         {
             batch.push(job);
         }
-        // The write pool's one connection, held while the batch is written: the writes outside the group wait
-        // for it in the pool, in order, instead of finding the file locked (where SQLite sleeps and polls).
-        let held = match runtime.block_on(writer.acquire()) {
-            Ok(held) => held,
-            Err(e) => {
-                refuse_all(std::mem::take(&mut batch), &e);
-                continue;
+        if held.is_none() {
+            match runtime.block_on(writer.acquire()) {
+                Ok(conn) => held = Some(conn),
+                Err(e) => {
+                    refuse_all(std::mem::take(&mut batch), &e);
+                    continue;
+                }
             }
-        };
+            batches_held = 0;
+        }
         if let Err((unanswered, e)) = write_batch(&mut conn, path, std::mem::take(&mut batch)) {
             refuse_all(unanswered, &e);
         }
-        // Given back within the runtime: the pool tests a connection given back on a task of its own.
-        let _runtime = runtime.enter();
-        drop(held);
+        batches_held += 1;
+        if queue.is_empty() || batches_held == BATCHES_PER_HOLD {
+            // Given back within the runtime: the pool tests a connection given back on a task of its own.
+            let _runtime = runtime.enter();
+            held = None;
+        }
     }
 }
 
