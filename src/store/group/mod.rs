@@ -514,6 +514,23 @@ mod tests {
         assert!(submitted < 128 * 40, "{submitted}");
     }
 
+    #[tokio::test]
+    async fn on_sqlite_a_file_locked_elsewhere_is_unavailable_and_the_writer_recovers_once_it_is_free()
+     {
+        let db = fixture().await;
+        let group = GroupCommit::sqlite(db.path.clone(), db.pool.clone());
+        group.run(insert(1)).await.unwrap();
+        // Another process (a CLI command, say) holds the file's write lock past the 5 s busy timeout.
+        let other = rusqlite::Connection::open(&db.path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let err = group.run(insert(2)).await.unwrap_err();
+        assert!(crate::store::is_unavailable(&err), "{err}");
+        other.execute_batch("ROLLBACK").unwrap();
+        // The same writer goes on once the file is free.
+        assert_eq!(group.run(insert(3)).await.unwrap(), 3);
+        assert_eq!(db.ids().await, [1, 3]);
+    }
+
     #[test]
     fn sqlite_errors_read_as_sqlx_reads_them() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
