@@ -188,6 +188,13 @@ fn settle(batch: &mut Vec<Job>, attempt: Result<Vec<Value>, Failure>) -> Next {
     }
 }
 
+/// After a piece or a step panicked (a bug): the pieces of its batch were dropped unanswered, so their callers get
+/// an error that means "unavailable" (503), whether or not the batch had committed; the writer goes on with the
+/// next batch on a fresh connection, instead of ending and leaving every later write unanswered.
+fn panicked() {
+    tracing::error!("a group-commit batch panicked; its pieces were answered with an error");
+}
+
 /// Answers pieces that were not committed with a copy of the one error that stopped them (sqlx errors do not
 /// clone): an I/O error, which callers treat as the database being unavailable.
 fn refuse_all(batch: Vec<Job>, cause: &sqlx::Error) {
@@ -380,6 +387,41 @@ mod tests {
             assert!(answers[2].0.is_err(), "{kind}");
             assert_eq!(*seen.lock().unwrap(), [1, 2, 4], "{kind}");
             assert_eq!(db.ids().await, [1, 2, 4], "{kind}");
+        }
+    }
+
+    /// Inserts row 50, then panics: a bug in a piece.
+    struct Panics;
+
+    impl Piece for Panics {
+        type Value = ();
+
+        fn run_pooled<'c>(
+            &'c self,
+            conn: &'c mut AnyConnection,
+        ) -> BoxFuture<'c, sqlx::Result<()>> {
+            Box::pin(async move {
+                Piece::run_pooled(&insert(50), conn).await?;
+                panic!("a bug in a piece");
+            })
+        }
+
+        fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+            Piece::run_sqlite(&insert(50), conn)?;
+            panic!("a bug in a piece");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_piece_that_panics_is_answered_unavailable_and_the_writer_goes_on() {
+        let db = fixture().await;
+        for (kind, group) in db.writers() {
+            db.clear().await;
+            let err = group.run(Panics).await.unwrap_err();
+            assert!(crate::store::is_unavailable(&err), "{kind}: {err}");
+            assert_eq!(group.run(insert(1)).await.unwrap(), 1, "{kind}");
+            // The panicking piece's row was rolled back with its connection.
+            assert_eq!(db.ids().await, [1], "{kind}");
         }
     }
 

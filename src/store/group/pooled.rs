@@ -1,5 +1,8 @@
 //! The group commit's writer on a pool (PostgreSQL): a task that runs each batch on a pooled connection.
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use sqlx::{AnyConnection, AnyPool, pool::PoolConnection};
 use tokio::sync::mpsc;
 
@@ -8,26 +11,42 @@ use super::{Failure, Job, MAX_BATCH, Next, Value, refuse_all, settle};
 pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_batch(&pool, std::mem::take(&mut batch)).await;
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                refuse_all(std::mem::take(&mut batch), &e);
+                continue;
+            }
+        };
+        let written = AssertUnwindSafe(write_batch(&mut conn, std::mem::take(&mut batch)))
+            .catch_unwind()
+            .await;
+        let trusted = match written {
+            Ok(trusted) => trusted,
+            Err(_) => {
+                super::panicked();
+                false
+            }
+        };
+        if !trusted {
+            // The connection may be in any state (a transaction left open): it is not given back to the pool.
+            let _ = PoolConnection::detach(conn);
+        }
     }
 }
 
 /// Writes one batch: runs the pieces in one transaction and answers them. A piece that fails alone is answered
-/// with its error and the rest run again without it, so this loops at most once per piece.
-async fn write_batch(pool: &AnyPool, mut batch: Vec<Job>) {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return refuse_all(batch, &e),
-    };
+/// with its error and the rest run again without it, so this loops at most once per piece. False when the
+/// connection can no longer be trusted (the pieces left are then answered with the error).
+async fn write_batch(conn: &mut AnyConnection, mut batch: Vec<Job>) -> bool {
     loop {
-        let attempt = attempt(&mut conn, &batch).await;
+        let attempt = attempt(conn, &batch).await;
         match settle(&mut batch, attempt) {
-            Next::Done => return,
+            Next::Done => return true,
             Next::Again => {}
             Next::Refuse(e) => {
-                // The connection may be in any state: it is not given back to the pool.
-                let _ = PoolConnection::detach(conn);
-                return refuse_all(batch, &e);
+                refuse_all(batch, &e);
+                return false;
             }
         }
     }

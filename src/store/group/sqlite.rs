@@ -4,6 +4,7 @@
 use std::{
     borrow::Cow,
     fmt,
+    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
 };
 
@@ -53,8 +54,15 @@ fn write_batches(path: &Path, writer: &AnyPool, runtime: &Handle, mut queue: mps
             }
             batches_held = 0;
         }
-        if let Err((unanswered, e)) = write_batch(&mut conn, path, std::mem::take(&mut batch)) {
-            refuse_all(unanswered, &e);
+        let pieces = std::mem::take(&mut batch);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| write_batch(&mut conn, path, pieces))) {
+            Ok(Ok(())) => {}
+            Ok(Err((unanswered, e))) => refuse_all(unanswered, &e),
+            Err(_) => {
+                super::panicked();
+                // Closed, rolling back whatever transaction the panic left open.
+                conn = None;
+            }
         }
         batches_held += 1;
         if queue.is_empty() || batches_held == BATCHES_PER_HOLD {
