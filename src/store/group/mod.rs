@@ -439,16 +439,13 @@ mod tests {
             conn: &'c mut AnyConnection,
         ) -> BoxFuture<'c, sqlx::Result<i64>> {
             Box::pin(async move {
-                sqlx::query(INSERT)
-                    .bind(self.id)
-                    .execute(&mut *conn)
-                    .await?;
+                Piece::run_pooled(&insert(self.id), conn).await?;
                 Ok(self.committed_rows())
             })
         }
 
         fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
-            conn.execute(&INSERT.replace('$', "?"), [self.id])?;
+            Piece::run_sqlite(&insert(self.id), conn)?;
             Ok(self.committed_rows())
         }
     }
