@@ -24,40 +24,23 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO, BENCH, CARGO_TARGET_DIR, 
 REDACT=(TOKEN)
 
 callgrind_tools
-command -v python3 >/dev/null 2>&1 || die "python3 is required"
-command -v curl >/dev/null 2>&1 || die "curl is required"
 bench_tmp
 bench_build
 
 free_port LLM_PORT
-free_port WARDEN_PORT
 (cd "$TMP" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" LOG_LEVEL=warn "$BIN" bench-llm --bind "127.0.0.1:$LLM_PORT") \
     >"$TMP/llm.log" 2>&1 &
 PIDS+=($!)
-mkdir -p "$TMP/data"
-# Instrumentation starts off (`--instr-atstart=no`) and is switched on for the measured turns only.
-(cd "$TMP" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" WARDEN_BIND="127.0.0.1:$WARDEN_PORT" \
-    WARDEN_DATA_DIR="$TMP/data" ADMIN_PASSWORD="$ADMIN_PASSWORD" LOG_LEVEL=warn LOGIN_IP_PER_MINUTE=100000 \
-    ACCESS_TOKEN_EXPIRE_MINUTES=60 LLM_PROVIDER=openai LLM_API_URL="http://127.0.0.1:$LLM_PORT/v1" LLM_MODEL=bench \
-    OPENAI_API_KEY=bench-key "${EXTRA_ENV[@]}" \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out" "$BIN" serve) \
-    >"$TMP/warden.log" 2>&1 &
-WARDEN_PID=$!
-PIDS+=("$WARDEN_PID")
-wait_ready "http://127.0.0.1:$WARDEN_PORT/health" "$WARDEN_PID" "warden serve under valgrind" 600
-
-login="{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\"}"
-TOKEN="$(curl -sS -H 'Content-Type: application/json' --data "$login" "http://127.0.0.1:$WARDEN_PORT/auth/login" |
-    grep -o '"access_token":"[^"]*"' | cut -d'"' -f4 || true)"
-[[ -n "$TOKEN" ]] || die "no access_token in the login response"
+callgrind_serve warden.log LLM_PROVIDER=openai LLM_API_URL="http://127.0.0.1:$LLM_PORT/v1" LLM_MODEL=bench \
+    OPENAI_API_KEY=bench-key "${EXTRA_ENV[@]}"
 SID="$(curl -sS -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" --data '{"title":"bench"}' \
-    "http://127.0.0.1:$WARDEN_PORT/chat/session/new" | grep -o '"session_id":"[^"]*"' | cut -d'"' -f4 || true)"
+    "http://127.0.0.1:$SERVE_PORT/chat/session/new" | grep -o '"session_id":"[^"]*"' | cut -d'"' -f4 || true)"
 [[ -n "$SID" ]] || die "no session_id from /chat/session/new"
 
 # turns N: N turns in the conversation from CLIENTS threads, each on its own keep-alive connection; each turn must
 # answer 200 with the mock's "ok".
 turns() {
-    python3 - "$WARDEN_PORT" "$TOKEN" "$SID" "$1" "$CLIENTS" <<'PY'
+    python3 - "$SERVE_PORT" "$TOKEN" "$SID" "$1" "$CLIENTS" <<'PY'
 import http.client, json, sys, threading
 port, token, sid, n, clients = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 body = json.dumps({"session_id": sid, "message": "hello"})
@@ -80,7 +63,7 @@ PY
 }
 
 turns "$WARMUP_TURNS" || die "the warm-up turns failed"
-total="$(callgrind_measure "$WARDEN_PID" turns "$TURNS")"
+total="$(callgrind_measure "$SERVE_PID" turns "$TURNS")"
 say "| Binary | Clients | Turns | Instructions | Instructions per turn |"
 say "|---|---:|---:|---:|---:|"
 say "| $BIN | $CLIENTS | $TURNS | $total | $((total / TURNS)) |"

@@ -5,7 +5,8 @@
 #   bench_tmp          TMP (a temp dir), PIDS (processes to stop), and the EXIT/INT/TERM cleanup
 #   bench_build        BIN: $WARDEN_BIN, or `cargo build --release` and $CARGO_TARGET_DIR/release/warden
 #   show CMD...        print a command as run, with the values of the variables named in REDACT as ${NAME}
-#   callgrind_tools    valgrind (apt-get install as a fallback), or die
+#   callgrind_tools    valgrind (apt-get install as a fallback), python3 and curl, or die
+#   callgrind_serve LOG [K=V...]   `warden serve` under callgrind, ready and logged in (see below)
 #   callgrind_measure PID CMD...   the instructions PID executes while CMD runs (see below)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -168,6 +169,30 @@ log_summary() {
 callgrind_tools() {
     command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind >/dev/null 2>&1 ||
         die "valgrind is not installed and 'apt-get install -y valgrind' failed"
+    command -v python3 >/dev/null 2>&1 || die "python3 is required"
+    command -v curl >/dev/null 2>&1 || die "curl is required"
+}
+
+# callgrind_serve LOG [K=V...]: starts `warden serve` under callgrind (instrumentation off until callgrind_measure
+# switches it on) on a free port, with a fresh data dir in $TMP and the given extra environment; waits until it
+# answers, logs in as the admin. Sets SERVE_PORT, SERVE_PID and TOKEN; its output goes to $TMP/LOG.
+callgrind_serve() {
+    local log=$1 login
+    shift
+    free_port SERVE_PORT
+    mkdir -p "$TMP/data"
+    (cd "$TMP" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" WARDEN_BIND="127.0.0.1:$SERVE_PORT" \
+        WARDEN_DATA_DIR="$TMP/data" ADMIN_PASSWORD="$ADMIN_PASSWORD" LOG_LEVEL=warn LOGIN_IP_PER_MINUTE=100000 \
+        ACCESS_TOKEN_EXPIRE_MINUTES=60 "$@" \
+        valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out" "$BIN" serve) \
+        >"$TMP/$log" 2>&1 &
+    SERVE_PID=$!
+    PIDS+=("$SERVE_PID")
+    wait_ready "http://127.0.0.1:$SERVE_PORT/health" "$SERVE_PID" "warden serve under valgrind" 600
+    login="{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\"}"
+    TOKEN="$(curl -sS -H 'Content-Type: application/json' --data "$login" "http://127.0.0.1:$SERVE_PORT/auth/login" |
+        grep -o '"access_token":"[^"]*"' | cut -d'"' -f4 || true)"
+    [[ -n "$TOKEN" ]] || die "no access_token in the login response"
 }
 
 # callgrind_measure PID CMD...: prints the instructions the server PID executed while CMD ran. The server runs

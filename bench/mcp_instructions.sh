@@ -24,39 +24,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # REPO, BENCH, CARGO_TARGET_DIR, 
 REDACT=(TOKEN)
 
 callgrind_tools
-command -v python3 >/dev/null 2>&1 || die "python3 is required"
-command -v curl >/dev/null 2>&1 || die "curl is required"
 bench_tmp
 bench_build
 
 free_port UP_PORT
-free_port GW_PORT
 "$BIN" bench-mcp-upstream --bind "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 PIDS+=($!)
-mkdir -p "$TMP/data"
-# Instrumentation starts off (`--instr-atstart=no`) and is switched on for the measured calls only.
-(cd "$TMP" && exec env -i PATH="$PATH" HOME="${HOME:-/root}" WARDEN_BIND="127.0.0.1:$GW_PORT" \
-    WARDEN_DATA_DIR="$TMP/data" ADMIN_PASSWORD="$ADMIN_PASSWORD" LOG_LEVEL=warn LOGIN_IP_PER_MINUTE=100000 \
-    ACCESS_TOKEN_EXPIRE_MINUTES=60 MCP_SERVER_URL="http://127.0.0.1:$UP_PORT/mcp" \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out" "$BIN" serve) \
-    >"$TMP/gateway.log" 2>&1 &
-GW_PID=$!
-PIDS+=("$GW_PID")
-wait_ready "http://127.0.0.1:$GW_PORT/health" "$GW_PID" "warden serve under valgrind" 600
-
-login="{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\"}"
-TOKEN="$(curl -sS -H 'Content-Type: application/json' --data "$login" "http://127.0.0.1:$GW_PORT/auth/login" |
-    grep -o '"access_token":"[^"]*"' | cut -d'"' -f4 || true)"
-[[ -n "$TOKEN" ]] || die "no access_token in the login response"
+callgrind_serve gateway.log MCP_SERVER_URL="http://127.0.0.1:$UP_PORT/mcp"
 for _ in $(seq 300); do
-    curl -sS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW_PORT/api/servers" 2>/dev/null |
+    curl -sS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SERVE_PORT/api/servers" 2>/dev/null |
         grep -q '"status":"up"' && break
     sleep 0.1
 done
 
 # calls N: N tools/call mcp__add(5, 3) on one keep-alive connection; each must answer 200 with the result 8.
 calls() {
-    python3 - "$GW_PORT" "$TOKEN" "$1" <<'PY'
+    python3 - "$SERVE_PORT" "$TOKEN" "$1" <<'PY'
 import http.client, json, sys
 port, token, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -74,7 +57,7 @@ PY
 }
 
 calls "$WARMUP_CALLS" || die "the warm-up calls failed"
-total="$(callgrind_measure "$GW_PID" calls "$CALLS")"
+total="$(callgrind_measure "$SERVE_PID" calls "$CALLS")"
 say "| Binary | Calls | Instructions | Instructions per call |"
 say "|---|---:|---:|---:|"
 say "| $BIN | $CALLS | $total | $((total / CALLS)) |"
