@@ -17,6 +17,34 @@ db_tests!(
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/upstream.py");
 
+/// Starts the upstream peer over HTTP (`args` after its port: "sessions" or nothing) on a port it picks and
+/// binds itself, and reads that port from its first line: a port picked here and let go could be taken by another
+/// process before the peer, slow to start, binds it (seen once in CI: the peer exited with "address already in
+/// use").
+async fn http_peer(python: &str, args: &[&str]) -> (tokio::process::Child, u16) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut peer = tokio::process::Command::new(python)
+        .arg(PEER)
+        .arg("0")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stdout = tokio::io::BufReader::new(peer.stdout.take().unwrap());
+    tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut line))
+        .await
+        .expect("the upstream peer printed its port within a minute")
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the upstream peer printed no port: {line:?}"));
+    (peer, port)
+}
+
 pub(crate) fn servers_file(dir: &tempfile::TempDir, servers: Value) -> String {
     let path = dir.path().join("mcp_servers.json");
     std::fs::write(&path, json!({ "mcpServers": servers }).to_string()).unwrap();
@@ -170,25 +198,9 @@ async fn an_http_upstream_is_discovered_and_a_dead_one_reported_down(kind: DbKin
     let Some(python) = crate::helpers::mcp_python() else {
         return;
     };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut peer = tokio::process::Command::new(&python)
-        .args([PEER, &port.to_string()])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut peer, port) = http_peer(&python, &[]).await;
     // A server with sessions that answers in server-sent events: a call must carry its Mcp-Session-Id.
-    let session_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut session_peer = tokio::process::Command::new(&python)
-        .args([PEER, &session_port.to_string(), "sessions"])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut session_peer, session_port) = http_peer(&python, &["sessions"]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = servers_file(
         &dir,
@@ -365,17 +377,13 @@ async fn admins_add_and_remove_upstream_servers_at_run_time(kind: DbKind) {
 async fn get_tools_names_the_server_each_tool_comes_from(kind: DbKind) {
     // Arrange: the built-ins, and (where the Python MCP SDK is installed) an upstream over HTTP.
     let python = crate::helpers::mcp_python();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
+    let (mut peer, port) = match &python {
+        Some(python) => {
+            let (peer, port) = http_peer(python, &[]).await;
+            (Some(peer), port)
+        }
+        None => (None, 9),
     };
-    let mut peer = python.as_ref().map(|python| {
-        tokio::process::Command::new(python)
-            .args([PEER, &port.to_string()])
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    });
     let dir = tempfile::tempdir().unwrap();
     let file = servers_file(
         &dir,
