@@ -318,7 +318,126 @@ impl Piece for Append {
         }
         Ok(Some(self.rows(ids, count)))
     }
+
+    /// PostgreSQL: the appends as one statement (`APPEND_TOGETHER`), their values passed as two JSON arrays (the
+    /// Any driver binds no arrays).
+    fn run_pooled_together<'c>(
+        appends: Vec<&'c Self>,
+        conn: &'c mut AnyConnection,
+    ) -> Option<BoxFuture<'c, sqlx::Result<Vec<Self::Value>>>> {
+        Some(Box::pin(async move {
+            let ids: Vec<Vec<String>> = appends.iter().map(|a| new_ids(a.messages.len())).collect();
+            let (pieces, messages) = together_json(&appends, &ids);
+            let counts: Vec<(i32, i64)> = sqlx::query_as(APPEND_TOGETHER.as_str())
+                .bind(pieces)
+                .bind(messages)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut count_of = vec![None; appends.len()];
+            for (k, count) in counts {
+                if let Some(slot) = usize::try_from(k).ok().and_then(|k| count_of.get_mut(k)) {
+                    *slot = Some(count);
+                }
+            }
+            Ok(appends
+                .iter()
+                .zip(ids)
+                .zip(count_of)
+                .map(|((append, ids), count)| count.map(|count| append.rows(ids, count)))
+                .collect())
+        }))
+    }
 }
+
+/// The appends' values for `APPEND_TOGETHER`: one JSON array of the appends (`k` their place), one of their
+/// messages (`j` a message's place in its append).
+fn together_json(appends: &[&Append], ids: &[Vec<String>]) -> (String, String) {
+    #[derive(serde::Serialize)]
+    struct Piece<'a> {
+        k: usize,
+        s: &'a str,
+        u: &'a str,
+        n: i64,
+        now: i64,
+        i: i64,
+        o: i64,
+        d: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Message<'a> {
+        k: usize,
+        j: usize,
+        id: &'a str,
+        role: &'a str,
+        content: &'a str,
+        it: i64,
+        ot: i64,
+        tc: Option<&'a str>,
+        tci: Option<&'a str>,
+        meta: &'a str,
+    }
+    let mut pieces = Vec::with_capacity(appends.len());
+    let mut messages = Vec::new();
+    for (k, (append, ids)) in appends.iter().zip(ids).enumerate() {
+        let (i, o) = append.tokens();
+        pieces.push(Piece {
+            k,
+            s: &append.session_id,
+            u: &append.user_id,
+            n: append.n(),
+            now: append.now,
+            i,
+            o,
+            d: &append.day,
+        });
+        for (j, (m, id)) in append.messages.iter().zip(ids).enumerate() {
+            messages.push(Message {
+                k,
+                j: j + 1,
+                id,
+                role: m.role,
+                content: &m.content,
+                it: m.input_tokens,
+                ot: m.output_tokens,
+                tc: m.tool_calls.as_deref(),
+                tci: m.tool_call_id.as_deref(),
+                meta: &m.metadata,
+            });
+        }
+    }
+    (
+        serde_json::to_string(&pieces).expect("plain values serialise"),
+        serde_json::to_string(&messages).expect("plain values serialise"),
+    )
+}
+
+/// Appends to several conversations (`together_json`'s arrays as $1 and $2) as one statement, with the same effect
+/// as `postgres_sql` run for each in order: each conversation is updated once with the sum of its appends (its row
+/// lock taken once), each append's messages are numbered after those of the appends before it, and each user's
+/// day is added to once. An append to a conversation its user does not own writes nothing and has no row in the
+/// result (`k`, the append's new message count).
+static APPEND_TOGETHER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH p AS ( \
+       SELECT * FROM json_to_recordset($1::json) AS p (k int, s text, u text, n bigint, now bigint, i bigint, \
+       o bigint, d text)), \
+     c AS (SELECT s, u, sum(n)::bigint AS n, sum(i)::bigint AS i, sum(o)::bigint AS o, \
+       (array_agg(now ORDER BY k DESC))[1] AS now FROM p GROUP BY s, u), \
+     s AS (UPDATE chat_sessions x SET message_count = x.message_count + c.n, updated_at = c.now, \
+       input_tokens = x.input_tokens + c.i, output_tokens = x.output_tokens + c.o \
+       FROM c WHERE x.id = c.s AND x.user_id = c.u RETURNING x.id, x.user_id, x.message_count - c.n AS before), \
+     q AS (SELECT p.k, p.s, p.now, p.n, (s.before + sum(p.n) OVER (PARTITION BY p.s ORDER BY p.k))::bigint AS count \
+       FROM p JOIN s ON s.id = p.s AND s.user_id = p.u), \
+     m AS (INSERT INTO chat_messages ({MESSAGE_COLUMNS}) \
+       SELECT v.id, q.s, q.count - q.n + v.j, v.role, v.content, q.now, v.it, v.ot, v.tc, v.tci, v.meta \
+       FROM json_to_recordset($2::json) AS v (k int, j int, id text, role text, content text, it bigint, ot bigint, \
+       tc text, tci text, meta text) JOIN q ON q.k = v.k), \
+     u AS (INSERT INTO usage_daily (user_id, day, tokens) \
+       SELECT p.u, p.d, sum(p.i + p.o)::bigint FROM p JOIN q ON q.k = p.k WHERE p.i + p.o > 0 GROUP BY p.u, p.d \
+       ON CONFLICT (user_id, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens) \
+     SELECT k, count FROM q"
+    )
+});
 
 /// A new conversation, with its first message if one is given: a piece of the group commit whose value is the
 /// conversation's row as written.

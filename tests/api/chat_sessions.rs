@@ -400,3 +400,223 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
     let texts: Vec<&str> = window.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(texts, ["one", "two"]);
 }
+
+/// On PostgreSQL, appends that the group commit runs together (one statement for the batch) write exactly what
+/// they write one by one: the same messages with the same places, times, tokens and tool fields, the same
+/// conversation rows, the same daily usage. An append to a conversation its user does not own, or to none, writes
+/// nothing and is answered `None`, without stopping the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_run_together_write_what_they_write_one_by_one_on_postgres() {
+    use warden::{
+        chat::store::{Append, MessageRow, NewMessage},
+        store::Piece,
+    };
+
+    if !crate::helpers::postgres_available().await {
+        return;
+    }
+    let app = spawn_app(DbKind::Postgres).await;
+    let admin_token = app.admin().await;
+    let pool = &app.db().pool;
+    let admin = admin_id(pool).await;
+    let bob = app.create_user("bob", "bob-password-1", "user").await;
+    let bob_token = app.login("bob", "bob-password-1").await;
+    let message =
+        |role, content: &str, tokens: (i64, i64), tool: (Option<&str>, Option<&str>)| NewMessage {
+            role,
+            content: content.into(),
+            input_tokens: tokens.0,
+            output_tokens: tokens.1,
+            tool_calls: tool.0.map(Into::into),
+            tool_call_id: tool.1.map(Into::into),
+            metadata: format!("{{\"of\":\"{content}\"}}"),
+        };
+    // Two admin conversations and one of bob's; the appends in the order a batch would hold them.
+    let appends = |[s1, s2, s3]: [&str; 3]| {
+        let append = |user: &str, sid: &str, now: i64, messages: Vec<NewMessage>| Append {
+            user_id: user.into(),
+            session_id: sid.into(),
+            day: "2026-12-01".into(),
+            messages,
+            now,
+        };
+        vec![
+            append(
+                &admin,
+                s1,
+                10,
+                vec![message("user", "q1 \"quoted\"\n", (0, 0), (None, None))],
+            ),
+            append(
+                &admin,
+                s2,
+                11,
+                vec![
+                    message("user", "q2 ünïcode", (3, 0), (None, None)),
+                    message(
+                        "assistant",
+                        "a2",
+                        (0, 4),
+                        (Some("[{\"id\":\"call_1\"}]"), None),
+                    ),
+                ],
+            ),
+            append(
+                &admin,
+                s1,
+                12,
+                vec![
+                    message("assistant", "a1", (5, 6), (None, None)),
+                    message("tool", "result", (0, 0), (None, Some("call_1"))),
+                ],
+            ),
+            append(
+                &admin,
+                s3,
+                13,
+                vec![message("user", "not the owner", (7, 7), (None, None))],
+            ),
+            append(
+                &bob,
+                s3,
+                14,
+                vec![message("user", "bob's", (1, 0), (None, None))],
+            ),
+            append(
+                &admin,
+                "no-such-conversation",
+                15,
+                vec![message("user", "nowhere", (9, 9), (None, None))],
+            ),
+        ]
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push([
+            new_session(&app, &admin_token.access).await,
+            new_session(&app, &admin_token.access).await,
+            new_session(&app, &bob_token.access).await,
+        ]);
+    }
+    let (together_ids, alone_ids) = (ids[0].clone(), ids[1].clone());
+    let together_appends = appends([&together_ids[0], &together_ids[1], &together_ids[2]]);
+    let alone_appends = appends([&alone_ids[0], &alone_ids[1], &alone_ids[2]]);
+
+    let mut conn = pool.acquire().await.unwrap();
+    let together = Append::run_pooled_together(together_appends.iter().collect(), &mut conn)
+        .expect("appends run together")
+        .await
+        .unwrap();
+    let usage = |user: String| async move {
+        let (tokens,): (i64,) = sqlx::query_as(
+            "SELECT tokens FROM usage_daily WHERE user_id = $1 AND day = '2026-12-01'",
+        )
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        tokens
+    };
+    // The owner's own appends count; the append to bob's conversation by the admin does not.
+    assert_eq!(usage(admin.clone()).await, 3 + 4 + 5 + 6);
+    assert_eq!(usage(bob.clone()).await, 1);
+    let mut alone = Vec::new();
+    for append in &alone_appends {
+        alone.push(append.run_pooled(&mut conn).await.unwrap());
+    }
+    assert_eq!(usage(admin.clone()).await, 2 * (3 + 4 + 5 + 6));
+    assert_eq!(usage(bob.clone()).await, 2);
+
+    // The answers: the same places and messages, and the rows as stored.
+    let shape = |rows: &Option<Vec<MessageRow>>| {
+        rows.as_ref().map(|rows| {
+            rows.iter()
+                .map(|m| (m.seq, m.role.clone(), m.content.clone(), m.created_at))
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        together.iter().map(shape).collect::<Vec<_>>(),
+        alone.iter().map(shape).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        together
+            .iter()
+            .map(|rows| rows
+                .as_ref()
+                .map(|r| r.iter().map(|m| m.seq).collect::<Vec<_>>()))
+            .collect::<Vec<_>>(),
+        [
+            Some(vec![1]),
+            Some(vec![1, 2]),
+            Some(vec![2, 3]),
+            None,
+            Some(vec![1]),
+            None
+        ]
+    );
+    type Stored = (
+        i64,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let stored = |sid: String| async move {
+        sqlx::query_as::<_, Stored>(
+            "SELECT seq, role, content, created_at, input_tokens, output_tokens, tool_calls, tool_call_id, metadata \
+             FROM chat_messages WHERE session_id = $1 ORDER BY seq",
+        )
+        .bind(sid)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    };
+    let conversation = |sid: String| async move {
+        sqlx::query_as::<_, (i64, i64, i64, i64)>(
+            "SELECT message_count, updated_at, input_tokens, output_tokens FROM chat_sessions WHERE id = $1",
+        )
+        .bind(sid)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    for (t, a) in together_ids.iter().zip(&alone_ids) {
+        assert_eq!(
+            stored(t.clone()).await,
+            stored(a.clone()).await,
+            "{t} and {a}"
+        );
+        assert_eq!(
+            conversation(t.clone()).await,
+            conversation(a.clone()).await,
+            "{t} and {a}"
+        );
+    }
+    // Spot checks of what both wrote: the admin's first conversation holds its two appends in order, last
+    // updated by the later one.
+    assert_eq!(conversation(together_ids[0].clone()).await, (3, 12, 5, 6));
+    let first = stored(together_ids[0].clone()).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|m| (m.0, m.2.as_str(), m.3))
+            .collect::<Vec<_>>(),
+        [(1, "q1 \"quoted\"\n", 10), (2, "a1", 12), (3, "result", 12)]
+    );
+    assert_eq!(first[2].7.as_deref(), Some("call_1"));
+    // The rows answered are the rows stored, ids included.
+    let (id, seq): (String, i64) = sqlx::query_as(
+        "SELECT id, seq FROM chat_messages WHERE session_id = $1 AND role = 'assistant'",
+    )
+    .bind(&together_ids[1])
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let answered = &together[1].as_ref().unwrap()[1];
+    assert_eq!((answered.id.clone(), answered.seq), (id, seq));
+}

@@ -29,7 +29,10 @@
 mod pooled;
 mod sqlite;
 
-use std::{any::Any, path::PathBuf};
+use std::{
+    any::{Any, TypeId},
+    path::PathBuf,
+};
 
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool};
@@ -54,6 +57,22 @@ pub trait Piece: Send + Sync + 'static {
     ) -> BoxFuture<'c, sqlx::Result<Self::Value>>;
     /// On the SQLite writer's own connection, on its thread (statements prepared there are kept).
     fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Self::Value>;
+    /// On a connection of the pool, several pieces of this kind that were queued one after another, as one
+    /// statement (one round trip for all of them instead of one each): their values in order. `None`, the default,
+    /// when the kind has no such statement; they then run one by one. The writer runs the statement inside its
+    /// transaction, or alone when it is the whole batch (a statement is its own transaction). When it fails, the
+    /// batch runs again one piece at a time, so that only the piece at fault is answered with the error.
+    #[allow(clippy::type_complexity)]
+    fn run_pooled_together<'c>(
+        pieces: Vec<&'c Self>,
+        conn: &'c mut AnyConnection,
+    ) -> Option<BoxFuture<'c, sqlx::Result<Vec<Self::Value>>>>
+    where
+        Self: Sized,
+    {
+        let _ = (pieces, conn);
+        None
+    }
 }
 
 type Value = Box<dyn Any + Send>;
@@ -63,9 +82,49 @@ type Committed = Box<dyn FnOnce(&Value) + Send + Sync>;
 trait AnyPiece: Send + Sync {
     fn run_pooled<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Value>>;
     fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<Value>;
+    /// The piece's kind: pieces of one kind may run together.
+    fn kind(&self) -> TypeId;
+    /// `Piece::run_pooled_together` for `pieces`, all of this piece's kind.
+    fn run_pooled_together<'c>(
+        &self,
+        pieces: &'c [&'c dyn AnyPiece],
+        conn: &'c mut AnyConnection,
+    ) -> Option<BoxFuture<'c, sqlx::Result<Vec<Value>>>>;
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<P: Piece> AnyPiece for P {
+    fn kind(&self) -> TypeId {
+        TypeId::of::<P>()
+    }
+
+    fn run_pooled_together<'c>(
+        &self,
+        pieces: &'c [&'c dyn AnyPiece],
+        conn: &'c mut AnyConnection,
+    ) -> Option<BoxFuture<'c, sqlx::Result<Vec<Value>>>> {
+        let pieces = pieces
+            .iter()
+            .map(|p| {
+                p.as_any()
+                    .downcast_ref::<P>()
+                    .expect("pieces run together are of one kind")
+            })
+            .collect();
+        let values = P::run_pooled_together(pieces, conn)?;
+        Some(Box::pin(async move {
+            Ok(values
+                .await?
+                .into_iter()
+                .map(|v| Box::new(v) as Value)
+                .collect())
+        }))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     fn run_pooled<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Value>> {
         Box::pin(async move {
             Piece::run_pooled(self, conn)
@@ -147,6 +206,8 @@ enum Failure {
     Piece(usize, sqlx::Error),
     /// `BEGIN`, `COMMIT` or `ROLLBACK` failed: the state of the transaction is unknown.
     Control(sqlx::Error),
+    /// Pieces run together failed (`Piece::run_pooled_together`); the transaction has been rolled back.
+    Together(sqlx::Error),
 }
 
 /// What to do after one attempt at a batch.
@@ -155,6 +216,8 @@ enum Next {
     Done,
     /// A piece failed alone and is answered: run the rest again (the batch is one shorter).
     Again,
+    /// Pieces run together failed: run the batch again one piece at a time, to find the piece at fault.
+    Apart,
     /// The connection cannot be trusted any more (the database unavailable, or a transaction's state unknown);
     /// the pieces left in the batch are not answered.
     Refuse(sqlx::Error),
@@ -184,7 +247,8 @@ fn settle(batch: &mut Vec<Job>, attempt: Result<Vec<Value>, Failure>) -> Next {
                 Next::Again
             }
         }
-        Err(Failure::Piece(_, e) | Failure::Control(e)) => Next::Refuse(e),
+        Err(Failure::Together(e)) if !super::is_unavailable(&e) => Next::Apart,
+        Err(Failure::Piece(_, e) | Failure::Control(e) | Failure::Together(e)) => Next::Refuse(e),
     }
 }
 
@@ -388,6 +452,108 @@ mod tests {
             assert_eq!(*seen.lock().unwrap(), [1, 2, 4], "{kind}");
             assert_eq!(db.ids().await, [1, 2, 4], "{kind}");
         }
+    }
+
+    /// Inserts row `id`, and with others of its kind, as one multi-row insert (`run_pooled_together`). Counts
+    /// how it ran: `together` statements and pieces `alone`.
+    struct Row {
+        id: i64,
+        runs: Arc<Runs>,
+    }
+
+    #[derive(Default)]
+    struct Runs {
+        together: std::sync::atomic::AtomicUsize,
+        alone: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Runs {
+        fn counts(&self) -> (usize, usize) {
+            use std::sync::atomic::Ordering::SeqCst;
+            (self.together.load(SeqCst), self.alone.load(SeqCst))
+        }
+    }
+
+    impl Piece for Row {
+        type Value = i64;
+
+        fn run_pooled<'c>(
+            &'c self,
+            conn: &'c mut AnyConnection,
+        ) -> BoxFuture<'c, sqlx::Result<i64>> {
+            self.runs
+                .alone
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                sqlx::query(INSERT)
+                    .bind(self.id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(self.id)
+            })
+        }
+
+        fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+            Piece::run_sqlite(&insert(self.id), conn)
+        }
+
+        fn run_pooled_together<'c>(
+            rows: Vec<&'c Self>,
+            conn: &'c mut AnyConnection,
+        ) -> Option<BoxFuture<'c, sqlx::Result<Vec<i64>>>> {
+            rows[0]
+                .runs
+                .together
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let sql = format!(
+                "INSERT INTO t (id, v) VALUES {}",
+                vec!["(?, 'x')"; rows.len()].join(", ")
+            );
+            Some(Box::pin(async move {
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in &rows {
+                    insert = insert.bind(row.id);
+                }
+                insert.execute(&mut *conn).await?;
+                Ok(rows.iter().map(|r| r.id).collect())
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn on_the_pool_pieces_of_one_kind_run_together_and_a_failing_one_is_found_and_undone_alone()
+     {
+        let db = fixture().await;
+        let group = GroupCommit::pooled(db.pool.clone());
+        let runs = Arc::new(Runs::default());
+        let row = |id| Row {
+            id,
+            runs: runs.clone(),
+        };
+        // Queued together: one statement for the three.
+        let (a, b, c) = tokio::join!(group.run(row(1)), group.run(row(2)), group.run(row(3)));
+        assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 2, 3));
+        assert_eq!(runs.counts(), (1, 0));
+        // A run between pieces of another kind, in one transaction; the second 3 is a duplicate: the statement
+        // fails, the batch runs again one piece at a time, and only the duplicate is answered with its error.
+        let (a, b, c, d) = tokio::join!(
+            group.run(insert(10)),
+            group.run(row(11)),
+            group.run(row(3)),
+            group.run(insert(12)),
+        );
+        assert_eq!((a.unwrap(), b.unwrap(), d.unwrap()), (10, 11, 12));
+        let failed = c.unwrap_err();
+        assert!(
+            failed.as_database_error().unwrap().is_unique_violation(),
+            "{failed}"
+        );
+        // 11 and 3 alone, then 11 again without 3.
+        assert_eq!(runs.counts(), (2, 3));
+        assert_eq!(db.ids().await, [1, 2, 3, 10, 11, 12]);
+        // A lone piece runs alone.
+        assert_eq!(group.run(row(13)).await.unwrap(), 13);
+        assert_eq!(runs.counts(), (2, 4));
     }
 
     /// Inserts row 50, then panics: a bug in a piece.

@@ -1,12 +1,12 @@
 //! The group commit's writer on a pool (PostgreSQL): a task that runs each batch on a pooled connection.
 
-use std::panic::AssertUnwindSafe;
+use std::{ops::Range, panic::AssertUnwindSafe};
 
 use futures::FutureExt;
 use sqlx::{AnyConnection, AnyPool, pool::PoolConnection};
 use tokio::sync::mpsc;
 
-use super::{Failure, Job, MAX_BATCH, Next, Value, refuse_all, settle};
+use super::{AnyPiece, Failure, Job, MAX_BATCH, Next, Value, refuse_all, settle};
 
 pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -36,14 +36,17 @@ pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>)
 }
 
 /// Writes one batch: runs the pieces in one transaction and answers them. A piece that fails alone is answered
-/// with its error and the rest run again without it, so this loops at most once per piece. False when the
-/// connection can no longer be trusted (the pieces left are then answered with the error).
+/// with its error and the rest run again without it, so this loops at most once per piece (and once more when
+/// pieces run together failed). False when the connection can no longer be trusted (the pieces left are then
+/// answered with the error).
 async fn write_batch(conn: &mut AnyConnection, mut batch: Vec<Job>) -> bool {
+    let mut together = true;
     loop {
-        let attempt = attempt(conn, &batch).await;
+        let attempt = attempt(conn, &batch, together).await;
         match settle(&mut batch, attempt) {
             Next::Done => return true,
             Next::Again => {}
+            Next::Apart => together = false,
             Next::Refuse(e) => {
                 refuse_all(batch, &e);
                 return false;
@@ -52,21 +55,71 @@ async fn write_batch(conn: &mut AnyConnection, mut batch: Vec<Job>) -> bool {
     }
 }
 
-/// One transaction over the whole batch: the pieces' values if `COMMIT` succeeded.
-async fn attempt(conn: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Value>, Failure> {
+/// One transaction over the whole batch: the pieces' values if it committed. With `together`, consecutive pieces
+/// of a kind that can run together do (`Piece::run_pooled_together`); a batch that is one such run is one
+/// statement, which commits alone, without `BEGIN` and `COMMIT`.
+async fn attempt(
+    conn: &mut AnyConnection,
+    batch: &[Job],
+    together: bool,
+) -> Result<Vec<Value>, Failure> {
+    let runs = if together {
+        runs(batch)
+    } else {
+        (0..batch.len()).map(|i| i..i + 1).collect()
+    };
+    if let [run] = runs.as_slice()
+        && run.len() > 1
+        && let Some(values) = run_together(conn, &batch[run.clone()]).await
+    {
+        return values.map_err(Failure::Together);
+    }
     control(conn, "BEGIN").await.map_err(Failure::Control)?;
     let mut values = Vec::with_capacity(batch.len());
-    for (i, job) in batch.iter().enumerate() {
-        match job.piece.run_pooled(conn).await {
-            Ok(value) => values.push(value),
-            Err(e) => {
-                control(conn, "ROLLBACK").await.map_err(Failure::Control)?;
-                return Err(Failure::Piece(i, e));
+    for run in runs {
+        if let Some(written) = run_together(conn, &batch[run.clone()]).await {
+            match written {
+                Ok(written) => values.extend(written),
+                Err(e) => return rolled_back(conn, Failure::Together(e)).await,
+            }
+            continue;
+        }
+        for i in run {
+            match batch[i].piece.run_pooled(conn).await {
+                Ok(value) => values.push(value),
+                Err(e) => return rolled_back(conn, Failure::Piece(i, e)).await,
             }
         }
     }
     control(conn, "COMMIT").await.map_err(Failure::Control)?;
     Ok(values)
+}
+
+/// Rolls the transaction back after `failure`.
+async fn rolled_back(conn: &mut AnyConnection, failure: Failure) -> Result<Vec<Value>, Failure> {
+    control(conn, "ROLLBACK").await.map_err(Failure::Control)?;
+    Err(failure)
+}
+
+/// The batch cut into runs: consecutive pieces of one kind (each alone when its kind cannot run together).
+fn runs(batch: &[Job]) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for (i, job) in batch.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if batch[run.start].piece.kind() == job.piece.kind() => run.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
+}
+
+/// Runs `jobs` (of one kind) as one statement: `None` when they are a single piece or their kind cannot.
+async fn run_together(conn: &mut AnyConnection, jobs: &[Job]) -> Option<sqlx::Result<Vec<Value>>> {
+    if jobs.len() < 2 {
+        return None;
+    }
+    let pieces: Vec<&dyn AnyPiece> = jobs.iter().map(|j| j.piece.as_ref()).collect();
+    Some(jobs[0].piece.run_pooled_together(&pieces, conn)?.await)
 }
 
 /// `BEGIN`, `COMMIT` or `ROLLBACK`, as a statement the connection keeps prepared (a plain `execute` of a string

@@ -106,7 +106,8 @@ fn write_batch(
         let attempt = attempt(open, &batch);
         match settle(&mut batch, attempt) {
             Next::Done => return Ok(()),
-            Next::Again => {}
+            // This writer runs every piece alone (`Apart` follows only pieces run together).
+            Next::Again | Next::Apart => {}
             Next::Refuse(e) => {
                 *conn = None;
                 return Err((batch, e));
