@@ -3,20 +3,28 @@
 use std::{ops::Range, panic::AssertUnwindSafe};
 
 use futures::FutureExt;
-use sqlx::{AnyConnection, AnyPool, pool::PoolConnection};
+use sqlx::{Any, AnyConnection, AnyPool, pool::PoolConnection};
 use tokio::sync::mpsc;
 
 use super::{AnyPiece, Failure, Job, MAX_BATCH, Next, Value, refuse_all, settle};
 
 pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
+    // The connection is kept from one batch to the next while more work waits: taking it from the pool again
+    // costs a round trip (the pool tests a connection before handing it out), as much as a batch run together.
+    // It goes back once the queue is empty, so an idle writer holds nothing, and a connection broken while idle
+    // (the database restarted) is caught by the pool's test instead of failing the next batch.
+    let mut held: Option<PoolConnection<Any>> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut conn = match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                refuse_all(std::mem::take(&mut batch), &e);
-                continue;
-            }
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => match pool.acquire().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    refuse_all(std::mem::take(&mut batch), &e);
+                    continue;
+                }
+            },
         };
         let written = AssertUnwindSafe(write_batch(&mut conn, std::mem::take(&mut batch)))
             .catch_unwind()
@@ -31,6 +39,8 @@ pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>)
         if !trusted {
             // The connection may be in any state (a transaction left open): it is not given back to the pool.
             let _ = PoolConnection::detach(conn);
+        } else if !queue.is_empty() {
+            held = Some(conn);
         }
     }
 }
