@@ -457,7 +457,7 @@ mod tests {
     /// Inserts row `id`, and with others of its kind, as one multi-row insert (`run_pooled_together`). Counts
     /// how it ran: `together` statements and pieces `alone`.
     struct Row {
-        id: i64,
+        insert: Insert,
         runs: Arc<Runs>,
     }
 
@@ -484,17 +484,11 @@ mod tests {
             self.runs
                 .alone
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Box::pin(async move {
-                sqlx::query(INSERT)
-                    .bind(self.id)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(self.id)
-            })
+            Piece::run_pooled(&self.insert, conn)
         }
 
         fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
-            Piece::run_sqlite(&insert(self.id), conn)
+            Piece::run_sqlite(&self.insert, conn)
         }
 
         fn run_pooled_together<'c>(
@@ -512,10 +506,10 @@ mod tests {
             Some(Box::pin(async move {
                 let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for row in &rows {
-                    insert = insert.bind(row.id);
+                    insert = insert.bind(row.insert.id);
                 }
                 insert.execute(&mut *conn).await?;
-                Ok(rows.iter().map(|r| r.id).collect())
+                Ok(rows.iter().map(|r| r.insert.id).collect())
             }))
         }
     }
@@ -527,7 +521,7 @@ mod tests {
         let group = GroupCommit::pooled(db.pool.clone());
         let runs = Arc::new(Runs::default());
         let row = |id| Row {
-            id,
+            insert: insert(id),
             runs: runs.clone(),
         };
         // Queued together: one statement for the three.
