@@ -620,3 +620,76 @@ async fn appends_run_together_write_what_they_write_one_by_one_on_postgres() {
     let answered = &together[1].as_ref().unwrap()[1];
     assert_eq!((answered.id.clone(), answered.seq), (id, seq));
 }
+
+/// On PostgreSQL, a batch the database rolls back to break a deadlock runs again instead of answering its pieces
+/// with the error. Another transaction (another instance's, say) holds the user's usage row and then asks for the
+/// conversation the batch's append has locked while it waits for that usage row: a deadlock. The other side's
+/// deadlock check is set late, so the database always breaks it by rolling back the batch's statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_rolled_back_to_break_a_deadlock_runs_again_on_postgres() {
+    use sqlx::Executor;
+
+    if !crate::helpers::postgres_available().await {
+        return;
+    }
+    let app = spawn_app(DbKind::Postgres).await;
+    let a = app.admin().await;
+    let sid = new_session(&app, &a.access).await;
+    let db = app.db();
+    let user = admin_id(&db.pool).await;
+    sqlx::query("INSERT INTO usage_daily (user_id, day, tokens) VALUES ($1, '2026-12-01', 0)")
+        .bind(&user)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // The other transaction takes the usage row first.
+    let mut other = db.pool.acquire().await.unwrap();
+    other.execute("SET deadlock_timeout = '30s'").await.unwrap();
+    other.execute("BEGIN").await.unwrap();
+    sqlx::query("UPDATE usage_daily SET tokens = tokens WHERE user_id = $1")
+        .bind(&user)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    // The append (with tokens) locks the conversation, then waits for the usage row.
+    let mut with_tokens = append(&user, &sid, &[("user", "counted")]);
+    with_tokens.messages[0].input_tokens = 5;
+    let group = db.group().clone();
+    let appending = tokio::spawn(async move { group.run(with_tokens).await });
+    let mut waiting = false;
+    for _ in 0..250 {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(waiting, "the append never waited for the usage row");
+    // The other transaction now asks for the conversation: it gets it only once the database has rolled the
+    // batch back (a second later, at the batch's deadlock check), and commits.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        sqlx::query("UPDATE chat_sessions SET title = 'renamed' WHERE id = $1")
+            .bind(&sid)
+            .execute(&mut *other),
+    )
+    .await
+    .expect("the deadlock was broken")
+    .unwrap();
+    other.execute("COMMIT").await.unwrap();
+    // The batch ran again and was stored.
+    let rows = appending.await.unwrap().unwrap().unwrap();
+    assert_eq!(rows[0].seq, 1);
+    let (tokens,): (i64,) = sqlx::query_as("SELECT tokens FROM usage_daily WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 5);
+}

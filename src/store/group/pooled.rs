@@ -50,9 +50,13 @@ pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>)
 /// pieces run together failed). False when the connection can no longer be trusted (the pieces left are then
 /// answered with the error).
 async fn write_batch(conn: &mut AnyConnection, mut batch: Vec<Job>) -> bool {
-    let mut together = true;
+    let (mut together, mut conflicts) = (true, 0);
     loop {
         let attempt = attempt(conn, &batch, together).await;
+        if conflicts < CONFLICT_RETRIES && is_conflict(&attempt) {
+            conflicts += 1;
+            continue;
+        }
         match settle(&mut batch, attempt) {
             Next::Done => return true,
             Next::Again => {}
@@ -63,6 +67,22 @@ async fn write_batch(conn: &mut AnyConnection, mut batch: Vec<Job>) -> bool {
             }
         }
     }
+}
+
+/// How many times a batch runs again, rolled back by the database to break a deadlock with another transaction
+/// (another instance's batch, say, holding a user's usage row and waiting for a conversation this one holds),
+/// before its piece is answered with that error. The other transaction goes on once this one is rolled back.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Whether an attempt failed on a deadlock or a serialisation failure: nothing wrong with the pieces, only their
+/// timing against another transaction.
+fn is_conflict(attempt: &Result<Vec<Value>, Failure>) -> bool {
+    let (Err(Failure::Piece(_, e)) | Err(Failure::Together(e))) = attempt else {
+        return false;
+    };
+    e.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 /// One transaction over the whole batch: the pieces' values if it committed. With `together`, consecutive pieces
