@@ -149,6 +149,9 @@ pub struct Analytics {
     started: std::time::Instant,
     live: std::sync::Arc<Mutex<rollup::RequestFold>>,
     budget: std::sync::Arc<RowBudget>,
+    /// Held while the fold or the counted events are written: a `flush` waits for a write the upkeep task has
+    /// begun (which took what was folded) and then finds those rows stored.
+    writing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Raw rows admitted in the current second; lock-free (a race at a second's turn admits a row or two more).
@@ -214,6 +217,7 @@ impl Analytics {
             cpu: std::sync::Arc::new(Mutex::new(system::CpuReading::now())),
             started: std::time::Instant::now(),
             live: Default::default(),
+            writing: Default::default(),
             budget: Default::default(),
         }
     }
@@ -221,6 +225,7 @@ impl Analytics {
     /// Adds the events counted in the tally since the last call to the event rollups. When the write fails
     /// the counts go back into the tally for the next call.
     pub async fn write_tally(&self) -> sqlx::Result<()> {
+        let _writing = self.writing.lock().await;
         let counts = self.tally.drain();
         if counts.is_empty() {
             return Ok(());
@@ -295,6 +300,7 @@ impl Analytics {
     /// Adds the requests folded since the last call to the stored rollups. When the write fails the fold goes
     /// back for the next call.
     pub async fn write_rollups(&self) -> sqlx::Result<()> {
+        let _writing = self.writing.lock().await;
         let fold = std::mem::take(&mut *self.live.lock());
         if fold.is_empty() {
             return Ok(());

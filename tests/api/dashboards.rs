@@ -18,6 +18,7 @@ db_tests!(
     the_system_overview_holds_this_process_and_its_samples,
     rollups_outlive_the_raw_rows_and_are_purged_on_their_own_windows,
     over_the_row_budget_requests_are_counted_in_rollups_but_not_written_as_rows,
+    a_flush_waits_for_a_rollup_write_already_under_way,
 );
 
 /// One generated request: (route, status, response ms, user, minutes before now).
@@ -433,4 +434,24 @@ async fn over_the_row_budget_requests_are_counted_in_rollups_but_not_written_as_
     assert_eq!(rows, 5, "raw rows stop at the budget");
     assert_eq!(health.requests, 20, "the rollups count every request");
     assert_eq!(app.state.analytics.over_budget(), 15);
+}
+
+/// The upkeep task writes the folded requests every few seconds; a flush that runs meanwhile must wait for that
+/// write (which took the fold) instead of finding the fold empty and returning before those rows are stored.
+/// CI once read 0 requests right after a flush on a fresh app, whose first upkeep tick had taken them.
+async fn a_flush_waits_for_a_rollup_write_already_under_way(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    let analytics = &app.state.analytics;
+    // The app's own requests so far are written first, so only the workload is counted below.
+    analytics.flush().await;
+    let before = analytics.key_metrics(1).await.unwrap().total_requests;
+    let rows = workload();
+    record(&app, &rows);
+    // The write under way takes the fold and waits on the database; the flush starts while it does.
+    let (written, after) = tokio::join!(analytics.write_rollups(), async {
+        analytics.flush().await;
+        analytics.key_metrics(1).await.unwrap().total_requests
+    });
+    written.unwrap();
+    assert_eq!(after - before, rows.len() as i64);
 }
