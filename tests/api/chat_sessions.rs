@@ -337,6 +337,23 @@ async fn a_window_holds_what_another_instance_appended_meanwhile(kind: DbKind) {
     );
 }
 
+/// Whether a statement on this PostgreSQL database comes to wait for a lock within 5 s (polled every 20 ms).
+async fn a_statement_waits_for_a_lock(pool: &sqlx::AnyPool) -> bool {
+    for _ in 0..250 {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// On PostgreSQL, a turn that commits while another of the same conversation waits for the conversation's lock
 /// is counted by the waiting one (its update sees the newest row), and the waiting turn's window, read up to its
 /// own message, holds both.
@@ -372,22 +389,8 @@ async fn a_turn_that_waited_for_another_has_its_message_in_the_window_on_postgre
         second.execute("COMMIT").await.unwrap();
         appended
     });
-    let mut blocked = false;
-    for _ in 0..250 {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if n > 0 {
-            blocked = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
     assert!(
-        blocked,
+        a_statement_waits_for_a_lock(pool).await,
         "the second append never waited for the first's lock"
     );
     // ...until the first commits.
@@ -656,21 +659,10 @@ async fn a_batch_rolled_back_to_break_a_deadlock_runs_again_on_postgres() {
     with_tokens.messages[0].input_tokens = 5;
     let group = db.group().clone();
     let appending = tokio::spawn(async move { group.run(with_tokens).await });
-    let mut waiting = false;
-    for _ in 0..250 {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        if n > 0 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(waiting, "the append never waited for the usage row");
+    assert!(
+        a_statement_waits_for_a_lock(&db.pool).await,
+        "the append never waited for the usage row"
+    );
     // The other transaction now asks for the conversation: it gets it only once the database has rolled the
     // batch back (a second later, at the batch's deadlock check), and commits.
     tokio::time::timeout(
