@@ -93,16 +93,16 @@ async fn attempt(
     batch: &[Job],
     together: bool,
 ) -> Result<Vec<Value>, Failure> {
-    let runs = if together {
-        runs(batch)
-    } else {
-        (0..batch.len()).map(|i| i..i + 1).collect()
-    };
+    let one_by_one = || (0..batch.len()).map(|i| i..i + 1).collect();
+    let mut runs = if together { runs(batch) } else { one_by_one() };
     if let [run] = runs.as_slice()
         && run.len() > 1
-        && let Some(values) = run_together(conn, &batch[run.clone()]).await
     {
-        return values.map_err(Failure::Together);
+        match run_together(conn, &batch[run.clone()]).await {
+            Some(values) => return values.map_err(Failure::Together),
+            // Their kind cannot run together: not asked again below.
+            None => runs = one_by_one(),
+        }
     }
     control(conn, "BEGIN").await.map_err(Failure::Control)?;
     let mut values = Vec::with_capacity(batch.len());
