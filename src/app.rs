@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use axum::{Router, extract::ConnectInfo, http::Request};
+use axum::{extract::ConnectInfo, http::Request};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::{
@@ -437,7 +437,18 @@ async fn follow_changes(state: AppState) {
 /// gets `header_read_timeout` to send each request's headers (also the longest a kept-alive connection idles),
 /// and one address holds at most `max_connections_per_ip` connections: the next ones are closed at once,
 /// unanswered, which costs the server nothing (trusted proxies, which carry many clients, are exempt).
-async fn serve(listener: TcpListener, router: Router, config: &Config, stop: CancellationToken) {
+async fn serve<S>(listener: TcpListener, service: S, config: &Config, stop: CancellationToken)
+where
+    S: tower::Service<
+            Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
@@ -470,13 +481,13 @@ async fn serve(listener: TcpListener, router: Router, config: &Config, stop: Can
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "setting TCP_NODELAY failed");
         }
-        let router = router.clone();
+        let service = service.clone();
         // The ClientIp extractor reads the peer address from here, as with axum's own server.
-        let service = service_fn(move |mut request: Request<Incoming>| {
+        let per_request = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
+            service.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), per_request));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -9,13 +9,11 @@
 //! The target check refuses, for every route, what no route can take: a NUL anywhere in the percent-decoded
 //! path or query (PostgreSQL cannot store one), and control characters or bytes that are not UTF-8 in the path.
 
-use std::{
-    borrow::Cow, collections::HashSet, net::IpAddr, net::SocketAddr, sync::LazyLock, time::Instant,
-};
+use std::{borrow::Cow, net::IpAddr, net::SocketAddr, sync::LazyLock, time::Instant};
 
 use axum::{
     body::HttpBody,
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, Method, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -35,7 +33,7 @@ pub async fn edge(State(state): State<AppState>, mut request: Request, next: Nex
     // 128 random bits from the thread-local generator: unique, and no system call per request.
     let request_id = format!("{:032x}", rand::random::<u128>());
     let method = request.method().clone();
-    let route = route_template(request.extensions().get::<MatchedPath>());
+    let route = route_template(request.uri().path());
     // Fields are only formatted when the span is enabled (LOG_LEVEL=debug and below).
     let span = tracing::info_span!("request", id = %request_id, method = %method, path = %request.uri().path());
     let logged = state
@@ -199,15 +197,23 @@ fn response_size(response: &Response) -> Option<i64> {
     })
 }
 
-/// Every route template in the table, so a metrics label borrows one instead of copying the path.
-static TEMPLATES: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| super::system::ROUTES.iter().map(|r| r.1).collect());
+/// Every route template in the table, found as the router finds them (the same matcher, `matchit`, as axum's).
+/// The edge wraps the router as a whole, so it sees a request before the routing does.
+static TEMPLATES: LazyLock<matchit::Router<&'static str>> = LazyLock::new(|| {
+    let mut templates = matchit::Router::new();
+    for (_, path, ..) in super::system::ROUTES {
+        // A path listed once per method is inserted once; the router took every path, so there is no conflict.
+        if templates.at(path).map(|m| *m.value) != Ok(*path) {
+            let _ = templates.insert(*path, *path);
+        }
+    }
+    templates
+});
 
-/// The matched route's template; `unmatched` for the fallback (a raw path would make unbounded series).
-fn route_template(matched: Option<&MatchedPath>) -> &'static str {
-    matched
-        .and_then(|m| TEMPLATES.get(m.as_str()).copied())
-        .unwrap_or("unmatched")
+/// The template of the route that serves `path`, for a metrics label or a request-log row: borrowed, never the
+/// path itself (a raw path would make unbounded series); `unmatched` for the fallback.
+fn route_template(path: &str) -> &'static str {
+    TEMPLATES.at(path).map(|m| *m.value).unwrap_or("unmatched")
 }
 
 fn method_label(m: &Method) -> &'static str {
@@ -360,6 +366,22 @@ mod tests {
             "/100%",
         ] {
             assert!(!refused(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn every_path_of_a_route_is_labelled_with_its_template_and_others_unmatched() {
+        for (_, template, ..) in crate::http::system::ROUTES {
+            let filled = template
+                .split('/')
+                .map(|s| if s.starts_with('{') { "x1" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert_eq!(route_template(&filled), *template, "{filled}");
+        }
+        assert_eq!(route_template("/api/users/x1"), "/api/users/{id}");
+        for unknown in ["/nope", "/api/status/x", "/api/users/x1/y/z", ""] {
+            assert_eq!(route_template(unknown), "unmatched", "{unknown}");
         }
     }
 
