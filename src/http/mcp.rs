@@ -73,18 +73,16 @@ pub fn router(state: &AppState) -> Routes {
         Arc::new(LocalSessionManager::default()),
         config,
     )));
-    // Only the gateway sits behind `require_bearer`; the JSON API below authenticates in its extractors. The
-    // direct path runs after the bearer check and before rmcp.
+    // Only the gateway sits behind the bearer check; the JSON API below authenticates in its extractors. One
+    // middleware for both steps (the bearer check, then the direct path or rmcp): each layer of a route is one
+    // more boxed clone of the route's service per request.
+    let front = Front {
+        state: state.clone(),
+        direct,
+    };
     let gateway = Router::new()
         .route_service("/mcp", service)
-        .route_layer(axum::middleware::from_fn_with_state(
-            direct,
-            mcp_direct::answer_tools_call,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_bearer,
-        ));
+        .route_layer(axum::middleware::from_fn_with_state(front, gateway_front));
     Routes::new()
         .service(Method::POST, "/mcp", gateway)
         .get("/api/mcp/servers", list_servers)
@@ -127,14 +125,26 @@ fn metadata_url(state: &AppState) -> String {
     )
 }
 
+/// What the middleware in front of rmcp needs.
+#[derive(Clone)]
+struct Front {
+    state: AppState,
+    direct: Direct,
+}
+
+/// In front of rmcp's service: the bearer check, then the direct path for a plain `tools/call`.
+async fn gateway_front(State(front): State<Front>, request: Request, next: Next) -> Response {
+    match require_bearer(&front.state, request).await {
+        Ok(request) => mcp_direct::answer_tools_call(&front.direct, request, next).await,
+        Err(refused) => refused,
+    }
+}
+
 /// MCP clients present this project's access tokens in the Authorization header (never a cookie or the query).
-async fn require_bearer(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// The request with the authenticated `Principal` in it, or the refusal to send.
+async fn require_bearer(state: &AppState, mut request: Request) -> Result<Request, Response> {
     let challenge = |error: Option<&str>| {
-        let mut value = format!("Bearer resource_metadata=\"{}\"", metadata_url(&state));
+        let mut value = format!("Bearer resource_metadata=\"{}\"", metadata_url(state));
         if let Some(e) = error {
             value.push_str(&format!(", error=\"{e}\""));
         }
@@ -143,28 +153,29 @@ async fn require_bearer(
         AppError::Unauthorized
             .into_body()
             .header(header::WWW_AUTHENTICATE, value)
+            .into_response()
     };
     // One credential, in the Authorization header: a cookie or X-Access-Token alone is no MCP credential, and
     // two different credentials are refused as everywhere else (RFC 6750 §3.1: invalid_request is a 400).
     let token = match presented_token(request.headers(), state.config.session_cookie_name()) {
         Ok(Some(p)) if p.in_authorization => p.token.to_string(),
-        Ok(_) => return challenge(None).into_response(),
+        Ok(_) => return Err(challenge(None)),
         Err(AppError::BadRequest(_)) => {
-            let mut r = challenge(Some("invalid_request")).into_response();
+            let mut r = challenge(Some("invalid_request"));
             *r.status_mut() = StatusCode::BAD_REQUEST;
-            return r;
+            return Err(r);
         }
-        Err(_) => return challenge(None).into_response(),
+        Err(_) => return Err(challenge(None)),
     };
     match state.auth.authenticate(&token, Credential::Bearer).await {
         Ok(principal) if principal.account.must_enrol_second_factor() => {
-            AppError::enrolment_required().into_response()
+            Err(AppError::enrolment_required().into_response())
         }
         Ok(principal) => {
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            Ok(request)
         }
-        Err(_) => challenge(Some("invalid_token")).into_response(),
+        Err(_) => Err(challenge(Some("invalid_token"))),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -56,12 +56,8 @@ struct LegacyCallParams {
     arguments: Option<JsonObject>,
 }
 
-/// Middleware between `require_bearer` (which put the `Principal` in the request) and rmcp's service.
-pub(super) async fn answer_tools_call(
-    State(direct): State<Direct>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Between the bearer check (which put the `Principal` in the request) and rmcp's service (`next`).
+pub(super) async fn answer_tools_call(direct: &Direct, request: Request, next: Next) -> Response {
     if request.method() != Method::POST || !direct.may_answer(request.headers()) {
         return next.run(request).await;
     }
