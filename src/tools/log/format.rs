@@ -133,6 +133,10 @@ struct Escaped<'a>(&'a str);
 
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Most values hold nothing to escape: one pass over the bytes finds that, and the text goes out whole.
+        if !self.0.bytes().any(may_start_an_escape) {
+            return f.write_str(self.0);
+        }
         // Runs of plain characters are written whole; only the characters to escape are written one by one.
         let mut plain_from = 0;
         for (at, c) in self.0.char_indices() {
@@ -153,6 +157,13 @@ impl std::fmt::Display for Escaped<'_> {
         }
         f.write_str(&self.0[plain_from..])
     }
+}
+
+/// Whether `byte` can begin a character that [`Escaped`] escapes: a C0 control or DEL (one byte), the lead byte of
+/// a C1 control (U+0080..U+009F: 0xC2 0x80..0x9F) or of U+2028 and U+2029 (0xE2 0x80 0xA8/0xA9). Text without
+/// such a byte has nothing to escape.
+fn may_start_an_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == 0x7f || byte == 0xc2 || byte == 0xe2
 }
 
 #[cfg(test)]
@@ -272,5 +283,16 @@ mod tests {
             error.contains("Error: failed\\n2027") && error.ends_with("\\u{2028}\n"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn every_character_alone_is_escaped_exactly_when_it_can_break_a_line() {
+        let breaks_a_line = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            let written = Escaped(&text).to_string();
+            assert_eq!(written != text, breaks_a_line(c), "U+{:04X}", u32::from(c));
+            assert!(!written.contains(breaks_a_line), "U+{:04X}", u32::from(c));
+        }
     }
 }
