@@ -250,6 +250,29 @@ fn every_route_goes_through_the_registrar() {
 }
 
 #[test]
+fn middleware_wraps_the_router_once_not_each_route() {
+    // `Router::layer` and `route_layer` wrap every route on its own, and a request then clones its route's
+    // chain of boxed layers again at each layer (49 boxed clones for a `/mcp` call). The server's layers are one
+    // tower stack around the router (`http::router`); the one route layer is `/mcp`'s front, in http/mcp.rs.
+    let offending: Vec<String> = texts(&[".layer(", ".route_layer("], |f| {
+        !(f.starts_with("src/http/") || f.starts_with("src/web/") || f == "src/app.rs")
+    })
+    .into_iter()
+    .filter(|l| !l.starts_with("  src/http/mod.rs:") || l.contains(".route_layer("))
+    .filter(|l| {
+        !(l.starts_with("  src/http/mcp.rs:")
+            && l.contains(
+                ".route_layer(axum::middleware::from_fn_with_state(front, gateway_front))",
+            ))
+    })
+    .collect();
+    assert_none(
+        "a layer on the router's routes instead of the stack around it (src/http/mod.rs)",
+        offending,
+    );
+}
+
+#[test]
 fn second_factors_sit_above_auth_and_sms_and_below_the_web_face() {
     // `auth` offers the two halves of a login and the `mfa` token; `mfa` composes them with SMS. An import the
     // other way round would make a cycle (and let the hot path depend on a provider).
