@@ -186,8 +186,9 @@ impl Analytics {
             BatchWriter::start("request_log", settings.queue, BATCH, move |rows| {
                 let db = db.clone();
                 async move {
-                    if let Err(e) = store::insert_request_logs(&db, &rows).await {
-                        tracing::error!(error = %e, count = rows.len(), "writing request logs failed");
+                    let count = rows.len();
+                    if let Err(e) = store::insert_request_logs(&db, rows).await {
+                        tracing::error!(error = %e, count, "writing request logs failed");
                     }
                 }
             })
