@@ -186,9 +186,8 @@ impl Analytics {
             BatchWriter::start("request_log", settings.queue, BATCH, move |rows| {
                 let db = db.clone();
                 async move {
-                    let count = rows.len();
-                    if let Err(e) = store::insert_request_logs(&db, rows).await {
-                        tracing::error!(error = %e, count, "writing request logs failed");
+                    if let Err(e) = store::insert_request_logs(&db, &rows).await {
+                        tracing::error!(error = %e, count = rows.len(), "writing request logs failed");
                     }
                 }
             })

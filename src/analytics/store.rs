@@ -1,9 +1,7 @@
 //! The SQL of the analytics tables: the writers' batch inserts (rows and the rollups they add to, in one
 //! transaction), the dashboards' reads over rollups, and the retention purge.
 
-use std::{collections::HashMap, sync::LazyLock};
-
-use futures::future::BoxFuture;
+use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Row, any::AnyArguments, query::Query};
 
@@ -16,8 +14,8 @@ use super::{
 };
 use crate::{
     store::{
-        Backend, Db, Piece,
-        multi_row::{bound_bytes, multi_row_insert, one_row_insert, statements},
+        Backend, Db,
+        multi_row::{bound_bytes, multi_row_insert, statements},
     },
     telemetry::tally::{Counted, EventKey},
 };
@@ -29,99 +27,52 @@ const REQUEST_COLUMNS: &str = "id, method, route, path, status_code, response_ti
 const PAGE_VIEW_COLUMNS: &str =
     "id, path, title, load_time_ms, ip, user_agent, user_id, created_at";
 
-/// Writes a batch of request rows through the group commit: in the transaction of whatever else is being
-/// written at that moment, and on SQLite on the group's own connection (no hand-off to sqlx's worker per
-/// statement, and no `BEGIN` and `COMMIT` of its own: those were most of a lone row's cost).
-pub async fn insert_request_logs(db: &Db, rows: Vec<RequestRow>) -> sqlx::Result<()> {
-    db.group()
-        .run(RequestRows {
-            backend: db.backend,
-            rows,
-        })
-        .await
-}
-
-/// A batch of request-log rows, one piece of the group commit.
-struct RequestRows {
-    backend: Backend,
-    rows: Vec<RequestRow>,
-}
-
-impl Piece for RequestRows {
-    type Value = ();
-
-    fn run_pooled<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<()>> {
-        Box::pin(async move {
-            let size = |r: &RequestRow| {
-                bound_bytes(
-                    7,
-                    &[
-                        Some(r.route),
-                        Some(&r.path),
-                        r.user_agent.as_deref(),
-                        r.referer.as_deref(),
-                        r.user_id.as_deref(),
-                        r.error_message,
-                    ],
-                ) + 80
-            };
-            for chunk in statements(&self.rows, size) {
-                let sql = multi_row_insert(
-                    self.backend,
-                    "request_logs",
-                    REQUEST_COLUMNS,
-                    14,
-                    chunk.len(),
-                    "",
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for r in chunk {
-                    q = q
-                        .bind(uuid::Uuid::now_v7().to_string())
-                        .bind(r.method)
-                        .bind(r.route)
-                        .bind(r.path.as_str())
-                        .bind(i32::from(r.status))
-                        .bind(r.response_time_ms)
-                        .bind(r.request_size)
-                        .bind(r.response_size)
-                        .bind(r.ip.to_string())
-                        .bind(r.user_agent.as_deref())
-                        .bind(r.referer.as_deref())
-                        .bind(r.user_id.as_deref())
-                        .bind(r.error_message)
-                        .bind(r.created_at);
-                }
-                q.execute(&mut *conn).await?;
-            }
-            Ok(())
-        })
-    }
-
-    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        static INSERT: LazyLock<String> =
-            LazyLock::new(|| one_row_insert("request_logs", REQUEST_COLUMNS, 14));
-        let mut insert = conn.prepare_cached(&INSERT)?;
-        for r in &self.rows {
-            insert.execute(rusqlite::params![
-                uuid::Uuid::now_v7().to_string(),
-                r.method,
-                r.route,
-                r.path,
-                r.status,
-                r.response_time_ms,
-                r.request_size,
-                r.response_size,
-                r.ip.to_string(),
-                r.user_agent,
-                r.referer,
-                r.user_id,
+/// Writes a batch of request rows, in one transaction.
+pub async fn insert_request_logs(db: &Db, rows: &[RequestRow]) -> sqlx::Result<()> {
+    let mut tx = db.writer().begin().await?;
+    let size = |r: &RequestRow| {
+        bound_bytes(
+            7,
+            &[
+                Some(r.route),
+                Some(&r.path),
+                r.user_agent.as_deref(),
+                r.referer.as_deref(),
+                r.user_id.as_deref(),
                 r.error_message,
-                r.created_at,
-            ])?;
+            ],
+        ) + 80
+    };
+    for chunk in statements(rows, size) {
+        let sql = multi_row_insert(
+            db.backend,
+            "request_logs",
+            REQUEST_COLUMNS,
+            14,
+            chunk.len(),
+            "",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(r.method)
+                .bind(r.route)
+                .bind(r.path.as_str())
+                .bind(i32::from(r.status))
+                .bind(r.response_time_ms)
+                .bind(r.request_size)
+                .bind(r.response_size)
+                .bind(r.ip.to_string())
+                .bind(r.user_agent.as_deref())
+                .bind(r.referer.as_deref())
+                .bind(r.user_id.as_deref())
+                .bind(r.error_message)
+                .bind(r.created_at);
         }
-        Ok(())
+        q.execute(&mut *tx).await?;
     }
+    tx.commit().await
 }
 
 /// Adds folded request totals to the stored request and active-user rollups, in one transaction.

@@ -177,9 +177,10 @@ async fn generate(db: &Db, count: u64, days: i64, now: i64) -> anyhow::Result<()
             created_at: start + (i as f64 * step) as i64,
         });
         if batch.len() == BATCH || i + 1 == count {
-            let fold = crate::analytics::rollup::RequestFold::of(&batch);
-            store::insert_request_logs(db, std::mem::take(&mut batch)).await?;
-            store::write_request_rollups(db, &fold).await?;
+            store::insert_request_logs(db, &batch).await?;
+            store::write_request_rollups(db, &crate::analytics::rollup::RequestFold::of(&batch))
+                .await?;
+            batch.clear();
             if (i + 1) % 1_000_000 < BATCH as u64 {
                 println!(
                     "generated {} rows in {:.0} s",

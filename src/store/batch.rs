@@ -1,5 +1,4 @@
-//! The one background writer behind the audit trail, the tool-call log, the request log and page views. The
-//! tool-call log's and the request log's batches are written through the group commit (`store::group`).
+//! The one background writer behind the audit trail, the tool-call log and (next) the request log.
 //!
 //! Callers push items into a bounded channel and never wait: a full channel drops the item and counts it
 //! (`dropped`), so a slow database can never stall a request. One task per writer drains the channel in

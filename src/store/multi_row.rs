@@ -1,6 +1,5 @@
 //! Multi-row inserts for the batch writers (request log, page views, tool calls): a batch becomes a few
-//! statements of many rows each instead of one statement per row (on SQLite's own connection, where a statement
-//! is no round trip, one prepared single-row statement run per row).
+//! statements of many rows each instead of one statement per row.
 
 use super::Backend;
 
@@ -68,16 +67,6 @@ pub fn multi_row_insert(
     }
     sql.push_str(tail);
     sql
-}
-
-/// `INSERT INTO table (columns) VALUES (?1, .., ?n)`: one row with SQLite's numbered parameters, for a statement
-/// kept prepared on the group commit's connection and run once per row.
-pub fn one_row_insert(table: &str, columns: &str, n: usize) -> String {
-    let values: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-    format!(
-        "INSERT INTO {table} ({columns}) VALUES ({})",
-        values.join(", ")
-    )
 }
 
 #[cfg(test)]

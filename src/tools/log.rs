@@ -104,18 +104,14 @@ pub fn redact(value: Value) -> Value {
 }
 
 async fn write_batch(db: Db, files: Option<Files>, entries: Vec<Entry>) {
-    // The files' lines are made first: the rows take the entries with them.
-    let lines: Option<Vec<(String, String)>> = files.is_some().then(|| {
-        entries
+    if let Err(e) = super::store::insert(&db, &entries).await {
+        tracing::error!(error = %e, count = entries.len(), "writing tool calls to the database failed");
+    }
+    if let Some(files) = files {
+        let lines: Vec<(String, String)> = entries
             .iter()
             .map(|e| (json_line(e), text_lines(e)))
-            .collect()
-    });
-    let count = entries.len();
-    if let Err(e) = super::store::insert(&db, entries).await {
-        tracing::error!(error = %e, count, "writing tool calls to the database failed");
-    }
-    if let (Some(files), Some(lines)) = (files, lines) {
+            .collect();
         let written = tokio::task::spawn_blocking(move || files.append(&lines)).await;
         if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
             tracing::error!(error = %e, "writing the tool-call log files failed");

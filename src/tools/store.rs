@@ -1,22 +1,18 @@
 //! The tools' SQL: the tool-call log (`tool_calls`) and the tool policy (`tool_policies`). Nothing else in
 //! `tools` talks to the database; `log` and `policy` keep the formats, the writer and the in-memory rules.
 //!
-//! The tool-call log is written through the group commit (`store::group`), the policy through the writer pool;
-//! reads go through the shared pool (see `store::Db`).
+//! Writes go through the writer pool, reads through the shared one (see `store::Db`).
 
-use std::sync::LazyLock;
-
-use futures::future::BoxFuture;
 use serde_json::json;
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::AssertSqlSafe;
 
 use super::call::Entry;
 use crate::{
     clock::Millis,
     ids::{ConversationId, SessionId, UserId},
     store::{
-        Backend, Db, Piece,
-        multi_row::{bound_bytes, multi_row_insert, one_row_insert, statements},
+        Db,
+        multi_row::{bound_bytes, multi_row_insert, statements},
     },
 };
 
@@ -26,132 +22,60 @@ const STORED_RESULT_CHARS: usize = 16_000;
 const CALL_COLUMNS: &str = "id, at, user_id, conversation_id, server, tool_name, tool_call_id, arguments, status, \
      duration_ms, result, result_length, error, source, approval, approver_id, metadata, session_id";
 
-/// Stores a batch of finished calls through the group commit: in the transaction of whatever else is being written
-/// at that moment; on PostgreSQL many rows per statement, on SQLite on the group's own connection with its
-/// statement kept prepared.
-pub async fn insert(db: &Db, entries: Vec<Entry>) -> sqlx::Result<()> {
-    db.group()
-        .run(CallRows {
-            backend: db.backend,
-            entries,
+/// Stores a batch of finished calls in one transaction, many rows per statement.
+pub async fn insert(db: &Db, entries: &[Entry]) -> sqlx::Result<()> {
+    // What each row binds, made once: the size estimate and the binding read the same values.
+    let rows: Vec<(&Entry, String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let result: String = e.result.chars().take(STORED_RESULT_CHARS).collect();
+            let metadata = json!({ "model": e.model, "api": e.api }).to_string();
+            (e, e.arguments.to_string(), result, metadata)
         })
-        .await
-}
-
-/// A batch of tool-call rows, one piece of the group commit.
-struct CallRows {
-    backend: Backend,
-    entries: Vec<Entry>,
-}
-
-/// The values of a row that are made from the entry rather than read from it: arguments, the kept result and
-/// metadata as text, and the result's full length.
-struct Made {
-    arguments: String,
-    result: String,
-    metadata: String,
-    result_length: i64,
-}
-
-impl Made {
-    fn of(e: &Entry) -> Made {
-        Made {
-            arguments: e.arguments.to_string(),
-            result: e.result.chars().take(STORED_RESULT_CHARS).collect(),
-            metadata: json!({ "model": e.model, "api": e.api }).to_string(),
-            result_length: i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX),
+        .collect();
+    let size = |(e, arguments, result, metadata): &(&Entry, String, String, String)| {
+        bound_bytes(
+            5,
+            &[
+                Some(arguments),
+                Some(result),
+                Some(metadata),
+                Some(&e.server),
+                Some(&e.tool_name),
+                e.tool_call_id.as_deref(),
+                e.error.as_deref(),
+                e.approval.as_deref(),
+            ],
+        ) + 200
+    };
+    let mut tx = db.writer().begin().await?;
+    for chunk in statements(&rows, size) {
+        let sql = multi_row_insert(db.backend, "tool_calls", CALL_COLUMNS, 18, chunk.len(), "");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (e, arguments, result, metadata) in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(e.at_ms)
+                .bind(e.user_id.as_ref().map(UserId::as_str))
+                .bind(e.conversation_id.as_ref().map(ConversationId::as_str))
+                .bind(e.server.as_str())
+                .bind(e.tool_name.as_str())
+                .bind(e.tool_call_id.as_deref())
+                .bind(arguments.as_str())
+                .bind(e.status.as_str())
+                .bind(e.duration_ms)
+                .bind(result.as_str())
+                .bind(i64::try_from(e.result.chars().count()).unwrap_or(i64::MAX))
+                .bind(e.error.as_deref())
+                .bind(e.source)
+                .bind(e.approval.as_deref())
+                .bind(e.approver_id.as_ref().map(UserId::as_str))
+                .bind(metadata.as_str())
+                .bind(e.session_id.as_ref().map(SessionId::as_str));
         }
+        q.execute(&mut *tx).await?;
     }
-}
-
-impl Piece for CallRows {
-    type Value = ();
-
-    fn run_pooled<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<()>> {
-        Box::pin(async move {
-            // What each row binds, made once: the size estimate and the binding read the same values.
-            let rows: Vec<(&Entry, Made)> = self.entries.iter().map(|e| (e, Made::of(e))).collect();
-            let size = |(e, made): &(&Entry, Made)| {
-                bound_bytes(
-                    5,
-                    &[
-                        Some(&made.arguments),
-                        Some(&made.result),
-                        Some(&made.metadata),
-                        Some(&e.server),
-                        Some(&e.tool_name),
-                        e.tool_call_id.as_deref(),
-                        e.error.as_deref(),
-                        e.approval.as_deref(),
-                    ],
-                ) + 200
-            };
-            for chunk in statements(&rows, size) {
-                let sql = multi_row_insert(
-                    self.backend,
-                    "tool_calls",
-                    CALL_COLUMNS,
-                    18,
-                    chunk.len(),
-                    "",
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (e, made) in chunk {
-                    q = q
-                        .bind(uuid::Uuid::now_v7().to_string())
-                        .bind(e.at_ms)
-                        .bind(e.user_id.as_ref().map(UserId::as_str))
-                        .bind(e.conversation_id.as_ref().map(ConversationId::as_str))
-                        .bind(e.server.as_str())
-                        .bind(e.tool_name.as_str())
-                        .bind(e.tool_call_id.as_deref())
-                        .bind(made.arguments.as_str())
-                        .bind(e.status.as_str())
-                        .bind(e.duration_ms)
-                        .bind(made.result.as_str())
-                        .bind(made.result_length)
-                        .bind(e.error.as_deref())
-                        .bind(e.source)
-                        .bind(e.approval.as_deref())
-                        .bind(e.approver_id.as_ref().map(UserId::as_str))
-                        .bind(made.metadata.as_str())
-                        .bind(e.session_id.as_ref().map(SessionId::as_str));
-                }
-                q.execute(&mut *conn).await?;
-            }
-            Ok(())
-        })
-    }
-
-    fn run_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        static INSERT: LazyLock<String> =
-            LazyLock::new(|| one_row_insert("tool_calls", CALL_COLUMNS, 18));
-        let mut insert = conn.prepare_cached(&INSERT)?;
-        for e in &self.entries {
-            let made = Made::of(e);
-            insert.execute(rusqlite::params![
-                uuid::Uuid::now_v7().to_string(),
-                e.at_ms,
-                e.user_id.as_ref().map(UserId::as_str),
-                e.conversation_id.as_ref().map(ConversationId::as_str),
-                e.server,
-                e.tool_name,
-                e.tool_call_id,
-                made.arguments,
-                e.status.as_str(),
-                e.duration_ms,
-                made.result,
-                made.result_length,
-                e.error,
-                e.source,
-                e.approval,
-                e.approver_id.as_ref().map(UserId::as_str),
-                made.metadata,
-                e.session_id.as_ref().map(SessionId::as_str),
-            ])?;
-        }
-        Ok(())
-    }
+    tx.commit().await
 }
 
 /// One stored call, as the log endpoint lists it (`at` goes out as RFC 3339 `timestamp`, the arguments as

@@ -1,6 +1,6 @@
 //! Group commit: the write transactions that many requests make at the same moment (a chat turn's messages and
-//! usage, and the background writers' batches of the tool-call log and the request log) run as one database
-//! transaction, one commit for all of them, and each request is answered once its rows are committed.
+//! usage) run as one database transaction, one commit for all of them, and each request is answered once its rows
+//! are committed.
 //!
 //! One writer per database takes everything queued (at most `MAX_BATCH` pieces of work), opens a transaction,
 //! runs the pieces one after the other, commits, then answers. The batch is whatever arrived while the previous
