@@ -47,8 +47,8 @@ pub(super) async fn write_batches(pool: AnyPool, mut queue: mpsc::Receiver<Job>)
 
 /// Writes one batch: runs the pieces in one transaction and answers them. A piece that fails alone is answered
 /// with its error and the rest run again without it, so this loops at most once per piece (once more when pieces
-/// run together failed, and `CONFLICT_RETRIES` more after deadlocks). False when the connection can no longer be trusted (the pieces left are then
-/// answered with the error).
+/// run together failed, and `CONFLICT_RETRIES` more after deadlocks). False when the connection can no longer be
+/// trusted (the pieces left are then answered with the error).
 async fn write_batch(conn: &mut AnyConnection, mut batch: Vec<Job>) -> bool {
     let (mut together, mut conflicts) = (true, 0);
     loop {
